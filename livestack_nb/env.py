@@ -1,0 +1,400 @@
+"""LiveEnv: the kitchen where jobs are cooked.
+
+An env owns what jobs share: the vault (the record), the storage provider
+(large values), the workers of its specs and the background loop. Keeping them
+in one object means a notebook can have a throw-away env per experiment and a
+test can check that ``close()`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import itertools
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from .errors import LivestackError
+from .flow import Liveflow
+from .graph import Graph
+from .job import JobHandle, JobStatus, LiveJob
+from .runtime import Runtime
+from .spec import JobSpec
+from .storage import StorageProvider, open_storage
+from .stream import DEFAULT_HISTORY, Activity, DataStream
+from .vault.base import JobRecord, StatusRecord, StreamRecord, Vault, open_vault
+from .worker import LiveWorker
+
+__all__ = ["LiveEnv", "current_env", "register_spec", "use_env"]
+
+_names = itertools.count(1)
+
+
+class LiveEnv:
+    """The kitchen: vault, storage provider, workers and runtime loop.
+
+    Parameters
+    ----------
+    vault:
+        ``"memory"`` (default) or a :class:`~livestack_nb.vault.Vault`.
+    storage:
+        ``"memory"`` (default), ``"dir:///path"``, a path, or a
+        :class:`~livestack_nb.StorageProvider`.
+    project_id:
+        Name of the project the env records under.
+    autostart:
+        Run workers for started specs in this process (default ``True``).
+    history:
+        How many datapoints each stream keeps in memory.
+    large_value_threshold:
+        ``bytes``/``str`` values longer than this go to the storage provider.
+
+    Examples
+    --------
+    >>> env = LiveEnv()
+    >>> with env:            # selects it for spec.start() & co
+    ...     pass
+    >>> env.close()
+    """
+
+    def __init__(
+        self,
+        vault: Vault | str | None = "memory",
+        storage: StorageProvider | str | None = None,
+        *,
+        project_id: str = "default",
+        autostart: bool = True,
+        history: int = DEFAULT_HISTORY,
+        large_value_threshold: int = 1_000_000,
+    ) -> None:
+        if not isinstance(history, int) or history < 1:
+            raise LivestackError(f"history must be an int >= 1, not {history!r}")
+        self.vault = open_vault(vault)
+        self.storage = open_storage(storage)
+        self.project_id = project_id
+        self.autostart = autostart
+        self.history = history
+        self.large_value_threshold = large_value_threshold
+        self.name = f"{project_id}-{next(_names)}"
+        self._runtime = Runtime(self.name)
+        self._lock = threading.RLock()
+        self._specs: dict[str, JobSpec] = {}
+        self._workers: dict[str, LiveWorker] = {}
+        self._retired: list[LiveWorker] = []
+        self._jobs: dict[str, LiveJob] = {}
+        self._closed = False
+        self._tokens: list[contextvars.Token[LiveEnv | None]] = []
+        _all_envs.add(self)
+
+    # -- selection ----------------------------------------------------------------
+
+    def __enter__(self) -> LiveEnv:
+        self._tokens.append(_current.set(self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current.reset(self._tokens.pop())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def runtime(self) -> Runtime:
+        """The background event loop (started on first use)."""
+        self._check_open()
+        return self._runtime
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LivestackError(f"env {self.name!r} is closed")
+
+    # -- specs ----------------------------------------------------------------------
+
+    def register(self, spec: JobSpec) -> JobSpec:
+        """Make ``spec`` known by name here; the same name again replaces it."""
+        with self._lock:
+            self._specs[spec.name] = spec
+        return spec
+
+    def spec(self, name: str) -> JobSpec:
+        """The spec registered as ``name``."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise LivestackError(f"no spec named {name!r}; known specs: {sorted(self._specs)}") from None
+
+    def specs(self) -> list[str]:
+        """Names of the specs registered here."""
+        return sorted(self._specs)
+
+    def _worker_for(self, spec: JobSpec) -> LiveWorker:
+        d = spec.worker_def
+        if d is None:
+            raise LivestackError(
+                f"spec {spec.name!r} has no worker: define one with "
+                f"spec.define_worker(processor) or declare it with @job_spec"
+            )
+        if not self.autostart:
+            raise LivestackError(
+                f"env {self.name!r} has autostart=False and no other process runs "
+                f"workers for spec {spec.name!r}"
+            )
+        with self._lock:
+            w = self._workers.get(spec.name)
+            if w is None or w.definition is not d:
+                if w is not None:
+                    self._retired.append(w)  # it finishes the jobs it has
+                w = self._workers[spec.name] = LiveWorker(d, self)
+            return w
+
+    def worker(self, name: str) -> LiveWorker:
+        """The in-process worker of spec ``name`` (after one of its jobs started)."""
+        try:
+            return self._workers[name]
+        except KeyError:
+            raise LivestackError(f"no worker for spec {name!r} has started in this env") from None
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def start(self, spec: JobSpec, options: Any = None) -> JobHandle:
+        """Start a job of ``spec``; same as ``spec.start(options, env=self)``."""
+        return JobHandle(self._start(spec, options))
+
+    def _start(self, spec: JobSpec, options: Any, *, parent_id: str | None = None) -> LiveJob:
+        job, launch = self.prepare(spec, options, parent_id=parent_id)
+        launch()
+        return job
+
+    def prepare(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str | None = None,
+        graph: Graph | None = None,
+        label: str | None = None,
+        input_streams: dict[str, DataStream] | None = None,
+        output_streams: dict[str, DataStream] | None = None,
+        activity: Activity | None = None,
+        job_id: str | None = None,
+    ) -> tuple[LiveJob, Any]:
+        """Create a job with its streams wired, and return it with its launcher.
+
+        Nothing runs until the launcher is called, so a flow can wire all its
+        jobs first.
+        """
+        self._check_open()
+        self.register(spec)
+        if isinstance(spec, Liveflow):
+            return spec.prepare_run(
+                self,
+                options,
+                job_id=job_id,
+                parent_id=parent_id,
+                label=label,
+                input_streams=input_streams or {},
+                output_streams=output_streams or {},
+            )
+        opts = spec.validate_options(options)
+        worker = self._worker_for(spec)
+        job = self.make_job(
+            spec,
+            opts,
+            job_id=job_id,
+            parent_id=parent_id,
+            graph=graph,
+            label=label,
+            input_streams=input_streams,
+            output_streams=output_streams,
+            activity=activity,
+        )
+        return job, worker.attach(job)
+
+    def new_job_id(self, spec: JobSpec) -> str:
+        return f"{spec.name}-{uuid.uuid4().hex[:10]}"
+
+    def new_stream(
+        self,
+        stream_id: str,
+        tag: str,
+        value_type: Any,
+        *,
+        fused: bool,
+        activity: Activity | None = None,
+    ) -> DataStream:
+        """A stream with this env's history bound and storage."""
+        return DataStream(
+            stream_id,
+            tag,
+            value_type,
+            history=self.history,
+            storage=self.storage,
+            large_value_threshold=self.large_value_threshold,
+            fused=fused,
+            activity=activity,
+        )
+
+    def make_job(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        job_id: str | None = None,
+        parent_id: str | None = None,
+        graph: Graph | None = None,
+        label: str | None = None,
+        input_streams: dict[str, DataStream] | None = None,
+        output_streams: dict[str, DataStream] | None = None,
+        activity: Activity | None = None,
+    ) -> LiveJob:
+        """Create and record a job; tags without a given stream get a new one."""
+        job_id = job_id or self.new_job_id(spec)
+        ins = dict(input_streams or {})
+        owned = [t for t in spec.inputs if t not in ins]
+        for tag in owned:
+            ins[tag] = self.new_stream(f"{job_id}/in/{tag}", tag, spec.inputs[tag], fused=False, activity=activity)
+        outs = dict(output_streams or {})
+        for tag in spec.outputs:
+            if tag not in outs:
+                outs[tag] = self.new_stream(
+                    f"{job_id}/out/{tag}", tag, spec.outputs[tag], fused=True, activity=activity
+                )
+        job = LiveJob(
+            spec,
+            self,
+            options,
+            job_id=job_id,
+            graph=graph,
+            parent_id=parent_id,
+            label=label,
+            input_streams=ins,
+            output_streams=outs,
+            owned_inputs=owned,
+        )
+        job.activity = activity
+        with self._lock:
+            self._jobs[job_id] = job
+        dump = options.model_dump(mode="json") if hasattr(options, "model_dump") else None
+        self.vault.add_job(JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, dump, time.time()))
+        for tag, s in ins.items():
+            self.vault.add_stream(StreamRecord(s.stream_id, job_id, "in", tag))
+        for tag, s in outs.items():
+            self.vault.add_stream(StreamRecord(s.stream_id, job_id, "out", tag))
+        if parent_id is not None:
+            self.vault.add_child(parent_id, job_id)
+        return job
+
+    def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        detail = job.traceback if status is JobStatus.FAILED else None
+        self.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
+
+    def jobs(self) -> list[JobRecord]:
+        """Every job this env recorded: id, spec, latest status."""
+        return self.vault.jobs()
+
+    def job(self, job_id: str) -> JobHandle:
+        """The handle of job ``job_id``."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}")
+        return JobHandle(job)
+
+    def flush(self) -> None:
+        """Make everything recorded so far durable (a no-op in memory)."""
+        self.vault.flush()
+
+    # -- closing --------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel running jobs, stop workers and the loop; leaves no thread behind."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            jobs = list(self._jobs.values())
+            workers = [*self._workers.values(), *self._retired]
+        for job in jobs:
+            if not job.status.done:
+                job.logger.info("cancelled: the env closed")
+                job.cancel()
+        for w in workers:
+            w.stop(timeout, cancel=True)
+        self._runtime.stop(timeout)
+        self.vault.close()
+        global _default
+        if _default is self:
+            _default = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._jobs)} jobs"
+        return f"<LiveEnv {self.name!r} vault={type(self.vault).__name__} {state}>"
+
+
+_current: contextvars.ContextVar[LiveEnv | None] = contextvars.ContextVar("livestack_env", default=None)
+_default: LiveEnv | None = None
+_default_lock = threading.Lock()
+_all_envs: weakref.WeakSet[LiveEnv] = weakref.WeakSet()
+
+
+def current_env() -> LiveEnv:
+    """The env selected by ``with env:`` or ``use_env``, else the default one.
+
+    The default env is in memory and created on first use.
+    """
+    env = _current.get()
+    if env is not None and not env.closed:
+        return env
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = LiveEnv()
+        return _default
+
+
+def use_env(env: LiveEnv) -> _Selection:
+    """Make ``env`` the default env of this process (also usable as ``with``)."""
+    global _default
+    previous = _default
+    _default = env
+    return _Selection(env, previous)
+
+
+class _Selection:
+    def __init__(self, env: LiveEnv, previous: LiveEnv | None) -> None:
+        self.env = env
+        self._previous = previous
+
+    def __enter__(self) -> LiveEnv:
+        return self.env
+
+    def __exit__(self, *exc: object) -> None:
+        global _default
+        _default = self._previous
+
+
+def register_spec(spec: JobSpec) -> None:
+    """Register a newly declared spec in the current env (cheap: no threads)."""
+    current_env().register(spec)
+
+
+@atexit.register
+def _close_all() -> None:
+    for env in list(_all_envs):
+        try:
+            env.close(timeout=1.0)
+        except Exception:
+            pass
+

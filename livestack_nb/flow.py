@@ -1,0 +1,641 @@
+"""Liveflow: specs wired into a graph that is itself a spec.
+
+A flow checks each connection when it is written (tags exist, types fit), so
+mistakes surface in the cell that made them, not at run time. Starting a flow
+starts one job per node and shares streams between them: where an output
+feeds exactly one input of the same type, the two are the same stream, and a
+map spec downstream runs on the upstream's thread (the fused path). Cycles are
+allowed; a flow with a cycle ends once its inputs have ended and nothing is in
+flight anywhere in it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
+from .graph import Graph, GraphEdge, GraphExposure, GraphNode
+from .spec import DEFAULT, InputRef, JobSpec, NoOptions, Node, OutputRef, TagType, can_feed
+from .stream import Activity, Chunk, DataStream
+
+if TYPE_CHECKING:
+    from .env import LiveEnv
+    from .job import LiveJob
+    from .worker import LiveWorkerDef
+
+__all__ = ["Connection", "Exposure", "FlowOptions", "Liveflow", "conn", "expose"]
+
+Key = tuple[str, str, str, str]
+
+
+class FlowOptions(BaseModel):
+    """Options of a flow run: each node's options by label."""
+
+    model_config = ConfigDict(extra="forbid")
+    nodes: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An edge of a flow: ``source`` output feeds ``target`` input, maybe transformed."""
+
+    source: OutputRef
+    target: InputRef
+    transform: Callable[[Any], Any] | None = None
+
+    @property
+    def key(self) -> Key:
+        """A connection's identity: its two ends (not its transform)."""
+        return (self.source.node.label, self.source.tag, self.target.node.label, self.target.tag)
+
+    def __repr__(self) -> str:
+        t = " (transformed)" if self.transform else ""
+        return f"{self.source!r} -> {self.target!r}{t}"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A port of a flow: an inner input or output reachable from outside as ``name``."""
+
+    port: InputRef | OutputRef
+    name: str
+
+
+def _as_output(x: Any, flow: str) -> OutputRef:
+    if isinstance(x, OutputRef):
+        return x
+    if isinstance(x, (JobSpec, Node)):
+        return x.output(DEFAULT)
+    if isinstance(x, InputRef):
+        raise WiringError(f"flow {flow!r}: {x!r} is an input; a connection starts at an output")
+    raise WiringError(f"flow {flow!r}: cannot connect from {x!r}: expected a spec or spec.output(tag)")
+
+
+def _as_input(x: Any, flow: str) -> InputRef:
+    if isinstance(x, InputRef):
+        return x
+    if isinstance(x, (JobSpec, Node)):
+        return x.input(DEFAULT)
+    if isinstance(x, OutputRef):
+        raise WiringError(f"flow {flow!r}: {x!r} is an output; a connection ends at an input")
+    raise WiringError(f"flow {flow!r}: cannot connect to {x!r}: expected a spec or spec.input(tag)")
+
+
+def conn(source: Any, target: Any, transform: Callable[[Any], Any] | None = None) -> Connection:
+    """A connection for ``Liveflow(name, connections=[...])``; checked by the flow."""
+    return Connection(_as_output(source, "?"), _as_input(target, "?"), transform)
+
+
+def expose(port: InputRef | OutputRef, name: str) -> Exposure:
+    """An exposure for ``Liveflow(name, exposures=[...])``."""
+    return Exposure(port, name)
+
+
+def _fmt_tags(tags: Mapping[str, TagType]) -> str:
+    return "{" + ", ".join(f"{t}: {tp.name}" for t, tp in tags.items()) + "}"
+
+
+class Liveflow(JobSpec):
+    """Specs wired together; a flow is a :class:`JobSpec` itself.
+
+    Parameters
+    ----------
+    name:
+        The flow's spec name.
+    connections, exposures:
+        The declarative form: ``[ls.conn(a, b), ...]`` and
+        ``[ls.expose(box.output(), "boxes"), ...]``.
+
+    Examples
+    --------
+    >>> flow = Liveflow("pizzeria")                          # doctest: +SKIP
+    >>> flow.connect(knead, bake)                            # doctest: +SKIP
+    >>> flow.expose(knead.input(), "orders")                 # doctest: +SKIP
+    >>> run = flow.start(); run.input("orders").feed(order)  # doctest: +SKIP
+
+    Without exposures, the one input no connection feeds and the one output no
+    connection reads (if there is exactly one of each) are the flow's
+    ``"default"`` tags.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connections: Iterable[Connection] = (),
+        exposures: Iterable[Exposure] = (),
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise LivestackError(f"a flow needs a non-empty name, not {name!r}")
+        self.name = name
+        self.options_model = FlowOptions
+        self.worker_def = None
+        self._lock = threading.RLock()
+        self._nodes: dict[str, Node] = {}
+        self._connections: dict[Key, Connection] = {}
+        self._in: dict[str, InputRef] = {}
+        self._out: dict[str, OutputRef] = {}
+        for c in connections:
+            self.connect(c.source, c.target, transform=c.transform)
+        for e in exposures:
+            self.expose(e.port, e.name)
+        from .env import register_spec
+
+        register_spec(self)
+
+    # -- building -----------------------------------------------------------------
+
+    def _place(self, node: Node) -> None:
+        old = self._nodes.get(node.label)
+        if old is not None and old.spec.name != node.spec.name:
+            raise WiringError(
+                f"flow {self.name!r}: label {node.label!r} is already spec {old.spec.name!r}; "
+                f"place {node.spec.name!r} under another label with .labeled(...)"
+            )
+        if node.spec is self:
+            raise WiringError(f"flow {self.name!r} cannot contain itself")
+        self._nodes[node.label] = node  # a re-run cell brings the newest definition
+
+    def add(self, spec: JobSpec | Node) -> Liveflow:
+        """Place a spec in the flow without connecting it (a one-node flow)."""
+        with self._lock:
+            self._place(spec if isinstance(spec, Node) else Node(spec, spec.name))
+        return self
+
+    def connect(
+        self,
+        source: JobSpec | Node | OutputRef,
+        target: JobSpec | Node | InputRef,
+        transform: Callable[[Any], Any] | None = None,
+    ) -> Connection:
+        """Feed ``source``'s output into ``target``'s input, checked now.
+
+        Raises
+        ------
+        WiringError
+            A tag does not exist, or the output type cannot feed the input
+            type (pass ``transform=`` to convert). The message names both ends,
+            their types and the tags that exist.
+        """
+        src = _as_output(source, self.name)
+        dst = _as_input(target, self.name)
+        s_tags, d_tags = src.node.spec.outputs, dst.node.spec.inputs
+        ends = (
+            f"{src.node!r} outputs {_fmt_tags(s_tags)}, {dst.node!r} inputs {_fmt_tags(d_tags)}"
+        )
+        if src.tag not in s_tags:
+            raise WiringError(
+                f"flow {self.name!r}: cannot connect {src!r} to {dst!r}: "
+                f"{src.node!r} has no output tag {src.tag!r}; {ends}"
+            )
+        if dst.tag not in d_tags:
+            raise WiringError(
+                f"flow {self.name!r}: cannot connect {src!r} to {dst!r}: "
+                f"{dst.node!r} has no input tag {dst.tag!r}; {ends}"
+            )
+        if transform is not None and not callable(transform):
+            raise WiringError(f"flow {self.name!r}: transform of {src!r} -> {dst!r} is not callable")
+        s_type, d_type = s_tags[src.tag], d_tags[dst.tag]
+        if transform is None and not can_feed(s_type, d_type):
+            raise WiringError(
+                f"flow {self.name!r}: cannot connect {src!r} ({s_type.name}) to {dst!r} "
+                f"({d_type.name}): {s_type.name} values do not fit {d_type.name}; "
+                f"pass transform= to convert them; {ends}"
+            )
+        with self._lock:
+            self._place(src.node)
+            self._place(dst.node)
+            c = Connection(src, dst, transform)
+            self._connections[c.key] = c
+        return c
+
+    def expose(self, port: InputRef | OutputRef, name: str) -> Exposure:
+        """Make an inner input or output a port of the flow, called ``name``."""
+        if not isinstance(name, str) or not name:
+            raise WiringError(f"flow {self.name!r}: an exposure needs a non-empty name, not {name!r}")
+        if isinstance(port, InputRef):
+            tags = port.node.spec.inputs
+            side = "input"
+        elif isinstance(port, OutputRef):
+            tags = port.node.spec.outputs
+            side = "output"
+        else:
+            raise WiringError(
+                f"flow {self.name!r}: expose {name!r}: expected spec.input(tag) or spec.output(tag), "
+                f"not {port!r}"
+            )
+        if port.tag not in tags:
+            raise WiringError(
+                f"flow {self.name!r}: cannot expose {port!r} as {name!r}: {port.node!r} has no "
+                f"{side} tag {port.tag!r}; its {side} tags are {_fmt_tags(tags)}"
+            )
+        with self._lock:
+            self._place(port.node)
+            if isinstance(port, InputRef):
+                self._in[name] = port
+            else:
+                self._out[name] = port
+        return Exposure(port, name)
+
+    def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:
+        raise LivestackError(f"flow {self.name!r} runs its specs' workers; it has no worker of its own")
+
+    # -- what the flow looks like ---------------------------------------------
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections.values())
+
+    @property
+    def nodes(self) -> list[Node]:
+        return list(self._nodes.values())
+
+    def _spec_of(self, ref: InputRef | OutputRef) -> JobSpec:
+        return self._nodes[ref.node.label].spec
+
+    def ports(self) -> tuple[dict[str, InputRef], dict[str, OutputRef]]:
+        """The exposed inputs and outputs, by name (with the default ones filled in)."""
+        with self._lock:
+            ins, outs = dict(self._in), dict(self._out)
+            fed = {(c.target.node.label, c.target.tag) for c in self._connections.values()}
+            read = {(c.source.node.label, c.source.tag) for c in self._connections.values()}
+            if not ins:
+                free_in = [
+                    n.input(t) for n in self._nodes.values() for t in n.spec.inputs if (n.label, t) not in fed
+                ]
+                if len(free_in) == 1:
+                    ins[DEFAULT] = free_in[0]
+            if not outs:
+                free_out = [
+                    n.output(t)
+                    for n in self._nodes.values()
+                    for t in n.spec.outputs
+                    if (n.label, t) not in read
+                ]
+                if len(free_out) == 1:
+                    outs[DEFAULT] = free_out[0]
+        return ins, outs
+
+    @property  # type: ignore[override]
+    def inputs(self) -> dict[str, TagType]:
+        ins, _ = self.ports()
+        return {name: self._spec_of(ref).inputs[ref.tag] for name, ref in ins.items()}
+
+    @property  # type: ignore[override]
+    def outputs(self) -> dict[str, TagType]:
+        _, outs = self.ports()
+        return {name: self._spec_of(ref).outputs[ref.tag] for name, ref in outs.items()}
+
+    def graph(self) -> Graph:
+        """The flow's shape (no jobs yet)."""
+        ins, outs = self.ports()
+        return self._graph(ins, outs, {}, {}, None)
+
+    def _graph(
+        self,
+        ins: dict[str, InputRef],
+        outs: dict[str, OutputRef],
+        job_ids: dict[str, str],
+        streams: dict[tuple[str, str], DataStream],
+        job_id: str | None,
+    ) -> Graph:
+        def sid(label: str, tag: str) -> str | None:
+            s = streams.get((label, tag))
+            return s.stream_id if s is not None else None
+
+        nodes = tuple(
+            GraphNode(label, n.spec.name, tuple(n.spec.inputs), tuple(n.spec.outputs), job_ids.get(label))
+            for label, n in self._nodes.items()
+        )
+        edges = tuple(
+            GraphEdge(
+                c.source.node.label,
+                c.source.tag,
+                c.target.node.label,
+                c.target.tag,
+                sid(c.source.node.label, c.source.tag),
+                c.transform is not None,
+            )
+            for c in self._connections.values()
+        )
+        exposures = tuple(
+            [GraphExposure(name, r.node.label, r.tag, "in") for name, r in ins.items()]
+            + [
+                GraphExposure(name, r.node.label, r.tag, "out", sid(r.node.label, r.tag))
+                for name, r in outs.items()
+            ]
+        )
+        return Graph(self.name, nodes, edges, exposures, job_id)
+
+    def validate_options(self, options: Any) -> FlowOptions:
+        """Options of a run: ``{label: options}`` for the flow's nodes."""
+        if isinstance(options, FlowOptions):
+            return options
+        if options is None:
+            return FlowOptions()
+        if not isinstance(options, Mapping):
+            raise DataValidationError(
+                f"flow {self.name!r}: options must map node labels to their options, "
+                f"not {type(options).__name__}",
+                spec=self.name,
+                tag="options",
+            )
+        raw = dict(options.get("nodes", options)) if set(options) == {"nodes"} else dict(options)
+        unknown = sorted(set(raw) - set(self._nodes))
+        if unknown:
+            raise DataValidationError(
+                f"flow {self.name!r}: options for unknown node(s) {unknown}; "
+                f"its nodes are {sorted(self._nodes)}",
+                spec=self.name,
+                tag="options",
+                field=unknown[0],
+            )
+        return FlowOptions(nodes=raw)
+
+    def _back_edges(self, ins: dict[str, InputRef]) -> set[Key]:
+        """Connections that close a cycle (found by depth-first search)."""
+        adj: dict[str, list[Connection]] = defaultdict(list)
+        for c in self._connections.values():
+            adj[c.source.node.label].append(c)
+        state: dict[str, int] = {}
+        back: set[Key] = set()
+
+        def visit(u: str) -> None:
+            state[u] = 1
+            for c in adj[u]:
+                v = c.target.node.label
+                if state.get(v) == 1:
+                    back.add(c.key)
+                elif v not in state:
+                    visit(v)
+            state[u] = 2
+
+        for label in [r.node.label for r in ins.values()] + list(self._nodes):
+            if label not in state:
+                visit(label)
+        return back
+
+    # -- running ----------------------------------------------------------------
+
+    def prepare_run(
+        self,
+        env: LiveEnv,
+        options: Any,
+        *,
+        job_id: str | None = None,
+        parent_id: str | None,
+        label: str | None,
+        input_streams: dict[str, DataStream],
+        output_streams: dict[str, DataStream],
+    ) -> tuple[LiveJob, Callable[[], None]]:
+        """Create the run's jobs and streams, wired; return the flow job and its launcher."""
+        with self._lock:
+            if not self._nodes:
+                raise WiringError(f"flow {self.name!r} has no specs yet: connect or add some")
+            run = _Run(self, env, self.validate_options(options), job_id, parent_id, label, input_streams, output_streams)
+            return run.job, run.launch
+
+    def __repr__(self) -> str:
+        return f"<Liveflow {self.name!r}: {len(self._nodes)} specs, {len(self._connections)} connections>"
+
+
+class _Forward:
+    """Feeds an input stream from several sources (fan-in), through a transform,
+    or from an exposed input that also has connections."""
+
+    def __init__(self, run: _Run, stream: DataStream, in_type: TagType, label: str) -> None:
+        self.run = run
+        self.stream = stream
+        self.in_type = in_type
+        self.label = label
+        self.remaining = 0
+        self.has_back = False
+        self.waiting = False
+        self._lock = threading.Lock()
+
+    def add_source(self, source: DataStream, connection: Connection | None, back: bool) -> None:
+        if back:
+            self.has_back = True
+        else:
+            self.remaining += 1
+        source.listen_chunks(
+            lambda chunk: self.forward(connection, chunk),
+            lambda _err: self.source_ended(back),
+        )
+
+    def forward(self, connection: Connection | None, chunk: Chunk) -> None:
+        values = chunk.values
+        parents: list[int] | range = range(chunk.seq0, chunk.seq0 + len(values))
+        run = self.run
+        if connection is not None and connection.transform is not None:
+            fn = connection.transform
+            out: list[Any] = []
+            kept: list[int] = []
+            for i, v in enumerate(values):
+                try:
+                    r = fn(v)
+                except Exception as e:
+                    run.fail(e, f"the transform of {connection!r} raised")
+                    return
+                if r is not None:
+                    out.append(r)
+                    kept.append(chunk.seq0 + i)
+            values, parents = out, kept
+        try:
+            values = self.in_type.check_many(
+                values, spec=self.run.flow.name, tag=f"{self.label}.{self.stream.tag}", side="input"
+            )
+            self.stream.push(values, chunk.stream_id, parents)
+        except DataValidationError as e:
+            run.fail(e, f"a value reaching {self.label}.input({self.stream.tag!r}) did not fit")
+        except JobClosedError:
+            run.job.logger.warning(
+                "%d value(s) for %s.input(%r) arrived after it ended; dropped",
+                len(values),
+                self.label,
+                self.stream.tag,
+            )
+
+    def source_ended(self, back: bool) -> None:
+        if back:
+            return
+        with self._lock:
+            self.remaining -= 1
+            last = self.remaining == 0
+        if not last:
+            return
+        if self.has_back:
+            self.waiting = True
+            self.run.check_quiet()
+        else:
+            self.stream.end()
+
+
+class _Run:
+    """One start of a flow: builds streams and jobs, then watches them."""
+
+    def __init__(
+        self,
+        flow: Liveflow,
+        env: LiveEnv,
+        options: FlowOptions,
+        job_id: str | None,
+        parent_id: str | None,
+        label: str | None,
+        input_streams: dict[str, DataStream],
+        output_streams: dict[str, DataStream],
+    ) -> None:
+        self.flow = flow
+        self.env = env
+        self._lock = threading.Lock()
+        self.forwards: list[_Forward] = []
+        ins, outs = flow.ports()
+        nodes = flow._nodes
+        conns = list(flow._connections.values())
+        back = flow._back_edges(ins)
+        self.activity = Activity(self.check_quiet) if back else None
+        act = self.activity
+        job_id = job_id or env.new_job_id(flow)
+        child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
+
+        exposed_out = {(r.node.label, r.tag): name for name, r in outs.items()}
+        out_streams: dict[tuple[str, str], DataStream] = {}
+        for lbl, n in nodes.items():
+            for tag, tp in n.spec.outputs.items():
+                name = exposed_out.get((lbl, tag))
+                given = output_streams.get(name) if name is not None else None
+                out_streams[(lbl, tag)] = given or env.new_stream(
+                    f"{job_id}/{lbl}/out/{tag}", tag, tp, fused=True, activity=act
+                )
+
+        incoming: dict[tuple[str, str], list[Connection]] = defaultdict(list)
+        for c in conns:
+            incoming[(c.target.node.label, c.target.tag)].append(c)
+        exposed_in = {(r.node.label, r.tag): name for name, r in ins.items()}
+        flow_inputs: dict[str, DataStream] = {}
+        owned: list[DataStream] = []
+        in_streams: dict[tuple[str, str], DataStream] = {}
+        idle: list[DataStream] = []
+        for lbl, n in nodes.items():
+            for tag, tp in n.spec.inputs.items():
+                key = (lbl, tag)
+                cs = incoming.get(key, [])
+                ext = None
+                name = exposed_in.get(key)
+                if name is not None:
+                    ext = input_streams.get(name)
+                    if ext is None:
+                        ext = env.new_stream(f"{job_id}/in/{name}", name, tp, fused=False, activity=act)
+                        owned.append(ext)
+                    flow_inputs[name] = ext
+                if not cs:
+                    if ext is None:
+                        ext = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False)
+                        idle.append(ext)
+                    in_streams[key] = ext
+                    continue
+                src = cs[0].source
+                if (
+                    ext is None
+                    and len(cs) == 1
+                    and cs[0].transform is None
+                    and cs[0].key not in back
+                    and nodes[src.node.label].spec.outputs[src.tag].tp == tp.tp
+                ):
+                    in_streams[key] = out_streams[(src.node.label, src.tag)]
+                    continue
+                stream = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=ext is None, activity=act)
+                fwd = _Forward(self, stream, tp, lbl)
+                for c in cs:
+                    fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back)
+                if ext is not None:
+                    fwd.add_source(ext, None, False)
+                self.forwards.append(fwd)
+                in_streams[key] = stream
+
+        graph = flow._graph(ins, outs, child_ids, out_streams, job_id)
+        self.job = env.make_job(
+            flow,
+            options,
+            job_id=job_id,
+            parent_id=parent_id,
+            graph=graph,
+            label=label,
+            input_streams=flow_inputs,
+            output_streams={name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()},
+        )
+        self.job._owned_inputs = owned
+        self.job.on_cancel.append(self.cancel_children)
+        self.children: list[LiveJob] = []
+        self.launchers: list[Callable[[], None]] = []
+        try:
+            for lbl, n in nodes.items():
+                child, launch = env.prepare(
+                    n.spec,
+                    options.nodes.get(lbl),
+                    parent_id=job_id,
+                    graph=graph,
+                    label=lbl,
+                    input_streams={t: in_streams[(lbl, t)] for t in n.spec.inputs},
+                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.outputs},
+                    activity=act,
+                    job_id=child_ids[lbl],
+                )
+                self.children.append(child)
+                self.launchers.append(launch)
+        except BaseException as e:
+            for child in self.children:
+                child.cancel()
+            self.job.fail(e)
+            raise
+        self.remaining = len(self.children)
+        for child in self.children:
+            child.add_done_callback(self.child_done)
+        for s in idle:
+            s.end()
+
+    def launch(self) -> None:
+        self.job.mark_running()
+        for launch in self.launchers:
+            launch()
+
+    def child_done(self, child: LiveJob) -> None:
+        if child.status.value == "failed" and child.error is not None:
+            self.fail(child.error, f"job {child.job_id} ({child.label}) failed")
+        with self._lock:
+            self.remaining -= 1
+            last = self.remaining == 0
+        if last and not self.job.status.done:
+            self.job.complete()
+
+    def fail(self, exc: BaseException, where: str) -> None:
+        job = self.job
+        if job.status.done:
+            return
+        job.failure_note = where
+        job.logger.error("%s: %s: %s", where, type(exc).__name__, exc)
+        job.fail(exc)
+        self.cancel_children()
+
+    def cancel_children(self) -> None:
+        for child in self.children:
+            if not child.status.done:
+                child.logger.info("cancelled: flow %s ended", self.job.job_id)
+                child.cancel()
+        for f in self.forwards:
+            f.stream.end()
+
+    def check_quiet(self) -> None:
+        """Close cycles once their outside inputs ended and nothing is in flight."""
+        act = self.activity
+        if act is None or not act.quiet:
+            return
+        for f in self.forwards:
+            if f.waiting and not f.stream.ended:
+                f.stream.end()
+

@@ -1,0 +1,693 @@
+"""One cooking of a recipe: the job as its processor sees it, and as its caller does.
+
+:class:`LiveJob` is the worker's side (options, logger, spec, graph, input,
+output, invoke, storage, env); :class:`JobHandle` is the caller's side (feed,
+end, output streams, wait, result, cancel, logs). Both look at the same state;
+keeping them apart keeps a notebook user from emitting into a job by accident
+and a processor from ending its own input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+import time
+import traceback as tb
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from .errors import JobClosedError, JobFailed, LivestackError, WaitTimeout
+from .graph import Graph
+from .spec import DEFAULT, JobSpec, as_list
+from .stream import Activity, Chunk, DataStream
+
+if TYPE_CHECKING:
+    from .env import LiveEnv
+    from .storage import StorageProvider
+
+__all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
+
+FEED_CHUNK = 4096
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job is in its life; statuses are only ever appended."""
+
+    REQUESTED = "requested"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        """Whether this status ends the job."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One record of a job's logger."""
+
+    time: float
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.message}"
+
+
+class Cancelled(BaseException):
+    """Raised inside a processor whose job was cancelled, to unwind it.
+
+    A ``BaseException`` so that ``except Exception`` in user code does not
+    swallow it.
+    """
+
+
+class _Keeper(logging.Handler):
+    def __init__(self, entries: deque[LogEntry]) -> None:
+        super().__init__(logging.DEBUG)
+        self.entries = entries
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+        except Exception:
+            msg = str(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            msg += "\n" + "".join(tb.format_exception(*record.exc_info)).rstrip()
+        self.entries.append(LogEntry(record.created, record.levelname, msg))
+
+
+_jobs_logger = logging.getLogger("livestack_nb.jobs")
+
+
+def _make_logger(spec: str, job_id: str, entries: deque[LogEntry]) -> logging.Logger:
+    # Not registered with logging's manager: a long session starts many jobs
+    # and registered loggers are never freed. Records still propagate to
+    # "livestack_nb.jobs" so users' logging configuration sees them.
+    logger = logging.Logger(f"livestack_nb.jobs.{spec}.{job_id}", logging.DEBUG)
+    logger.parent = _jobs_logger
+    logger.addHandler(_Keeper(entries))
+    return logger
+
+
+_ENDED = object()
+
+
+class Inbox:
+    """The queued input of a processor job: one queue per tag, merged by arrival.
+
+    Sync readers block on a condition; async readers wait on futures woken
+    from whichever thread delivers. A retried datapoint is put back in front.
+    """
+
+    def __init__(self, tags: Iterable[str], activity: Activity | None = None) -> None:
+        self._cond = threading.Condition()
+        self._queues: dict[str, deque[tuple[int, Any, str, int]]] = {t: deque() for t in tags}
+        self._open = set(self._queues)
+        self._arrival = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._cancelled = False
+        self._activity = activity
+        self._holding = False
+        self.current: tuple[str, tuple[int, Any, str, int]] | None = None
+
+    def put(self, tag: str, chunk: Chunk) -> None:
+        n = len(chunk.values)
+        if self._activity is not None:
+            self._activity.add(n)
+        with self._cond:
+            q = self._queues[tag]
+            a, sid, s0 = self._arrival, chunk.stream_id, chunk.seq0
+            q.extend((a + i, v, sid, s0 + i) for i, v in enumerate(chunk.values))
+            self._arrival = a + n
+            self._wake()
+
+    def end(self, tag: str) -> None:
+        with self._cond:
+            self._open.discard(tag)
+            self._wake()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._wake()
+
+    def _wake(self) -> None:
+        self._cond.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    def requeue_current(self) -> None:
+        """Put the datapoint being processed back in front (a retry)."""
+        with self._cond:
+            if self.current is not None:
+                tag, item = self.current
+                self._queues[tag].appendleft(item)
+                self.current = None
+                if self._holding and self._activity is not None:
+                    self._holding = False  # it is queued again: counted once
+                else:
+                    self._add_back()
+
+    def _add_back(self) -> None:
+        if self._activity is not None:
+            self._activity.add(1)
+
+    def release(self) -> None:
+        """The processor finished with what it held (it returned or failed)."""
+        if self._holding:
+            self._holding = False
+            if self._activity is not None:
+                self._activity.done(1)
+
+    def _take(self, tags: tuple[str, ...]) -> Any:
+        if self._cancelled:
+            raise Cancelled()
+        best: deque[tuple[int, Any, str, int]] | None = None
+        best_tag = ""
+        for t in tags:
+            q = self._queues[t]
+            if q and (best is None or q[0][0] < best[0][0]):
+                best, best_tag = q, t
+        if best is not None:
+            item = best.popleft()
+            self.current = (best_tag, item)
+            return best_tag, item
+        if all(t not in self._open for t in tags):
+            return _ENDED
+        return None
+
+    def get(self, tags: tuple[str, ...]) -> Any:
+        """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
+        self.release()
+        with self._cond:
+            while True:
+                r = self._take(tags)
+                if r is not None:
+                    self._holding = r is not _ENDED
+                    return r
+                self._cond.wait()
+
+    async def aget(self, tags: tuple[str, ...]) -> Any:
+        self.release()
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                r = self._take(tags)
+                if r is not None:
+                    self._holding = r is not _ENDED
+                    return r
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, fut))
+            await fut
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _Done:
+    """What ``emit`` returns: already done, and awaitable for async processors."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover
+
+
+_DONE = _Done()
+
+
+class TagReader:
+    """Reads one input tag (or several, merged) of a job, sync or async."""
+
+    def __init__(self, job: LiveJob, tags: tuple[str, ...], merged: bool) -> None:
+        for t in tags:
+            job.spec._tag("input", t)
+        self._job = job
+        self._tags = tags
+        self._merged = merged
+
+    def _item(self, r: Any) -> Any:
+        tag, (_, value, sid, seq) = r
+        self._job._parent = (sid, seq)
+        return (tag, value) if self._merged else value
+
+    def __iter__(self) -> Iterator[Any]:
+        inbox = self._job._need_inbox()
+        while True:
+            r = inbox.get(self._tags)
+            if r is _ENDED:
+                return
+            yield self._item(r)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        inbox = self._job._need_inbox()
+        while True:
+            r = await inbox.aget(self._tags)
+            if r is _ENDED:
+                return
+            yield self._item(r)
+
+
+class Inputs:
+    """``job.input``: iterate for the default tag, call for another, ``merge`` for several."""
+
+    def __init__(self, job: LiveJob) -> None:
+        self._job = job
+
+    def __call__(self, tag: str = DEFAULT) -> TagReader:
+        return TagReader(self._job, (tag,), merged=False)
+
+    def merge(self, *tags: str) -> TagReader:
+        """Values of several tags as ``(tag, value)`` in arrival order (all tags if none given)."""
+        return TagReader(self._job, tags or tuple(self._job.spec.inputs), merged=True)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self())
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self().__aiter__()
+
+
+class OutputPort:
+    """One output tag of a running job; ``emit`` validates and sends a value."""
+
+    __slots__ = ("_check", "_job", "_stream", "tag")
+
+    def __init__(self, job: LiveJob, tag: str) -> None:
+        self._job = job
+        self.tag = tag
+        self._check = job.spec._tag("output", tag)
+        self._stream = job._outputs[tag]
+
+    def emit(self, value: Any) -> _Done:
+        """Send ``value`` on this tag (``await`` it in async processors, or not)."""
+        job = self._job
+        if job._cancelled:
+            raise Cancelled()
+        if value is None:
+            return _DONE
+        value = self._check.check(value, spec=job.spec.name, tag=self.tag, side="output")
+        parent = job._parent
+        if parent is None:
+            self._stream.push([value])
+        else:
+            self._stream.push([value], parent[0], (parent[1],))
+        return _DONE
+
+    @property
+    def stream(self) -> DataStream:
+        return self._stream
+
+
+class Outputs:
+    """``job.output``: call with a tag for its port; ``emit`` is the default tag's."""
+
+    def __init__(self, job: LiveJob) -> None:
+        self._job = job
+        self._ports: dict[str, OutputPort] = {}
+
+    def __call__(self, tag: str = DEFAULT) -> OutputPort:
+        port = self._ports.get(tag)
+        if port is None:
+            port = self._ports[tag] = OutputPort(self._job, tag)
+        return port
+
+    def emit(self, value: Any) -> _Done:
+        """Emit on the default output tag."""
+        return self(DEFAULT).emit(value)
+
+
+class LiveJob:
+    """A running job, as its processor sees it.
+
+    Attributes
+    ----------
+    job_id, spec, options:
+        Identity, recipe and validated options model.
+    logger:
+        A logger whose records are kept with the job (``handle.logs``).
+    graph:
+        The flow graph this job runs in (empty outside a flow).
+    input, output:
+        By tag: ``for x in job.input``, ``job.input("dough")``,
+        ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
+    storage, env:
+        The env's storage provider and the env itself.
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        env: LiveEnv,
+        options: BaseModel,
+        *,
+        job_id: str,
+        graph: Graph | None = None,
+        parent_id: str | None = None,
+        label: str | None = None,
+        input_streams: dict[str, DataStream],
+        output_streams: dict[str, DataStream],
+        owned_inputs: Iterable[str] = (),
+    ) -> None:
+        self.spec = spec
+        self.env = env
+        self.options = options
+        self.job_id = job_id
+        self.graph = graph or Graph()
+        self.parent_id = parent_id
+        self.label = label or spec.name
+        self._log_entries: deque[LogEntry] = deque(maxlen=2000)
+        self.logger = _make_logger(spec.name, job_id, self._log_entries)
+        self._inputs = input_streams
+        self._outputs = output_streams
+        # Inputs this job created itself; shared ones belong to an upstream job
+        # or a flow and are never ended from here.
+        self._owned_inputs = [input_streams[t] for t in owned_inputs]
+        self.input = Inputs(self)
+        self.output = Outputs(self)
+        self._lock = threading.Lock()
+        self._status = JobStatus.REQUESTED
+        self._statuses: list[tuple[JobStatus, float]] = [(JobStatus.REQUESTED, time.time())]
+        self._done = threading.Event()
+        self._callbacks: list[Callable[[LiveJob], None]] = []
+        self.error: BaseException | None = None
+        self.traceback: str | None = None
+        self._cancelled = False
+        self._parent: tuple[str, int] | None = None
+        self._inbox: Inbox | None = None
+        self.activity: Activity | None = None
+        self.on_cancel: list[Callable[[], None]] = []
+        self.failure_note: str | None = None
+        self.children: list[str] = []
+
+    # -- worker side ---------------------------------------------------------
+
+    @property
+    def storage(self) -> StorageProvider:
+        """The env's storage provider (large values by reference)."""
+        return self.env.storage
+
+    def invoke(self, spec: JobSpec, input: Any = None, *, options: Any = None, inputs: Iterable[Any] | None = None) -> Any:
+        """Run a child job of ``spec`` on ``input`` (or every value of ``inputs``)
+        and return its default output's values; lineage records the child.
+
+        In an ``async`` processor this returns an awaitable of that list.
+        """
+        values = list(inputs) if inputs is not None else ([] if input is None else [input])
+        child = self.env._start(spec, options, parent_id=self.job_id)
+        self.children.append(child.job_id)
+        self.logger.debug("invoked %s job %s", spec.name, child.job_id)
+        handle = JobHandle(child)
+        collected = handle._collect()
+        handle.feed_many(values)
+        handle.end()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            handle.wait()
+            return collected
+
+        async def wait_async() -> list[Any]:
+            await handle
+            return collected
+
+        return wait_async()
+
+    def _need_inbox(self) -> Inbox:
+        if self._inbox is None:
+            raise LivestackError(
+                f"job {self.job_id} of spec {self.spec.name!r} is not a processor: "
+                "its input is read for it"
+            )
+        return self._inbox
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def status(self) -> JobStatus:
+        return self._status
+
+    def _set_status(self, status: JobStatus) -> bool:
+        with self._lock:
+            if self._status.done or self._status is status:
+                return False
+            self._status = status
+            self._statuses.append((status, time.time()))
+        self.env._status_changed(self, status)
+        if status.done:
+            self._done.set()
+            for cb in list(self._callbacks):
+                try:
+                    cb(self)
+                except Exception:
+                    logging.getLogger("livestack_nb").exception("job callback failed")
+        return True
+
+    def add_done_callback(self, cb: Callable[[LiveJob], None]) -> None:
+        """Call ``cb(job)`` once the job has ended (now, if it has)."""
+        with self._lock:
+            if not self._status.done:
+                self._callbacks.append(cb)
+                return
+        cb(self)
+
+    def mark_running(self) -> None:
+        self._set_status(JobStatus.RUNNING)
+
+    def complete(self) -> None:
+        """Normal end: outputs end, status completed."""
+        for s in self._outputs.values():
+            s.end()
+        self._set_status(JobStatus.COMPLETED)
+
+    def fail(self, exc: BaseException) -> None:
+        """The job failed: keep the traceback, end outputs so nothing waits."""
+        if self._status.done:
+            return
+        self.error = exc
+        self.traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+        self.logger.error("job failed: %s: %s", type(exc).__name__, exc)
+        failure = self.failure()
+        for s in self._owned_inputs:
+            s.end()
+        for s in self._outputs.values():
+            s.end(failure)
+        self._set_status(JobStatus.FAILED)
+
+    def failure(self) -> JobFailed:
+        exc = self.error
+        where = f" ({self.failure_note})" if self.failure_note else ""
+        err = JobFailed(
+            f"job {self.job_id} of spec {self.spec.name!r} failed{where}: {type(exc).__name__}: {exc}",
+            job_id=self.job_id,
+            traceback=self.traceback,
+        )
+        err.__cause__ = exc
+        return err
+
+    def cancel(self) -> None:
+        if self._status.done:
+            return
+        self._cancelled = True
+        if self._inbox is not None:
+            self._inbox.cancel()
+        for cb in self.on_cancel:
+            cb()
+        for s in self._owned_inputs:
+            s.end()
+        for s in self._outputs.values():
+            s.end()
+        self._set_status(JobStatus.CANCELLED)
+
+    def __repr__(self) -> str:
+        return f"<LiveJob {self.job_id} {self.spec.name!r} {self._status.value}>"
+
+
+class InputFeeder:
+    """The caller's side of one input tag: ``feed``, ``feed_many``, ``end``."""
+
+    def __init__(self, job: LiveJob, tag: str) -> None:
+        self._job = job
+        self.tag = tag
+        self._type = job.spec._tag("input", tag)
+        self.stream = job._inputs[tag]
+
+    def feed(self, value: Any) -> None:
+        """Validate ``value`` against the tag's type and send it to the job.
+
+        Raises :class:`DataValidationError` at once if it does not fit and
+        :class:`JobClosedError` if this input has ended.
+        """
+        job = self._job
+        value = self._type.check(value, spec=job.spec.name, tag=self.tag, side="input")
+        self._push([value])
+
+    def feed_many(self, values: Iterable[Any]) -> None:
+        """Feed several values (checked first: a bad one stops before anything is sent)."""
+        job = self._job
+        vals = self._type.check_many(as_list(values), spec=job.spec.name, tag=self.tag, side="input")
+        for i in range(0, len(vals), FEED_CHUNK):
+            self._push(vals[i : i + FEED_CHUNK] if len(vals) > FEED_CHUNK else vals)
+
+    def _push(self, values: list[Any]) -> None:
+        if value_closed(self.stream):
+            raise JobClosedError(
+                f"job {self._job.job_id} of spec {self._job.spec.name!r}: "
+                f"input {self.tag!r} has ended ({self._job.status.value}); it takes no more values"
+            )
+        self.stream.push(values)
+
+    def end(self) -> None:
+        """No more values on this tag."""
+        self.stream.end()
+
+
+def value_closed(stream: DataStream) -> bool:
+    return stream.ended
+
+
+class JobHandle:
+    """A job as its caller sees it: returned by ``spec.start()``.
+
+    Examples
+    --------
+    >>> job = bake.start(options={"spice": 2})      # doctest: +SKIP
+    >>> job.feed({"pizza": "margherita"}); job.end()  # doctest: +SKIP
+    >>> job.wait(timeout=10); job.result()          # doctest: +SKIP
+    """
+
+    def __init__(self, job: LiveJob) -> None:
+        self._job = job
+
+    @property
+    def job_id(self) -> str:
+        return self._job.job_id
+
+    @property
+    def spec(self) -> JobSpec:
+        return self._job.spec
+
+    @property
+    def options(self) -> BaseModel:
+        return self._job.options
+
+    @property
+    def graph(self) -> Graph:
+        return self._job.graph
+
+    @property
+    def status(self) -> JobStatus:
+        """The latest status."""
+        return self._job.status
+
+    @property
+    def statuses(self) -> list[tuple[JobStatus, float]]:
+        """Every status the job went through, with its time (append-only)."""
+        return list(self._job._statuses)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that failed the job, if it failed."""
+        return self._job.error
+
+    @property
+    def traceback(self) -> str | None:
+        """The formatted traceback of the failure, if it failed."""
+        return self._job.traceback
+
+    @property
+    def logs(self) -> list[LogEntry]:
+        """The records of the job's logger."""
+        return list(self._job._log_entries)
+
+    @property
+    def done(self) -> bool:
+        return self._job.status.done
+
+    def input(self, tag: str = DEFAULT) -> InputFeeder:
+        """The input ``tag``, to ``feed`` or ``end``."""
+        return InputFeeder(self._job, tag)
+
+    def feed(self, value: Any) -> None:
+        """Feed one value to the default input (validated at once)."""
+        self.input(DEFAULT).feed(value)
+
+    def feed_many(self, values: Iterable[Any]) -> None:
+        """Feed several values to the default input."""
+        self.input(DEFAULT).feed_many(values)
+
+    def end(self) -> None:
+        """No more input on any tag; the job finishes what it has."""
+        for s in self._job._inputs.values():
+            s.end()
+
+    def output(self, tag: str = DEFAULT) -> DataStream:
+        """The output stream of ``tag``."""
+        self._job.spec._tag("output", tag)
+        return self._job._outputs[tag]
+
+    def cancel(self) -> None:
+        """Stop the job: its input and outputs end, status cancelled."""
+        self._job.cancel()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the job ends.
+
+        Raises
+        ------
+        JobFailed
+            The job failed; ``__cause__`` is the original exception.
+        WaitTimeout
+            ``timeout`` seconds passed first (the job goes on).
+        """
+        if not self._job._done.wait(timeout):
+            raise WaitTimeout(
+                f"job {self.job_id} of spec {self.spec.name!r} still {self.status.value} "
+                f"after {timeout}s"
+            )
+        self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._job.status is JobStatus.FAILED:
+            raise self._job.failure()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._job.add_done_callback(lambda _: loop.call_soon_threadsafe(_resolve, fut))
+        yield from fut.__await__()
+        self._raise_if_failed()
+
+    def result(self, timeout: float | None = None) -> list[Any]:
+        """Wait, then return the default output's values still in memory."""
+        self.wait(timeout)
+        return self.output().values()
+
+    def _collect(self, tag: str = DEFAULT) -> list[Any]:
+        """A list that receives every value of output ``tag`` from now on."""
+        out: list[Any] = []
+        self._job._outputs[tag].add_listener(out.extend)
+        return out
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.job_id} {self.spec.name!r} {self.status.value}>"

@@ -1,0 +1,598 @@
+"""Recipes: what a job consumes, produces and is parameterised by.
+
+A :class:`JobSpec` names typed input and output tags and an options model. It is
+an interface first: it can exist without code (a worker in another process may
+implement it), and ``@job_spec`` is the short way to declare one together with
+its processor. Type adapters live here too, because every layer above checks
+values against a spec's tags the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, overload
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from .errors import DataValidationError, LivestackError
+
+if TYPE_CHECKING:
+    import reactivex
+
+    from .env import LiveEnv
+    from .job import JobHandle
+    from .worker import LiveWorkerDef
+
+__all__ = ["DEFAULT", "InputRef", "JobSpec", "NoOptions", "Node", "OutputRef", "TagType", "job_spec"]
+
+DEFAULT = "default"
+
+
+class NoOptions(BaseModel):
+    """The options model of a spec that takes none; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _type_name(tp: Any) -> str:
+    if tp is Any:
+        return "Any"
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+class TagType:
+    """The type of one tag, with a fast path for values that already fit.
+
+    ``check`` costs an ``isinstance`` when the value already is the tag's
+    class (the hot path); anything else goes through a pydantic ``TypeAdapter``
+    (dicts become models, ``"12"`` becomes ``12`` where pydantic allows it).
+    """
+
+    __slots__ = ("_adapter", "cls", "tp")
+
+    def __init__(self, tp: Any) -> None:
+        if tp is None or tp is inspect.Parameter.empty or tp is object:
+            tp = Any
+        self.tp = tp
+        self.cls: type | None = tp if isinstance(tp, type) and get_origin(tp) is None else None
+        self._adapter: TypeAdapter[Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return _type_name(self.tp)
+
+    @property
+    def is_any(self) -> bool:
+        return self.tp is Any
+
+    def _validate(self, value: Any) -> Any:
+        if self._adapter is None:
+            self._adapter = TypeAdapter(self.tp)
+        return self._adapter.validate_python(value)
+
+    def check(self, value: Any, *, spec: str, tag: str, side: str) -> Any:
+        """Return ``value`` coerced to this type, or raise DataValidationError."""
+        cls = self.cls
+        if cls is not None and isinstance(value, cls) and not (cls is int and type(value) is bool):
+            return value
+        if self.tp is Any:
+            return value
+        try:
+            return self._validate(value)
+        except ValidationError as e:
+            raise validation_error(e, value, spec=spec, tag=tag, side=side, type_name=self.name) from None
+
+    def check_many(self, values: list[Any], *, spec: str, tag: str, side: str) -> list[Any]:
+        """Check a batch; returns the same list when every value already fits."""
+        cls = self.cls
+        if self.tp is Any:
+            return values
+        if cls is not None and cls is not int:
+            for v in values:
+                if type(v) is not cls and not isinstance(v, cls):
+                    break
+            else:
+                return values
+        return [self.check(v, spec=spec, tag=tag, side=side) for v in values]
+
+    def __repr__(self) -> str:
+        return f"TagType({self.name})"
+
+
+def validation_error(
+    e: ValidationError, value: Any, *, spec: str, tag: str, side: str, type_name: str
+) -> DataValidationError:
+    """Turn a pydantic error into one that says which spec, tag and field."""
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    field = loc or None
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    where = f"field {field!r}: " if field else ""
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    msg = (
+        f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; "
+        f"got {shown}"
+    )
+    return DataValidationError(msg, spec=spec, tag=tag, field=field)
+
+
+def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
+    """Whether values of ``out_tp`` can feed an input of ``in_tp`` without a transform.
+
+    Deliberately conservative about lossy coercions (``str`` into ``int``) and
+    generous where pydantic converts faithfully (``int`` into ``float``, a
+    ``dict`` into a model).
+    """
+    a, b = out_tp.tp, in_tp.tp
+    if a is Any or b is Any or a == b:
+        return True
+    b_opts = _union_members(b)
+    if b_opts is not None:
+        return any(can_feed(out_tp, TagType(m)) for m in b_opts)
+    a_opts = _union_members(a)
+    if a_opts is not None:
+        return all(can_feed(TagType(m), in_tp) for m in a_opts)
+    if isinstance(a, type) and isinstance(b, type):
+        if issubclass(a, b):
+            return True
+        if b is float and a is int:
+            return True
+        if issubclass(b, BaseModel) and (issubclass(a, BaseModel) or a is dict):
+            return issubclass(a, dict) or _fields_fit(a, b)
+        return False
+    ao, bo = get_origin(a), get_origin(b)
+    if ao is not None and ao == bo:
+        return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b)))
+    return False
+
+
+def _fields_fit(a: type[BaseModel], b: type[BaseModel]) -> bool:
+    """Model to model: every required field of ``b`` exists in ``a``."""
+    required = {n for n, f in b.model_fields.items() if f.is_required()}
+    return required <= set(a.model_fields)
+
+
+def _union_members(tp: Any) -> tuple[Any, ...] | None:
+    if get_origin(tp) in (Union, UnionType):
+        return get_args(tp)
+    return None
+
+
+def _strip_optional(tp: Any) -> Any:
+    members = _union_members(tp)
+    if members is not None and NoneType in members:
+        rest = tuple(m for m in members if m is not NoneType)
+        return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007
+    return tp
+
+
+def _yield_type(tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is not None and origin.__name__ in (
+        "Iterator",
+        "Iterable",
+        "Generator",
+        "AsyncIterator",
+        "AsyncIterable",
+        "AsyncGenerator",
+    ):
+        args = get_args(tp)
+        return args[0] if args else Any
+    return Any
+
+
+def _options_model(model: Any, where: str) -> type[BaseModel]:
+    if model is None:
+        return NoOptions
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    raise LivestackError(f"{where}: options must be a pydantic BaseModel subclass, not {model!r}")
+
+
+def _tags(spec_name: str, side: str, one: Any, many: Mapping[str, Any] | None) -> dict[str, TagType]:
+    if many is not None:
+        if not many:
+            raise LivestackError(f"spec {spec_name!r}: {side}s= must name at least one tag")
+        return {str(tag): TagType(tp) for tag, tp in many.items()}
+    return {DEFAULT: TagType(one)}
+
+
+class Node:
+    """A spec placed in a flow under a label; ``spec.labeled(name)`` makes one.
+
+    The same spec can appear several times in one flow under different labels
+    (two ovens). A plain spec used in a flow is a node labelled with its name.
+    """
+
+    __slots__ = ("label", "spec")
+
+    def __init__(self, spec: JobSpec, label: str) -> None:
+        self.spec = spec
+        self.label = label
+
+    def input(self, tag: str = DEFAULT) -> InputRef:
+        """This node's input ``tag``, for ``flow.connect`` and ``flow.expose``."""
+        return InputRef(self, tag)
+
+    def output(self, tag: str = DEFAULT) -> OutputRef:
+        """This node's output ``tag``, for ``flow.connect`` and ``flow.expose``."""
+        return OutputRef(self, tag)
+
+    def __repr__(self) -> str:
+        if self.label == self.spec.name:
+            return self.label
+        return f"{self.spec.name}[{self.label}]"
+
+
+class InputRef:
+    """One input tag of a node in a flow."""
+
+    __slots__ = ("node", "tag")
+
+    def __init__(self, node: Node, tag: str) -> None:
+        self.node = node
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"{self.node!r}.input({self.tag!r})"
+
+
+class OutputRef:
+    """One output tag of a node in a flow."""
+
+    __slots__ = ("node", "tag")
+
+    def __init__(self, node: Node, tag: str) -> None:
+        self.node = node
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"{self.node!r}.output({self.tag!r})"
+
+
+class JobSpec:
+    """A recipe: a name, typed input and output tags, and an options model.
+
+    Parameters
+    ----------
+    name:
+        Unique name of the spec in its env; defining the same name again (a
+        re-run cell) replaces the earlier definition.
+    input, output:
+        The type of the ``"default"`` input and output tag.
+    inputs, outputs:
+        Several tags at once, ``{tag: type}``; these replace ``input``/``output``.
+    options:
+        A pydantic model of the job options (default: no options).
+
+    Examples
+    --------
+    >>> spec = JobSpec("bake", input=int, output=str)
+    >>> sorted(spec.inputs), sorted(spec.outputs)
+    (['default'], ['default'])
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        input: Any = Any,
+        output: Any = Any,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Mapping[str, Any] | None = None,
+        options: type[BaseModel] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise LivestackError(f"a spec needs a non-empty name, not {name!r}")
+        self.name = name
+        self.inputs: dict[str, TagType] = _tags(name, "input", input, inputs)
+        self.outputs: dict[str, TagType] = _tags(name, "output", output, outputs)
+        self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
+        self.worker_def: LiveWorkerDef | None = None
+
+    # -- type checks -------------------------------------------------------
+
+    def validate_options(self, options: Any) -> BaseModel:
+        """Return ``options`` as this spec's options model (``None`` -> defaults)."""
+        model = self.options_model
+        if isinstance(options, model):
+            return options
+        try:
+            return model.model_validate({} if options is None else options)
+        except ValidationError as e:
+            raise validation_error(
+                e, options, spec=self.name, tag="options", side="options", type_name=model.__name__
+            ) from None
+
+    def _tag(self, side: str, tag: str) -> TagType:
+        tags = self.inputs if side == "input" else self.outputs
+        try:
+            return tags[tag]
+        except KeyError:
+            raise LivestackError(
+                f"spec {self.name!r} has no {side} tag {tag!r}; its {side} tags are {sorted(tags)}"
+            ) from None
+
+    # -- flow wiring -------------------------------------------------------
+
+    def input(self, tag: str = DEFAULT) -> InputRef:
+        """The input ``tag`` of this spec, for ``flow.connect``/``flow.expose``."""
+        return Node(self, self.name).input(tag)
+
+    def output(self, tag: str = DEFAULT) -> OutputRef:
+        """The output ``tag`` of this spec, for ``flow.connect``/``flow.expose``."""
+        return Node(self, self.name).output(tag)
+
+    def labeled(self, label: str) -> Node:
+        """This spec placed in a flow under ``label`` (the same spec twice: two labels)."""
+        if not isinstance(label, str) or not label:
+            raise LivestackError(f"a label must be a non-empty string, not {label!r}")
+        return Node(self, label)
+
+    # -- workers -----------------------------------------------------------
+
+    def define_worker(
+        self,
+        processor: Callable[..., Any],
+        *,
+        concurrency: int = 8,
+        init: Callable[..., Any] | None = None,
+        retries: int = 0,
+        retry_backoff: float = 0.05,
+        on_error: str = "fail",
+    ) -> LiveWorkerDef:
+        """Define how this spec is cooked: its processor and its worker's policy.
+
+        ``processor`` takes the form ``@job_spec`` documents: a map function, a
+        generator (flat-map), or a function of ``job: LiveJob``.
+        """
+        from .worker import LiveWorkerDef
+
+        self.worker_def = LiveWorkerDef(
+            self,
+            processor,
+            concurrency=concurrency,
+            init=init,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            on_error=on_error,
+        )
+        return self.worker_def
+
+    # -- running -----------------------------------------------------------
+
+    def start(self, options: Any = None, *, env: LiveEnv | None = None) -> JobHandle:
+        """Start a job of this spec and return its handle at once.
+
+        The job runs in the background (worker threads or the env's event
+        loop); feed it with ``handle.feed``, end it with ``handle.end()``.
+        """
+        from .env import current_env
+
+        return (env or current_env()).start(self, options)
+
+    def run(
+        self,
+        values: Iterable[Any] = (),
+        options: Any = None,
+        *,
+        timeout: float | None = None,
+        env: LiveEnv | None = None,
+    ) -> list[Any]:
+        """Feed ``values``, end the input, wait, and return the default output's values."""
+        job = self.start(options, env=env)
+        try:
+            job.feed_many(values)
+            job.end()
+            return job.result(timeout=timeout)
+        except BaseException:
+            job.cancel()
+            raise
+
+    def op(self, **options: Any) -> Callable[[reactivex.Observable[Any]], reactivex.Observable[Any]]:
+        """This spec as a reactivex operator: ``source.pipe(spec.op(spice=2))``.
+
+        Each subscription starts one job; items are fed in order, completion
+        ends the input, a failure arrives as ``on_error``.
+        """
+        from .operator import spec_operator
+
+        return spec_operator(self, options)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.inputs.items())
+        outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.outputs.items())
+        return f"<JobSpec {self.name!r} in({ins}) out({outs})>"
+
+
+# -- the decorator -------------------------------------------------------------
+
+_PROCESSOR_HINT = "LiveJob"
+
+
+def _is_job_param(param: inspect.Parameter, hint: Any) -> bool:
+    if hint is not inspect.Parameter.empty and hint is not None:
+        name = hint if isinstance(hint, str) else getattr(hint, "__name__", "")
+        return str(name).split(".")[-1] == _PROCESSOR_HINT
+    return param.name == "job"
+
+
+def describe_processor(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Work out a processor's form and its tag and option types from its signature.
+
+    Returns a dict with ``form`` (``"map"``, ``"flatmap"``, ``"processor"``),
+    ``is_async``, ``input``, ``output``, ``options`` and ``takes_options``.
+    """
+    if not callable(fn):
+        raise LivestackError(f"a processor must be callable, not {fn!r}")
+    sig = inspect.signature(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {k: p.annotation for k, p in sig.parameters.items()}
+        if sig.return_annotation is not inspect.Signature.empty:
+            hints["return"] = sig.return_annotation
+    params = [
+        p
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    name = getattr(fn, "__name__", repr(fn))
+    is_asyncgen = inspect.isasyncgenfunction(fn)
+    is_gen = inspect.isgeneratorfunction(fn) or is_asyncgen
+    is_async = inspect.iscoroutinefunction(fn) or is_asyncgen
+    info: dict[str, Any] = {"is_async": is_async, "takes_options": False, "options": None}
+    if params and _is_job_param(params[0], hints.get(params[0].name, inspect.Parameter.empty)):
+        info.update(form="processor", input=Any, output=Any)
+        return info
+    data = [p for p in params if p.name != "options"]
+    if not data:
+        raise LivestackError(
+            f"processor {name!r} takes no data parameter: a map takes one value, "
+            "a processor takes 'job: LiveJob'"
+        )
+    if len(data) > 1 and any(p.default is inspect.Parameter.empty for p in data[1:]):
+        raise LivestackError(
+            f"processor {name!r} takes several data parameters {[p.name for p in data]}; "
+            "use one value parameter (and 'options'), or 'job: LiveJob' for several inputs"
+        )
+    if any(p.name == "options" for p in params):
+        info["takes_options"] = True
+        opt = hints.get("options")
+        if isinstance(opt, type) and issubclass(opt, BaseModel):
+            info["options"] = opt
+    ret = hints.get("return", Any)
+    if is_gen:
+        out = _yield_type(ret)
+    else:
+        out = _strip_optional(ret) if ret is not NoneType else Any
+    info.update(
+        form="flatmap" if is_gen else "map",
+        input=hints.get(data[0].name, Any),
+        output=out,
+    )
+    return info
+
+
+@overload
+def job_spec(fn: Callable[..., Any], /) -> JobSpec: ...
+
+
+@overload
+def job_spec(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    input: Any = None,
+    output: Any = None,
+    options: type[BaseModel] | None = None,
+    concurrency: int = 8,
+    retries: int = 0,
+    retry_backoff: float = 0.05,
+    init: Callable[..., Any] | None = None,
+    on_error: str = "fail",
+) -> Callable[[Callable[..., Any]], JobSpec]: ...
+
+
+def job_spec(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    input: Any = None,
+    output: Any = None,
+    options: type[BaseModel] | None = None,
+    concurrency: int = 8,
+    retries: int = 0,
+    retry_backoff: float = 0.05,
+    init: Callable[..., Any] | None = None,
+    on_error: str = "fail",
+) -> JobSpec | Callable[[Callable[..., Any]], JobSpec]:
+    """Declare a spec and its processor in one go.
+
+    The form is read from the function:
+
+    - **map**: one value parameter (its annotation is the input type), an
+      optional ``options`` parameter (a pydantic model), and a return
+      annotation (the output type). ``None`` returned emits nothing.
+    - **flat-map**: a generator or async generator; every yielded value is emitted.
+    - **processor**: a first parameter ``job: LiveJob`` for several tags, state
+      or full control. Sync processors run in a worker thread, ``async def``
+      ones on the env's event loop.
+
+    Parameters
+    ----------
+    name:
+        Spec name (default: the function's name).
+    inputs, outputs:
+        ``{tag: type}`` for specs with several tags.
+    input, output, options:
+        Override the types read from the signature.
+    concurrency:
+        How many jobs of this spec a worker runs at once.
+    retries, retry_backoff:
+        A raising processor is retried this many times per datapoint, waiting
+        ``retry_backoff * 2**attempt`` seconds in between.
+    init:
+        Called once per worker before its first job (``init(worker)`` or ``init()``).
+    on_error:
+        ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
+        datapoint is logged, counted and dropped, and the job goes on).
+    """
+
+    def make(f: Callable[..., Any]) -> JobSpec:
+        info = describe_processor(f)
+        spec_name = name or getattr(f, "__name__", None)
+        if not spec_name or spec_name == "<lambda>":
+            raise LivestackError("a spec made from a lambda needs name=")
+        opts = options or info["options"]
+        spec = JobSpec(
+            spec_name,
+            input=input if input is not None else info["input"],
+            output=output if output is not None else info["output"],
+            inputs=inputs,
+            outputs=outputs,
+            options=opts,
+        )
+        if info["form"] != "processor" and (
+            len(spec.inputs) != 1 or DEFAULT not in spec.inputs or DEFAULT not in spec.outputs
+        ):
+            raise LivestackError(
+                f"spec {spec_name!r}: a map or flat-map reads the 'default' input and writes "
+                "the 'default' output; use a processor (job: LiveJob) for other tags"
+            )
+        spec.define_worker(
+            f,
+            concurrency=concurrency,
+            init=init,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            on_error=on_error,
+        )
+        spec.__doc__ = f.__doc__
+        from .env import register_spec
+
+        register_spec(spec)
+        return spec
+
+    if fn is not None:
+        return make(fn)
+    return make
+
+
+def as_list(values: Iterable[Any]) -> list[Any]:
+    """A list of ``values`` without copying when it already is one."""
+    return values if isinstance(values, list) else list(values)
+

@@ -1,0 +1,610 @@
+"""DataStream: the typed, recorded, observable pipe between jobs.
+
+A stream is a ``reactivex.Observable`` so every RxPY operator works on it, and
+it also keeps what went through it: a bounded in-memory history, ids,
+timestamps and lineage for every datapoint, and rate statistics.
+
+Why batches: values travel in chunks (a list plus one timestamp and a first
+sequence number). Ids, timestamps and parent links are derived from the chunk
+on demand, so a fused flow pays a few list operations per event, not an object
+per event. Delivery is serialised per stream: whichever thread pushes first
+delivers, in order, and a push that arrives meanwhile (from another thread, or
+re-entrantly from a listener, as in a cycle) is queued for it. No lock is held
+while user code runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import reactivex
+from reactivex import abc as rx_abc
+from reactivex.disposable import Disposable
+
+from .errors import JobClosedError
+from .spec import TagType
+from .storage import StorageProvider, StorageRef
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Activity", "DataStream", "Datapoint", "StreamStats"]
+
+log = logging.getLogger("livestack_nb")
+
+DEFAULT_HISTORY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Datapoint:
+    """One value in a stream, with where it came from.
+
+    Attributes
+    ----------
+    id:
+        ``"<stream_id>:<seq>"``, unique in the env.
+    seq:
+        Position in the stream, from 0.
+    timestamp:
+        Seconds since the epoch when it was emitted.
+    parents:
+        Ids of the datapoints it was derived from (lineage); empty for fed input.
+    """
+
+    id: str
+    stream_id: str
+    seq: int
+    timestamp: float
+    value: Any
+    parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """Counters of a stream: total ``count``, recent ``rate`` (events/s), ``last_time``."""
+
+    count: int
+    rate: float
+    last_time: float | None
+
+
+class _Offloaded:
+    """History slot for a value that lives in the storage provider."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: StorageRef) -> None:
+        self.ref = ref
+
+
+class Chunk:
+    """A batch of values pushed together; see the module docstring."""
+
+    __slots__ = ("offloaded", "parent_seqs", "parent_stream", "seq0", "stored", "stream_id", "time", "values")
+
+    def __init__(
+        self,
+        stream_id: str,
+        seq0: int,
+        time_: float,
+        values: list[Any],
+        parent_stream: str | None,
+        parent_seqs: Sequence[int] | None,
+        stored: list[Any] | None = None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.seq0 = seq0
+        self.time = time_
+        self.values = values
+        self.parent_stream = parent_stream
+        self.parent_seqs = parent_seqs
+        self.stored = values if stored is None else stored
+        self.offloaded = stored is not None
+
+    def tail(self, skip: int) -> Chunk:
+        """The same chunk without its first ``skip`` values (for trimming)."""
+        c = Chunk(
+            self.stream_id,
+            self.seq0 + skip,
+            self.time,
+            self.stored[skip:],
+            self.parent_stream,
+            None if self.parent_seqs is None else self.parent_seqs[skip:],
+        )
+        c.offloaded = self.offloaded
+        return c
+
+    def parents_of(self, i: int) -> tuple[str, ...]:
+        if self.parent_stream is None or self.parent_seqs is None:
+            return ()
+        return (f"{self.parent_stream}:{self.parent_seqs[i]}",)
+
+
+class Activity:
+    """Counts values in flight inside a flow with a cycle, to see when it is quiet.
+
+    Every push into a flow stream and every value queued for a job adds; each
+    finishes only after what it caused downstream was added, so the count is
+    zero only when nothing is left to do anywhere in the flow.
+    """
+
+    __slots__ = ("_count", "_lock", "on_quiet")
+
+    def __init__(self, on_quiet: Callable[[], None]) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self.on_quiet = on_quiet
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self._count += n
+
+    def done(self, n: int) -> None:
+        with self._lock:
+            self._count -= n
+            quiet = self._count == 0
+        if quiet:
+            self.on_quiet()
+
+    @property
+    def quiet(self) -> bool:
+        return self._count == 0
+
+
+class _Listener:
+    __slots__ = ("disposed", "on_chunk", "on_end", "start_seq")
+
+    def __init__(
+        self,
+        on_chunk: Callable[[Chunk], None],
+        on_end: Callable[[BaseException | None], None] | None,
+    ) -> None:
+        self.on_chunk = on_chunk
+        self.on_end = on_end
+        self.start_seq = 0
+        self.disposed = False
+
+
+class _End:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class _Join:
+    __slots__ = ("listener", "mark", "replay")
+
+    def __init__(self, listener: _Listener, mark: int, replay: bool) -> None:
+        self.listener = listener
+        self.mark = mark
+        self.replay = replay
+
+
+class DataStream(reactivex.Observable[Any]):
+    """A live, typed stream of values that remembers its recent history.
+
+    Subscribing gets values from now on; :meth:`replay` gives the history in
+    memory first, then goes live. Values are delivered on the thread that
+    produced them (a worker thread or the env's loop), like any hot RxPY source.
+
+    Parameters
+    ----------
+    stream_id:
+        Unique id of the stream in its env.
+    tag:
+        The tag this stream carries for its job.
+    value_type:
+        The type of the values (a :class:`~livestack_nb.spec.TagType` or a type).
+    history:
+        How many datapoints to keep in memory (``len()`` still counts all).
+    storage, large_value_threshold:
+        ``bytes``/``str`` values longer than the threshold are kept in
+        ``storage`` by content hash; readers get them back transparently.
+    """
+
+    def __init__(
+        self,
+        stream_id: str,
+        tag: str = "default",
+        value_type: TagType | Any = Any,
+        *,
+        history: int = DEFAULT_HISTORY,
+        storage: StorageProvider | None = None,
+        large_value_threshold: int | None = None,
+        fused: bool = False,
+        activity: Activity | None = None,
+    ) -> None:
+        super().__init__()
+        if history < 1:
+            raise ValueError(f"history must be at least 1, not {history}")
+        self.stream_id = stream_id
+        self.tag = tag
+        self.type = value_type if isinstance(value_type, TagType) else TagType(value_type)
+        self.history = history
+        self.fused = fused
+        self._storage = storage
+        self._threshold = large_value_threshold
+        self._offload = storage is not None and large_value_threshold is not None and (
+            self.type.is_any or self.type.cls in (bytes, bytearray, str)
+        )
+        self._activity = activity
+        self._state_lock = threading.Lock()
+        self._chunks: deque[Chunk] = deque()
+        self._held = 0
+        self._count = 0
+        self._pending: deque[Chunk | _End | _Join] = deque()
+        self._delivering = False
+        self._listeners: tuple[_Listener, ...] = ()
+        self._closed = False
+        self._end_delivered = False
+        self._error: BaseException | None = None
+        self._last_time: float | None = None
+        self._samples: deque[tuple[float, int]] = deque(maxlen=64)
+        self.sink: Callable[[Chunk], None] | None = None
+
+    @property
+    def value_type(self) -> Any:
+        """The declared type of the values."""
+        return self.type.tp
+
+    # -- producing ---------------------------------------------------------
+
+    def push(
+        self,
+        values: list[Any],
+        parent_stream: str | None = None,
+        parent_seqs: Sequence[int] | None = None,
+    ) -> int:
+        """Append already-validated ``values`` and deliver them; return the first seq.
+
+        This is the producer's side, used by jobs and flows; user code feeds a
+        job (``job.feed``) or emits from one (``job.output().emit``) instead.
+        """
+        n = len(values)
+        if not n:
+            return self._count
+        now = time.time()
+        stored = self._offload_values(values) if self._offload else None
+        act = self._activity
+        with self._state_lock:
+            if self._closed:
+                raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
+            seq0 = self._count
+            chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
+            self._count = seq0 + n
+            self._keep(chunk)
+            self._last_time = now
+            if not self._samples or now - self._samples[-1][0] >= 0.1:
+                self._samples.append((now, seq0 + n))
+            if act is not None:
+                act.add(n)
+            self._pending.append(chunk)
+            if self._delivering:
+                sink = self.sink
+                if sink is not None:
+                    sink(chunk)
+                return seq0
+            self._delivering = True
+        if self.sink is not None:
+            self.sink(chunk)
+        self._deliver()
+        return seq0
+
+    def end(self, error: BaseException | None = None) -> None:
+        """No more values: listeners get ``on_end`` (``on_error`` if ``error``). Idempotent."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._pending.append(_End(error))
+            if self._delivering:
+                return
+            self._delivering = True
+        self._deliver()
+
+    @property
+    def ended(self) -> bool:
+        """Whether the stream has ended (no more values will come)."""
+        return self._closed
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error the stream ended with, if any."""
+        return self._error
+
+    def _keep(self, chunk: Chunk) -> None:
+        chunks = self._chunks
+        chunks.append(chunk)
+        self._held += len(chunk.stored)
+        bound = self.history
+        # Drop whole chunks while what stays still covers the bound; readers
+        # skip the few extra values at the front (see _window).
+        while self._held - len(chunks[0].stored) >= bound:
+            self._held -= len(chunks.popleft().stored)
+        first = chunks[0]
+        if len(first.stored) > 4 * bound:
+            skip = self._held - bound
+            chunks[0] = first.tail(skip)
+            self._held -= skip
+
+    def _offload_values(self, values: list[Any]) -> list[Any] | None:
+        threshold = self._threshold
+        assert self._storage is not None and threshold is not None
+        stored: list[Any] | None = None
+        for i, v in enumerate(values):
+            if type(v) in (bytes, bytearray, str) and len(v) > threshold:
+                if stored is None:
+                    stored = list(values)
+                stored[i] = _Offloaded(self._storage.put(v))
+        return stored
+
+    def _deliver(self) -> None:
+        pending = self._pending
+        lock = self._state_lock
+        act = self._activity
+        try:
+            while True:
+                with lock:
+                    if not pending:
+                        self._delivering = False
+                        return
+                    item = pending.popleft()
+                    listeners = self._listeners
+                if type(item) is Chunk:
+                    seq0 = item.seq0
+                    for listener in listeners:
+                        if seq0 >= listener.start_seq and not listener.disposed:
+                            try:
+                                listener.on_chunk(item)
+                            except Exception:
+                                self._listener_failed(listener)
+                    if act is not None:
+                        act.done(len(item.values))
+                elif type(item) is _End:
+                    self._error = item.error
+                    with lock:
+                        self._end_delivered = True
+                        self._listeners = ()
+                    for listener in listeners:
+                        self._end_listener(listener, item.error)
+                else:
+                    assert isinstance(item, _Join)
+                    self._join(item)
+        except BaseException:
+            with lock:
+                self._delivering = False
+            raise
+
+    def _end_listener(self, listener: _Listener, error: BaseException | None) -> None:
+        if listener.on_end is None or listener.disposed:
+            return
+        try:
+            listener.on_end(error)
+        except Exception:
+            self._listener_failed(listener)
+
+    def _listener_failed(self, listener: _Listener) -> None:
+        log.exception("a subscriber of stream %r raised; it is unsubscribed", self.stream_id)
+        self._remove(listener)
+
+    # -- consuming ---------------------------------------------------------
+
+    def _add(self, listener: _Listener, *, replay: bool) -> Disposable:
+        with self._state_lock:
+            self._pending.append(_Join(listener, self._count, replay))
+            start = not self._delivering
+            if start:
+                self._delivering = True
+        if start:
+            self._deliver()
+        return Disposable(lambda: self._remove(listener))
+
+    def _join(self, join: _Join) -> None:
+        listener = join.listener
+        if join.replay:
+            for chunk in self._history_chunks(join.mark):
+                if listener.disposed:
+                    return
+                try:
+                    listener.on_chunk(chunk)
+                except Exception:
+                    self._listener_failed(listener)
+                    return
+        listener.start_seq = join.mark
+        with self._state_lock:
+            ended = self._end_delivered
+            if not ended and not listener.disposed:
+                self._listeners = (*self._listeners, listener)
+        if ended:
+            self._end_listener(listener, self._error)
+
+    def _remove(self, listener: _Listener) -> None:
+        listener.disposed = True
+        with self._state_lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def add_listener(
+        self,
+        on_values: Callable[[list[Any]], None],
+        on_end: Callable[[BaseException | None], None] | None = None,
+        *,
+        replay: bool = False,
+    ) -> Disposable:
+        """Receive every new batch of values as a list (cheaper than per-value).
+
+        For consumers that render or aggregate (widgets). Called on the
+        producing thread; keep it quick. Returns a disposable.
+        """
+        return self._add(_Listener(lambda c: on_values(self._resolved(c)), on_end), replay=replay)
+
+    def listen_chunks(
+        self,
+        on_chunk: Callable[[Chunk], None],
+        on_end: Callable[[BaseException | None], None] | None = None,
+    ) -> Disposable:
+        """Receive every new :class:`Chunk` (values with ids and lineage); for jobs."""
+        return self._add(_Listener(on_chunk, on_end), replay=False)
+
+    def _subscribe_core(
+        self,
+        observer: rx_abc.ObserverBase[Any],
+        scheduler: rx_abc.SchedulerBase | None = None,
+    ) -> rx_abc.DisposableBase:
+        return self._add(_observer_listener(observer, self._resolved), replay=False)
+
+    def replay(self) -> reactivex.Observable[Any]:  # type: ignore[override]
+        """An observable of the history in memory, then the live values."""
+
+        def subscribe(
+            observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None
+        ) -> rx_abc.DisposableBase:
+            return self._add(_observer_listener(observer, self._resolved), replay=True)
+
+        return reactivex.Observable(subscribe)
+
+    # -- reading the history ----------------------------------------------
+
+    def _history_chunks(self, before: int | None = None) -> list[Chunk]:
+        with self._state_lock:
+            chunks = list(self._chunks)
+            skip = self._held - self.history
+        out: list[Chunk] = []
+        for c in chunks:
+            if before is not None and c.seq0 >= before:
+                break
+            if skip > 0:  # only the first chunk holds values beyond the bound
+                c, skip = c.tail(skip), 0
+            if before is not None and c.seq0 + len(c.stored) > before:
+                c = _head(c, before - c.seq0)
+            if c.stored:
+                out.append(_readable(c, self))
+        return out
+
+    def _resolved(self, chunk: Chunk) -> list[Any]:
+        return chunk.values
+
+    def _load(self, v: Any) -> Any:
+        if type(v) is _Offloaded:
+            assert self._storage is not None
+            return self._storage.load(v.ref)
+        return v
+
+    def values(self) -> list[Any]:
+        """The values still in memory (the last ``history`` ones), oldest first."""
+        out: list[Any] = []
+        for c in self._history_chunks():
+            out.extend(c.values)
+        return out
+
+    def datapoints(self) -> list[Datapoint]:
+        """The datapoints still in memory, with ids, timestamps and parent ids."""
+        sid = self.stream_id
+        return [
+            Datapoint(f"{sid}:{c.seq0 + i}", sid, c.seq0 + i, c.time, v, c.parents_of(i))
+            for c in self._history_chunks()
+            for i, v in enumerate(c.values)
+        ]
+
+    def last(self) -> Any:  # type: ignore[override]
+        """The most recent value, or ``None`` before the first one."""
+        with self._state_lock:
+            if not self._chunks:
+                return None
+            v = self._chunks[-1].stored[-1]
+        return self._load(v)
+
+    def __len__(self) -> int:
+        """How many values were ever emitted (not only those still in memory)."""
+        return self._count
+
+    def __bool__(self) -> bool:
+        return True
+
+    @property
+    def stats(self) -> StreamStats:
+        """Count, recent rate (events/s over the last few seconds) and last time."""
+        with self._state_lock:
+            samples = list(self._samples)
+            count, last = self._count, self._last_time
+        rate = 0.0
+        now = time.time()
+        recent = [smp for smp in samples if now - smp[0] <= 5.0]
+        if recent:
+            t0, c0 = recent[0]
+            if now - t0 >= 0.05:
+                rate = (count - c0) / (now - t0)
+        return StreamStats(count=count, rate=rate, last_time=last)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The values in memory as a DataFrame: model fields (or dict keys) as
+        columns, a scalar as column ``value``; indexed by timestamp."""
+        import pandas as pd
+
+        chunks = self._history_chunks()
+        values = [v for c in chunks for v in c.values]
+        times = [c.time for c in chunks for _ in c.values]
+        index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="timestamp")
+        if not values:
+            return pd.DataFrame(index=index)
+        first = values[0]
+        if hasattr(first, "model_dump"):
+            fields = list(type(first).model_fields)
+            if all(type(v) is type(first) for v in values):
+                cols = {f: [getattr(v, f) for v in values] for f in fields}
+                return pd.DataFrame(cols, index=index, columns=fields)
+            return pd.DataFrame([v.model_dump() for v in values], index=index)
+        if isinstance(first, dict):
+            return pd.DataFrame(values, index=index)
+        return pd.DataFrame({"value": values}, index=index)
+
+    def __repr__(self) -> str:
+        state = "ended" if self._closed else "live"
+        return f"<DataStream {self.stream_id!r} {self.type.name} {state}, {self._count} values>"
+
+
+def _head(c: Chunk, n: int) -> Chunk:
+    h = Chunk(
+        c.stream_id,
+        c.seq0,
+        c.time,
+        c.stored[:n],
+        c.parent_stream,
+        None if c.parent_seqs is None else c.parent_seqs[:n],
+    )
+    h.offloaded = c.offloaded
+    return h
+
+
+def _readable(c: Chunk, stream: DataStream) -> Chunk:
+    """A history chunk whose values are the real ones (offloaded values loaded)."""
+    if not c.offloaded:
+        if c.values is not c.stored:
+            c = Chunk(c.stream_id, c.seq0, c.time, c.stored, c.parent_stream, c.parent_seqs)
+        return c
+    loaded = [stream._load(v) for v in c.stored]
+    return Chunk(c.stream_id, c.seq0, c.time, loaded, c.parent_stream, c.parent_seqs)
+
+
+def _observer_listener(
+    observer: rx_abc.ObserverBase[Any], resolve: Callable[[Chunk], list[Any]]
+) -> _Listener:
+    on_next = observer.on_next
+
+    def on_chunk(chunk: Chunk) -> None:
+        for v in resolve(chunk):
+            on_next(v)
+
+    def on_end(error: BaseException | None) -> None:
+        if error is None:
+            observer.on_completed()
+        else:
+            observer.on_error(error if isinstance(error, Exception) else Exception(repr(error)))
+
+    return _Listener(on_chunk, on_end)

@@ -1,0 +1,523 @@
+"""The kitchen staff: who runs a spec's jobs, how many at once, and what happens
+when a processor raises.
+
+Map and flat-map specs are run *inline*: a chunk of input goes through the
+function in one loop, and in a flow the output is handed straight to the next
+map spec on the same thread (the fused path: no per-event hop through a queue,
+a thread or asyncio). Values fed from outside are drained on the worker's
+threads, so the feeding cell returns at once. Processor specs (``job:
+LiveJob``) hold a worker thread for their whole life (or run as a task on the
+env's loop when ``async``); ``concurrency`` bounds how many run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .errors import DataValidationError, LivestackError
+from .job import Cancelled, Inbox, LiveJob
+from .spec import DEFAULT, JobSpec, describe_processor
+from .stream import Chunk
+
+if TYPE_CHECKING:
+    from .env import LiveEnv
+
+__all__ = ["LiveWorker", "LiveWorkerDef", "WorkerStats"]
+
+log = logging.getLogger("livestack_nb")
+
+
+class LiveWorkerDef:
+    """How a spec is cooked: its processor and its worker's policy.
+
+    Made by ``@job_spec`` or ``spec.define_worker(...)``; see there for the
+    parameters. A separate worker process can define the worker of a spec
+    that a notebook only declares.
+    """
+
+    def __init__(
+        self,
+        spec: JobSpec,
+        processor: Callable[..., Any],
+        *,
+        concurrency: int = 8,
+        init: Callable[..., Any] | None = None,
+        retries: int = 0,
+        retry_backoff: float = 0.05,
+        on_error: str = "fail",
+    ) -> None:
+        where = f"worker of spec {spec.name!r}"
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise LivestackError(f"{where}: concurrency must be an int >= 1, not {concurrency!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise LivestackError(f"{where}: retries must be an int >= 0, not {retries!r}")
+        if retry_backoff < 0:
+            raise LivestackError(f"{where}: retry_backoff must be >= 0, not {retry_backoff!r}")
+        if on_error not in ("fail", "skip"):
+            raise LivestackError(f"{where}: on_error must be 'fail' or 'skip', not {on_error!r}")
+        if init is not None and not callable(init):
+            raise LivestackError(f"{where}: init must be callable, not {init!r}")
+        info = describe_processor(processor)
+        if info["form"] != "processor" and (len(spec.inputs) != 1 or DEFAULT not in spec.inputs):
+            raise LivestackError(
+                f"{where}: a map or flat-map processor needs a spec with only the 'default' "
+                f"input, but it has {sorted(spec.inputs)}; take 'job: LiveJob' instead"
+            )
+        self.spec = spec
+        self.processor = processor
+        self.concurrency = concurrency
+        self.init = init
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.on_error = on_error
+        self.form: str = info["form"]
+        self.is_async: bool = info["is_async"]
+        self.takes_options: bool = info["takes_options"]
+
+    def __repr__(self) -> str:
+        kind = ("async " if self.is_async else "") + self.form
+        return f"<LiveWorkerDef {self.spec.name!r} {kind} concurrency={self.concurrency}>"
+
+
+@dataclass
+class WorkerStats:
+    """What a worker has done so far."""
+
+    jobs_started: int = 0
+    jobs_completed: int = 0
+    jobs_failed: int = 0
+    jobs_cancelled: int = 0
+    retries: int = 0
+    skipped: int = 0
+
+    @property
+    def running(self) -> int:
+        return self.jobs_started - self.jobs_completed - self.jobs_failed - self.jobs_cancelled
+
+
+class _Failed(Exception):
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+_SKIP = object()
+
+
+class LiveWorker:
+    """Runs the jobs of one spec in this process; started by the env when needed.
+
+    Attributes
+    ----------
+    definition:
+        The :class:`LiveWorkerDef`.
+    state:
+        A dict for the ``init`` hook to keep what jobs share (a loaded model).
+    stats:
+        :class:`WorkerStats`.
+    """
+
+    def __init__(self, definition: LiveWorkerDef, env: LiveEnv) -> None:
+        self.definition = definition
+        self.spec = definition.spec
+        self.env = env
+        self.state: dict[str, Any] = {}
+        self.stats = WorkerStats()
+        self._executor = ThreadPoolExecutor(
+            definition.concurrency, thread_name_prefix=f"livestack-{definition.spec.name}"
+        )
+        self._init_lock = threading.Lock()
+        self._init_done = definition.init is None
+        self._jobs: set[LiveJob] = set()
+        self._jobs_lock = threading.Lock()
+        self._accepting = True
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # -- setting jobs up ------------------------------------------------------
+
+    def attach(self, job: LiveJob) -> Callable[[], None]:
+        """Connect ``job``'s inputs to how this worker runs it; return its launcher.
+
+        Input that arrives before the launch waits, so a flow can wire all its
+        jobs before any of them starts.
+        """
+        if not self._accepting:
+            raise LivestackError(f"the worker of spec {self.spec.name!r} is stopped")
+        with self._jobs_lock:
+            self._jobs.add(job)
+        job.add_done_callback(self._job_done)
+        d = self.definition
+        if d.form != "processor" and not d.is_async:
+            return _InlineRunner(self, job).launch
+        inbox = job._inbox = Inbox(job.spec.inputs, job.activity)
+        for tag, stream in job._inputs.items():
+            stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
+        if d.is_async:
+            return partial(self._launch_async, job)
+        return partial(self._launch_sync, job)
+
+    def _job_done(self, job: LiveJob) -> None:
+        with self._jobs_lock:
+            self._jobs.discard(job)
+        st = job.status.value
+        if st == "completed":
+            self.stats.jobs_completed += 1
+        elif st == "failed":
+            self.stats.jobs_failed += 1
+        else:
+            self.stats.jobs_cancelled += 1
+
+    def _started(self, job: LiveJob) -> bool:
+        if job.status.done:
+            return False
+        self.stats.jobs_started += 1
+        job.mark_running()
+        return True
+
+    def ensure_init(self) -> None:
+        """Run the ``init`` hook once, before this worker's first job."""
+        if self._init_done:
+            return
+        with self._init_lock:
+            if self._init_done:
+                return
+            init = self.definition.init
+            assert init is not None
+            try:
+                takes = len(inspect.signature(init).parameters) > 0
+            except (TypeError, ValueError):
+                takes = False
+            init(self) if takes else init()
+            self._init_done = True
+
+    def call(self, job: LiveJob) -> Callable[[Any], Any]:
+        """The processor as a one-argument function for ``job`` (options bound)."""
+        fn = self.definition.processor
+        if self.definition.takes_options:
+            return partial(fn, options=job.options)
+        return fn
+
+    def retry_delay(self, attempt: int) -> float:
+        return float(self.definition.retry_backoff * (2 ** (attempt - 1)))
+
+    # -- sync processors ------------------------------------------------------
+
+    def _launch_sync(self, job: LiveJob) -> None:
+        self._executor.submit(self._run_sync, job)
+
+    def _run_sync(self, job: LiveJob) -> None:
+        if not self._started(job):
+            return
+        inbox = job._inbox
+        assert inbox is not None
+        d = self.definition
+        attempt = 0
+        try:
+            self.ensure_init()
+            while True:
+                try:
+                    result = d.processor(job)
+                    if inspect.isgenerator(result):
+                        for value in result:
+                            job.output.emit(value)
+                    elif result is not None:
+                        job.output.emit(result)
+                    break
+                except (Cancelled, DataValidationError):
+                    raise
+                except Exception as e:
+                    attempt += 1
+                    if not self._may_retry(job, e, attempt, inbox):
+                        raise
+                    time.sleep(self.retry_delay(attempt))
+        except Cancelled:
+            pass
+        except BaseException as e:
+            job.fail(e)
+        else:
+            job.complete()
+        finally:
+            inbox.release()
+
+    def _may_retry(self, job: LiveJob, e: Exception, attempt: int, inbox: Inbox) -> bool:
+        """Decide what a raising processor gets: a retry of the datapoint, a skip, or failure."""
+        d = self.definition
+        if attempt <= d.retries:
+            self.stats.retries += 1
+            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
+            inbox.requeue_current()
+            return True
+        if d.on_error == "skip" and inbox.current is not None:
+            self.stats.skipped += 1
+            job.logger.error("datapoint skipped after %d attempts: %s: %s", attempt, type(e).__name__, e)
+            inbox.current = None
+            return True
+        return False
+
+    # -- async processors and async maps -------------------------------------
+
+    def _launch_async(self, job: LiveJob) -> None:
+        fut = self.env.runtime.submit(self._run_async(job))
+        job.on_cancel.append(fut.cancel)
+
+    async def _run_async(self, job: LiveJob) -> None:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.definition.concurrency)
+        async with self._semaphore:
+            if not self._started(job):
+                return
+            inbox = job._inbox
+            assert inbox is not None
+            try:
+                self.ensure_init()
+                if self.definition.form == "processor":
+                    await self._async_processor(job, inbox)
+                else:
+                    await self._async_map(job)
+            except (Cancelled, asyncio.CancelledError):
+                pass
+            except BaseException as e:
+                job.fail(e)
+            else:
+                job.complete()
+            finally:
+                inbox.release()
+
+    async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
+        fn = self.definition.processor
+        attempt = 0
+        while True:
+            try:
+                result = fn(job)
+                if inspect.isasyncgen(result):
+                    async for value in result:
+                        job.output.emit(value)
+                elif inspect.isawaitable(result):
+                    job.output.emit(await result)
+                elif inspect.isgenerator(result):
+                    for value in result:
+                        job.output.emit(value)
+                elif result is not None:
+                    job.output.emit(result)
+                return
+            except (Cancelled, DataValidationError):
+                raise
+            except Exception as e:
+                attempt += 1
+                if not self._may_retry(job, e, attempt, inbox):
+                    raise
+                await asyncio.sleep(self.retry_delay(attempt))
+
+    async def _async_map(self, job: LiveJob) -> None:
+        fn = self.call(job)
+        flat = self.definition.form == "flatmap"
+        emit = job.output.emit
+        async for value in job.input:
+            attempt = 0
+            while True:
+                try:
+                    if flat:
+                        results = [r async for r in fn(value)]
+                    else:
+                        results = [await fn(value)]
+                    break
+                except Exception as e:
+                    attempt += 1
+                    if attempt <= self.definition.retries:
+                        self.stats.retries += 1
+                        job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
+                        await asyncio.sleep(self.retry_delay(attempt))
+                        continue
+                    if self.definition.on_error == "skip":
+                        self.stats.skipped += 1
+                        job.logger.error("datapoint skipped: %s: %s", type(e).__name__, e)
+                        results = []
+                        break
+                    raise
+            for r in results:
+                emit(r)
+
+    # -- stopping ---------------------------------------------------------------
+
+    def running_jobs(self) -> list[LiveJob]:
+        with self._jobs_lock:
+            return [j for j in self._jobs if not j.status.done]
+
+    def stop(self, timeout: float | None = 10.0, *, cancel: bool = False) -> None:
+        """Stop taking jobs, let running ones finish (or cancel them), free the threads.
+
+        Jobs still running after ``timeout`` seconds are cancelled.
+        """
+        self._accepting = False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in self.running_jobs():
+            if cancel:
+                job.cancel()
+                continue
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not job._done.wait(left):
+                job.logger.warning("cancelled: the worker stopped")
+                job.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        threads = list(getattr(self._executor, "_threads", ()))
+        for t in threads:
+            left = 5.0 if deadline is None else max(0.1, deadline - time.monotonic())
+            t.join(left)
+            if t.is_alive():
+                log.warning("a processor of spec %r did not return; its thread is left", self.spec.name)
+
+    def __repr__(self) -> str:
+        return f"<LiveWorker {self.spec.name!r} running={self.stats.running}>"
+
+
+def _end_tag(inbox: Inbox, tag: str, error: BaseException | None) -> None:
+    inbox.end(tag)
+
+
+class _InlineRunner:
+    """Runs a sync map or flat-map job chunk by chunk, in order, on whichever
+    thread delivers (see the module docstring)."""
+
+    def __init__(self, worker: LiveWorker, job: LiveJob) -> None:
+        self.worker = worker
+        self.job = job
+        self.pending: deque[Any] = deque()
+        self.lock = threading.Lock()
+        self.draining = True  # nothing runs until launch()
+        self.activity = job.activity
+        d = worker.definition
+        self.flat = d.form == "flatmap"
+        self.fn = worker.call(job)
+        self.out_type = job.spec.outputs[DEFAULT]
+        self.out = job._outputs[DEFAULT]
+        stream = job._inputs[DEFAULT]
+        inline = stream.fused
+        stream.listen_chunks(
+            partial(self.submit, inline=inline),
+            lambda _err: self.submit(_END, inline=inline),
+        )
+        job.on_cancel.append(self.pending.clear)
+
+    def launch(self) -> None:
+        if not self.worker._started(self.job):
+            return
+        with self.lock:
+            if not self.pending:
+                self.draining = False
+                return
+        self.worker._executor.submit(self.drain)
+
+    def submit(self, item: Any, *, inline: bool) -> None:
+        if self.job.status.done:
+            return  # cancelled or failed: what still arrives is not processed
+        act = self.activity
+        if act is not None and item is not _END:
+            act.add(len(item.values))
+        with self.lock:
+            self.pending.append(item)
+            if self.draining:
+                return
+            self.draining = True
+        if inline:
+            self.drain()
+        else:
+            self.worker._executor.submit(self.drain)
+
+    def drain(self) -> None:
+        job = self.job
+        pending = self.pending
+        act = self.activity
+        try:
+            self.worker.ensure_init()
+        except Exception as e:
+            job.fail(e)
+        while True:
+            with self.lock:
+                if not pending:
+                    self.draining = False
+                    return
+                item = pending.popleft()
+            if item is _END:
+                if not job.status.done:
+                    job.complete()
+                continue
+            try:
+                if not job.status.done:
+                    self.process(item)
+            except BaseException as e:
+                job.fail(e)
+            finally:
+                if act is not None:
+                    act.done(len(item.values))
+
+    def process(self, chunk: Chunk) -> None:
+        fn = self.fn
+        out: list[Any] = []
+        parents: list[int] = []
+        s = chunk.seq0
+        failure: BaseException | None = None
+        if self.flat:
+            for v in chunk.values:
+                try:
+                    rs = list(fn(v))
+                except Exception as e:
+                    try:
+                        rs = self.recover(v, e)
+                    except _Failed as f:
+                        failure = f.exc
+                        break
+                out.extend(rs)
+                parents.extend([s] * len(rs))
+                s += 1
+        else:
+            append, pappend = out.append, parents.append
+            for v in chunk.values:
+                try:
+                    r = fn(v)
+                except Exception as e:
+                    try:
+                        r = self.recover(v, e)
+                    except _Failed as f:
+                        failure = f.exc
+                        break
+                if r is not None and r is not _SKIP:
+                    append(r)
+                    pappend(s)
+                s += 1
+        if out:
+            job = self.job
+            checked = self.out_type.check_many(out, spec=job.spec.name, tag=DEFAULT, side="output")
+            self.out.push(checked, chunk.stream_id, parents)
+        if failure is not None:
+            self.job.fail(failure)
+
+    def recover(self, value: Any, exc: Exception) -> Any:
+        """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
+        worker, job = self.worker, self.job
+        d = worker.definition
+        for attempt in range(1, d.retries + 1):
+            worker.stats.retries += 1
+            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(exc).__name__, exc)
+            time.sleep(worker.retry_delay(attempt))
+            if job.status.done:
+                raise _Failed(exc)
+            try:
+                r = self.fn(value)
+                return list(r) if self.flat else r
+            except Exception as e:
+                exc = e
+        if d.on_error == "skip":
+            worker.stats.skipped += 1
+            job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
+            return [] if self.flat else _SKIP
+        raise _Failed(exc)

@@ -1,0 +1,100 @@
+"""LiveEnv: selecting an env, listing jobs, durability with sqlite, closing cleanly."""
+
+from __future__ import annotations
+
+import threading
+
+from pizzeria import bake
+
+import livestack_nb as ls
+from livestack_nb.testing import collect, fresh_env
+
+
+def test_with_env_selects_it(env):
+    assert ls.current_env() is env
+    job = bake.start()
+    assert any(info.job_id == job.job_id for info in env.jobs())
+
+
+def test_nested_with_restores_the_outer_env(env, make_env):
+    assert ls.current_env() is env
+    inner = ls.LiveEnv()
+    try:
+        with inner:
+            assert ls.current_env() is inner
+        assert ls.current_env() is env
+    finally:
+        inner.close()
+
+
+def test_use_env_selects_an_env_until_undone():
+    other = ls.LiveEnv()
+    try:
+        with ls.use_env(other):
+            assert ls.current_env() is other
+            assert bake.run([{"pizza": "z"}], timeout=10) == ["12in z, spice 0"]
+            assert [i.spec for i in other.jobs()] == ["bake"]
+        assert ls.current_env() is not other
+    finally:
+        other.close()
+
+
+def test_start_with_explicit_env(env, make_env):
+    other = make_env()
+    job = bake.start(env=env)
+    assert any(info.job_id == job.job_id for info in env.jobs())
+    assert not any(info.job_id == job.job_id for info in other.jobs())
+
+
+def test_jobs_and_job_lookup(env):
+    job = bake.start()
+    job.feed({"pizza": "capricciosa"})
+    job.end()
+    job.wait(timeout=10)
+    (info,) = [i for i in env.jobs() if i.job_id == job.job_id]
+    assert info.status == ls.JobStatus.COMPLETED
+    assert info.spec == "bake"
+    again = env.job(job.job_id)
+    assert isinstance(again, ls.JobHandle)
+    assert again.output().values() == ["12in capricciosa, spice 0"]
+
+
+def test_spec_lookup_by_name(env):
+    bake.run([{"pizza": "x"}], timeout=10)
+    assert env.spec("bake").name == "bake"
+
+
+def test_close_is_idempotent_and_leaves_no_threads():
+    e = ls.LiveEnv()
+    with e:
+        assert bake.run([{"pizza": "x"}], timeout=10) == ["12in x, spice 0"]
+    e.close()
+    e.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("livestack")]
+
+
+def test_fresh_env_helper():
+    with fresh_env() as e:
+        assert ls.current_env() is e
+        assert bake.run([{"pizza": "y"}], timeout=10) == ["12in y, spice 0"]
+
+
+def test_sqlite_vault_survives_a_restart(tmp_path, make_env):
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    first = ls.LiveEnv(vault=url)
+    with first:
+        job = bake.start(options={"spice": 1})
+        job.feed_many([{"pizza": "a"}, {"pizza": "b"}])
+        job.end()
+        job.wait(timeout=10)
+        job_id = job.job_id
+    first.close()
+
+    second = make_env(vault=url)
+    (info,) = [i for i in second.jobs() if i.job_id == job_id]
+    assert info.status == ls.JobStatus.COMPLETED
+    handle = second.job(job_id)
+    assert handle.status is ls.JobStatus.COMPLETED
+    assert [s for s, _ in handle.statuses][0] is ls.JobStatus.REQUESTED
+    assert collect(handle.output().replay(), timeout=5) == ["12in a, spice 1", "12in b, spice 1"]
+

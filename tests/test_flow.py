@@ -1,0 +1,170 @@
+"""Liveflow: wiring specs, exposing ports, declarative form, nesting, operators, cycles, failure."""
+
+from __future__ import annotations
+
+import pytest
+import reactivex
+from pizzeria import Order, bake, box, knead, pizzeria_flow, taste
+from reactivex import operators as ops
+
+import livestack_nb as ls
+from livestack_nb.testing import collect, wait_until
+
+
+@ls.job_spec
+def inc(n: int) -> int:
+    return n + 1
+
+
+@ls.job_spec
+def dbl(n: int) -> int:
+    return n * 2
+
+
+@ls.job_spec(inputs={"left": int, "right": int}, outputs={"sum": int, "diff": int})
+def pairs(job: ls.LiveJob):
+    left: list[int] = []
+    right: list[int] = []
+    for tag, value in job.input.merge("left", "right"):
+        (left if tag == "left" else right).append(value)
+        while left and right:
+            a, b = left.pop(0), right.pop(0)
+            job.output("sum").emit(a + b)
+            job.output("diff").emit(a - b)
+
+
+def test_the_pizzeria(env):
+    flow = pizzeria_flow()
+    assert isinstance(flow, ls.JobSpec)
+    run = flow.start(); run.input("orders").feed(Order(pizza="margherita")); run.output("boxes")
+    run.input("orders").feed({"pizza": "marinara", "size": 16})
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("boxes").values() == ["box(12IN MARGHERITA, SPICE 0)", "box(16IN MARINARA, SPICE 0)"]
+    assert run.status is ls.JobStatus.COMPLETED
+
+
+def test_the_declarative_form_builds_the_same_flow(env):
+    flow = ls.Liveflow(
+        "pizzeria",
+        connections=[
+            ls.conn(knead, bake),
+            ls.conn(bake.output(), box, transform=lambda s: s.upper()),
+            ls.conn(bake, taste.labeled("second-taster")),
+        ],
+        exposures=[ls.expose(knead.input(), "orders"), ls.expose(box.output(), "boxes")],
+    )
+    run = flow.start()
+    run.input("orders").feed({"pizza": "bianca"})
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("boxes").values() == ["box(12IN BIANCA, SPICE 0)"]
+
+
+def test_default_tags_are_the_unique_unconnected_ports(env):
+    flow = ls.Liveflow("chain")
+    flow.connect(inc, dbl)
+    assert flow.run([1, 2, 3], timeout=10) == [4, 6, 8]
+
+
+def test_connect_by_named_ports(env):
+    flow = ls.Liveflow("ports")
+    flow.connect(inc.output(), pairs.input("left"))
+    flow.connect(dbl.output("default"), pairs.input("right"))
+    flow.expose(inc.input(), "a")
+    flow.expose(dbl.input(), "b")
+    flow.expose(pairs.output("sum"), "sum")
+    flow.expose(pairs.output("diff"), "diff")
+    run = flow.start()
+    run.input("a").feed(10)   # -> 11
+    run.input("b").feed(3)    # -> 6
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("sum").values() == [17]
+    assert run.output("diff").values() == [5]
+
+
+def test_the_same_spec_twice_with_labels(env):
+    flow = ls.Liveflow("twice")
+    flow.connect(inc, inc.labeled("again"))
+    flow.expose(inc.input(), "in")
+    flow.expose(inc.labeled("again").output(), "out")
+    run = flow.start()
+    run.input("in").feed(1)
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("out").values() == [3]
+
+
+def test_transform_adapts_types(env):
+    @ls.job_spec
+    def length(text: str) -> int:
+        return len(text)
+
+    flow = ls.Liveflow("adapt")
+    flow.connect(inc, length, transform=lambda n: "x" * n)
+    assert flow.run([2, 4], timeout=10) == [3, 5]
+
+
+def test_reconnecting_the_same_ends_changes_nothing(env):
+    flow = ls.Liveflow("idempotent")
+    for _ in range(3):  # as if a cell were run three times
+        flow.connect(inc, dbl)
+    assert flow.run([1, 2], timeout=10) == [4, 6]
+
+
+def test_nested_flow(env):
+    inner = ls.Liveflow("inner")
+    inner.connect(inc, dbl)
+    outer = ls.Liveflow("outer")
+    outer.connect(inner, box, transform=str)
+    assert outer.run([1, 5], timeout=10) == ["box(4)", "box(12)"]
+
+
+def test_flow_as_an_operator(env):
+    flow = ls.Liveflow("op")
+    flow.connect(inc, dbl)
+    result = collect(reactivex.from_iterable(range(5)).pipe(flow.op(), ops.map(lambda n: n - 2)), timeout=10)
+    assert result == [0, 2, 4, 6, 8]
+
+
+def test_a_cycle_stops_on_its_condition_and_the_run_completes(env):
+    @ls.job_spec
+    def collatz(n: int) -> int:
+        return n // 2 if n % 2 == 0 else 3 * n + 1
+
+    @ls.job_spec
+    def until_one(n: int) -> int | None:
+        return None if n == 1 else n
+
+    flow = ls.Liveflow("collatz")
+    flow.connect(collatz, until_one)
+    flow.connect(until_one, collatz)  # feedback loop
+    flow.expose(collatz.input(), "start")
+    flow.expose(collatz.output(), "steps")
+    run = flow.start()
+    run.input("start").feed(6)
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("steps").values() == [3, 10, 5, 16, 8, 4, 2, 1]
+    assert run.status is ls.JobStatus.COMPLETED
+
+
+def test_a_failing_job_fails_the_run_and_ends_the_others(env):
+    @ls.job_spec
+    def breaks_on_three(n: int) -> int:
+        if n == 3:
+            raise ZeroDivisionError("three")
+        return n
+
+    flow = ls.Liveflow("fragile")
+    flow.connect(inc, breaks_on_three)
+    flow.connect(breaks_on_three, dbl)
+    run = flow.start()
+    run.feed_many([0, 1, 2])  # no end(): the failure alone must finish the run
+    with pytest.raises(ls.JobFailed):
+        run.wait(timeout=10)
+    assert run.status is ls.JobStatus.FAILED
+    terminal = {ls.JobStatus.COMPLETED, ls.JobStatus.FAILED, ls.JobStatus.CANCELLED}
+    wait_until(lambda: all(info.status in terminal for info in env.jobs()), timeout=5)
+    assert run.output().ended

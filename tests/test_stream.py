@@ -1,0 +1,205 @@
+"""DataStream: live vs replay, history, datapoints and lineage, pandas, stats, operators."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import reactivex
+from pizzeria import Pizza, bake
+from reactivex import operators as ops
+from support import Recorder
+
+import livestack_nb as ls
+from livestack_nb.testing import collect, wait_until
+
+
+@ls.job_spec
+def echo(n: int) -> int:
+    return n
+
+
+def test_a_stream_is_an_observable_with_tag_and_type(env):
+    job = bake.start()
+    stream = job.output()
+    assert isinstance(stream, reactivex.Observable)
+    assert isinstance(stream, ls.DataStream)
+    assert stream.tag == "default"
+    assert stream.value_type is str
+    assert isinstance(stream.stream_id, str)
+
+
+def test_subscribe_is_live_and_replay_starts_from_history(env):
+    job = echo.start()
+    job.feed_many([1, 2])
+    wait_until(lambda: len(job.output()) == 2, timeout=5)
+    live = Recorder(job.output())
+    replayed_early = Recorder(job.output().replay())
+    job.feed(3)
+    job.end()
+    job.wait(timeout=10)
+    assert live.wait_done().values == [3]
+    assert live.completed
+    assert replayed_early.wait_done().values == [1, 2, 3]
+    assert collect(job.output().replay(), timeout=5) == [1, 2, 3]
+
+
+def test_stream_operators_work(env):
+    job = echo.start()
+    doubled = Recorder(job.output().pipe(ops.map(lambda n: n * 2), ops.filter(lambda n: n > 2)))
+    job.feed_many([1, 2, 3])
+    job.end()
+    assert doubled.wait_done().values == [4, 6]
+
+
+def test_values_last_len_and_ended(env):
+    job = echo.start()
+    stream = job.output()
+    job.feed_many([5, 6, 7])
+    wait_until(lambda: len(stream) == 3, timeout=5)
+    assert not stream.ended
+    job.end()
+    job.wait(timeout=10)
+    assert stream.values() == [5, 6, 7]
+    assert stream.last() == 7
+    assert stream.ended
+
+
+def test_history_is_bounded_but_count_is_not(make_env):
+    make_env(history=100)
+    job = echo.start()
+    job.feed_many(range(1000))
+    job.end()
+    job.wait(timeout=20)
+    stream = job.output()
+    assert len(stream) == 1000
+    assert stream.values() == list(range(900, 1000))
+    assert len(stream.datapoints()) == 100
+    assert stream.stats.count == 1000
+
+
+def test_datapoints_have_id_timestamp_seq_and_stream(env):
+    before = time.time()
+    job = echo.start()
+    job.feed_many([1, 2, 3])
+    job.end()
+    job.wait(timeout=10)
+    dps = job.output().datapoints()
+    assert [dp.value for dp in dps] == [1, 2, 3]
+    assert len({dp.id for dp in dps}) == 3
+    assert all(isinstance(dp, ls.Datapoint) for dp in dps)
+    assert all(dp.stream_id == job.output().stream_id for dp in dps)
+    assert [dp.seq for dp in dps] == sorted(dp.seq for dp in dps)
+    assert len({dp.seq for dp in dps}) == 3
+    assert all(before <= dp.timestamp <= time.time() for dp in dps)
+    assert [dp.timestamp for dp in dps] == sorted(dp.timestamp for dp in dps)
+
+
+def test_lineage_output_parents_contain_the_input_datapoint(env):
+    @ls.job_spec
+    def plus_one(n: int) -> int:
+        return n + 1
+
+    flow = ls.Liveflow("lineage")
+    flow.connect(echo, plus_one)
+    flow.expose(echo.output(), "mid")
+    flow.expose(plus_one.output(), "out")
+    flow.expose(echo.input(), "in")
+    run = flow.start()
+    run.input("in").feed(1)
+    run.end()
+    run.wait(timeout=10)
+    (mid,) = run.output("mid").datapoints()
+    (out,) = run.output("out").datapoints()
+    assert out.value == 2
+    assert mid.id in out.parents
+    assert isinstance(out.parents, tuple)
+
+
+def test_to_pandas_has_model_fields_as_columns(env):
+    @ls.job_spec
+    def make(sauce: str) -> Pizza:
+        return Pizza(dough="00", sauce=sauce)
+
+    job = make.start()
+    job.feed_many(["tomato", "pesto"])
+    job.end()
+    job.wait(timeout=10)
+    df = job.output().to_pandas()
+    assert {"dough", "sauce"} <= set(df.columns)
+    assert list(df["sauce"]) == ["tomato", "pesto"]
+    assert len(df) == 2
+
+
+def test_to_pandas_of_plain_values(env):
+    job = echo.start()
+    job.feed_many([1, 2])
+    job.end()
+    job.wait(timeout=10)
+    df = job.output().to_pandas()
+    assert len(df) == 2
+    assert [1, 2] in [list(df[c]) for c in df.columns]
+
+
+def test_stats(env):
+    job = echo.start()
+    job.feed_many(range(10))
+    job.end()
+    job.wait(timeout=10)
+    stats = job.output().stats
+    assert stats.count == 10
+    assert stats.rate >= 0
+    assert abs(stats.last_time - time.time()) < 60
+
+
+def test_listener_gets_batches_and_end(env):
+    batches: list[list[int]] = []
+    ends: list[object] = []
+    job = echo.start()
+    disposable = job.output().add_listener(batches.append, on_end=ends.append)
+    job.feed_many([1, 2, 3])
+    job.end()
+    job.wait(timeout=10)
+    wait_until(lambda: ends == [None], timeout=5)
+    assert [v for batch in batches for v in batch] == [1, 2, 3]
+    disposable.dispose()
+
+
+# --- a spec as an RxPY operator ------------------------------------------------------
+
+
+def test_spec_op_in_a_pipe_keeps_order(env):
+    source = reactivex.from_iterable([{"pizza": p} for p in "abcdefgh"])
+    result = collect(source.pipe(bake.op(spice=2), ops.map(str.upper)), timeout=10)
+    assert result == [f"12IN {p.upper()}, SPICE 2" for p in "abcdefgh"]
+
+
+def test_spec_op_delivers_processor_errors_as_on_error(env):
+    @ls.job_spec
+    def picky(n: int) -> int:
+        if n == 3:
+            raise ValueError("three")
+        return n
+
+    rec = Recorder(reactivex.from_iterable([1, 2, 3, 4]).pipe(picky.op())).wait_done(10)
+    assert rec.values == [1, 2]
+    assert rec.error is not None
+    assert not rec.completed
+    assert isinstance(rec.error, ls.JobFailed)
+    assert isinstance(rec.error.__cause__, ValueError)
+
+
+def test_spec_op_delivers_invalid_values_as_on_error(env):
+    rec = Recorder(reactivex.from_iterable([1, "x"]).pipe(echo.op())).wait_done(10)
+    assert isinstance(rec.error, ls.DataValidationError)
+
+
+def test_spec_op_passes_source_errors_on(env):
+    source = reactivex.concat(reactivex.of(1), reactivex.throw(KeyError("source broke")))
+    rec = Recorder(source.pipe(echo.op())).wait_done(10)
+    assert isinstance(rec.error, KeyError)
+
+
+@pytest.mark.parametrize("n", [0, 1, 50])
+def test_spec_op_completes(env, n):
+    assert collect(reactivex.from_iterable(range(n)).pipe(echo.op()), timeout=10) == list(range(n))

@@ -1,0 +1,179 @@
+"""Workers: defining one for a spec interface, concurrency, retries, isolation, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from pizzeria import Oven, Order
+
+import livestack_nb as ls
+from livestack_nb.testing import wait_until
+
+
+def test_worker_for_a_spec_interface(env):
+    calls: list[str] = []
+
+    spec = ls.JobSpec("bake", input=Order, output=str, options=Oven)
+
+    def processor(order: Order, options: Oven) -> str:
+        calls.append(order.pizza)
+        return f"{order.size}in {order.pizza}, spice {options.spice}"
+
+    worker = spec.define_worker(processor, concurrency=4)
+    assert isinstance(worker, ls.LiveWorkerDef)
+    assert spec.run([{"pizza": "diavola"}], options={"spice": 9}, timeout=10) == ["12in diavola, spice 9"]
+    assert calls == ["diavola"]
+
+
+def test_concurrency_four_runs_four_jobs_at_once(env):
+    barrier = threading.Barrier(4, timeout=5)
+
+    @ls.job_spec(concurrency=4)
+    def meet(n: int) -> int:
+        barrier.wait()
+        return n
+
+    jobs = [meet.start() for _ in range(4)]
+    for i, job in enumerate(jobs):
+        job.feed(i)
+        job.end()
+    assert [job.result(timeout=10) for job in jobs] == [[0], [1], [2], [3]]
+
+
+def test_concurrency_one_never_overlaps_jobs(env):
+    lock = threading.Lock()
+    active = [0]
+    peak = [0]
+
+    @ls.job_spec(concurrency=1)
+    def alone(n: int) -> int:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)  # simulated work
+        with lock:
+            active[0] -= 1
+        return n
+
+    jobs = [alone.start() for _ in range(2)]
+    for job in jobs:
+        job.feed_many([1, 2])
+        job.end()
+    for job in jobs:
+        job.wait(timeout=10)
+    assert peak[0] == 1
+
+
+def test_retries_then_success(env):
+    attempts: list[int] = []
+
+    @ls.job_spec(retries=2, retry_backoff=0.0)
+    def flaky(n: int) -> int:
+        attempts.append(n)
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        return n
+
+    assert flaky.run([5], timeout=10) == [5]
+    assert attempts == [5, 5, 5]
+
+
+def test_retries_exhausted_fails_the_job(env):
+    attempts: list[int] = []
+
+    @ls.job_spec(retries=1, retry_backoff=0.0)
+    def broken(n: int) -> int:
+        attempts.append(n)
+        raise RuntimeError(f"burnt {n}")
+
+    job = broken.start()
+    job.feed(1)
+    job.end()
+    with pytest.raises(ls.JobFailed) as info:
+        job.wait(timeout=10)
+    assert attempts == [1, 1]
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert job.status is ls.JobStatus.FAILED
+
+
+def test_define_worker_retries_and_init(env):
+    inits: list[int] = []
+    attempts: list[int] = []
+    spec = ls.JobSpec("careful", input=int, output=int)
+
+    def init(*args: object, **kwargs: object) -> None:
+        inits.append(len(attempts))
+
+    def processor(n: int) -> int:
+        attempts.append(n)
+        if len(attempts) == 1:
+            raise RuntimeError("first try fails")
+        return n
+
+    spec.define_worker(processor, init=init, retries=1, retry_backoff=0.0)
+    assert spec.run([4], timeout=10) == [4]
+    assert attempts == [4, 4]
+    assert inits and inits[0] == 0  # init ran before the first datapoint
+
+
+def test_a_failing_job_does_not_disturb_its_siblings(env):
+    @ls.job_spec(concurrency=3)
+    def fragile(n: int) -> int:
+        if n < 0:
+            raise ValueError("negative")
+        return n
+
+    good = fragile.start()
+    bad = fragile.start()
+    bad.feed(-1)
+    good.feed(1)
+    bad.end()
+    with pytest.raises(ls.JobFailed):
+        bad.wait(timeout=10)
+    good.feed(2)
+    good.end()
+    assert good.result(timeout=10) == [1, 2]
+    assert fragile.run([3], timeout=10) == [3]
+
+
+def test_sync_processors_run_in_livestack_threads(env):
+    names: list[str] = []
+
+    @ls.job_spec
+    def where(n: int) -> int:
+        names.append(threading.current_thread().name)
+        return n
+
+    where.run([1], timeout=10)
+    assert names[0] != threading.main_thread().name
+    assert names[0].startswith("livestack")
+
+
+def test_async_processors_run_on_the_env_loop(env):
+    names: list[str] = []
+
+    @ls.job_spec(inputs={"default": int}, outputs={"default": int})
+    async def where(job: ls.LiveJob):
+        async for n in job.input:
+            names.append(threading.current_thread().name)
+            await job.output.emit(n)
+
+    where.run([1], timeout=10)
+    where.run([2], timeout=10)
+    assert names[0] == names[1]
+    assert names[0].startswith("livestack")
+
+
+def test_close_stops_workers_with_a_job_still_open(make_env):
+    e = make_env()
+
+    @ls.job_spec
+    def idle(n: int) -> int:
+        return n
+
+    job = idle.start(env=e)
+    job.feed(1)
+    e.close()  # the job never got end(); closing must not hang or leave threads
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("livestack")], timeout=5)
