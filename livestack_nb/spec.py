@@ -59,7 +59,8 @@ class TagType:
         if tp is None or tp is inspect.Parameter.empty or tp is object:
             tp = Any
         self.tp = tp
-        self.cls: type | None = tp if isinstance(tp, type) and get_origin(tp) is None else None
+        plain = tp is not Any and isinstance(tp, type) and get_origin(tp) is None
+        self.cls: type | None = tp if plain else None
         self._adapter: TypeAdapter[Any] | None = None
 
     @property

@@ -303,7 +303,9 @@ class LiveWorker:
                     async for value in result:
                         job.output.emit(value)
                 elif inspect.isawaitable(result):
-                    job.output.emit(await result)
+                    value = await result
+                    if value is not None:
+                        job.output.emit(value)
                 elif inspect.isgenerator(result):
                     for value in result:
                         job.output.emit(value)
@@ -418,7 +420,7 @@ class _InlineRunner:
         self.worker._executor.submit(self.drain)
 
     def submit(self, item: Any, *, inline: bool) -> None:
-        if self.job.status.done:
+        if self.job._cancelled or self.job.status.done:
             return  # cancelled or failed: what still arrives is not processed
         act = self.activity
         if act is not None and item is not _END:
