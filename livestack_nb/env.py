@@ -263,14 +263,14 @@ class LiveEnv:
         """Create and record a job; tags without a given stream get a new one."""
         job_id = job_id or self.new_job_id(spec)
         ins = dict(input_streams or {})
-        owned = [t for t in spec.inputs if t not in ins]
+        owned = [t for t in spec.in_tags if t not in ins]
         for tag in owned:
-            ins[tag] = self.new_stream(f"{job_id}/in/{tag}", tag, spec.inputs[tag], fused=False, activity=activity)
+            ins[tag] = self.new_stream(f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity)
         outs = dict(output_streams or {})
-        for tag in spec.outputs:
+        for tag in spec.out_tags:
             if tag not in outs:
                 outs[tag] = self.new_stream(
-                    f"{job_id}/out/{tag}", tag, spec.outputs[tag], fused=True, activity=activity
+                    f"{job_id}/out/{tag}", tag, spec.out_tags[tag], fused=True, activity=activity
                 )
         job = LiveJob(
             spec,

@@ -184,7 +184,7 @@ class Liveflow(JobSpec):
         """
         src = _as_output(source, self.name)
         dst = _as_input(target, self.name)
-        s_tags, d_tags = src.node.spec.outputs, dst.node.spec.inputs
+        s_tags, d_tags = src.node.spec.out_tags, dst.node.spec.in_tags
         ends = (
             f"{src.node!r} outputs {_fmt_tags(s_tags)}, {dst.node!r} inputs {_fmt_tags(d_tags)}"
         )
@@ -219,10 +219,10 @@ class Liveflow(JobSpec):
         if not isinstance(name, str) or not name:
             raise WiringError(f"flow {self.name!r}: an exposure needs a non-empty name, not {name!r}")
         if isinstance(port, InputRef):
-            tags = port.node.spec.inputs
+            tags = port.node.spec.in_tags
             side = "input"
         elif isinstance(port, OutputRef):
-            tags = port.node.spec.outputs
+            tags = port.node.spec.out_tags
             side = "output"
         else:
             raise WiringError(
@@ -266,7 +266,7 @@ class Liveflow(JobSpec):
             read = {(c.source.node.label, c.source.tag) for c in self._connections.values()}
             if not ins:
                 free_in = [
-                    n.input(t) for n in self._nodes.values() for t in n.spec.inputs if (n.label, t) not in fed
+                    n.input(t) for n in self._nodes.values() for t in n.spec.in_tags if (n.label, t) not in fed
                 ]
                 if len(free_in) == 1:
                     ins[DEFAULT] = free_in[0]
@@ -274,22 +274,22 @@ class Liveflow(JobSpec):
                 free_out = [
                     n.output(t)
                     for n in self._nodes.values()
-                    for t in n.spec.outputs
+                    for t in n.spec.out_tags
                     if (n.label, t) not in read
                 ]
                 if len(free_out) == 1:
                     outs[DEFAULT] = free_out[0]
         return ins, outs
 
-    @property  # type: ignore[override]
-    def inputs(self) -> dict[str, TagType]:
+    @property
+    def in_tags(self) -> dict[str, TagType]:  # type: ignore[override]
         ins, _ = self.ports()
-        return {name: self._spec_of(ref).inputs[ref.tag] for name, ref in ins.items()}
+        return {name: self._spec_of(ref).in_tags[ref.tag] for name, ref in ins.items()}
 
-    @property  # type: ignore[override]
-    def outputs(self) -> dict[str, TagType]:
+    @property
+    def out_tags(self) -> dict[str, TagType]:  # type: ignore[override]
         _, outs = self.ports()
-        return {name: self._spec_of(ref).outputs[ref.tag] for name, ref in outs.items()}
+        return {name: self._spec_of(ref).out_tags[ref.tag] for name, ref in outs.items()}
 
     def graph(self) -> Graph:
         """The flow's shape (no jobs yet)."""
@@ -309,7 +309,7 @@ class Liveflow(JobSpec):
             return s.stream_id if s is not None else None
 
         nodes = tuple(
-            GraphNode(label, n.spec.name, tuple(n.spec.inputs), tuple(n.spec.outputs), job_ids.get(label))
+            GraphNode(label, n.spec.name, tuple(n.spec.in_tags), tuple(n.spec.out_tags), job_ids.get(label))
             for label, n in self._nodes.items()
         )
         edges = tuple(
@@ -506,7 +506,7 @@ class _Run:
         exposed_out = {(r.node.label, r.tag): name for name, r in outs.items()}
         out_streams: dict[tuple[str, str], DataStream] = {}
         for lbl, n in nodes.items():
-            for tag, tp in n.spec.outputs.items():
+            for tag, tp in n.spec.out_tags.items():
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
                 out_streams[(lbl, tag)] = given or env.new_stream(
@@ -522,7 +522,7 @@ class _Run:
         in_streams: dict[tuple[str, str], DataStream] = {}
         idle: list[DataStream] = []
         for lbl, n in nodes.items():
-            for tag, tp in n.spec.inputs.items():
+            for tag, tp in n.spec.in_tags.items():
                 key = (lbl, tag)
                 cs = incoming.get(key, [])
                 ext = None
@@ -545,7 +545,7 @@ class _Run:
                     and len(cs) == 1
                     and cs[0].transform is None
                     and cs[0].key not in back
-                    and nodes[src.node.label].spec.outputs[src.tag].tp == tp.tp
+                    and nodes[src.node.label].spec.out_tags[src.tag].tp == tp.tp
                 ):
                     in_streams[key] = out_streams[(src.node.label, src.tag)]
                     continue
@@ -581,8 +581,8 @@ class _Run:
                     parent_id=job_id,
                     graph=graph,
                     label=lbl,
-                    input_streams={t: in_streams[(lbl, t)] for t in n.spec.inputs},
-                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.outputs},
+                    input_streams={t: in_streams[(lbl, t)] for t in n.spec.in_tags},
+                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags},
                     activity=act,
                     job_id=child_ids[lbl],
                 )

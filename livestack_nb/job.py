@@ -276,7 +276,7 @@ class Inputs:
 
     def merge(self, *tags: str) -> TagReader:
         """Values of several tags as ``(tag, value)`` in arrival order (all tags if none given)."""
-        return TagReader(self._job, tags or tuple(self._job.spec.inputs), merged=True)
+        return TagReader(self._job, tags or tuple(self._job.spec.in_tags), merged=True)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self())

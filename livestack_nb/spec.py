@@ -293,10 +293,20 @@ class JobSpec:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a spec needs a non-empty name, not {name!r}")
         self.name = name
-        self.inputs: dict[str, TagType] = _tags(name, "input", input, inputs)
-        self.outputs: dict[str, TagType] = _tags(name, "output", output, outputs)
+        self.in_tags: dict[str, TagType] = _tags(name, "input", input, inputs)
+        self.out_tags: dict[str, TagType] = _tags(name, "output", output, outputs)
         self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
         self.worker_def: LiveWorkerDef | None = None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """The input tags and their types, ``{tag: type}``."""
+        return {t: tp.tp for t, tp in self.in_tags.items()}
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The output tags and their types, ``{tag: type}``."""
+        return {t: tp.tp for t, tp in self.out_tags.items()}
 
     # -- type checks -------------------------------------------------------
 
@@ -313,7 +323,7 @@ class JobSpec:
             ) from None
 
     def _tag(self, side: str, tag: str) -> TagType:
-        tags = self.inputs if side == "input" else self.outputs
+        tags = self.in_tags if side == "input" else self.out_tags
         try:
             return tags[tag]
         except KeyError:
@@ -408,8 +418,8 @@ class JobSpec:
         return spec_operator(self, options)
 
     def __repr__(self) -> str:
-        ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.inputs.items())
-        outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.outputs.items())
+        ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.in_tags.items())
+        outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.out_tags.items())
         return f"<JobSpec {self.name!r} in({ins}) out({outs})>"
 
 
@@ -568,7 +578,7 @@ def job_spec(
             options=opts,
         )
         if info["form"] != "processor" and (
-            len(spec.inputs) != 1 or DEFAULT not in spec.inputs or DEFAULT not in spec.outputs
+            len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags or DEFAULT not in spec.out_tags
         ):
             raise LivestackError(
                 f"spec {spec_name!r}: a map or flat-map reads the 'default' input and writes "

@@ -68,10 +68,10 @@ class LiveWorkerDef:
         if init is not None and not callable(init):
             raise LivestackError(f"{where}: init must be callable, not {init!r}")
         info = describe_processor(processor)
-        if info["form"] != "processor" and (len(spec.inputs) != 1 or DEFAULT not in spec.inputs):
+        if info["form"] != "processor" and (len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags):
             raise LivestackError(
                 f"{where}: a map or flat-map processor needs a spec with only the 'default' "
-                f"input, but it has {sorted(spec.inputs)}; take 'job: LiveJob' instead"
+                f"input, but it has {sorted(spec.in_tags)}; take 'job: LiveJob' instead"
             )
         self.spec = spec
         self.processor = processor
@@ -159,7 +159,7 @@ class LiveWorker:
         d = self.definition
         if d.form != "processor" and not d.is_async:
             return _InlineRunner(self, job).launch
-        inbox = job._inbox = Inbox(job.spec.inputs, job.activity)
+        inbox = job._inbox = Inbox(job.spec.in_tags, job.activity)
         for tag, stream in job._inputs.items():
             stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
         if d.is_async:
@@ -400,7 +400,7 @@ class _InlineRunner:
         d = worker.definition
         self.flat = d.form == "flatmap"
         self.fn = worker.call(job)
-        self.out_type = job.spec.outputs[DEFAULT]
+        self.out_type = job.spec.out_tags[DEFAULT]
         self.out = job._outputs[DEFAULT]
         stream = job._inputs[DEFAULT]
         inline = stream.fused

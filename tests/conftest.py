@@ -33,8 +33,8 @@ def closing_env(**kwargs: object) -> Iterator[ls.LiveEnv]:
         env.close()
     try:
         wait_until(lambda: not _leftover_threads(before), timeout=5)
-    except Exception:
-        pass
+    except ls.WaitTimeout:
+        pass  # reported by the assertion below, with the threads' names
     left = _leftover_threads(before)
     assert not left, f"threads left after env.close(): {[t.name for t in left]}"
 
