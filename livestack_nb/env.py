@@ -9,15 +9,13 @@ test can check that ``close()`` leaves nothing behind.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import itertools
-import os
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -265,7 +263,9 @@ class LiveEnv:
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
         for tag in owned:
-            ins[tag] = self.new_stream(f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity)
+            ins[tag] = self.new_stream(
+                f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity
+            )
         outs = dict(output_streams or {})
         for tag in spec.out_tags:
             if tag not in outs:
@@ -288,7 +288,9 @@ class LiveEnv:
         with self._lock:
             self._jobs[job_id] = job
         dump = options.model_dump(mode="json") if hasattr(options, "model_dump") else None
-        self.vault.add_job(JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, dump, time.time()))
+        self.vault.add_job(
+            JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, dump, time.time())
+        )
         for tag, s in ins.items():
             self.vault.add_stream(StreamRecord(s.stream_id, job_id, "in", tag))
         for tag, s in outs.items():
@@ -393,8 +395,5 @@ def register_spec(spec: JobSpec) -> None:
 @atexit.register
 def _close_all() -> None:
     for env in list(_all_envs):
-        try:
+        with contextlib.suppress(Exception):
             env.close(timeout=1.0)
-        except Exception:
-            pass
-

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
-from .spec import DEFAULT, InputRef, JobSpec, NoOptions, Node, OutputRef, TagType, can_feed
+from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed
 from .stream import Activity, Chunk, DataStream
 
 if TYPE_CHECKING:
@@ -185,9 +185,7 @@ class Liveflow(JobSpec):
         src = _as_output(source, self.name)
         dst = _as_input(target, self.name)
         s_tags, d_tags = src.node.spec.out_tags, dst.node.spec.in_tags
-        ends = (
-            f"{src.node!r} outputs {_fmt_tags(s_tags)}, {dst.node!r} inputs {_fmt_tags(d_tags)}"
-        )
+        ends = f"{src.node!r} outputs {_fmt_tags(s_tags)}, {dst.node!r} inputs {_fmt_tags(d_tags)}"
         if src.tag not in s_tags:
             raise WiringError(
                 f"flow {self.name!r}: cannot connect {src!r} to {dst!r}: "
@@ -266,7 +264,10 @@ class Liveflow(JobSpec):
             read = {(c.source.node.label, c.source.tag) for c in self._connections.values()}
             if not ins:
                 free_in = [
-                    n.input(t) for n in self._nodes.values() for t in n.spec.in_tags if (n.label, t) not in fed
+                    n.input(t)
+                    for n in self._nodes.values()
+                    for t in n.spec.in_tags
+                    if (n.label, t) not in fed
                 ]
                 if len(free_in) == 1:
                     ins[DEFAULT] = free_in[0]
@@ -397,7 +398,16 @@ class Liveflow(JobSpec):
         with self._lock:
             if not self._nodes:
                 raise WiringError(f"flow {self.name!r} has no specs yet: connect or add some")
-            run = _Run(self, env, self.validate_options(options), job_id, parent_id, label, input_streams, output_streams)
+            run = _Run(
+                self,
+                env,
+                self.validate_options(options),
+                job_id,
+                parent_id,
+                label,
+                input_streams,
+                output_streams,
+            )
             return run.job, run.launch
 
     def __repr__(self) -> str:
@@ -638,4 +648,3 @@ class _Run:
         for f in self.forwards:
             if f.waiting and not f.stream.ended:
                 f.stream.end()
-

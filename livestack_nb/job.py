@@ -404,7 +404,9 @@ class LiveJob:
         """The env's storage provider (large values by reference)."""
         return self.env.storage
 
-    def invoke(self, spec: JobSpec, input: Any = None, *, options: Any = None, inputs: Iterable[Any] | None = None) -> Any:
+    def invoke(
+        self, spec: JobSpec, input: Any = None, *, options: Any = None, inputs: Iterable[Any] | None = None
+    ) -> Any:
         """Run a child job of ``spec`` on ``input`` (or every value of ``inputs``)
         and return its default output's values; lineage records the child.
 
@@ -433,8 +435,7 @@ class LiveJob:
     def _need_inbox(self) -> Inbox:
         if self._inbox is None:
             raise LivestackError(
-                f"job {self.job_id} of spec {self.spec.name!r} is not a processor: "
-                "its input is read for it"
+                f"job {self.job_id} of spec {self.spec.name!r} is not a processor: its input is read for it"
             )
         return self._inbox
 
@@ -575,6 +576,7 @@ class JobHandle:
 
     def __init__(self, job: LiveJob) -> None:
         self._job = job
+        self._feeders: dict[str, InputFeeder] = {}
 
     @property
     def job_id(self) -> str:
@@ -623,7 +625,10 @@ class JobHandle:
 
     def input(self, tag: str = DEFAULT) -> InputFeeder:
         """The input ``tag``, to ``feed`` or ``end``."""
-        return InputFeeder(self._job, tag)
+        feeder = self._feeders.get(tag)
+        if feeder is None:
+            feeder = self._feeders[tag] = InputFeeder(self._job, tag)
+        return feeder
 
     def feed(self, value: Any) -> None:
         """Feed one value to the default input (validated at once)."""
@@ -659,8 +664,7 @@ class JobHandle:
         """
         if not self._job._done.wait(timeout):
             raise WaitTimeout(
-                f"job {self.job_id} of spec {self.spec.name!r} still {self.status.value} "
-                f"after {timeout}s"
+                f"job {self.job_id} of spec {self.spec.name!r} still {self.status.value} after {timeout}s"
             )
         self._raise_if_failed()
 
@@ -671,7 +675,11 @@ class JobHandle:
     def __await__(self) -> Generator[Any, None, None]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._job.add_done_callback(lambda _: loop.call_soon_threadsafe(_resolve, fut))
+
+        def wake(_: LiveJob) -> None:
+            loop.call_soon_threadsafe(_resolve, fut)
+
+        self._job.add_done_callback(wake)
         yield from fut.__await__()
         self._raise_if_failed()
 

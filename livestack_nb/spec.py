@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, overload
 
@@ -117,10 +117,7 @@ def validation_error(
         shown = shown[:77] + "..."
     where = f"field {field!r}: " if field else ""
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    msg = (
-        f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; "
-        f"got {shown}"
-    )
+    msg = f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; got {shown}"
     return DataValidationError(msg, spec=spec, tag=tag, field=field)
 
 
@@ -145,12 +142,14 @@ def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
             return True
         if b is float and a is int:
             return True
-        if issubclass(b, BaseModel) and (issubclass(a, BaseModel) or a is dict):
-            return issubclass(a, dict) or _fields_fit(a, b)
+        if issubclass(b, BaseModel):
+            if a is dict:
+                return True
+            return issubclass(a, BaseModel) and _fields_fit(a, b)
         return False
     ao, bo = get_origin(a), get_origin(b)
     if ao is not None and ao == bo:
-        return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b)))
+        return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b), strict=False))
     return False
 
 
@@ -606,4 +605,3 @@ def job_spec(
 def as_list(values: Iterable[Any]) -> list[Any]:
     """A list of ``values`` without copying when it already is one."""
     return values if isinstance(values, list) else list(values)
-

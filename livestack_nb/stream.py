@@ -231,8 +231,10 @@ class DataStream(reactivex.Observable[Any]):
         self.fused = fused
         self._storage = storage
         self._threshold = large_value_threshold
-        self._offload = storage is not None and large_value_threshold is not None and (
-            self.type.is_any or self.type.cls in (bytes, bytearray, str)
+        self._offload = (
+            storage is not None
+            and large_value_threshold is not None
+            and (self.type.is_any or self.type.cls in (bytes, bytearray, str))
         )
         self._activity = activity
         self._state_lock = threading.Lock()
@@ -551,18 +553,22 @@ class DataStream(reactivex.Observable[Any]):
         values = [v for c in chunks for v in c.values]
         times = [c.time for c in chunks for _ in c.values]
         index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="timestamp")
-        if not values:
-            return pd.DataFrame(index=index)
-        first = values[0]
-        if hasattr(first, "model_dump"):
+        frame: pd.DataFrame
+        first = values[0] if values else None
+        if first is None:
+            frame = pd.DataFrame(index=index)
+        elif hasattr(first, "model_dump"):
             fields = list(type(first).model_fields)
             if all(type(v) is type(first) for v in values):
                 cols = {f: [getattr(v, f) for v in values] for f in fields}
-                return pd.DataFrame(cols, index=index, columns=fields)
-            return pd.DataFrame([v.model_dump() for v in values], index=index)
-        if isinstance(first, dict):
-            return pd.DataFrame(values, index=index)
-        return pd.DataFrame({"value": values}, index=index)
+                frame = pd.DataFrame(cols, index=index, columns=fields)
+            else:
+                frame = pd.DataFrame([v.model_dump() for v in values], index=index)
+        elif isinstance(first, dict):
+            frame = pd.DataFrame(values, index=index)
+        else:
+            frame = pd.DataFrame({"value": values}, index=index)
+        return frame
 
     def __repr__(self) -> str:
         state = "ended" if self._closed else "live"

@@ -61,7 +61,9 @@ def collect(source: reactivex.Observable[Any], timeout: float = 5.0) -> list[Any
     sub = source.subscribe(values.append, on_error, done.set)
     try:
         if not done.wait(timeout):
-            raise WaitTimeout(f"the observable did not complete within {timeout}s ({len(values)} values so far)")
+            raise WaitTimeout(
+                f"the observable did not complete within {timeout}s ({len(values)} values so far)"
+            )
     finally:
         sub.dispose()
     if errors:

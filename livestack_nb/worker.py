@@ -112,6 +112,17 @@ class _Failed(Exception):
 
 _END = object()
 _SKIP = object()
+LINGER = 0.002  # seconds a worker-thread drain waits for more input before it lets go
+
+
+def _follows(a: Chunk, b: Chunk) -> bool:
+    """Whether chunk ``b`` continues chunk ``a`` (same stream, next seq, same lineage kind)."""
+    return (
+        a.stream_id == b.stream_id
+        and a.seq0 + len(a.values) == b.seq0
+        and a.parent_stream == b.parent_stream
+        and (a.parent_seqs is None) == (b.parent_seqs is None)
+    )
 
 
 class LiveWorker:
@@ -268,7 +279,11 @@ class LiveWorker:
 
     def _launch_async(self, job: LiveJob) -> None:
         fut = self.env.runtime.submit(self._run_async(job))
-        job.on_cancel.append(fut.cancel)
+
+        def cancel() -> None:
+            fut.cancel()
+
+        job.on_cancel.append(cancel)
 
     async def _run_async(self, job: LiveJob) -> None:
         if self._semaphore is None:
@@ -337,7 +352,9 @@ class LiveWorker:
                     attempt += 1
                     if attempt <= self.definition.retries:
                         self.stats.retries += 1
-                        job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
+                        job.logger.warning(
+                            "attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e
+                        )
                         await asyncio.sleep(self.retry_delay(attempt))
                         continue
                     if self.definition.on_error == "skip":
@@ -394,7 +411,7 @@ class _InlineRunner:
         self.worker = worker
         self.job = job
         self.pending: deque[Any] = deque()
-        self.lock = threading.Lock()
+        self.lock = threading.Condition(threading.Lock())
         self.draining = True  # nothing runs until launch()
         self.activity = job.activity
         d = worker.definition
@@ -417,7 +434,7 @@ class _InlineRunner:
             if not self.pending:
                 self.draining = False
                 return
-        self.worker._executor.submit(self.drain)
+        self.worker._executor.submit(self.drain, True)
 
     def submit(self, item: Any, *, inline: bool) -> None:
         if self.job._cancelled or self.job.status.done:
@@ -431,24 +448,49 @@ class _InlineRunner:
                 return
             self.draining = True
         if inline:
-            self.drain()
+            self.drain(False)
         else:
-            self.worker._executor.submit(self.drain)
+            self.worker._executor.submit(self.drain, True)
 
-    def drain(self) -> None:
-        job = self.job
+    def _next(self, linger: bool) -> Any:
+        """The next item to process, consecutive chunks merged; None when idle.
+
+        A drain on a worker thread lingers a moment when it runs dry (it is
+        not woken per value): values fed one by one from a loop then find it
+        still draining and are processed in batches, instead of paying a
+        thread hand-off each.
+        """
         pending = self.pending
+        with self.lock:
+            if not pending and linger:
+                self.lock.wait(LINGER)
+            if not pending:
+                self.draining = False
+                return None
+            item = pending.popleft()
+            if item is _END or not pending or pending[0] is _END:
+                return item
+            merged = [item]
+            while pending and pending[0] is not _END and _follows(merged[-1], pending[0]):
+                merged.append(pending.popleft())
+        if len(merged) == 1:
+            return item
+        first = merged[0]
+        values = [v for c in merged for v in c.values]
+        parents = None if first.parent_seqs is None else [p for c in merged for p in c.parent_seqs]
+        return Chunk(first.stream_id, first.seq0, first.time, values, first.parent_stream, parents)
+
+    def drain(self, linger: bool) -> None:
+        job = self.job
         act = self.activity
         try:
             self.worker.ensure_init()
         except Exception as e:
             job.fail(e)
         while True:
-            with self.lock:
-                if not pending:
-                    self.draining = False
-                    return
-                item = pending.popleft()
+            item = self._next(linger)
+            if item is None:
+                return
             if item is _END:
                 if not job.status.done:
                     job.complete()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
-from pizzeria import Order, Pizza, assemble, bake, box
+from pizzeria import Order, Pizza, assemble, bake, box, pizzeria_flow
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -224,3 +225,53 @@ def test_wait_until_returns_the_value_or_times_out():
     assert wait_until(lambda: 7, timeout=0.05) == 7
     with pytest.raises(ls.WaitTimeout):
         wait_until(lambda: False, timeout=0.05)
+
+
+def test_unknown_tags_on_a_handle_name_the_existing_ones(env):
+    job = assemble.start()
+    with pytest.raises(ls.LivestackError, match="sauce"):
+        job.input("cheese").feed("x")
+    with pytest.raises(ls.LivestackError, match="pizza"):
+        job.output("crust")
+    job.cancel()
+
+
+def test_async_processor_failure_fails_the_job(env):
+    @ls.job_spec(inputs={"default": int}, outputs={"default": int})
+    async def fussy(job: ls.LiveJob):
+        async for n in job.input:
+            if n > 1:
+                raise KeyError(n)
+            await job.output.emit(n)
+
+    job = fussy.start()
+    job.feed_many([1, 2])
+    job.end()
+    with pytest.raises(ls.JobFailed) as info:
+        job.wait(timeout=10)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert job.output().values() == [1]
+
+
+def test_flat_map_failure_keeps_what_was_emitted_before(env):
+    @ls.job_spec
+    def countdown(n: int) -> Iterator[int]:
+        for i in range(n, -1, -1):
+            yield 10 // i
+
+    job = countdown.start()
+    job.feed(2)
+    job.end()
+    with pytest.raises(ls.JobFailed) as info:
+        job.wait(timeout=10)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert job.output().values() == [5, 10]
+
+
+def test_feeding_a_flow_run_after_end_raises(env):
+    run = pizzeria_flow().start()
+    run.end()
+    with pytest.raises(ls.JobClosedError):
+        run.input("orders").feed({"pizza": "late"})
+    run.wait(timeout=10)
+    assert run.output("boxes").values() == []

@@ -213,6 +213,7 @@ def test_invoke_runs_a_child_job_and_records_it(env):
     assert handle.result(timeout=10) == [10]
     children = [info for info in env.jobs() if info.spec == "square"]
     assert len(children) == 1
+    assert children[0].parent_id == handle.job_id
     child = env.job(children[0].job_id)
     assert child.status is ls.JobStatus.COMPLETED
     assert child.output().values() == [9]

@@ -107,3 +107,18 @@ def test_spec_without_processor_is_an_interface_with_ports():
     assert spec.inputs == {"default": Order}
     assert spec.outputs == {"default": str}
     assert spec.options_model is Oven
+
+
+def test_redefining_a_spec_name_replaces_it(env):
+    @ls.job_spec(name="cell")
+    def first(n: int) -> int:
+        return n
+
+    assert first.run([1], timeout=10) == [1]
+
+    @ls.job_spec(name="cell")  # the same cell, run again after an edit
+    def second(n: int) -> int:
+        return -n
+
+    assert env.spec("cell") is second
+    assert second.run([1], timeout=10) == [-1]

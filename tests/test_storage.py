@@ -84,3 +84,14 @@ def test_job_storage_is_the_env_provider(make_env):
 
     assert keep.run(["abc"], timeout=10) == [3]
     assert storage.load(refs[0]) == "abc"
+
+
+def test_downstream_jobs_get_large_values_back(make_env, tmp_path):
+    @ls.job_spec
+    def measure(data: bytes) -> int:
+        return len(data)
+
+    make_env(storage=ls.LocalDirStorage(tmp_path))
+    flow = ls.Liveflow("blobs")
+    flow.connect(blob, measure)
+    assert flow.run([1], timeout=10) == [len(BIG)]

@@ -75,6 +75,7 @@ def test_history_is_bounded_but_count_is_not(make_env):
     assert len(stream) == 1000
     assert stream.values() == list(range(900, 1000))
     assert len(stream.datapoints()) == 100
+    assert collect(stream.replay(), timeout=5) == list(range(900, 1000))
     assert stream.stats.count == 1000
 
 

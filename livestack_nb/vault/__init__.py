@@ -9,4 +9,12 @@ from __future__ import annotations
 from .base import DatapointRecord, JobRecord, StatusRecord, StreamRecord, Vault, open_vault
 from .memory import MemoryVault
 
-__all__ = ["DatapointRecord", "JobRecord", "MemoryVault", "StatusRecord", "StreamRecord", "Vault", "open_vault"]
+__all__ = [
+    "DatapointRecord",
+    "JobRecord",
+    "MemoryVault",
+    "StatusRecord",
+    "StreamRecord",
+    "Vault",
+    "open_vault",
+]
