@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 
@@ -16,8 +16,7 @@ def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     return [
         t
         for t in threading.enumerate()
-        if t.is_alive()
-        and (t.name.startswith("livestack") or (not t.daemon and t not in before))
+        if t.is_alive() and (t.name.startswith("livestack") or (not t.daemon and t not in before))
     ]
 
 
@@ -31,10 +30,8 @@ def closing_env(**kwargs: object) -> Iterator[ls.LiveEnv]:
             yield env
     finally:
         env.close()
-    try:
+    with suppress(ls.WaitTimeout):  # reported below, with the threads' names
         wait_until(lambda: not _leftover_threads(before), timeout=5)
-    except ls.WaitTimeout:
-        pass  # reported by the assertion below, with the threads' names
     left = _leftover_threads(before)
     assert not left, f"threads left after env.close(): {[t.name for t in left]}"
 

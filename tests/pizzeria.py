@@ -12,11 +12,11 @@ class Order(BaseModel):
     size: int = 12
 
 
-class Oven(BaseModel):          # job options = the spec's parameters
+class Oven(BaseModel):  # job options = the spec's parameters
     spice: int = 0
 
 
-@ls.job_spec                     # name "bake"; input tag "default": Order; output tag "default": str
+@ls.job_spec  # name "bake"; input tag "default": Order; output tag "default": str
 def bake(order: Order, options: Oven) -> str:
     return f"{order.size}in {order.pizza}, spice {options.spice}"
 
@@ -61,9 +61,10 @@ def taste(pizza: str) -> str:
 def pizzeria_flow() -> ls.Liveflow:
     """The design's flow, imperative form."""
     flow = ls.Liveflow("pizzeria")
-    flow.connect(knead, bake)                               # default tags; or bake.input("dough")
+    flow.connect(knead, bake)  # default tags; or bake.input("dough")
     flow.connect(bake.output(), box, transform=lambda s: s.upper())
     flow.connect(bake, taste)
-    flow.connect(bake, taste.labeled("second-taster"))      # the same spec twice: labels
-    flow.expose(knead.input(), "orders"); flow.expose(box.output(), "boxes")
+    flow.connect(bake, taste.labeled("second-taster"))  # the same spec twice: labels
+    flow.expose(knead.input(), "orders")
+    flow.expose(box.output(), "boxes")
     return flow

@@ -95,6 +95,5 @@ def test_sqlite_vault_survives_a_restart(tmp_path, make_env):
     assert info.status == ls.JobStatus.COMPLETED
     handle = second.job(job_id)
     assert handle.status is ls.JobStatus.COMPLETED
-    assert [s for s, _ in handle.statuses][0] is ls.JobStatus.REQUESTED
+    assert handle.statuses[0][0] is ls.JobStatus.REQUESTED
     assert collect(handle.output().replay(), timeout=5) == ["12in a, spice 1", "12in b, spice 1"]
-

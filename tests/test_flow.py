@@ -36,7 +36,9 @@ def pairs(job: ls.LiveJob):
 def test_the_pizzeria(env):
     flow = pizzeria_flow()
     assert isinstance(flow, ls.JobSpec)
-    run = flow.start(); run.input("orders").feed(Order(pizza="margherita")); run.output("boxes")
+    run = flow.start()
+    run.input("orders").feed(Order(pizza="margherita"))
+    run.output("boxes")
     run.input("orders").feed({"pizza": "marinara", "size": 16})
     run.end()
     run.wait(timeout=10)
@@ -76,8 +78,8 @@ def test_connect_by_named_ports(env):
     flow.expose(pairs.output("sum"), "sum")
     flow.expose(pairs.output("diff"), "diff")
     run = flow.start()
-    run.input("a").feed(10)   # -> 11
-    run.input("b").feed(3)    # -> 6
+    run.input("a").feed(10)  # -> 11
+    run.input("b").feed(3)  # -> 6
     run.end()
     run.wait(timeout=10)
     assert run.output("sum").values() == [17]

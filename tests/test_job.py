@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from pizzeria import Oven, Order, assemble, bake
+from pizzeria import Order, Oven, assemble, bake
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -15,9 +15,9 @@ from livestack_nb.testing import wait_until
 
 
 def test_running_a_job_from_a_cell(env):
-    job = bake.start(options={"spice": 2})     # JobHandle; returns at once, the job runs in the background
-    job.feed({"pizza": "margherita"})          # validated into Order
-    job.end()                                  # no more input
+    job = bake.start(options={"spice": 2})  # JobHandle; returns at once, the job runs in the background
+    job.feed({"pizza": "margherita"})  # validated into Order
+    job.end()  # no more input
     assert isinstance(job.output(), ls.DataStream)
     job.wait(timeout=10)
     assert job.result() == ["12in margherita, spice 2"]
@@ -232,4 +232,3 @@ def test_invoke_in_async_processor_is_awaitable(env):
                 await job.output.emit(value)
 
     assert parent.run([2, 4], timeout=10) == [4, 16]
-

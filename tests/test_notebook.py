@@ -51,7 +51,9 @@ def _stdout(cell: nbformat.NotebookNode) -> str:
 def test_cells_start_feed_and_await_a_job(tmp_path):
     nb = new_notebook(cells=[new_code_cell(src) for src in CELLS])
     package_root = str(Path(livestack_nb.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    )
     client = NotebookClient(
         nb, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(tmp_path)}}
     )

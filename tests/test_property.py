@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+import reactivex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import livestack_nb as ls
+from livestack_nb.testing import collect
 
 _names = itertools.count()
 
@@ -54,7 +56,7 @@ steps = st.one_of(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chain=st.lists(steps, min_size=1, max_size=4), values=st.lists(st.integers(-50, 50), max_size=20))
 def test_flow_of_random_specs_matches_plain_python(env, chain: list[Step], values: list[int]):
     expected = values
@@ -74,3 +76,9 @@ def test_flow_of_random_specs_matches_plain_python(env, chain: list[Step], value
     run.wait(timeout=10)
     assert run.output("out").values() == expected
 
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(step=steps, values=st.lists(st.integers(-50, 50), max_size=30))
+def test_spec_op_in_a_pipe_matches_plain_python(env, step: Step, values: list[int]):
+    result = collect(reactivex.from_iterable(values).pipe(_spec(step).op()), timeout=10)
+    assert result == _plain(step, values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-from pizzeria import Dough, Oven, Order, Pizza, assemble, bake
+from pizzeria import Dough, Order, Oven, Pizza, assemble, bake
 
 import livestack_nb as ls
 

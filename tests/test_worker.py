@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from pizzeria import Oven, Order
+from pizzeria import Order, Oven
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
