@@ -90,15 +90,11 @@ class TagType:
 
     def check_many(self, values: list[Any], *, spec: str, tag: str, side: str) -> list[Any]:
         """Check a batch; returns the same list when every value already fits."""
-        cls = self.cls
         if self.tp is Any:
             return values
-        if cls is not None and cls is not int:
-            for v in values:
-                if type(v) is not cls and not isinstance(v, cls):
-                    break
-            else:
-                return values
+        cls = self.cls
+        if cls is not None and set(map(type, values)) == {cls}:  # one C-level pass
+            return values
         return [self.check(v, spec=spec, tag=tag, side=side) for v in values]
 
     def __repr__(self) -> str:
@@ -399,9 +395,11 @@ class JobSpec:
         """Feed ``values``, end the input, wait, and return the default output's values."""
         job = self.start(options, env=env)
         try:
+            collected = job._collect()  # every value, not only the history kept in memory
             job.feed_many(values)
             job.end()
-            return job.result(timeout=timeout)
+            job.wait(timeout)
+            return collected
         except BaseException:
             job.cancel()
             raise

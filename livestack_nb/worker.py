@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataValidationError, LivestackError
@@ -505,45 +507,57 @@ class _InlineRunner:
                     act.done(len(item.values))
 
     def process(self, chunk: Chunk) -> None:
+        """Run the function over a chunk and push what it returns, in one go.
+
+        The loop body is kept to a call and an append (this is the per-event
+        cost of a fused flow); a raising value leaves the fast loop for
+        :meth:`recover` and the loop resumes after it.
+        """
         fn = self.fn
-        out: list[Any] = []
-        parents: list[int] = []
-        s = chunk.seq0
+        values = chunk.values
+        results: list[Any] = []
+        append = results.append
         failure: BaseException | None = None
-        if self.flat:
-            for v in chunk.values:
+        start = 0
+        n = len(values)
+        while start < n:
+            try:
+                if self.flat:
+                    for v in values[start:] if start else values:
+                        append(list(fn(v)))
+                else:
+                    for v in values[start:] if start else values:
+                        append(fn(v))
+                break
+            except Exception as e:
+                i = len(results)
                 try:
-                    rs = list(fn(v))
-                except Exception as e:
-                    try:
-                        rs = self.recover(v, e)
-                    except _Failed as f:
-                        failure = f.exc
-                        break
-                out.extend(rs)
-                parents.extend([s] * len(rs))
-                s += 1
-        else:
-            append, pappend = out.append, parents.append
-            for v in chunk.values:
-                try:
-                    r = fn(v)
-                except Exception as e:
-                    try:
-                        r = self.recover(v, e)
-                    except _Failed as f:
-                        failure = f.exc
-                        break
-                if r is not None and r is not _SKIP:
-                    append(r)
-                    pappend(s)
-                s += 1
+                    append(self.recover(values[i], e))
+                except _Failed as f:
+                    failure = f.exc
+                    break
+                start = i + 1
+        out, parents = self._kept(results, chunk.seq0)
         if out:
             job = self.job
             checked = self.out_type.check_many(out, spec=job.spec.name, tag=DEFAULT, side="output")
             self.out.push(checked, chunk.stream_id, parents)
         if failure is not None:
             self.job.fail(failure)
+
+    def _kept(self, results: list[Any], seq0: int) -> tuple[list[Any], Sequence[int]]:
+        """What to emit and, for each, the seq of the input it came from."""
+        if self.flat:
+            out = [r for rs in results if rs is not _SKIP for r in rs]
+            parents = [seq0 + i for i, rs in enumerate(results) if rs is not _SKIP for _ in rs]
+            return out, parents
+        # identity tests in C: `None in results` would call each value's __eq__
+        if not any(map(operator.is_, results, repeat(None))) and not any(
+            map(operator.is_, results, repeat(_SKIP))
+        ):
+            return results, range(seq0, seq0 + len(results))
+        kept = [i for i, r in enumerate(results) if r is not None and r is not _SKIP]
+        return [results[i] for i in kept], [seq0 + i for i in kept]
 
     def recover(self, value: Any, exc: Exception) -> Any:
         """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
@@ -563,5 +577,5 @@ class _InlineRunner:
         if d.on_error == "skip":
             worker.stats.skipped += 1
             job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
-            return [] if self.flat else _SKIP
+            return _SKIP
         raise _Failed(exc)

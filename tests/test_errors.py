@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 
@@ -275,3 +276,23 @@ def test_feeding_a_flow_run_after_end_raises(env):
         run.input("orders").feed({"pizza": "late"})
     run.wait(timeout=10)
     assert run.output("boxes").values() == []
+
+
+def test_awaiting_a_failed_job_raises(env):
+    @ls.job_spec
+    def oven(n: int) -> int:
+        return _burn(n)
+
+    job = oven.start()
+    job.feed(1)
+    job.end()
+
+    async def main() -> None:
+        await job
+
+    with pytest.raises(ls.JobFailed) as info:
+        asyncio.run(main())
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert [s for s, _ in job.statuses][-1] is ls.JobStatus.FAILED
+    (record,) = env.jobs()
+    assert record.status == ls.JobStatus.FAILED

@@ -170,3 +170,55 @@ def test_a_failing_job_fails_the_run_and_ends_the_others(env):
     terminal = {ls.JobStatus.COMPLETED, ls.JobStatus.FAILED, ls.JobStatus.CANCELLED}
     wait_until(lambda: all(info.status in terminal for info in env.jobs()), timeout=5)
     assert run.output().ended
+
+
+def test_two_runs_of_one_flow_do_not_mix(env):
+    flow = ls.Liveflow("twice-run")
+    flow.connect(inc, dbl)
+    first, second = flow.start(), flow.start()
+    first.feed_many([1, 2])
+    second.feed_many([10])
+    first.end()
+    second.end()
+    assert first.result(timeout=10) == [4, 6]
+    assert second.result(timeout=10) == [22]
+
+
+def test_fan_in_two_sources_into_one_input(env):
+    flow = ls.Liveflow("fan-in")
+    flow.connect(inc, box, transform=str)
+    flow.connect(dbl, box, transform=str)
+    flow.expose(inc.input(), "a")
+    flow.expose(dbl.input(), "b")
+    flow.expose(box.output(), "out")
+    run = flow.start()
+    run.input("a").feed(1)
+    run.input("b").feed(5)
+    run.end()
+    run.wait(timeout=10)
+    assert sorted(run.output("out").values()) == ["box(10)", "box(2)"]
+
+
+def test_a_nested_flow_is_wired_by_its_exposed_types():
+    inner = ls.Liveflow("inner-typed")
+    inner.connect(inc, dbl)
+    outer = ls.Liveflow("outer-typed")
+    with pytest.raises(ls.WiringError):
+        outer.connect(inner, box)  # int cannot feed str without a transform
+
+
+def test_a_cycle_with_several_starts(env):
+    @ls.job_spec
+    def halve(n: int) -> int | None:
+        return n // 2 if n > 1 else None
+
+    flow = ls.Liveflow("halving")
+    flow.connect(halve, halve.labeled("loop"))
+    flow.connect(halve.labeled("loop"), halve)
+    flow.expose(halve.input(), "start")
+    flow.expose(halve.output(), "seen")
+    run = flow.start()
+    run.input("start").feed_many([16, 5])
+    run.end()
+    run.wait(timeout=10)
+    assert sorted(run.output("seen").values()) == sorted([8, 2, 2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -204,3 +205,40 @@ def test_spec_op_passes_source_errors_on(env):
 @pytest.mark.parametrize("n", [0, 1, 50])
 def test_spec_op_completes(env, n):
     assert collect(reactivex.from_iterable(range(n)).pipe(echo.op()), timeout=10) == list(range(n))
+
+
+def test_replay_while_emitting_has_no_gap_and_no_duplicate(env):
+    gate = threading.Event()
+
+    @ls.job_spec(inputs={"default": int}, outputs={"default": int})
+    def producer(job: ls.LiveJob):
+        for n in job.input:
+            for i in range(n):
+                if i == n // 2:
+                    gate.wait(5)
+                job.output.emit(i)
+
+    job = producer.start()
+    job.feed(6000)
+    job.end()
+    wait_until(lambda: len(job.output()) == 3000, timeout=5)
+    gate.set()  # the producer resumes while we subscribe
+    replayed = Recorder(job.output().replay())
+    assert replayed.wait_done(10).values == list(range(6000))
+
+
+def test_two_subscribers_see_the_same_sequence(env):
+    job = echo.start()
+    first = Recorder(job.output())
+    second = Recorder(job.output().replay())
+    job.feed_many(range(300))
+    job.end()
+    assert first.wait_done().values == list(range(300))
+    assert second.wait_done().values == list(range(300))
+
+
+def test_disposing_an_op_subscription_cancels_its_job(env):
+    source = reactivex.interval(0.001).pipe(ops.take(10_000))
+    assert collect(source.pipe(echo.op(), ops.take(3)), timeout=10) == [0, 1, 2]
+    (info,) = env.jobs()
+    wait_until(lambda: env.job(info.job_id).status is ls.JobStatus.CANCELLED, timeout=5)

@@ -177,3 +177,40 @@ def test_close_stops_workers_with_a_job_still_open(make_env):
     job.feed(1)
     e.close()  # the job never got end(); closing must not hang or leave threads
     wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("livestack")], timeout=5)
+
+
+def test_jobs_beyond_concurrency_wait_their_turn(env):
+    @ls.job_spec(concurrency=2)
+    def step(n: int) -> int:
+        time.sleep(0.02)  # simulated work
+        return n
+
+    jobs = [step.start() for _ in range(5)]
+    for i, job in enumerate(jobs):
+        job.feed(i)
+        job.end()
+    assert [job.result(timeout=10) for job in jobs] == [[0], [1], [2], [3], [4]]
+
+
+def test_feeding_from_several_threads_loses_nothing(env):
+    @ls.job_spec
+    def echo(n: int) -> int:
+        return n
+
+    job = echo.start()
+
+    def feeder(base: int) -> None:
+        for i in range(250):
+            job.feed(base + i)
+
+    threads = [threading.Thread(target=feeder, args=(k * 1000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    job.end()
+    out = job.result(timeout=10)
+    assert sorted(out) == sorted(k * 1000 + i for k in range(4) for i in range(250))
+    for k in range(4):
+        mine = [v for v in out if k * 1000 <= v < (k + 1) * 1000]
+        assert mine == sorted(mine)  # each feeder's order is kept
