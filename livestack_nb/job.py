@@ -13,7 +13,6 @@ import asyncio
 import enum
 import logging
 import threading
-import time
 import traceback as tb
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 from .errors import JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
-from .stream import Activity, Chunk, DataStream
+from .stream import Activity, Chunk, DataStream, now
 
 if TYPE_CHECKING:
     from .env import LiveEnv
@@ -384,7 +383,7 @@ class LiveJob:
         self.output = Outputs(self)
         self._lock = threading.Lock()
         self._status = JobStatus.REQUESTED
-        self._statuses: list[tuple[JobStatus, float]] = [(JobStatus.REQUESTED, time.time())]
+        self._statuses: list[tuple[JobStatus, float]] = [(JobStatus.REQUESTED, now())]
         self._done = threading.Event()
         self._callbacks: list[Callable[[LiveJob], None]] = []
         self.error: BaseException | None = None
@@ -450,7 +449,7 @@ class LiveJob:
             if self._status.done or self._status is status:
                 return False
             self._status = status
-            self._statuses.append((status, time.time()))
+            self._statuses.append((status, now()))
         self.env._status_changed(self, status)
         if status.done:
             self._done.set()
@@ -473,7 +472,9 @@ class LiveJob:
         self._set_status(JobStatus.RUNNING)
 
     def complete(self) -> None:
-        """Normal end: outputs end, status completed."""
+        """Normal end: outputs end (and inputs: feeding a finished job is an error)."""
+        for s in self._owned_inputs:
+            s.end()
         for s in self._outputs.values():
             s.end()
         self._set_status(JobStatus.COMPLETED)

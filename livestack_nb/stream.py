@@ -34,11 +34,18 @@ from .storage import StorageProvider, StorageRef
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Activity", "DataStream", "Datapoint", "StreamStats"]
+__all__ = ["Activity", "DataStream", "Datapoint", "StreamStats", "now"]
 
 log = logging.getLogger("livestack_nb")
 
 DEFAULT_HISTORY = 10_000
+
+_clock: Callable[[], float] = time.time
+
+
+def now() -> float:
+    """The time stamped on datapoints and statuses (``testing.virtual_clock`` replaces it)."""
+    return _clock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +279,7 @@ class DataStream(reactivex.Observable[Any]):
         n = len(values)
         if not n:
             return self._count
-        now = time.time()
+        now = _clock()
         stored = self._offload_values(values) if self._offload else None
         act = self._activity
         with self._state_lock:
@@ -536,7 +543,7 @@ class DataStream(reactivex.Observable[Any]):
             samples = list(self._samples)
             count, last = self._count, self._last_time
         rate = 0.0
-        now = time.time()
+        now = _clock()
         recent = [smp for smp in samples if now - smp[0] <= 5.0]
         if recent:
             t0, c0 = recent[0]

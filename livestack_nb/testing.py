@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 import reactivex
 
+from . import stream as _stream
 from .env import LiveEnv
 from .errors import WaitTimeout
 
-__all__ = ["collect", "fresh_env", "livestack_threads", "wait_until"]
+__all__ = ["VirtualClock", "collect", "fresh_env", "livestack_threads", "virtual_clock", "wait_until"]
 
 T = TypeVar("T")
 
@@ -85,3 +86,40 @@ def fresh_env(**kwargs: Any) -> Iterator[LiveEnv]:
 def livestack_threads() -> list[threading.Thread]:
     """The live threads livestack-nb started (workers and loops)."""
     return [t for t in threading.enumerate() if t.name.startswith("livestack")]
+
+
+class VirtualClock:
+    """A clock that only moves when told to; see :func:`virtual_clock`."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.time = float(start)
+
+    def __call__(self) -> float:
+        return self.time
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward and return the new time."""
+        if seconds < 0:
+            raise ValueError("a clock does not go backwards")
+        self.time += seconds
+        return self.time
+
+
+@contextmanager
+def virtual_clock(start: float = 0.0) -> Iterator[VirtualClock]:
+    """Stamp datapoints and statuses with a virtual time inside the block.
+
+    Makes timestamps, rates and anything derived from them deterministic::
+
+        with virtual_clock(start=0) as clock:
+            job.feed(1)          # stamped 0.0
+            clock.advance(2.5)
+            job.feed(2)          # stamped 2.5
+    """
+    clock = VirtualClock(start)
+    previous = _stream._clock
+    _stream._clock = clock
+    try:
+        yield clock
+    finally:
+        _stream._clock = previous

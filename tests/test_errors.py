@@ -38,6 +38,14 @@ def test_bad_feed_names_spec_tag_and_field_and_loses_nothing(env):
     assert job.result(timeout=10) == ["12in margherita, spice 0"]
 
 
+def test_a_wholly_wrong_value_has_no_field(env):
+    job = bake.start()
+    with pytest.raises(ls.DataValidationError) as info:
+        job.feed("just a string")
+    assert (info.value.spec, info.value.tag, info.value.field) == ("bake", "default", None)
+    job.cancel()
+
+
 def test_bad_feed_on_another_tag(env):
     job = assemble.start()
     with pytest.raises(ls.DataValidationError) as info:

@@ -242,3 +242,16 @@ def test_disposing_an_op_subscription_cancels_its_job(env):
     assert collect(source.pipe(echo.op(), ops.take(3)), timeout=10) == [0, 1, 2]
     (info,) = env.jobs()
     wait_until(lambda: env.job(info.job_id).status is ls.JobStatus.CANCELLED, timeout=5)
+
+
+def test_to_pandas_of_an_empty_model_stream_still_has_the_columns(env):
+    @ls.job_spec
+    def make(sauce: str) -> Pizza:
+        return Pizza(dough="00", sauce=sauce)
+
+    job = make.start()
+    job.end()
+    job.wait(timeout=10)
+    df = job.output().to_pandas()
+    assert len(df) == 0
+    assert {"dough", "sauce"} <= set(df.columns)
