@@ -389,6 +389,7 @@ class LiveJob:
         self.error: BaseException | None = None
         self.traceback: str | None = None
         self._cancelled = False
+        self.finished = False  # status.done, as a plain attribute for hot paths
         self._parent: tuple[str, int] | None = None
         self._inbox: Inbox | None = None
         self.activity: Activity | None = None
@@ -450,6 +451,7 @@ class LiveJob:
                 return False
             self._status = status
             self._statuses.append((status, now()))
+            self.finished = status.done
         self.env._status_changed(self, status)
         if status.done:
             self._done.set()
@@ -529,6 +531,7 @@ class InputFeeder:
         self._job = job
         self.tag = tag
         self._type = job.spec._tag("input", tag)
+        self._spec_name = job.spec.name
         self.stream = job._inputs[tag]
 
     def feed(self, value: Any) -> None:
@@ -537,32 +540,30 @@ class InputFeeder:
         Raises :class:`DataValidationError` at once if it does not fit and
         :class:`JobClosedError` if this input has ended.
         """
-        job = self._job
-        value = self._type.check(value, spec=job.spec.name, tag=self.tag, side="input")
-        self._push([value])
+        try:
+            self.stream.push([self._type.check(value, spec=self._spec_name, tag=self.tag, side="input")])
+        except JobClosedError:
+            raise self._closed() from None
 
     def feed_many(self, values: Iterable[Any]) -> None:
         """Feed several values (checked first: a bad one stops before anything is sent)."""
-        job = self._job
-        vals = self._type.check_many(as_list(values), spec=job.spec.name, tag=self.tag, side="input")
-        for i in range(0, len(vals), FEED_CHUNK):
-            self._push(vals[i : i + FEED_CHUNK] if len(vals) > FEED_CHUNK else vals)
+        vals = self._type.check_many(as_list(values), spec=self._spec_name, tag=self.tag, side="input")
+        try:
+            for i in range(0, len(vals), FEED_CHUNK):
+                self.stream.push(vals[i : i + FEED_CHUNK] if len(vals) > FEED_CHUNK else vals)
+        except JobClosedError:
+            raise self._closed() from None
 
-    def _push(self, values: list[Any]) -> None:
-        if value_closed(self.stream):
-            raise JobClosedError(
-                f"job {self._job.job_id} of spec {self._job.spec.name!r}: "
-                f"input {self.tag!r} has ended ({self._job.status.value}); it takes no more values"
-            )
-        self.stream.push(values)
+    def _closed(self) -> JobClosedError:
+        job = self._job
+        return JobClosedError(
+            f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
+            f"({job.status.value}); it takes no more values"
+        )
 
     def end(self) -> None:
         """No more values on this tag."""
         self.stream.end()
-
-
-def value_closed(stream: DataStream) -> bool:
-    return stream.ended
 
 
 class JobHandle:

@@ -256,7 +256,7 @@ class DataStream(reactivex.Observable[Any]):
         self._error: BaseException | None = None
         self._last_time: float | None = None
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
-        self.sink: Callable[[Chunk], None] | None = None
+        self._last_sample = 0.0
 
     @property
     def value_type(self) -> Any:
@@ -288,21 +288,26 @@ class DataStream(reactivex.Observable[Any]):
             seq0 = self._count
             chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
             self._count = seq0 + n
-            self._keep(chunk)
+            self._keep(chunk, n)
             self._last_time = now
-            if not self._samples or now - self._samples[-1][0] >= 0.1:
+            if now - self._last_sample >= 0.1:
+                self._last_sample = now
                 self._samples.append((now, seq0 + n))
             if act is not None:
                 act.add(n)
-            self._pending.append(chunk)
             if self._delivering:
-                sink = self.sink
-                if sink is not None:
-                    sink(chunk)
+                self._pending.append(chunk)
                 return seq0
             self._delivering = True
-        if self.sink is not None:
-            self.sink(chunk)
+            listeners = self._listeners
+        # Nobody was delivering: hand this chunk over directly, then flush
+        # whatever other threads queued meanwhile.
+        try:
+            self._deliver_chunk(chunk, listeners)
+        except BaseException:
+            with self._state_lock:
+                self._delivering = False
+            raise
         self._deliver()
         return seq0
 
@@ -328,20 +333,21 @@ class DataStream(reactivex.Observable[Any]):
         """The error the stream ended with, if any."""
         return self._error
 
-    def _keep(self, chunk: Chunk) -> None:
+    def _keep(self, chunk: Chunk, n: int) -> None:
         chunks = self._chunks
         chunks.append(chunk)
-        self._held += len(chunk.stored)
+        held = self._held + n
         bound = self.history
         # Drop whole chunks while what stays still covers the bound; readers
-        # skip the few extra values at the front (see _window).
-        while self._held - len(chunks[0].stored) >= bound:
-            self._held -= len(chunks.popleft().stored)
+        # skip the few extra values at the front (see _history_chunks).
+        while held - len(chunks[0].stored) >= bound:
+            held -= len(chunks.popleft().stored)
         first = chunks[0]
         if len(first.stored) > 4 * bound:
-            skip = self._held - bound
+            skip = held - bound
             chunks[0] = first.tail(skip)
-            self._held -= skip
+            held -= skip
+        self._held = held
 
     def _offload_values(self, values: list[Any]) -> list[Any] | None:
         threshold = self._threshold
@@ -357,7 +363,6 @@ class DataStream(reactivex.Observable[Any]):
     def _deliver(self) -> None:
         pending = self._pending
         lock = self._state_lock
-        act = self._activity
         try:
             while True:
                 with lock:
@@ -367,15 +372,7 @@ class DataStream(reactivex.Observable[Any]):
                     item = pending.popleft()
                     listeners = self._listeners
                 if type(item) is Chunk:
-                    seq0 = item.seq0
-                    for listener in listeners:
-                        if seq0 >= listener.start_seq and not listener.disposed:
-                            try:
-                                listener.on_chunk(item)
-                            except Exception:
-                                self._listener_failed(listener)
-                    if act is not None:
-                        act.done(len(item.values))
+                    self._deliver_chunk(item, listeners)
                 elif type(item) is _End:
                     self._error = item.error
                     with lock:
@@ -390,6 +387,18 @@ class DataStream(reactivex.Observable[Any]):
             with lock:
                 self._delivering = False
             raise
+
+    def _deliver_chunk(self, chunk: Chunk, listeners: tuple[_Listener, ...]) -> None:
+        seq0 = chunk.seq0
+        for listener in listeners:
+            if seq0 >= listener.start_seq and not listener.disposed:
+                try:
+                    listener.on_chunk(chunk)
+                except Exception:
+                    self._listener_failed(listener)
+        act = self._activity
+        if act is not None:
+            act.done(len(chunk.values))
 
     def _end_listener(self, listener: _Listener, error: BaseException | None) -> None:
         if listener.on_end is None or listener.disposed:
@@ -563,7 +572,8 @@ class DataStream(reactivex.Observable[Any]):
         frame: pd.DataFrame
         first = values[0] if values else None
         if first is None:
-            frame = pd.DataFrame(index=index)
+            declared = getattr(self.type.cls, "model_fields", None)
+            frame = pd.DataFrame(index=index, columns=list(declared) if declared else ["value"])
         elif hasattr(first, "model_dump"):
             fields = list(type(first).model_fields)
             if all(type(v) is type(first) for v in values):

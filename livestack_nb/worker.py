@@ -439,7 +439,7 @@ class _InlineRunner:
         self.worker._executor.submit(self.drain, True)
 
     def submit(self, item: Any, *, inline: bool) -> None:
-        if self.job._cancelled or self.job.status.done:
+        if self.job.finished or self.job._cancelled:
             return  # cancelled or failed: what still arrives is not processed
         act = self.activity
         if act is not None and item is not _END:

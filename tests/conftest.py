@@ -13,10 +13,11 @@ from livestack_nb.testing import wait_until
 
 
 def _leftover_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since ``before`` that are still alive: livestack's own, or non-daemon ones."""
     return [
         t
         for t in threading.enumerate()
-        if t.is_alive() and (t.name.startswith("livestack") or (not t.daemon and t not in before))
+        if t not in before and t.is_alive() and (t.name.startswith("livestack") or not t.daemon)
     ]
 
 

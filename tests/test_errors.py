@@ -304,3 +304,25 @@ def test_awaiting_a_failed_job_raises(env):
     assert [s for s, _ in job.statuses][-1] is ls.JobStatus.FAILED
     (record,) = env.jobs()
     assert record.status == ls.JobStatus.FAILED
+
+
+def test_a_raising_transform_fails_the_flow_run(env):
+    flow = ls.Liveflow("bad-transform")
+    flow.connect(bake, box, transform=lambda s: s[1000])
+    run = flow.start()
+    run.feed({"pizza": "x"})
+    with pytest.raises(ls.JobFailed) as info:
+        run.wait(timeout=10)
+    assert isinstance(info.value.__cause__, IndexError)
+
+
+def test_a_transform_giving_the_wrong_type_names_the_receiving_spec(env):
+    flow = ls.Liveflow("wrong-transform")
+    flow.connect(bake, box, transform=lambda s: ["not", "a", "string"])
+    run = flow.start()
+    run.feed({"pizza": "x"})
+    with pytest.raises(ls.JobFailed) as info:
+        run.wait(timeout=10)
+    cause = info.value.__cause__
+    assert isinstance(cause, ls.DataValidationError)
+    assert (cause.spec, cause.tag) == ("box", "default")

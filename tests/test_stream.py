@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import reactivex
@@ -97,25 +98,47 @@ def test_datapoints_have_id_timestamp_seq_and_stream(env):
     assert [dp.timestamp for dp in dps] == sorted(dp.timestamp for dp in dps)
 
 
-def test_lineage_output_parents_contain_the_input_datapoint(env):
-    @ls.job_spec
-    def plus_one(n: int) -> int:
-        return n + 1
+@ls.job_spec
+def plus_one(n: int) -> int:
+    return n + 1
 
-    flow = ls.Liveflow("lineage")
-    flow.connect(echo, plus_one)
-    flow.expose(echo.output(), "mid")
-    flow.expose(plus_one.output(), "out")
+
+@ls.job_spec
+def twice(n: int) -> Iterator[int]:
+    yield n
+    yield n
+
+
+@ls.job_spec(inputs={"default": int}, outputs={"default": int})
+def forward(job: ls.LiveJob):
+    for n in job.input:
+        job.output.emit(n)
+
+
+@ls.job_spec(inputs={"default": int}, outputs={"default": int})
+async def aforward(job: ls.LiveJob):
+    async for n in job.input:
+        await job.output.emit(n)
+
+
+@pytest.mark.parametrize("downstream", [plus_one, twice, forward, aforward], ids=lambda s: s.name)
+def test_lineage_output_parents_contain_the_input_datapoint(env, downstream):
+    flow = ls.Liveflow(f"lineage-{downstream.name}")
+    flow.connect(echo, downstream)
     flow.expose(echo.input(), "in")
+    flow.expose(echo.output(), "mid")
+    flow.expose(downstream.output(), "out")
     run = flow.start()
-    run.input("in").feed(1)
+    run.input("in").feed_many([1, 2])
     run.end()
     run.wait(timeout=10)
-    (mid,) = run.output("mid").datapoints()
-    (out,) = run.output("out").datapoints()
-    assert out.value == 2
-    assert mid.id in out.parents
-    assert isinstance(out.parents, tuple)
+    mid = run.output("mid").datapoints()
+    out = run.output("out").datapoints()
+    assert out, "nothing came out"
+    for dp in out:
+        assert isinstance(dp.parents, tuple)
+        (source,) = [m for m in mid if m.id in dp.parents]
+        assert source.value in (dp.value, dp.value - 1)
 
 
 def test_to_pandas_has_model_fields_as_columns(env):

@@ -9,7 +9,6 @@ import pytest
 from pizzeria import Order, Oven
 
 import livestack_nb as ls
-from livestack_nb.testing import wait_until
 
 
 def test_worker_for_a_spec_interface(env):
@@ -167,6 +166,7 @@ def test_async_processors_run_on_the_env_loop(env):
 
 
 def test_close_stops_workers_with_a_job_still_open(make_env):
+    before = set(threading.enumerate())
     e = make_env()
 
     @ls.job_spec
@@ -175,8 +175,10 @@ def test_close_stops_workers_with_a_job_still_open(make_env):
 
     job = idle.start(env=e)
     job.feed(1)
-    e.close()  # the job never got end(); closing must not hang or leave threads
-    wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("livestack")], timeout=5)
+    e.close()  # the job never got end(): closing cancels it and leaves no thread
+    assert job.status is ls.JobStatus.CANCELLED
+    assert job.output().ended
+    assert not [t for t in threading.enumerate() if t.name.startswith("livestack") and t not in before]
 
 
 def test_jobs_beyond_concurrency_wait_their_turn(env):
