@@ -418,8 +418,9 @@ class _Forward:
     """Feeds an input stream from several sources (fan-in), through a transform,
     or from an exposed input that also has connections."""
 
-    def __init__(self, run: _Run, stream: DataStream, in_type: TagType, label: str) -> None:
+    def __init__(self, run: _Run, stream: DataStream, in_type: TagType, label: str, spec_name: str) -> None:
         self.run = run
+        self.spec_name = spec_name
         self.stream = stream
         self.in_type = in_type
         self.label = label
@@ -457,9 +458,7 @@ class _Forward:
                     kept.append(chunk.seq0 + i)
             values, parents = out, kept
         try:
-            values = self.in_type.check_many(
-                values, spec=self.run.flow.name, tag=f"{self.label}.{self.stream.tag}", side="input"
-            )
+            values = self.in_type.check_many(values, spec=self.spec_name, tag=self.stream.tag, side="input")
             self.stream.push(values, chunk.stream_id, parents)
         except DataValidationError as e:
             run.fail(e, f"a value reaching {self.label}.input({self.stream.tag!r}) did not fit")
@@ -560,7 +559,7 @@ class _Run:
                     in_streams[key] = out_streams[(src.node.label, src.tag)]
                     continue
                 stream = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=ext is None, activity=act)
-                fwd = _Forward(self, stream, tp, lbl)
+                fwd = _Forward(self, stream, tp, lbl, n.spec.name)
                 for c in cs:
                     fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back)
                 if ext is not None:

@@ -172,6 +172,16 @@ class Inbox:
             if self._activity is not None:
                 self._activity.done(1)
 
+    def close(self) -> None:
+        """The processor is done: drop what it left unread (counted, in a cycle)."""
+        with self._cond:
+            left = sum(len(q) for q in self._queues.values())
+            for q in self._queues.values():
+                q.clear()
+        self.release()
+        if left and self._activity is not None:
+            self._activity.done(left)
+
     def _take(self, tags: tuple[str, ...]) -> Any:
         if self._cancelled:
             raise Cancelled()

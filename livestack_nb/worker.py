@@ -260,7 +260,7 @@ class LiveWorker:
         else:
             job.complete()
         finally:
-            inbox.release()
+            inbox.close()
 
     def _may_retry(self, job: LiveJob, e: Exception, attempt: int, inbox: Inbox) -> bool:
         """Decide what a raising processor gets: a retry of the datapoint, a skip, or failure."""
@@ -308,7 +308,7 @@ class LiveWorker:
             else:
                 job.complete()
             finally:
-                inbox.release()
+                inbox.close()
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
@@ -427,7 +427,17 @@ class _InlineRunner:
             partial(self.submit, inline=inline),
             lambda _err: self.submit(_END, inline=inline),
         )
-        job.on_cancel.append(self.pending.clear)
+        job.on_cancel.append(self.discard)
+
+    def discard(self) -> None:
+        """Drop what is queued (the job was cancelled)."""
+        with self.lock:
+            items = list(self.pending)
+            self.pending.clear()
+        if self.activity is not None:
+            n = sum(len(c.values) for c in items if c is not _END)
+            if n:
+                self.activity.done(n)
 
     def launch(self) -> None:
         if not self.worker._started(self.job):
