@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import reactivex
 from reactivex import operators as ops
 from reactivex.subject import Subject
 

@@ -7,7 +7,7 @@ import threading
 from pizzeria import bake
 
 import livestack_nb as ls
-from livestack_nb.testing import collect, fresh_env
+from livestack_nb.testing import fresh_env
 
 
 def test_with_env_selects_it(env):
@@ -78,23 +78,3 @@ def test_fresh_env_helper():
     with fresh_env() as e:
         assert ls.current_env() is e
         assert bake.run([{"pizza": "y"}], timeout=10) == ["12in y, spice 0"]
-
-
-def test_sqlite_vault_survives_a_restart(tmp_path, make_env):
-    url = f"sqlite:///{tmp_path / 'vault.db'}"
-    first = ls.LiveEnv(vault=url)
-    with first:
-        job = bake.start(options={"spice": 1})
-        job.feed_many([{"pizza": "a"}, {"pizza": "b"}])
-        job.end()
-        job.wait(timeout=10)
-        job_id = job.job_id
-    first.close()
-
-    second = make_env(vault=url)
-    (info,) = [i for i in second.jobs() if i.job_id == job_id]
-    assert info.status == ls.JobStatus.COMPLETED
-    handle = second.job(job_id)
-    assert handle.status is ls.JobStatus.COMPLETED
-    assert handle.statuses[0][0] is ls.JobStatus.REQUESTED
-    assert collect(handle.output().replay(), timeout=5) == ["12in a, spice 1", "12in b, spice 1"]

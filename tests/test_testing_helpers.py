@@ -12,7 +12,7 @@ from livestack_nb.testing import collect, fresh_env, livestack_threads, virtual_
 def test_wait_until_returns_the_first_truthy_value_and_times_out_clearly():
     calls = iter([0, 0, 7])
     assert wait_until(lambda: next(calls), timeout=1) == 7
-    with pytest.raises(ls.WaitTimeout, match="oven is hot did not hold within 0.05s"):
+    with pytest.raises(ls.WaitTimeout, match=r"oven is hot did not hold within 0\.05s"):
         wait_until(lambda: False, timeout=0.05, message="oven is hot")
 
 
