@@ -46,6 +46,13 @@ def test_the_pizzeria(env):
     assert run.status is ls.JobStatus.COMPLETED
 
 
+def test_a_flow_is_a_spec_whose_tags_are_its_exposures():
+    flow = pizzeria_flow()
+    assert flow.name == "pizzeria"
+    assert flow.inputs == {"orders": Order}
+    assert flow.outputs == {"boxes": str}
+
+
 def test_the_declarative_form_builds_the_same_flow(env):
     flow = ls.Liveflow(
         "pizzeria",
@@ -222,3 +229,39 @@ def test_a_cycle_with_several_starts(env):
     run.end()
     run.wait(timeout=10)
     assert sorted(run.output("seen").values()) == sorted([8, 2, 2])
+
+
+def test_cancelling_a_run_cancels_it_and_ends_its_outputs(env):
+    flow = ls.Liveflow("cancelled")
+    flow.connect(inc, dbl)
+    run = flow.start()
+    run.feed(1)  # input stays open
+    wait_until(lambda: run.output().values() == [4], timeout=5)
+    run.cancel()
+    wait_until(lambda: run.output().ended, timeout=5)
+    wait_until(lambda: run.status is not ls.JobStatus.RUNNING, timeout=5)
+    assert run.status is ls.JobStatus.CANCELLED
+
+
+def test_a_failure_inside_a_cycle_fails_the_run(env):
+    @ls.job_spec
+    def down(n: int) -> int:
+        if n == 2:
+            raise ArithmeticError("two")
+        return n - 1
+
+    @ls.job_spec
+    def gate(n: int) -> int | None:
+        return n if n > 0 else None
+
+    flow = ls.Liveflow("failing-loop")
+    flow.connect(down, gate)
+    flow.connect(gate, down)
+    flow.expose(down.input(), "start")
+    flow.expose(down.output(), "steps")
+    run = flow.start()
+    run.input("start").feed(5)
+    with pytest.raises(ls.JobFailed) as info:
+        run.wait(timeout=10)
+    assert isinstance(info.value.__cause__, ArithmeticError)
+    assert run.output("steps").ended

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import pytest
 from pizzeria import Order, Oven, assemble, bake
 
 import livestack_nb as ls
@@ -232,3 +233,24 @@ def test_invoke_in_async_processor_is_awaitable(env):
                 await job.output.emit(value)
 
     assert parent.run([2, 4], timeout=10) == [4, 16]
+
+
+def test_a_failing_child_fails_its_parent(env):
+    @ls.job_spec
+    def burnt(n: int) -> int:
+        return n // 0
+
+    @ls.job_spec(inputs={"default": int}, outputs={"default": int})
+    def parent(job: ls.LiveJob):
+        for n in job.input:
+            job.output.emit(sum(job.invoke(burnt, n)))
+
+    handle = parent.start()
+    handle.feed(1)
+    handle.end()
+    with pytest.raises(ls.JobFailed) as info:
+        handle.wait(timeout=10)
+    child_failure = info.value.__cause__
+    assert isinstance(child_failure, ls.JobFailed)
+    assert isinstance(child_failure.__cause__, ZeroDivisionError)
+    assert {(i.spec, i.status) for i in env.jobs()} == {("parent", "failed"), ("burnt", "failed")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 from pizzeria import Dough, Order, Oven, Pizza, assemble, bake
+from pydantic import BaseModel
 
 import livestack_nb as ls
 
@@ -122,3 +123,16 @@ def test_redefining_a_spec_name_replaces_it(env):
 
     assert env.spec("cell") is second
     assert second.run([1], timeout=10) == [-1]
+
+
+def test_types_local_to_the_defining_function_are_understood(env):
+    # This module uses postponed annotations, as many test files and libraries do.
+    class Topping(BaseModel):
+        name: str
+
+    @ls.job_spec
+    def sprinkle(topping: Topping) -> str:
+        return topping.name
+
+    assert sprinkle.inputs == {"default": Topping}
+    assert sprinkle.run([{"name": "basil"}], timeout=10) == ["basil"]

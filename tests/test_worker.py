@@ -9,6 +9,7 @@ import pytest
 from pizzeria import Order, Oven
 
 import livestack_nb as ls
+from livestack_nb.testing import wait_until
 
 
 def test_worker_for_a_spec_interface(env):
@@ -216,3 +217,36 @@ def test_feeding_from_several_threads_loses_nothing(env):
     for k in range(4):
         mine = [v for v in out if k * 1000 <= v < (k + 1) * 1000]
         assert mine == sorted(mine)  # each feeder's order is kept
+
+
+def test_a_retried_datapoint_keeps_its_place(env):
+    failed_once: set[int] = set()
+
+    @ls.job_spec(retries=1, retry_backoff=0.0)
+    def hiccup(n: int) -> int:
+        if n % 2 == 0 and n not in failed_once:
+            failed_once.add(n)
+            raise RuntimeError("hiccup")
+        return n
+
+    assert hiccup.run(range(6), timeout=10) == [0, 1, 2, 3, 4, 5]
+    assert failed_once == {0, 2, 4}
+
+
+def test_a_queued_job_can_be_cancelled(env):
+    gate = threading.Event()
+
+    @ls.job_spec(concurrency=1)
+    def hold(n: int) -> int:
+        gate.wait(5)
+        return n
+
+    running, queued = hold.start(), hold.start()
+    running.feed(1)
+    queued.feed(2)
+    queued.cancel()
+    wait_until(lambda: queued.status is ls.JobStatus.CANCELLED, timeout=5)
+    gate.set()
+    running.end()
+    assert running.result(timeout=10) == [1]
+    assert hold.run([3], timeout=10) == [3]
