@@ -619,7 +619,9 @@ class _Run:
         with self._lock:
             self.remaining -= 1
             last = self.remaining == 0
-        if last and not self.job.status.done:
+        # A cancelled flow cancels its children first; their endings must not
+        # complete it on the way (it ends "cancelled", set by LiveJob.cancel).
+        if last and not self.job.status.done and not self.job._cancelled:
             self.job.complete()
 
     def fail(self, exc: BaseException, where: str) -> None:

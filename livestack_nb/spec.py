@@ -10,6 +10,7 @@ values against a spec's tags the same way.
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
@@ -432,8 +433,30 @@ def _is_job_param(param: inspect.Parameter, hint: Any) -> bool:
     return param.name == "job"
 
 
-def describe_processor(fn: Callable[..., Any]) -> dict[str, Any]:
+def _resolve_one(fn: Callable[..., Any], hint: Any, localns: dict[str, Any] | None) -> Any:
+    """Evaluate one string annotation where ``fn`` was defined; keep it if unknown."""
+    if not isinstance(hint, str):
+        return hint
+    try:
+        return eval(hint, dict(getattr(fn, "__globals__", {})), localns or {})
+    except Exception:
+        return hint
+
+
+def _unresolved(spec_name: str, side: str, hint: Any, override: str) -> LivestackError:
+    return LivestackError(
+        f"spec {spec_name!r}: the {side} annotation {hint!r} names no type visible where "
+        f"the processor was defined; import or define it at module level, or pass {override}="
+    )
+
+
+def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Work out a processor's form and its tag and option types from its signature.
+
+    ``localns`` are the names visible where the processor was defined: with
+    postponed annotations (``from __future__ import annotations``) a type
+    defined inside a function is only a string, and only that scope knows it.
+    An annotation that still cannot be resolved is left as its string.
 
     Returns a dict with ``form`` (``"map"``, ``"flatmap"``, ``"processor"``),
     ``is_async``, ``input``, ``output``, ``options`` and ``takes_options``.
@@ -441,12 +464,14 @@ def describe_processor(fn: Callable[..., Any]) -> dict[str, Any]:
     if not callable(fn):
         raise LivestackError(f"a processor must be callable, not {fn!r}")
     sig = inspect.signature(fn)
+    local = dict(localns) if localns else None
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, localns=local)
     except Exception:
         hints = {k: p.annotation for k, p in sig.parameters.items()}
         if sig.return_annotation is not inspect.Signature.empty:
             hints["return"] = sig.return_annotation
+        hints = {k: _resolve_one(fn, h, local) for k, h in hints.items()}
     params = [
         p
         for p in sig.parameters.values()
@@ -559,12 +584,19 @@ def job_spec(
         ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
         datapoint is logged, counted and dropped, and the job goes on).
     """
+    # The defining scope: types local to a function are only strings under
+    # postponed annotations, and only this frame can resolve them.
+    caller = sys._getframe(1).f_locals
 
     def make(f: Callable[..., Any]) -> JobSpec:
-        info = describe_processor(f)
+        info = describe_processor(f, caller)
         spec_name = name or getattr(f, "__name__", None)
         if not spec_name or spec_name == "<lambda>":
             raise LivestackError("a spec made from a lambda needs name=")
+        if input is None and inputs is None and isinstance(info.get("input"), str):
+            raise _unresolved(spec_name, "input", info["input"], "input")
+        if output is None and outputs is None and isinstance(info.get("output"), str):
+            raise _unresolved(spec_name, "output", info["output"], "output")
         opts = options or info["options"]
         spec = JobSpec(
             spec_name,

@@ -292,7 +292,8 @@ class DataStream(reactivex.Observable[Any]):
             self._last_time = now
             if now - self._last_sample >= 0.1:
                 self._last_sample = now
-                self._samples.append((now, seq0 + n))
+                # The count *before* this batch: a single burst then shows a rate.
+                self._samples.append((now, seq0))
             if act is not None:
                 act.add(n)
             if self._delivering:

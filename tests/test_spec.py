@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import pytest
 from pizzeria import Dough, Order, Oven, Pizza, assemble, bake
 from pydantic import BaseModel
 
@@ -136,3 +137,13 @@ def test_types_local_to_the_defining_function_are_understood(env):
 
     assert sprinkle.inputs == {"default": Topping}
     assert sprinkle.run([{"name": "basil"}], timeout=10) == ["basil"]
+
+
+def test_an_annotation_naming_no_visible_type_is_a_clear_error(env):
+    def define():
+        @ls.job_spec
+        def broken(x: NoSuchType) -> str:  # noqa: F821
+            return str(x)
+
+    with pytest.raises(ls.LivestackError, match=r"'broken'.*'NoSuchType'.*input="):
+        define()
