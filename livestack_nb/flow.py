@@ -233,11 +233,15 @@ class Liveflow(JobSpec):
                 f"{side} tag {port.tag!r}; its {side} tags are {_fmt_tags(tags)}"
             )
         with self._lock:
+            ports: dict[str, Any] = self._in if isinstance(port, InputRef) else self._out
+            known = ports.get(name)
+            if known is not None and (known.node.label, known.tag) != (port.node.label, port.tag):
+                raise WiringError(
+                    f"flow {self.name!r}: {side} {name!r} is already exposed as {known!r}; "
+                    f"cannot expose {port!r} under the same name"
+                )
             self._place(port.node)
-            if isinstance(port, InputRef):
-                self._in[name] = port
-            else:
-                self._out[name] = port
+            ports[name] = port
         return Exposure(port, name)
 
     def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:

@@ -15,7 +15,7 @@ from reactivex import abc as rx_abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import LivestackError
-from .spec import JobSpec
+from .spec import DEFAULT, JobSpec
 
 __all__ = ["spec_operator"]
 
@@ -25,6 +25,8 @@ def spec_operator(
 ) -> Callable[[reactivex.Observable[Any]], reactivex.Observable[Any]]:
     """Build the operator behind ``spec.op(**options)``."""
     spec.validate_options(options or None)  # bad options fail here, in the cell that wrote them
+    in_tag = _sole_tag(spec, "input", list(spec.in_tags))
+    out_tag = _sole_tag(spec, "output", list(spec.out_tags))
 
     def operator(source: reactivex.Observable[Any]) -> reactivex.Observable[Any]:
         def subscribe(
@@ -38,18 +40,21 @@ def spec_operator(
                 subs.dispose()
                 job.cancel()
 
-            subs.add(job.output().subscribe(observer.on_next, observer.on_error, observer.on_completed))
+            out = job.output(out_tag)
+            subs.add(out.subscribe(observer.on_next, observer.on_error, observer.on_completed))
+
+            feeder = job.input(in_tag)
 
             def on_next(value: Any) -> None:
                 try:
-                    job.feed(value)
+                    feeder.feed(value)
                 except LivestackError as e:
                     fail(e)
 
             def on_error(e: Exception) -> None:
                 fail(e)
 
-            subs.add(source.subscribe(on_next, on_error, job.end, scheduler=scheduler))
+            subs.add(source.subscribe(on_next, on_error, feeder.end, scheduler=scheduler))
 
             def dispose() -> None:
                 subs.dispose()
@@ -61,3 +66,15 @@ def spec_operator(
         return reactivex.Observable(subscribe)
 
     return operator
+
+
+def _sole_tag(spec: JobSpec, side: str, tags: list[str]) -> str:
+    """The tag an operator uses: ``"default"``, or the only one there is."""
+    if DEFAULT in tags:
+        return DEFAULT
+    if len(tags) == 1:
+        return tags[0]
+    raise LivestackError(
+        f"spec {spec.name!r} cannot be an operator: it needs one {side} tag (or 'default'), "
+        f"and has {sorted(tags)}; start a job and feed its tags instead"
+    )

@@ -137,6 +137,29 @@ def test_flow_as_an_operator(env):
     assert result == [0, 2, 4, 6, 8]
 
 
+def test_a_flow_with_one_named_input_and_output_is_an_operator(env):
+    flow = ls.Liveflow("named-op")
+    flow.connect(inc, dbl)
+    flow.expose(inc.input(), "numbers")
+    flow.expose(dbl.output(), "doubled")
+    result = collect(reactivex.from_iterable(range(3)).pipe(flow.op()), timeout=10)
+    assert result == [2, 4, 6]
+
+
+def test_a_spec_with_several_inputs_is_no_operator(env):
+    with pytest.raises(ls.LivestackError, match=r"'pairs'.*one input tag.*\['left', 'right'\]"):
+        pairs.op()
+
+
+def test_exposing_two_ports_under_one_name_is_a_wiring_error(env):
+    flow = ls.Liveflow("twice")
+    flow.connect(inc, dbl)
+    flow.expose(dbl.output(), "out")
+    flow.expose(dbl.output(), "out")  # a re-run cell: the same exposure again is fine
+    with pytest.raises(ls.WiringError, match=r"'out' is already exposed"):
+        flow.expose(inc.output(), "out")
+
+
 def test_a_cycle_stops_on_its_condition_and_the_run_completes(env):
     @ls.job_spec
     def collatz(n: int) -> int:
