@@ -14,7 +14,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
-from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -228,30 +228,32 @@ class Node:
         return f"{self.spec.name}[{self.label}]"
 
 
-class InputRef:
+class _PortRef:
+    """One tag of a node in a flow; ``side`` says which way it faces."""
+
+    __slots__ = ("node", "tag")
+    side: ClassVar[str]
+
+    def __init__(self, node: Node, tag: str) -> None:
+        self.node = node
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"{self.node!r}.{self.side}({self.tag!r})"
+
+
+class InputRef(_PortRef):
     """One input tag of a node in a flow."""
 
-    __slots__ = ("node", "tag")
-
-    def __init__(self, node: Node, tag: str) -> None:
-        self.node = node
-        self.tag = tag
-
-    def __repr__(self) -> str:
-        return f"{self.node!r}.input({self.tag!r})"
+    __slots__ = ()
+    side = "input"
 
 
-class OutputRef:
+class OutputRef(_PortRef):
     """One output tag of a node in a flow."""
 
-    __slots__ = ("node", "tag")
-
-    def __init__(self, node: Node, tag: str) -> None:
-        self.node = node
-        self.tag = tag
-
-    def __repr__(self) -> str:
-        return f"{self.node!r}.output({self.tag!r})"
+    __slots__ = ()
+    side = "output"
 
 
 class JobSpec:

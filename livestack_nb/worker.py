@@ -239,12 +239,7 @@ class LiveWorker:
             self.ensure_init()
             while True:
                 try:
-                    result = d.processor(job)
-                    if inspect.isgenerator(result):
-                        for value in result:
-                            job.output.emit(value)
-                    elif result is not None:
-                        job.output.emit(result)
+                    _emit_returned(job, d.processor(job))
                     break
                 except (Cancelled, DataValidationError):
                     raise
@@ -319,15 +314,8 @@ class LiveWorker:
                 if inspect.isasyncgen(result):
                     async for value in result:
                         job.output.emit(value)
-                elif inspect.isawaitable(result):
-                    value = await result
-                    if value is not None:
-                        job.output.emit(value)
-                elif inspect.isgenerator(result):
-                    for value in result:
-                        job.output.emit(value)
-                elif result is not None:
-                    job.output.emit(result)
+                else:
+                    _emit_returned(job, await result if inspect.isawaitable(result) else result)
                 return
             except (Cancelled, DataValidationError):
                 raise
@@ -589,3 +577,13 @@ class _InlineRunner:
             job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
             return _SKIP
         raise _Failed(exc)
+
+
+def _emit_returned(job: LiveJob, result: Any) -> None:
+    """A processor's return value goes to the default output: each item of a
+    generator, or the value itself unless it is ``None``."""
+    if inspect.isgenerator(result):
+        for value in result:
+            job.output.emit(value)
+    elif result is not None:
+        job.output.emit(result)
