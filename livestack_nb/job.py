@@ -104,6 +104,24 @@ def _make_logger(spec: str, job_id: str, entries: deque[LogEntry]) -> logging.Lo
 _ENDED = object()
 
 
+MAX_BACKLOG = 65_536
+"""How many values a job may have queued before a thread feeding it waits.
+
+Backpressure, not loss: a cell feeding faster than the job processes is held
+until half of that backlog is done, so memory stays bounded and nothing is
+dropped. Livestack's own threads never wait (see :func:`may_wait_for_room`).
+"""
+
+
+def may_wait_for_room() -> bool:
+    """Whether the current thread may be held by backpressure.
+
+    Only callers outside livestack-nb's own threads: a worker thread or the
+    env's loop waiting on a queue that a worker must drain could deadlock.
+    """
+    return not threading.current_thread().name.startswith("livestack")
+
+
 class Inbox:
     """The queued input of a processor job: one queue per tag, merged by arrival.
 
@@ -120,6 +138,7 @@ class Inbox:
         self._cancelled = False
         self._activity = activity
         self._holding = False
+        self._blocked = 0  # feeders held by backpressure
         self.current: tuple[str, tuple[int, Any, str, int]] | None = None
 
     def put(self, tag: str, chunk: Chunk) -> None:
@@ -132,6 +151,16 @@ class Inbox:
             q.extend((a + i, v, sid, s0 + i) for i, v in enumerate(chunk.values))
             self._arrival = a + n
             self._wake()
+            if self._backlog() > MAX_BACKLOG and may_wait_for_room():
+                self._blocked += 1
+                try:
+                    while self._backlog() > MAX_BACKLOG // 2 and not self._cancelled:
+                        self._cond.wait(0.05)
+                finally:
+                    self._blocked -= 1
+
+    def _backlog(self) -> int:
+        return sum(map(len, self._queues.values()))
 
     def end(self, tag: str) -> None:
         with self._cond:
@@ -175,9 +204,10 @@ class Inbox:
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
         with self._cond:
-            left = sum(len(q) for q in self._queues.values())
+            left = self._backlog()
             for q in self._queues.values():
                 q.clear()
+            self._cond.notify_all()
         self.release()
         if left and self._activity is not None:
             self._activity.done(left)
@@ -193,6 +223,8 @@ class Inbox:
                 best, best_tag = q, t
         if best is not None:
             item = best.popleft()
+            if self._blocked:
+                self._cond.notify_all()  # a feeder held by backpressure may go on
             self.current = (best_tag, item)
             return best_tag, item
         if all(t not in self._open for t in tags):

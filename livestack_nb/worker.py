@@ -27,7 +27,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataValidationError, LivestackError
-from .job import Cancelled, Inbox, LiveJob
+from .job import MAX_BACKLOG, Cancelled, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
 from .stream import Chunk
 
@@ -401,6 +401,8 @@ class _InlineRunner:
         self.worker = worker
         self.job = job
         self.pending: deque[Any] = deque()
+        self.queued = 0  # values in ``pending``
+        self.blocked = 0  # feeders held by backpressure
         self.lock = threading.Condition(threading.Lock())
         self.draining = True  # nothing runs until launch()
         self.activity = job.activity
@@ -422,6 +424,8 @@ class _InlineRunner:
         with self.lock:
             items = list(self.pending)
             self.pending.clear()
+            self.queued = 0
+            self.lock.notify_all()
         if self.activity is not None:
             n = sum(len(c.values) for c in items if c is not _END)
             if n:
@@ -444,13 +448,28 @@ class _InlineRunner:
             act.add(len(item.values))
         with self.lock:
             self.pending.append(item)
-            if self.draining:
-                return
+            if item is not _END:
+                self.queued += len(item.values)
+            start = not self.draining
             self.draining = True
-        if inline:
-            self.drain(False)
-        else:
-            self.worker._executor.submit(self.drain, True)
+        if start:
+            if inline:
+                self.drain(False)
+            else:
+                self.worker._executor.submit(self.drain, True)
+        if not inline and self.queued > MAX_BACKLOG and may_wait_for_room():
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Backpressure: hold a feeder that got ahead until half the backlog is done."""
+        job = self.job
+        with self.lock:
+            self.blocked += 1
+            try:
+                while self.queued > MAX_BACKLOG // 2 and not (job.finished or job._cancelled):
+                    self.lock.wait(0.05)
+            finally:
+                self.blocked -= 1
 
     def _next(self, linger: bool) -> Any:
         """The next item to process, consecutive chunks merged; None when idle.
@@ -468,17 +487,26 @@ class _InlineRunner:
                 self.draining = False
                 return None
             item = pending.popleft()
+            if item is not _END:
+                self._taken(len(item.values))
             if item is _END or not pending or pending[0] is _END:
                 return item
             merged = [item]
             while pending and pending[0] is not _END and _follows(merged[-1], pending[0]):
                 merged.append(pending.popleft())
+                self._taken(len(merged[-1].values))
         if len(merged) == 1:
             return item
         first = merged[0]
         values = [v for c in merged for v in c.values]
         parents = None if first.parent_seqs is None else [p for c in merged for p in c.parent_seqs]
         return Chunk(first.stream_id, first.seq0, first.time, values, first.parent_stream, parents)
+
+    def _taken(self, n: int) -> None:
+        """``n`` values left the queue (the lock is held); wake a held feeder."""
+        self.queued -= n
+        if self.blocked:
+            self.lock.notify_all()
 
     def drain(self, linger: bool) -> None:
         job = self.job

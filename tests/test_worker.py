@@ -250,3 +250,59 @@ def test_a_queued_job_can_be_cancelled(env):
     running.end()
     assert running.result(timeout=10) == [1]
     assert hold.run([3], timeout=10) == [3]
+
+
+def _feed_from_a_thread(job: ls.JobHandle, total: int, chunk: int) -> tuple[threading.Thread, list[int]]:
+    fed = [0]
+
+    def feed() -> None:
+        for i in range(0, total, chunk):
+            job.feed_many(range(i, i + chunk))
+            fed[0] = i + chunk
+        job.end()
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread, fed
+
+
+def _held_then_released(job, gate: threading.Event, total: int) -> None:
+    from livestack_nb.job import MAX_BACKLOG
+
+    chunk = 1_000
+    thread, fed = _feed_from_a_thread(job, total, chunk)
+    try:
+        wait_until(lambda: fed[0] >= MAX_BACKLOG - 2 * chunk, timeout=10)
+        thread.join(0.5)  # bounded: the feeder must still be held by backpressure
+        assert thread.is_alive()
+        assert fed[0] <= MAX_BACKLOG + 2 * chunk  # what waits is bounded, not all it wanted to feed
+    finally:
+        gate.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    job.wait(timeout=30)
+    assert job.result()[-1] == total - 1
+    assert len(job.output()) == total  # nothing dropped
+
+
+def test_a_feeder_ahead_of_a_slow_map_job_is_held_not_dropped(env):
+    gate = threading.Event()
+
+    @ls.job_spec
+    def slow(n: int) -> int:
+        gate.wait(30)
+        return n
+
+    _held_then_released(slow.start(), gate, 200_000)
+
+
+def test_a_feeder_ahead_of_a_slow_processor_is_held_not_dropped(env):
+    gate = threading.Event()
+
+    @ls.job_spec
+    def slow_proc(job: ls.LiveJob) -> None:
+        gate.wait(30)
+        for n in job.input:
+            job.output.emit(n)
+
+    _held_then_released(slow_proc.start(), gate, 200_000)
