@@ -27,7 +27,7 @@ from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
 from .runtime import Runtime
-from .spec import JobSpec
+from .spec import JobSpec, TagType
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream
 from .vault.base import (
@@ -384,11 +384,10 @@ class LiveEnv:
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
         spec = self._specs.get(record.spec)
         if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
-            spec = JobSpec(
-                record.spec,
-                inputs=dict.fromkeys(ins, Any),
-                outputs=dict.fromkeys(outs, Any),
-            )
+            # A stand-in with the stored tags; values come back as plain JSON data.
+            spec = JobSpec(record.spec)
+            spec.in_tags = {t: TagType(Any) for t in ins}
+            spec.out_tags = {t: TagType(Any) for t in outs}
         try:
             options = spec.validate_options(record.options or {})
         except LivestackError:
