@@ -446,10 +446,10 @@ class LiveEnv:
         for w in workers:
             w.stop(timeout, cancel=True)
         self._runtime.stop(timeout)
-        self.vault.close()
         global _default
         if _default is self:
             _default = None
+        self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pizzeria import Order, bake
@@ -433,3 +434,38 @@ env.close()
     assert set(infos.values()) == {"completed"}
     for job_id in outs[0][:3] + outs[1][-3:]:
         assert collect(env.job(job_id).output().replay()) == [x * x for x in range(2000)]
+
+
+def test_a_failed_write_stops_later_writes_so_no_stream_gets_a_gap(tmp_path, monkeypatch):
+    db = tmp_path / "kitchen.db"
+    vault = SQLiteVault(db)
+    record = vault.recorder("s", "default", int)
+
+    def chunk(seq0: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            seq0=seq0,
+            time=1.0,
+            stored=[seq0, seq0 + 1],
+            offloaded=False,
+            parent_stream=None,
+            parent_seqs=None,
+        )
+
+    def fail(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(vault, "_commit", fail)
+    record(chunk(0))
+    with pytest.raises(ls.LivestackError, match=r"writing failed.*disk I/O error") as info:
+        vault.flush()
+    assert str(db) in str(info.value)
+    monkeypatch.undo()
+    record(chunk(2))  # would follow a lost batch: never written
+    with pytest.raises(ls.LivestackError, match="writing failed"):
+        vault.flush()
+    with pytest.raises(ls.LivestackError):
+        vault.close()
+    assert not vault._writer.is_alive()
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM datapoints").fetchone()[0] == 0
+    con.close()

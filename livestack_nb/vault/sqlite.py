@@ -560,14 +560,18 @@ class SQLiteVault(Vault):
                 links.append((item.job_id, item.direction, item.tag, item.stream_id))
             elif kind is ValidationFailureRecord:
                 failures.append((item.job_id, item.spec, item.tag, item.field, item.message, item.time))
-        error: BaseException | None = None
-        try:
-            rows.extend(r.encode() for r in open_rows.values())
-            self._commit(con, jobs, statuses, streams, links, children, failures, rows)
-        except Exception as e:
-            error = e
-            self._error = e
-            log.exception("sqlite vault %r: a write failed; %d values were not stored", str(self.path), taken)
+        error = self._error
+        if error is None:
+            try:
+                rows.extend(r.encode() for r in open_rows.values())
+                self._commit(con, jobs, statuses, streams, links, children, failures, rows)
+            except Exception as e:
+                # Stop writing altogether: committing later batches after a lost
+                # one would leave a gap in a stream. Every flush now raises.
+                error = self._error = e
+                log.exception(
+                    "sqlite vault %r: a write failed; nothing more is written to this file", str(self.path)
+                )
         self._backlog = max(0, self._backlog - taken)
         with self._room:
             self._room.notify_all()
