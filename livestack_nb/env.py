@@ -95,7 +95,11 @@ class LiveEnv:
             raise LivestackError(f"history must be an int >= 1, not {history!r}")
         self.vault = open_vault(vault)
         self._durable = self.vault.durable
-        self.storage = open_storage(storage)
+        try:
+            self.storage = open_storage(storage)
+        except BaseException:
+            self.vault.close()  # a durable vault has a writer thread: stop it
+            raise
         self.project_id = project_id
         self.autostart = autostart
         self.history = history

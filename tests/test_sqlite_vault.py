@@ -267,9 +267,12 @@ def test_another_applications_database_is_refused(tmp_path):
     con.execute("CREATE TABLE customers (name TEXT)")
     con.commit()
     con.close()
+    before = path.read_bytes()
     with pytest.raises(ls.LivestackError, match="another application") as info:
         ls.LiveEnv(vault=url(path))
     assert str(path) in str(info.value)
+    assert path.read_bytes() == before  # not even switched to WAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
 
 
 @pytest.mark.parametrize(("version", "word"), [(SCHEMA_VERSION + 1, "newer"), (SCHEMA_VERSION - 1, "older")])
@@ -469,3 +472,25 @@ def test_a_failed_write_stops_later_writes_so_no_stream_gets_a_gap(tmp_path, mon
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM datapoints").fetchone()[0] == 0
     con.close()
+
+
+def test_a_value_without_a_json_form_is_stored_as_its_repr_never_pickled(make_env, tmp_path):
+    db = tmp_path / "kitchen.db"
+    env = make_env(vault=url(db))
+
+    class Oddity:
+        def __repr__(self) -> str:
+            return "<oddity>"
+
+    @ls.job_spec
+    def wrap(x: int):  # output type Any
+        return Oddity() if x == 2 else {"x": x}
+
+    job = wrap.start()
+    job.feed_many([1, 2, 3])
+    job.end()
+    job.wait(timeout=10)
+    env.close()
+
+    again = make_env(vault=url(db))
+    assert again.job(job.job_id).output().values() == [{"x": 1}, "<oddity>", {"x": 3}]

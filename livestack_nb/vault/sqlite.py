@@ -54,6 +54,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -181,18 +182,25 @@ class _Codec:
         self.warned = False
 
     def dump(self, values: list[Any], loose: bool) -> bytes:
-        adapter = _adapter(_ANY if loose else self.tp)
         try:
-            return adapter.dump_json(values, warnings=False)
+            return _adapter(_ANY if loose else self.tp).dump_json(values, warnings=False)
         except Exception as e:
             if not self.warned:
                 self.warned = True
                 log.warning(
                     "stream %r: a value is not JSON-serialisable (%s); the vault stores its repr()",
                     self.stream_id,
-                    e,
+                    str(e).splitlines()[0],
                 )
-            return _adapter(_ANY).dump_json(values, warnings=False, fallback=repr)
+            return json.dumps([_plain(v) for v in values]).encode()
+
+
+def _plain(value: Any) -> Any:
+    """One value as JSON data, or its ``repr()`` when it has no JSON form."""
+    try:
+        return _adapter(_ANY).dump_python([value], mode="json", warnings=False)[0]
+    except Exception:
+        return repr(value)
 
 
 class _Flush:
@@ -389,44 +397,77 @@ class SQLiteVault(Vault):
         return con
 
     def _open(self) -> sqlite3.Connection:
-        """Open (or create) the file and check it is a vault of our schema version."""
-        con = self._connect()
+        """Open (or create) the file and check it is a vault of our schema version.
+
+        The file is only read until it is known to be a vault of this version
+        (or empty): a foreign or newer file is left exactly as it was. Opening
+        races with another process creating the same file are retried until
+        the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            con = self._connect()
+            try:
+                self._check(con)
+                return con
+            except sqlite3.OperationalError as e:
+                con.close()
+                busy = "locked" in str(e) or "busy" in str(e)
+                if not busy or time.monotonic() >= deadline:
+                    raise self._fail("cannot be opened as a vault", e) from None
+            except sqlite3.DatabaseError as e:
+                con.close()
+                if "not a database" in str(e):
+                    raise self._fail("is not an SQLite database", e) from None
+                raise self._fail("cannot be opened as a vault", e) from None
+            except BaseException:
+                con.close()
+                raise
+            time.sleep(delay)  # another process holds the file while creating it
+            delay = min(delay * 2, 0.1)
+
+    def _check(self, con: sqlite3.Connection) -> None:
+        con.execute("BEGIN")  # one snapshot: another process may be creating the schema right now
         try:
+            ready = self._verify(con)
+        finally:
+            con.execute("COMMIT")
+        if ready:
+            con.execute("PRAGMA journal_mode=WAL")
+        else:  # an empty file: make it a vault, unless another process just did
             mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise self._fail(f"cannot use write-ahead logging here (journal mode {mode!r})")
-            con.execute("PRAGMA synchronous=NORMAL")
             con.execute("BEGIN IMMEDIATE")
             try:
-                version = con.execute("PRAGMA user_version").fetchone()[0]
-                app = con.execute("PRAGMA application_id").fetchone()[0]
-                tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables == 0 and version == 0:
+                if not self._verify(con):
                     for statement in _SCHEMA:
                         con.execute(statement)
                     con.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                elif app != APPLICATION_ID:
-                    raise self._fail("is an SQLite database of another application, not a livestack-nb vault")
-                elif version != SCHEMA_VERSION:
-                    newer = "a newer" if version > SCHEMA_VERSION else "an older"
-                    raise self._fail(
-                        f"has vault schema version {version}, written by {newer} livestack-nb; "
-                        f"this version reads version {SCHEMA_VERSION} (the file was left untouched)"
-                    )
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        except sqlite3.DatabaseError as e:
-            con.close()
-            if "not a database" in str(e):
-                raise self._fail("is not an SQLite database", e) from None
-            raise self._fail("cannot be opened as a vault", e) from None
-        except BaseException:
-            con.close()
-            raise
-        return con
+        con.execute("PRAGMA synchronous=NORMAL")
+
+    def _verify(self, con: sqlite3.Connection) -> bool:
+        """``True`` for a vault of this schema version, ``False`` for an empty file; else raise."""
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        app = con.execute("PRAGMA application_id").fetchone()[0]
+        tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables == 0 and version == 0 and app == 0:
+            return False
+        if app != APPLICATION_ID:
+            raise self._fail("is an SQLite database of another application, not a livestack-nb vault")
+        if version != SCHEMA_VERSION:
+            newer = "a newer" if version > SCHEMA_VERSION else "an older"
+            raise self._fail(
+                f"has vault schema version {version}, written by {newer} livestack-nb; "
+                f"this version reads version {SCHEMA_VERSION} (the file was left untouched)"
+            )
+        return True
 
     # -- the write queue ----------------------------------------------------------
 
