@@ -198,8 +198,10 @@ class _Join:
 class DataStream(reactivex.Observable[Any]):
     """A live, typed stream of values that remembers its recent history.
 
-    Subscribing gets values from now on; :meth:`replay` gives the history in
-    memory first, then goes live. Values are delivered on the thread that
+    Subscribing gets values from now on; :meth:`replay` gives the history
+    first, then goes live: the whole history when the env's vault is durable
+    (what memory no longer holds is read back from the vault), else what is
+    still in memory. Values are delivered on the thread that
     produced them (a worker thread or the env's loop), like any hot RxPY source.
 
     Parameters
@@ -562,7 +564,12 @@ class DataStream(reactivex.Observable[Any]):
         return self._add(_observer_listener(observer, self._resolved), replay=False)
 
     def replay(self) -> reactivex.Observable[Any]:  # type: ignore[override]
-        """An observable of the history in memory, then the live values."""
+        """An observable of the history, then the live values.
+
+        With a durable vault the history is complete, in order, each datapoint
+        once: the older part from the vault, the rest from memory. Otherwise it
+        is the last ``history`` datapoints kept in memory.
+        """
 
         def subscribe(
             observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None

@@ -295,6 +295,10 @@ class _Row:
         )
 
 
+def _parent_stream(record: DatapointRecord) -> str | None:
+    return record.parents[0].rsplit(":", 1)[0] if record.parents else None
+
+
 def _ref_of(v: Any) -> StorageRef | None:
     """The reference of an offloaded value's placeholder (see ``ChunkLike``), else ``None``."""
     ref = getattr(v, "ref", None)
@@ -676,7 +680,12 @@ class SQLiteVault(Vault):
             codec = _Codec(sid, Any)
             start = 0
             for i in range(1, len(recs) + 1):
-                if i == len(recs) or recs[i].seq != recs[i - 1].seq + 1 or recs[i].time != recs[start].time:
+                if (
+                    i == len(recs)
+                    or recs[i].seq != recs[i - 1].seq + 1
+                    or recs[i].time != recs[start].time
+                    or _parent_stream(recs[i]) != _parent_stream(recs[start])
+                ):
                     self._put((codec, _Points(recs[start:i])), i - start)
                     start = i
 
