@@ -382,7 +382,8 @@ class LiveEnv:
     def _stored_job(self, job_id: str) -> LiveJob:
         record = self.vault.job(job_id)
         if record is None:
-            raise LivestackError(f"no job {job_id!r} in env {self.name!r} or its vault {self.vault!r}")
+            where = f" or in {self.vault!r}" if self._durable else ""
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}")
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}

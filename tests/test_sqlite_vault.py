@@ -138,6 +138,8 @@ def test_replay_reads_beyond_the_memory_bound_without_gaps_or_duplicates(make_en
     assert collect(stored.replay()) == list(range(1, 3002))
     ids = [p.id for p in stored.datapoints()]
     assert ids == [f"{stored.stream_id}:{i}" for i in range(2991, 3001)]
+    source = again.job(job.job_id).input().stream.stream_id
+    assert [p.parents for p in stored.datapoints()] == [(f"{source}:{i}",) for i in range(2991, 3001)]
 
 
 def test_lineage_and_parent_child_jobs_are_recorded(make_env, tmp_path):

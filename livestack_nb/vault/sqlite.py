@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
+from pydantic_core import to_json
 
 from ..errors import LivestackError
 from ..storage import StorageRef
@@ -233,66 +234,89 @@ class _Points:
         self.offloaded = any(isinstance(r.value, StorageRef) for r in records)
         parent = first.parents[0].rsplit(":", 1) if first.parents else None
         self.parent_stream = parent[0] if parent else None
-        self.parent_seqs = [int(r.parents[0].rsplit(":", 1)[1]) for r in records] if parent else None
-
-
-class _Row:
-    """Chunks of one stream merged into one ``datapoints`` row on the writer thread."""
-
-    __slots__ = ("codec", "n", "offloaded", "parent_stream", "parents", "parts", "seq0", "times")
-
-    def __init__(self, codec: _Codec, chunk: ChunkLike) -> None:
-        self.codec = codec
-        self.seq0 = chunk.seq0
-        self.n = len(chunk.stored)
-        self.parts = [chunk.stored]
-        self.times = [(0, chunk.time)]
-        self.offloaded = chunk.offloaded
-        self.parent_stream = chunk.parent_stream
-        self.parents: list[Sequence[int]] | None = None if chunk.parent_seqs is None else [chunk.parent_seqs]
-
-    def take(self, chunk: ChunkLike) -> bool:
-        """Append ``chunk`` if it continues this row; ``False`` if it starts a new one."""
-        n = len(chunk.stored)
-        if (
-            chunk.seq0 != self.seq0 + self.n
-            or self.n + n > MAX_ROW
-            or chunk.parent_stream != self.parent_stream
-            or (chunk.parent_seqs is None) != (self.parents is None)
-        ):
-            return False
-        if chunk.time != self.times[-1][1]:
-            self.times.append((self.n, chunk.time))
-        self.parts.append(chunk.stored)
-        if self.parents is not None:
-            assert chunk.parent_seqs is not None
-            self.parents.append(chunk.parent_seqs)
-        self.offloaded = self.offloaded or chunk.offloaded
-        self.n += n
-        return True
-
-    def encode(self) -> tuple[Any, ...]:
-        parts = self.parts
-        values = parts[0] if len(parts) == 1 else list(chain.from_iterable(parts))
-        refs = None
-        if self.offloaded:
-            found = {i: r for i, v in enumerate(values) if (r := _ref_of(v)) is not None}
-            if found:
-                values = [None if i in found else v for i, v in enumerate(values)]
-                refs = json.dumps({str(i): [r.key, r.size, r.kind] for i, r in found.items()})
-        payload = self.codec.dump(values, loose=refs is not None)
-        times = json.dumps(self.times) if len(self.times) > 1 else None
-        return (
-            self.codec.stream_id,
-            self.seq0,
-            self.n,
-            self.times[0][1],
-            times,
-            payload,
-            refs,
-            self.parent_stream,
-            None if self.parents is None else _encode_seqs(self.parents),
+        self.parent_seqs: Sequence[int] | None = (
+            [int(r.parents[0].rsplit(":", 1)[1]) for r in records] if parent else None
         )
+
+
+def _rows(codec: _Codec, chunks: list[ChunkLike]) -> list[tuple[Any, ...]]:
+    """``datapoints`` rows for a stream's chunks (in seq order): runs that follow
+    on from each other are merged, up to :data:`MAX_ROW` values a row.
+
+    Runs on the writer thread once per chunk, so it is kept to local variables.
+    """
+    rows: list[tuple[Any, ...]] = []
+    i, n = 0, len(chunks)
+    while i < n:
+        first = chunks[i]
+        ps, seqs = first.parent_stream, first.parent_seqs
+        lone = seqs is None
+        # Lineage stays one range while each chunk's parents follow the last's.
+        ranged = type(seqs) is range and seqs.step == 1
+        parent_stop = seqs.stop if ranged else 0  # type: ignore[union-attr]
+        count = len(first.stored)
+        following = first.seq0 + count
+        j = i + 1
+        while j < n:
+            c = chunks[j]
+            k = len(c.stored)
+            if c.seq0 != following or count + k > MAX_ROW or c.parent_stream != ps:
+                break
+            cs = c.parent_seqs
+            if (cs is None) != lone:
+                break
+            if ranged:
+                if type(cs) is range and cs.start == parent_stop and cs.step == 1:
+                    parent_stop = cs.stop
+                else:
+                    ranged = False
+            following += k
+            count += k
+            j += 1
+        group = chunks[i:j] if j - i > 1 else [first]
+        if lone:
+            parents = None
+        elif ranged:
+            parents = json.dumps({"range": [seqs.start, parent_stop]})  # type: ignore[union-attr]
+        else:
+            parents = to_json([s for c in group for s in c.parent_seqs]).decode()  # type: ignore[union-attr]
+        rows.append(_row(codec, group, count, parents))
+        i = j
+    return rows
+
+
+def _row(codec: _Codec, group: list[ChunkLike], n: int, parents: str | None) -> tuple[Any, ...]:
+    first = group[0]
+    if len(group) == 1:
+        values = first.stored
+        runs: list[Any] = [(0, first.time)]
+    else:
+        values = list(chain.from_iterable([c.stored for c in group]))
+        runs = []
+        off, last = 0, None
+        for c in group:
+            t = c.time
+            if t != last:
+                runs.append((off, t))
+                last = t
+            off += len(c.stored)
+    refs = None
+    if any(c.offloaded for c in group):
+        found = {i: r for i, v in enumerate(values) if (r := _ref_of(v)) is not None}
+        if found:
+            values = [None if i in found else v for i, v in enumerate(values)]
+            refs = json.dumps({str(i): [r.key, r.size, r.kind] for i, r in found.items()})
+    return (
+        codec.stream_id,
+        first.seq0,
+        n,
+        runs[0][1],
+        to_json(runs).decode() if len(runs) > 1 else None,
+        codec.dump(values, loose=refs is not None),
+        refs,
+        first.parent_stream,
+        parents,
+    )
 
 
 def _parent_stream(record: DatapointRecord) -> str | None:
@@ -303,15 +327,6 @@ def _ref_of(v: Any) -> StorageRef | None:
     """The reference of an offloaded value's placeholder (see ``ChunkLike``), else ``None``."""
     ref = getattr(v, "ref", None)
     return ref if isinstance(ref, StorageRef) else None
-
-
-def _encode_seqs(parts: list[Sequence[int]]) -> str:
-    """Parent seqs: ``{"range": [a, b]}`` for one contiguous run (the usual map), else a list."""
-    if all(type(p) is range and p.step == 1 for p in parts):
-        ranges: list[range] = parts  # type: ignore[assignment]
-        if all(ranges[i].stop == ranges[i + 1].start for i in range(len(ranges) - 1)):
-            return json.dumps({"range": [ranges[0].start, ranges[-1].stop]})
-    return json.dumps([s for p in parts for s in p])
 
 
 def _decode_seqs(text: str | None) -> Sequence[int] | None:
@@ -364,7 +379,8 @@ class SQLiteVault(Vault):
         self.interval = interval
         self.max_backlog = max_backlog
         self.busy_timeout = busy_timeout
-        self._queue: deque[Any] = deque()
+        self._queue: deque[Any] = deque()  # records and flush markers
+        self._data: deque[tuple[_Codec, ChunkLike]] = deque()  # chunks of streams (see _run)
         self._backlog = 0  # values queued and not yet written (approximate; a trigger only)
         self._kicked = False
         self._cond = threading.Condition()
@@ -481,18 +497,40 @@ class SQLiteVault(Vault):
         self._queue.append(item)
         backlog = self._backlog = self._backlog + values
         if backlog >= self.batch_values and not self._kicked:
-            self._kicked = True
-            with self._cond:
-                self._cond.notify()
+            self._kick()
         return backlog > self.max_backlog
+
+    def _put_chunk(self, codec: _Codec, chunk: ChunkLike) -> bool:
+        """Queue a chunk of a stream; what :meth:`recorder`'s callable does, inlined there."""
+        if self._closed:
+            raise self._fail("is closed; it records nothing more")
+        self._data.append((codec, chunk))
+        backlog = self._backlog = self._backlog + len(chunk.stored)
+        if backlog >= self.batch_values and not self._kicked:
+            self._kick()
+        return backlog > self.max_backlog
+
+    def _kick(self) -> None:
+        """Wake the writer now rather than at the end of its interval."""
+        self._kicked = True
+        with self._cond:
+            self._cond.notify()
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
         self._put(("stream", stream_id, tag, _type_name(value_type)))
         codec = _Codec(stream_id, value_type)
-        put = self._put
+        append = self._data.append
+        batch, high = self.batch_values, self.max_backlog
 
         def record(chunk: ChunkLike) -> bool:
-            return put((codec, chunk), len(chunk.stored))
+            # _put_chunk, inlined: this runs for every chunk of every stream
+            if self._closed:
+                raise self._fail("is closed; it records nothing more")
+            append((codec, chunk))
+            backlog = self._backlog = self._backlog + len(chunk.stored)
+            if backlog >= batch and not self._kicked:
+                self._kick()
+            return backlog > high
 
         return record
 
@@ -553,20 +591,28 @@ class SQLiteVault(Vault):
                         self._cond.wait(self.interval)
                     self._kicked = False
                     stopping = self._stopping
-                queue = self._queue
+                # Records and markers first, then chunks: every chunk queued
+                # before a flush marker was taken is then taken too, so the
+                # marker's transaction holds it.
+                queue, data = self._queue, self._data
                 items = []
                 while queue:
                     items.append(queue.popleft())
-                if items:
-                    self._write(con, items)
-                if stopping and not queue:
+                chunks = []
+                while data:
+                    chunks.append(data.popleft())
+                if items or chunks:
+                    self._write(con, items, chunks)
+                if stopping and not queue and not data:
                     return
         finally:
             con.close()
             with self._room:
                 self._room.notify_all()
 
-    def _write(self, con: sqlite3.Connection, items: list[Any]) -> None:
+    def _write(
+        self, con: sqlite3.Connection, items: list[Any], chunks: list[tuple[_Codec, ChunkLike]]
+    ) -> None:
         markers: list[_Flush] = []
         jobs: list[tuple[Any, ...]] = []
         statuses: list[tuple[Any, ...]] = []
@@ -575,21 +621,19 @@ class SQLiteVault(Vault):
         children: list[tuple[Any, ...]] = []
         failures: list[tuple[Any, ...]] = []
         rows: list[tuple[Any, ...]] = []
-        open_rows: dict[str, _Row] = {}
+        data: dict[_Codec, list[ChunkLike]] = {}
         taken = 0
+        for codec, chunk in chunks:
+            of = data.get(codec)
+            if of is None:
+                of = data[codec] = []
+            of.append(chunk)
+            taken += len(chunk.stored)
         for item in items:
             kind = type(item)
             if kind is tuple:
                 head = item[0]
-                if type(head) is _Codec:
-                    chunk = item[1]
-                    taken += len(chunk.stored)
-                    row = open_rows.get(head.stream_id)
-                    if row is None or not row.take(chunk):
-                        if row is not None:
-                            rows.append(row.encode())
-                        open_rows[head.stream_id] = _Row(head, chunk)
-                elif head == "stream":
+                if head == "stream":
                     streams.append(item[1:])
                 elif head == "child":
                     children.append(item[1:])
@@ -608,7 +652,8 @@ class SQLiteVault(Vault):
         error = self._error
         if error is None:
             try:
-                rows.extend(r.encode() for r in open_rows.values())
+                for codec, of in data.items():
+                    rows.extend(_rows(codec, of))
                 self._commit(con, jobs, statuses, streams, links, children, failures, rows)
             except Exception as e:
                 # Stop writing altogether: committing later batches after a lost
@@ -686,7 +731,7 @@ class SQLiteVault(Vault):
                     or recs[i].time != recs[start].time
                     or _parent_stream(recs[i]) != _parent_stream(recs[start])
                 ):
-                    self._put((codec, _Points(recs[start:i])), i - start)
+                    self._put_chunk(codec, _Points(recs[start:i]))
                     start = i
 
     # -- the contract: reads (each first flushes, so a process reads its own writes)
