@@ -86,6 +86,7 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4C534E42  # "LSNB"
 MAX_ROW = 16_384  # values per datapoints row: bounds what a reader decodes to reach one value
 READ_PAGE = 64  # rows per query when reading a stream back
+CHECKPOINT_PAGES = 10_000
 
 _SCHEMA = (
     """CREATE TABLE jobs (
@@ -584,6 +585,9 @@ class SQLiteVault(Vault):
     def _run(self) -> None:
         con = self._connect()
         con.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint (copy the log into the file, with an fsync) every ~40 MB
+        # rather than every 4 MB: fewer stalls while a fast flow is recorded.
+        con.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         try:
             while True:
                 with self._cond:
