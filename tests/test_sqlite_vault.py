@@ -496,3 +496,46 @@ def test_a_value_without_a_json_form_is_stored_as_its_repr_never_pickled(make_en
 
     again = make_env(vault=url(db))
     assert again.job(job.job_id).output().values() == [{"x": 1}, "<oddity>", {"x": 3}]
+
+
+def stored_values(db: Path) -> int:
+    """Values committed to the file, read by an independent connection."""
+    con = sqlite3.connect(db)
+    try:
+        return int(con.execute("SELECT coalesce(sum(n), 0) FROM datapoints").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_write_behind_commits_by_interval_without_a_flush(make_env, tmp_path):
+    db = tmp_path / "kitchen.db"
+    make_env(vault=SQLiteVault(db, interval=0.05, batch_values=10**9))
+    job = bake.start()
+    job.feed_many([{"pizza": str(i)} for i in range(10)])
+    # 10 inputs + 10 outputs, written by the interval alone
+    wait_until(lambda: stored_values(db) == 20, timeout=10, message="the interval write")
+
+
+def test_write_behind_commits_by_size_without_a_flush(make_env, tmp_path):
+    db = tmp_path / "kitchen.db"
+    make_env(vault=SQLiteVault(db, interval=3600, batch_values=1000))
+    job = bake.start()
+    job.feed_many([{"pizza": str(i)} for i in range(3000)])
+    wait_until(lambda: stored_values(db) >= 3000, timeout=10, message="the size-triggered write")
+
+
+def test_a_producer_far_ahead_of_the_writer_waits_for_room_and_loses_nothing(make_env, tmp_path):
+    db = tmp_path / "kitchen.db"
+    make_env(vault=SQLiteVault(db, batch_values=50, max_backlog=200), history=10)
+
+    @ls.job_spec
+    def plus_one(x: int) -> int:
+        return x + 1
+
+    job = plus_one.start()
+    for i in range(0, 20_000, 100):
+        job.feed_many(list(range(i, i + 100)))
+    job.end()
+    job.wait(timeout=60)
+    assert collect(job.output().replay()) == list(range(1, 20_001))
+    assert stored_values(db) == 40_000  # input and output, each value once
