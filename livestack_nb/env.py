@@ -342,7 +342,10 @@ class LiveEnv:
         self.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
         if status.done and self._durable:
             # job.wait() returns after this: what the job emitted is on disk by then.
-            self.vault.flush()
+            try:
+                self.vault.flush()
+            except LivestackError as e:  # the job has ended all the same; wait() raises this
+                job.record_error = e
 
     def _validation_failed(self, job: LiveJob, error: DataValidationError) -> None:
         self.vault.add_validation_failure(

@@ -411,6 +411,8 @@ class LiveJob:
         self.failure_note: str | None = None
         self.children: list[str] = []
         self.stored = False  # read back from a vault: nothing runs it in this process
+        # Set when the job's end could not be made durable; wait() raises it.
+        self.record_error: LivestackError | None = None
 
     def restore(self, statuses: Iterable[Any], children: Iterable[str]) -> None:
         """Take the status history recorded in a vault (a job of an earlier process).
@@ -705,6 +707,8 @@ class JobHandle:
         ------
         JobFailed
             The job failed; ``__cause__`` is the original exception.
+        LivestackError
+            The env's durable vault could not write what the job did.
         WaitTimeout
             ``timeout`` seconds passed first (the job goes on).
         """
@@ -724,6 +728,8 @@ class JobHandle:
     def _raise_if_failed(self) -> None:
         if self._job.status is JobStatus.FAILED:
             raise self._job.failure()
+        if self._job.record_error is not None:
+            raise self._job.record_error
 
     def __await__(self) -> Generator[Any, None, None]:
         loop = asyncio.get_running_loop()

@@ -539,3 +539,24 @@ def test_a_producer_far_ahead_of_the_writer_waits_for_room_and_loses_nothing(mak
     job.wait(timeout=60)
     assert collect(job.output().replay()) == list(range(1, 20_001))
     assert stored_values(db) == 40_000  # input and output, each value once
+
+
+def test_wait_raises_when_the_vault_could_not_write_the_job(make_env, tmp_path, monkeypatch):
+    db = tmp_path / "kitchen.db"
+    vault = SQLiteVault(db)
+
+    def fail(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(vault, "_commit", fail)
+    env = make_env(vault=vault)
+    job = bake.start()
+    job.feed({"pizza": "x"})
+    job.end()
+    with pytest.raises(ls.LivestackError, match=r"writing failed.*disk is full"):
+        job.wait(timeout=10)
+    assert job.status is ls.JobStatus.COMPLETED  # the job itself ended; its record did not
+    with pytest.raises(ls.LivestackError, match="writing failed"):
+        env.flush()
+    with pytest.raises(ls.LivestackError, match="writing failed"):
+        env.close()
