@@ -398,7 +398,7 @@ class LiveEnv:
             spec.out_tags = {t: TagType(Any) for t in outs}
         try:
             options = spec.validate_options(record.options or {})
-        except LivestackError:
+        except Exception:  # the spec's options changed since: keep them as recorded
             options = _StoredOptions.model_validate(record.options or {})
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:

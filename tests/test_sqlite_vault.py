@@ -560,3 +560,27 @@ def test_wait_raises_when_the_vault_could_not_write_the_job(make_env, tmp_path, 
         env.flush()
     with pytest.raises(ls.LivestackError, match="writing failed"):
         env.close()
+
+
+def test_a_failed_job_reads_back_failed_with_its_traceback(make_env, tmp_path):
+    db = tmp_path / "kitchen.db"
+    env = make_env(vault=url(db))
+
+    @ls.job_spec
+    def burn(x: int) -> int:
+        raise ValueError(f"burnt pizza {x}")
+
+    job = burn.start()
+    job.feed(7)
+    job.end()
+    with pytest.raises(ls.JobFailed):
+        job.wait(timeout=10)
+    env.close()
+
+    again = make_env(vault=url(db))
+    handle = again.job(job.job_id)
+    assert handle.status is ls.JobStatus.FAILED
+    assert "ValueError: burnt pizza 7" in handle.traceback
+    with pytest.raises(ls.JobFailed, match="ValueError: burnt pizza 7") as info:
+        handle.wait(timeout=1)
+    assert info.value.job_id == job.job_id
