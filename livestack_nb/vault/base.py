@@ -271,6 +271,9 @@ def open_vault(spec: Vault | str | None) -> Vault:
     if isinstance(spec, str) and spec.startswith("sqlite:///"):
         from .sqlite import SQLiteVault
 
+        if spec[len("sqlite:///") :] in ("", ":memory:"):
+            raise LivestackError(f"vault {spec!r} names no file: use vault='memory' to keep nothing on disk")
+
         return SQLiteVault(spec[len("sqlite:///") :])
     if isinstance(spec, str) and spec.split(":", 1)[0] in ("redis", "rediss"):
         raise LivestackError(
