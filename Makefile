@@ -1,7 +1,7 @@
 # Everything a fresh machine needs, from a checkout:
 #   make run    - set up .venv and start JupyterLab on examples/
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
-#   make bench  - the side-by-side benchmarks in bench/
+#   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 
 PYTHON ?= python3
 VENV   := .venv
@@ -37,6 +37,7 @@ test: pytest lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/vault.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,23 +16,40 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from .errors import LivestackError
+from pydantic import BaseModel, ConfigDict
+
+from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
 from .runtime import Runtime
-from .spec import JobSpec
+from .spec import JobSpec, TagType
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream
-from .vault.base import JobRecord, StatusRecord, StreamRecord, Vault, open_vault
+from .vault.base import (
+    BatchRecord,
+    JobRecord,
+    StatusRecord,
+    StreamRecord,
+    ValidationFailureRecord,
+    Vault,
+    open_vault,
+)
 from .worker import LiveWorker
 
 __all__ = ["LiveEnv", "current_env", "register_spec", "use_env"]
 
 _names = itertools.count(1)
+
+
+class _StoredOptions(BaseModel):
+    """Options of a stored job whose spec is not registered here (kept as recorded)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 class LiveEnv:
@@ -41,7 +58,9 @@ class LiveEnv:
     Parameters
     ----------
     vault:
-        ``"memory"`` (default) or a :class:`~livestack_nb.vault.Vault`.
+        ``"memory"`` (default), ``"sqlite:///path.db"`` (a durable file: stream
+        history, statuses and lineage survive a restart; see
+        :mod:`livestack_nb.vault.sqlite`) or a :class:`~livestack_nb.vault.Vault`.
     storage:
         ``"memory"`` (default), ``"dir:///path"``, a path, or a
         :class:`~livestack_nb.StorageProvider`.
@@ -75,7 +94,12 @@ class LiveEnv:
         if not isinstance(history, int) or history < 1:
             raise LivestackError(f"history must be an int >= 1, not {history!r}")
         self.vault = open_vault(vault)
-        self.storage = open_storage(storage)
+        self._durable = self.vault.durable
+        try:
+            self.storage = open_storage(storage)
+        except BaseException:
+            self.vault.close()  # a durable vault has a writer thread: stop it
+            raise
         self.project_id = project_id
         self.autostart = autostart
         self.history = history
@@ -234,7 +258,7 @@ class LiveEnv:
         activity: Activity | None = None,
     ) -> DataStream:
         """A stream with this env's history bound and storage."""
-        return DataStream(
+        stream = DataStream(
             stream_id,
             tag,
             value_type,
@@ -244,6 +268,18 @@ class LiveEnv:
             fused=fused,
             activity=activity,
         )
+        if self._durable:
+            self._attach_archive(stream, record=True)
+        return stream
+
+    def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
+        vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
+
+        def archive(start: int, stop: int) -> Iterator[BatchRecord]:
+            return vault.batches(sid, start, stop, tp)
+
+        recorder = vault.recorder(sid, stream.tag, tp) if record else None
+        stream.record_to(recorder, vault.wait_for_room, archive)
 
     def make_job(
         self,
@@ -300,22 +336,105 @@ class LiveEnv:
         return job
 
     def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        if job.stored:
+            return  # only the process running a job appends its statuses
         detail = job.traceback if status is JobStatus.FAILED else None
         self.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
+        if status.done and self._durable:
+            # job.wait() returns after this: what the job emitted is on disk by then.
+            try:
+                self.vault.flush()
+            except LivestackError as e:  # the job has ended all the same; wait() raises this
+                job.record_error = e
+
+    def _validation_failed(self, job: LiveJob, error: DataValidationError) -> None:
+        self.vault.add_validation_failure(
+            ValidationFailureRecord(job.job_id, error.spec, error.tag, error.field, str(error), time.time())
+        )
 
     def jobs(self) -> list[JobRecord]:
-        """Every job this env recorded: id, spec, latest status."""
+        """Every job this env's vault recorded, oldest first: id, spec, latest status.
+
+        With a durable vault this includes the jobs of earlier processes on the
+        same file. A job whose process died before it ended is reported with
+        the last status that process recorded (``running`` or ``requested``):
+        never ``completed``.
+        """
         return self.vault.jobs()
 
     def job(self, job_id: str) -> JobHandle:
-        """The handle of job ``job_id``."""
+        """The handle of job ``job_id``.
+
+        A job of this process gives its live handle. A job only the vault knows
+        (one recorded by an earlier process on the same file) gives a read-only
+        handle: its statuses as recorded, and output streams that have ended
+        and replay their whole history from the vault. Its values are
+        validated into the spec's types when a spec of that name is registered
+        in this env, and read as plain JSON data otherwise.
+
+        Raises
+        ------
+        LivestackError
+            No job of that id is known here or in the vault.
+        """
         job = self._jobs.get(job_id)
         if job is None:
-            raise LivestackError(f"no job {job_id!r} in env {self.name!r}")
+            job = self._stored_job(job_id)
         return JobHandle(job)
 
+    def _stored_job(self, job_id: str) -> LiveJob:
+        record = self.vault.job(job_id)
+        if record is None:
+            where = f" or in {self.vault!r}" if self._durable else ""
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}")
+        links = self.vault.streams(job_id)
+        ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
+        outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
+        spec = self._specs.get(record.spec)
+        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
+            # A stand-in with the stored tags; values come back as plain JSON data.
+            spec = JobSpec(record.spec)
+            spec.in_tags = {t: TagType(Any) for t in ins}
+            spec.out_tags = {t: TagType(Any) for t in outs}
+        try:
+            options = spec.validate_options(record.options or {})
+        except Exception:  # the spec's options changed since: keep them as recorded
+            options = _StoredOptions.model_validate(record.options or {})
+
+        def restored(sid: str, tag: str, tp: Any) -> DataStream:
+            stream = DataStream(
+                sid, tag, tp, history=self.history, storage=self.storage, large_value_threshold=None
+            )
+            self._attach_archive(stream, record=False)
+            count = self.vault.count(sid)
+            stream.restore(
+                count, self.vault.batches(sid, max(0, count - self.history), count, stream.type.tp)
+            )
+            return stream
+
+        job = LiveJob(
+            spec,
+            self,
+            options,
+            job_id=job_id,
+            parent_id=record.parent_id,
+            input_streams={t: restored(sid, t, spec.in_tags[t].tp) for t, sid in ins.items()},
+            output_streams={t: restored(sid, t, spec.out_tags[t].tp) for t, sid in outs.items()},
+        )
+        job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
+        return job
+
+    def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
+        """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""
+        return self.vault.validation_failures(job_id)
+
     def flush(self) -> None:
-        """Make everything recorded so far durable (a no-op in memory)."""
+        """Make everything recorded so far durable (a no-op in memory).
+
+        With a durable vault, once this returns every datapoint emitted,
+        status set and job started before the call is in the file, and
+        survives this process being killed.
+        """
         self.vault.flush()
 
     # -- closing --------------------------------------------------------------------
@@ -335,10 +454,10 @@ class LiveEnv:
         for w in workers:
             w.stop(timeout, cancel=True)
         self._runtime.stop(timeout)
-        self.vault.close()
         global _default
         if _default is self:
             _default = None
+        self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"

@@ -465,6 +465,7 @@ class _Forward:
             values = self.in_type.check_many(values, spec=self.spec_name, tag=self.stream.tag, side="input")
             self.stream.push(values, chunk.stream_id, parents)
         except DataValidationError as e:
+            run.env._validation_failed(run.job, e)
             run.fail(e, f"a value reaching {self.label}.input({self.stream.tag!r}) did not fit")
         except JobClosedError:
             run.job.logger.warning(

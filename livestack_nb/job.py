@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .errors import JobClosedError, JobFailed, LivestackError, WaitTimeout
+from .errors import DataValidationError, JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
 from .stream import Activity, Chunk, DataStream, now
@@ -344,7 +344,11 @@ class OutputPort:
             raise Cancelled()
         if value is None:
             return _DONE
-        value = self._check.check(value, spec=job.spec.name, tag=self.tag, side="output")
+        try:
+            value = self._check.check(value, spec=job.spec.name, tag=self.tag, side="output")
+        except DataValidationError as e:
+            job.env._validation_failed(job, e)
+            raise
         parent = job._parent
         if parent is None:
             self._stream.push([value])
@@ -438,6 +442,31 @@ class LiveJob:
         self.on_cancel: list[Callable[[], None]] = []
         self.failure_note: str | None = None
         self.children: list[str] = []
+        self.stored = False  # read back from a vault: nothing runs it in this process
+        # Set when the job's end could not be made durable; wait() raises it.
+        self.record_error: LivestackError | None = None
+
+    def restore(self, statuses: Iterable[Any], children: Iterable[str]) -> None:
+        """Take the status history recorded in a vault (a job of an earlier process).
+
+        ``statuses`` are :class:`~livestack_nb.vault.StatusRecord` s, oldest
+        first. The job runs nowhere here: its status only says what was last
+        recorded, and nothing it does is written back.
+        """
+        self.stored = True
+        history = [(JobStatus(r.status), r.time) for r in statuses] or self._statuses
+        self._statuses = history
+        self._status = history[-1][0]
+        self.finished = self._status.done
+        self.children = list(children)
+        if self._status is JobStatus.FAILED:
+            detail = next((r.detail for r in reversed(list(statuses)) if r.detail), None)
+            self.traceback = detail
+            last = detail.strip().splitlines()[-1] if detail else "no traceback was recorded"
+            self.error = LivestackError(last)
+            self.failure_note = "as recorded in the vault"
+        if self._status.done:
+            self._done.set()
 
     # -- worker side ---------------------------------------------------------
 
@@ -586,10 +615,17 @@ class InputFeeder:
             self.stream.push([self._type.check(value, spec=self._spec_name, tag=self.tag, side="input")])
         except JobClosedError:
             raise self._closed() from None
+        except DataValidationError as e:
+            self._job.env._validation_failed(self._job, e)
+            raise
 
     def feed_many(self, values: Iterable[Any]) -> None:
         """Feed several values (checked first: a bad one stops before anything is sent)."""
-        vals = self._type.check_many(as_list(values), spec=self._spec_name, tag=self.tag, side="input")
+        try:
+            vals = self._type.check_many(as_list(values), spec=self._spec_name, tag=self.tag, side="input")
+        except DataValidationError as e:
+            self._job.env._validation_failed(self._job, e)
+            raise
         try:
             for i in range(0, len(vals), FEED_CHUNK):
                 self.stream.push(vals[i : i + FEED_CHUNK] if len(vals) > FEED_CHUNK else vals)
@@ -703,10 +739,19 @@ class JobHandle:
         ------
         JobFailed
             The job failed; ``__cause__`` is the original exception.
+        LivestackError
+            The env's durable vault could not write what the job did.
         WaitTimeout
             ``timeout`` seconds passed first (the job goes on).
         """
-        if not self._job._done.wait(timeout):
+        job = self._job
+        if job.stored and not job._done.is_set():
+            raise LivestackError(
+                f"job {self.job_id} of spec {self.spec.name!r} was last recorded {self.status.value} "
+                "by another process and does not run in this one; there is nothing to wait for "
+                "(if that process was killed, the job will never end)"
+            )
+        if not job._done.wait(timeout):
             raise WaitTimeout(
                 f"job {self.job_id} of spec {self.spec.name!r} still {self.status.value} after {timeout}s"
             )
@@ -715,6 +760,8 @@ class JobHandle:
     def _raise_if_failed(self) -> None:
         if self._job.status is JobStatus.FAILED:
             raise self._job.failure()
+        if self._job.record_error is not None:
+            raise self._job.record_error
 
     def __await__(self) -> Generator[Any, None, None]:
         loop = asyncio.get_running_loop()

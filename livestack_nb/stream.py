@@ -19,8 +19,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import reactivex
@@ -197,8 +198,10 @@ class _Join:
 class DataStream(reactivex.Observable[Any]):
     """A live, typed stream of values that remembers its recent history.
 
-    Subscribing gets values from now on; :meth:`replay` gives the history in
-    memory first, then goes live. Values are delivered on the thread that
+    Subscribing gets values from now on; :meth:`replay` gives the history
+    first, then goes live: the whole history when the env's vault is durable
+    (what memory no longer holds is read back from the vault), else what is
+    still in memory. Values are delivered on the thread that
     produced them (a worker thread or the env's loop), like any hot RxPY source.
 
     Parameters
@@ -257,6 +260,10 @@ class DataStream(reactivex.Observable[Any]):
         self._last_time: float | None = None
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
         self._last_sample = 0.0
+        # Set by the env when its vault is durable (see ``record_to``).
+        self._recorder: Callable[[Chunk], bool] | None = None
+        self._wait_for_room: Callable[[], None] | None = None
+        self._archive: Callable[[int, int], Iterable[Any]] | None = None
 
     @property
     def value_type(self) -> Any:
@@ -296,11 +303,17 @@ class DataStream(reactivex.Observable[Any]):
                 self._samples.append((now, seq0))
             if act is not None:
                 act.add(n)
+            rec = self._recorder
+            behind = rec is not None and rec(chunk)
             if self._delivering:
                 self._pending.append(chunk)
+                if behind:
+                    self._fall_back()
                 return seq0
             self._delivering = True
             listeners = self._listeners
+        if behind:
+            self._fall_back()
         # Nobody was delivering: hand this chunk over directly, then flush
         # whatever other threads queued meanwhile.
         try:
@@ -311,6 +324,70 @@ class DataStream(reactivex.Observable[Any]):
             raise
         self._deliver()
         return seq0
+
+    def _fall_back(self) -> None:
+        """The vault is far behind: wait (outside the lock) until it has room."""
+        assert self._wait_for_room is not None
+        self._wait_for_room()
+
+    def record_to(
+        self,
+        recorder: Callable[[Chunk], bool] | None,
+        wait_for_room: Callable[[], None],
+        archive: Callable[[int, int], Iterable[Any]],
+    ) -> None:
+        """Write every chunk through to a durable vault and replay from it.
+
+        ``recorder`` is called with each accepted chunk, under the stream's
+        lock (so a vault sees a stream's chunks in seq order); when it returns
+        ``True`` the producer calls ``wait_for_room`` after letting go of the
+        lock. ``archive(start, stop)`` gives the stored batches (see
+        :class:`~livestack_nb.vault.BatchRecord`) with seqs in ``[start,
+        stop)``: :meth:`replay` reads what the in-memory history no longer
+        holds from there.
+        """
+        self._recorder = recorder
+        self._wait_for_room = wait_for_room
+        self._archive = archive
+
+    def restore(self, count: int, batches: Iterable[Any]) -> None:
+        """Become an ended stream of ``count`` values read back from a vault.
+
+        ``batches`` are the stored batches of the last ``history`` values;
+        older ones are read from the archive by :meth:`replay`.
+        """
+        with self._state_lock:
+            for chunk in self._from_batches(batches, max(0, count - self.history), count):
+                self._chunks.append(chunk)
+                self._held += len(chunk.stored)
+                self._last_time = chunk.time
+            self._count = count
+            self._closed = True
+            self._end_delivered = True
+
+    def _from_batches(self, batches: Iterable[Any], start: int, stop: int) -> Iterator[Chunk]:
+        """Chunks (as kept in memory) from stored batches, cut to ``[start, stop)``."""
+        sid = self.stream_id
+        for b in batches:
+            stored = b.values
+            if b.offloaded:
+                stored = list(stored)
+                for i in b.offloaded:
+                    stored[i] = _Offloaded(stored[i])
+            c = Chunk(sid, b.seq0, b.time, stored, b.parent_stream, b.parent_seqs)
+            c.offloaded = bool(b.offloaded)
+            if c.seq0 < start:
+                c = c.tail(start - c.seq0)
+            if c.seq0 + len(c.stored) > stop:
+                c = _head(c, stop - c.seq0)
+            if c.stored:
+                yield c
+
+    def _archived(self, stop: int) -> Iterator[Chunk]:
+        """What a durable vault holds before seq ``stop``, readable, in order."""
+        assert self._archive is not None
+        for c in self._from_batches(self._archive(0, stop), 0, stop):
+            yield _readable(c, self)
 
     def end(self, error: BaseException | None = None) -> None:
         """No more values: listeners get ``on_end`` (``on_error`` if ``error``). Idempotent."""
@@ -428,7 +505,15 @@ class DataStream(reactivex.Observable[Any]):
     def _join(self, join: _Join) -> None:
         listener = join.listener
         if join.replay:
-            for chunk in self._history_chunks(join.mark):
+            memory = self._history_chunks(join.mark)
+            chunks: Iterable[Chunk] = memory
+            if self._archive is not None:
+                # What memory no longer holds comes from the vault: everything
+                # before the first seq still in memory, so nothing twice.
+                first = memory[0].seq0 if memory else join.mark
+                if first > 0:
+                    chunks = chain(self._archived(first), memory)
+            for chunk in chunks:
                 if listener.disposed:
                     return
                 try:
@@ -479,7 +564,12 @@ class DataStream(reactivex.Observable[Any]):
         return self._add(_observer_listener(observer, self._resolved), replay=False)
 
     def replay(self) -> reactivex.Observable[Any]:  # type: ignore[override]
-        """An observable of the history in memory, then the live values."""
+        """An observable of the history, then the live values.
+
+        With a durable vault the history is complete, in order, each datapoint
+        once: the older part from the vault, the rest from memory. Otherwise it
+        is the last ``history`` datapoints kept in memory.
+        """
 
         def subscribe(
             observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None

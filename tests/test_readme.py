@@ -18,3 +18,15 @@ def test_quickstart_runs_as_written():
         "['12in margherita, spice 2']",
         "['[10in funghi, spice 0]']",
     ]
+
+
+def test_durable_kitchen_example_runs_across_two_processes(tmp_path):
+    section = README.read_text().split("## Durable kitchen", 1)[1].split("\n## ", 1)[0]
+    first, second = re.findall(r"```python\n(.*?)```", section, re.S)
+    for code in (first, second):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["square completed", "[0, 1, 4, 9, 16]"]
+    assert (tmp_path / "kitchen.db").exists()

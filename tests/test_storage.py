@@ -95,3 +95,19 @@ def test_downstream_jobs_get_large_values_back(make_env, tmp_path):
     flow = ls.Liveflow("blobs")
     flow.connect(blob, measure)
     assert flow.run([1], timeout=10) == [len(BIG)]
+
+
+def test_a_write_that_fails_midway_leaves_no_value_and_no_temporary_file(tmp_path, monkeypatch):
+    storage = ls.LocalDirStorage(tmp_path)
+
+    def no_disk(fd: int) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr("livestack_nb.storage.os.fsync", no_disk)
+    with pytest.raises(OSError, match="no space"):
+        storage.put(BIG)
+    assert not storage.has(BIG_KEY)
+    assert _files(tmp_path) == []  # neither the value nor its temporary file
+    monkeypatch.undo()
+    assert storage.get(storage.put(BIG)) == BIG
+    assert [p.name for p in _files(tmp_path)] == [BIG_KEY]  # named by digest only

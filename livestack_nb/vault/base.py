@@ -5,18 +5,36 @@ file or a Redis server can replace the in-memory default without the rest of
 the library noticing. ``durable`` tells the env whether to write every
 datapoint through (a memory vault would only duplicate the streams' own
 bounded history).
+
+Datapoints travel in batches (:class:`BatchRecord`): a stream pushes chunks of
+values, and a durable vault that stored one row per value could not keep up
+with a fused flow. :meth:`Vault.recorder` and :meth:`Vault.batches` have
+defaults built on the per-datapoint methods, so a new backend only needs the
+abstract methods to be correct, and overrides the batch ones to be fast.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import LivestackError
+from ..storage import StorageRef
 
-__all__ = ["DatapointRecord", "JobRecord", "StatusRecord", "StreamRecord", "Vault", "open_vault"]
+__all__ = [
+    "BatchRecord",
+    "ChunkLike",
+    "DatapointRecord",
+    "JobRecord",
+    "Recorder",
+    "StatusRecord",
+    "StreamRecord",
+    "ValidationFailureRecord",
+    "Vault",
+    "open_vault",
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +78,59 @@ class DatapointRecord:
     time: float
     value: Any
     parents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """Consecutive datapoints of one stream that share a timestamp.
+
+    ``values`` are decoded (validated by the stream's type when the reader
+    gave one); the values at the indices in ``offloaded`` are
+    :class:`~livestack_nb.StorageRef` s of values kept by the storage provider.
+    ``parent_seqs`` (with ``parent_stream``) is the lineage: the seq of the
+    datapoint each value came from.
+    """
+
+    stream_id: str
+    seq0: int
+    time: float
+    values: list[Any]
+    parent_stream: str | None = None
+    parent_seqs: Sequence[int] | None = None
+    offloaded: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValidationFailureRecord:
+    """A value refused at a tag (what ``DataValidationError`` said, and where)."""
+
+    job_id: str
+    spec: str
+    tag: str
+    field: str | None
+    message: str
+    time: float
+
+
+class ChunkLike(Protocol):
+    """What a stream hands its recorder: a batch of values pushed together.
+
+    ``stored`` holds the values as kept in memory: where ``offloaded`` is true,
+    some are placeholders whose ``ref`` attribute is a ``StorageRef``.
+    """
+
+    seq0: int
+    time: float
+    stored: list[Any]
+    offloaded: bool
+    parent_stream: str | None
+    parent_seqs: Sequence[int] | None
+
+
+Recorder = Callable[[ChunkLike], bool]
+"""Called by a stream, under its lock, with each chunk it accepts. Must be
+quick and must not block; returns ``True`` when the vault is behind and the
+producer should call :meth:`Vault.wait_for_room` (outside its lock)."""
 
 
 class Vault(ABC):
@@ -111,6 +182,73 @@ class Vault(ABC):
     def children(self, job_id: str) -> list[str]:
         """The jobs ``job_id`` started."""
 
+    @abstractmethod
+    def add_validation_failure(self, record: ValidationFailureRecord) -> None:
+        """Record a value refused at a tag."""
+
+    @abstractmethod
+    def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
+        """Refused values, oldest first (of one job, or all)."""
+
+    # -- batches: defaults on the per-datapoint methods; durable backends override
+
+    def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder | None:
+        """The callable a new stream gives its chunks to, or ``None`` to record nothing.
+
+        A vault that is not durable records no datapoints (the streams keep
+        their own bounded history), so the hot path pays nothing for it.
+        """
+        if not self.durable:
+            return None
+
+        def record(chunk: ChunkLike) -> bool:
+            t, ps, seqs = chunk.time, chunk.parent_stream, chunk.parent_seqs
+            self.add_datapoints(
+                [
+                    DatapointRecord(
+                        stream_id,
+                        chunk.seq0 + i,
+                        t,
+                        getattr(v, "ref", v) if chunk.offloaded else v,
+                        () if ps is None or seqs is None else (f"{ps}:{seqs[i]}",),
+                    )
+                    for i, v in enumerate(chunk.stored)
+                ]
+            )
+            return False
+
+        return record
+
+    def wait_for_room(self) -> None:  # noqa: B027 - optional hook
+        """Block until the vault has caught up enough to take more (see :data:`Recorder`)."""
+
+    def count(self, stream_id: str) -> int:
+        """How many datapoints of ``stream_id`` are stored (its next seq)."""
+        points = self.datapoints(stream_id)
+        return points[-1].seq + 1 if points else 0
+
+    def batches(
+        self, stream_id: str, start: int = 0, stop: int | None = None, value_type: Any = Any
+    ) -> Iterator[BatchRecord]:
+        """Stored datapoints with ``start <= seq < stop``, as batches in seq order.
+
+        A batch may begin before ``start``; readers skip the extra values.
+        """
+        for p in self.datapoints(stream_id, after=start - 1):
+            if stop is not None and p.seq >= stop:
+                return
+            parent = p.parents[0].rsplit(":", 1) if p.parents else None
+            ref = isinstance(p.value, StorageRef)
+            yield BatchRecord(
+                stream_id,
+                p.seq,
+                p.time,
+                [p.value],
+                parent[0] if parent else None,
+                [int(parent[1])] if parent else None,
+                (0,) if ref else (),
+            )
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything recorded so far durable (no-op when not durable)."""
 
@@ -119,16 +257,27 @@ class Vault(ABC):
 
 
 def open_vault(spec: Vault | str | None) -> Vault:
-    """Build a vault from an env's ``vault=`` argument."""
+    """Build a vault from an env's ``vault=`` argument.
+
+    ``"sqlite:///relative.db"`` and ``"sqlite:////absolute/path.db"`` follow
+    the usual URL form (three slashes, then the path).
+    """
     from .memory import MemoryVault
 
     if spec is None or spec == "memory":
         return MemoryVault()
     if isinstance(spec, Vault):
         return spec
-    if isinstance(spec, str) and spec.split(":", 1)[0] in ("sqlite", "redis", "rediss"):
+    if isinstance(spec, str) and spec.startswith("sqlite:///"):
+        from .sqlite import SQLiteVault
+
+        if spec[len("sqlite:///") :] in ("", ":memory:"):
+            raise LivestackError(f"vault {spec!r} names no file: use vault='memory' to keep nothing on disk")
+
+        return SQLiteVault(spec[len("sqlite:///") :])
+    if isinstance(spec, str) and spec.split(":", 1)[0] in ("redis", "rediss"):
         raise LivestackError(
-            f"vault {spec!r}: the {spec.split(':', 1)[0]} vault is not available in this version; "
-            "use vault='memory'"
+            f"vault {spec!r}: the redis vault is not available in this version; "
+            "use vault='memory' or 'sqlite:///path.db'"
         )
-    raise LivestackError(f"unknown vault {spec!r}: use 'memory' or a Vault instance")
+    raise LivestackError(f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db' or a Vault instance")

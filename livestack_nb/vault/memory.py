@@ -12,7 +12,14 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .base import DatapointRecord, JobRecord, StatusRecord, StreamRecord, Vault
+from .base import (
+    DatapointRecord,
+    JobRecord,
+    StatusRecord,
+    StreamRecord,
+    ValidationFailureRecord,
+    Vault,
+)
 
 __all__ = ["MemoryVault"]
 
@@ -29,6 +36,7 @@ class MemoryVault(Vault):
         self._streams: dict[str, list[StreamRecord]] = {}
         self._points: dict[str, deque[DatapointRecord]] = {}
         self._children: dict[str, list[str]] = {}
+        self._failures: deque[ValidationFailureRecord] = deque(maxlen=max_datapoints)
         self.max_datapoints = max_datapoints
 
     def add_job(self, record: JobRecord) -> None:
@@ -83,3 +91,11 @@ class MemoryVault(Vault):
     def children(self, job_id: str) -> list[str]:
         with self._lock:
             return list(self._children.get(job_id, ()))
+
+    def add_validation_failure(self, record: ValidationFailureRecord) -> None:
+        with self._lock:
+            self._failures.append(record)
+
+    def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
+        with self._lock:
+            return [r for r in self._failures if job_id is None or r.job_id == job_id]
