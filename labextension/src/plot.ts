@@ -62,6 +62,13 @@ export class StreamPlotView extends LiveView {
     this.head = el('div', 'lsnb-header');
     this.box = el('div', 'lsnb-plot-box');
     this.el.append(this.head, this.box);
+    // Fields found from the first value, or a new kind: draw a new plot.
+    this.listenTo(this.model, 'change:y change:kind', () => {
+      this.plot?.destroy();
+      this.plot = null;
+      this.box.replaceChildren();
+      this.schedule();
+    });
   }
 
   private make(): uPlot {
@@ -109,11 +116,16 @@ export class StreamPlotView extends LiveView {
       parts.push('ended');
     }
     this.head.textContent = parts.join(' · ');
+    if (m.xs.length < 2) {
+      return; // nothing to scale a plot to yet
+    }
     if (!this.plot) {
       this.plot = this.make();
     } else {
       this.plot.setData([m.xs, ...m.ys] as uPlot.AlignedData);
     }
+    // The x range follows the rolling window exactly.
+    this.plot.setScale('x', { min: m.xs[0], max: m.xs[m.xs.length - 1] });
   }
 
   remove(): any {
