@@ -58,6 +58,11 @@ def _register_display_hooks() -> None:
 
 _register_display_hooks()
 
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built front end is, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "livestack-nb"}]
+
 __all__ = [
     "DataStream",
     "DataValidationError",
