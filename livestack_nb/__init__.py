@@ -63,6 +63,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """Where the built front end is, for ``jupyter labextension develop``."""
     return [{"src": "labextension", "dest": "livestack-nb"}]
 
+
 __all__ = [
     "DataStream",
     "DataValidationError",
