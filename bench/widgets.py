@@ -95,11 +95,11 @@ def main() -> None:
             page.wait_for_selector(".lsnb-table.lsnb-live", timeout=60_000)
             page.wait_for_function(OBSERVE, timeout=10_000)
             page.keyboard.press("Shift+Enter")
-            out = page.get_by_text("RESULT events=")
+            out = page.locator(".jp-OutputArea-output", has_text="RESULT events=")
             out.wait_for(timeout=(args.seconds + 60) * 1000)
             kernel = out.text_content() or ""
             lat = sorted(page.evaluate("window.__lat"))
-    fields = dict(kv.split("=") for kv in kernel.split()[1:])
+    fields = dict(kv.split("=") for kv in kernel.split("RESULT", 1)[1].split())
     print(f"source: {fields['events']} events in {fields['seconds']} s ({fields['events_per_s']} events/s)")
     print(f"table widget: {fields['msgs']} messages, {fields['msgs_per_s']} messages/s")
     if lat:
