@@ -121,6 +121,8 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         snapshots = page.locator(".lsnb-snapshot")
         assert snapshots.count() >= 5
         assert all(not snapshots.nth(i).is_visible() for i in range(snapshots.count()))
+        # ...but kept current, so the notebook saved from here reads well elsewhere
+        wait_until(lambda: f"{N} events · ended" in (snapshots.first.text_content() or ""), timeout=30)
         shot(page.locator(".jp-Notebook"), f"{ui}-notebook")
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / f"{ui}-failure.png"))

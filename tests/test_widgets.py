@@ -253,3 +253,33 @@ def test_a_job_handle_names_its_env(env):
     assert job.env is env
     job.end()
     job.wait(timeout=10)
+
+
+def test_a_flow_graph_follows_the_flows_latest_run(comms, env):
+    @ls.job_spec
+    def inc(x: int) -> int:
+        return x + 1
+
+    @ls.job_spec
+    def dbl(x: int) -> int:
+        return 2 * x
+
+    flow = ls.Liveflow("follow")
+    flow.connect(inc, dbl)
+    assert env.latest_job(flow) is None
+    graph = lw.FlowGraph(flow)
+    layout = graph.shape
+    assert graph.state()["status"] == "not started"
+    run = flow.start()
+    assert env.latest_job("follow").job_id == run.job_id
+    run.feed_many([1, 2, 3])
+    run.end()
+    run.wait(timeout=10)
+    edge = "inc/default->dbl/default"
+    wait_until(lambda: graph.state()["edges"].get(edge, {}).get("count") == 3, timeout=5)
+    assert graph.state()["nodes"]["dbl"]["status"] == "completed"
+    assert graph.shape == layout  # the same flow keeps its layout
+    again = flow.start()
+    wait_until(lambda: graph.state()["status"] == again.status.value and again.job_id in graph.title, timeout=5)
+    again.end()
+    again.wait(timeout=10)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import traitlets
 
+from ..env import LiveEnv, current_env
 from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
@@ -32,8 +34,10 @@ class FlowGraph(LiveWidget):
     Parameters
     ----------
     target:
-        A :class:`Liveflow` (its shape; all nodes idle), or a :class:`JobHandle`:
-        a flow run (live) or a single job (one node with its tags as ports).
+        A :class:`Liveflow`: its shape, idle, until a run of it starts in the
+        current env, then that run live (and each later run in turn); or a
+        :class:`JobHandle`: a flow run, or a single job (one node with its
+        tags as ports).
     """
 
     _model_name = traitlets.Unicode("FlowGraphModel").tag(sync=True)
@@ -48,7 +52,12 @@ class FlowGraph(LiveWidget):
         self._edge_streams: dict[str, DataStream] = {}
         self._node_jobs: dict[str, JobHandle] = {}
         self._last: dict[str, Any] = {}
+        self._flow: Liveflow | None = None
+        self._env: LiveEnv | None = None
+        self._looked = float("-inf")
         if isinstance(target, Liveflow):
+            self._flow = target
+            self._env = current_env()
             graph = target.graph()
             name = f"flow {target.name}"
         elif isinstance(target, JobHandle):
@@ -104,6 +113,29 @@ class FlowGraph(LiveWidget):
             self._edge_streams[pid] = target.output(tag)
         return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
 
+    def _follow(self) -> None:
+        """For a flow: bind to its latest run, once one exists (looked for twice a second)."""
+        flow, env = self._flow, self._env
+        now = time.monotonic()
+        if flow is None or env is None or env.closed or now - self._looked < 0.5:
+            return
+        self._looked = now
+        run = env.latest_job(flow.name)
+        if (
+            run is None
+            or not run.graph.nodes
+            or (self._handle is not None and run.job_id == self._handle.job_id)
+        ):
+            return
+        self._handle = run
+        self._node_jobs = {}
+        self._edge_streams = {}
+        shape = self._shape(run.graph)
+        if shape != self.shape:
+            self.shape = shape  # the same flow keeps its layout: the front end compares shapes
+        self.title = f"flow {flow.name} · run {run.job_id}"
+        self._last = {}
+
     # -- state -------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -125,12 +157,13 @@ class FlowGraph(LiveWidget):
         return self._last
 
     def _delta(self) -> dict[str, Any] | None:
+        self._follow()
         now = self.state()
         nodes = {k: v for k, v in now["nodes"].items() if self._last.get("nodes", {}).get(k) != v}
         edges = {k: v for k, v in now["edges"].items() if self._last.get("edges", {}).get(k) != v}
         done = self._handle is None or self._handle.done
         quiet = all(s.ended for s in self._edge_streams.values())
-        if not (done and quiet):
+        if self._flow is not None or not (done and quiet):
             self._dirty = True  # keep polling while anything can change
         if not nodes and not edges and now["status"] == self._last.get("status"):
             return None
