@@ -154,10 +154,13 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         """
         from IPython.display import display
 
-        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
+        bundle = dict(self._repr_mimebundle_())
+        # What a reader without the live view sees in its place: nothing stale.
+        bundle["text/plain"] = f"[live {type(self).__name__}: {self.title}; its latest state follows]"
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
         html, text = self._snapshot()
-        bundle = {"text/html": html, "text/plain": text}
-        self._snapshot_handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        snapshot = {"text/html": html, "text/plain": text}
+        self._snapshot_handle = display(snapshot, raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._snap_dirty = False
 
     # -- lifecycle --------------------------------------------------------------
