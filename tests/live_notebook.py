@@ -41,6 +41,7 @@ job.output()
 """
 
 PLOT = """\
+display(StreamPlot(job.output(), y=["value"], kind="bar", window=40))
 StreamPlot(job.output(), y=["value"], kind="line")
 """
 
@@ -49,6 +50,7 @@ names = ls.JobSpec("names", input=str, output=str)
 names.define_worker(lambda s: s)
 hostile = names.start()
 hostile.feed({HOSTILE!r})
+hostile.feed("long " * 100)
 hostile.end()
 hostile.output()
 """

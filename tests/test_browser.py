@@ -88,9 +88,10 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         shot(table, f"{ui}-table-growing")
         assert table.locator("tbody tr").count() > 0
         # the plot draws its series
-        canvas = page.locator(".lsnb-plot.lsnb-live canvas").first
-        wait_until(lambda: _series_pixels(canvas) > 50, timeout=30, message="the plot drew its line")
-        shot(page.locator(".lsnb-plot.lsnb-live").first, f"{ui}-plot")
+        for i, kind in enumerate(["bar", "line"]):
+            canvas = page.locator(".lsnb-plot.lsnb-live canvas").nth(i)
+            wait_until(lambda c=canvas: _series_pixels(c) > 50, timeout=30, message=f"the {kind} plot drew")
+            shot(page.locator(".lsnb-plot.lsnb-live").nth(i), f"{ui}-plot-{kind}")
         # the graph: nodes, counts on edges, the failing node red
         graph = page.locator(".lsnb-graph.lsnb-live").first
         for node in ("sensor", "label", "explode"):
@@ -101,14 +102,26 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         assert "oven on fire" in (graph.locator(".lsnb-node[data-node='explode'] title").text_content() or "")
         labels = graph.locator(".lsnb-edge-label").all_text_contents()
         assert any(re.match(r"[1-9]\d* ·", t) for t in labels), labels
+        # counts change, the layout does not
+        boxes = graph.locator(".lsnb-node rect, .lsnb-port rect").evaluate_all(
+            "rs => rs.map(r => [r.getAttribute('x'), r.getAttribute('y')])"
+        )
         graph.locator(".lsnb-node[data-node='explode']").click()
         wait_until(lambda: "oven on fire" in (graph.locator(".lsnb-error").text_content() or ""), timeout=10)
         shot(graph, f"{ui}-graph-failed")
+        assert boxes == graph.locator(".lsnb-node rect, .lsnb-port rect").evaluate_all(
+            "rs => rs.map(r => [r.getAttribute('x'), r.getAttribute('y')])"
+        )
         # the hostile string is shown as text; no element was made from it
         hostile = page.locator(".lsnb-table.lsnb-live").nth(1)
         hostile.locator("td", has_text=HOSTILE).first.wait_for(timeout=30_000)
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
         assert not dialogs
+        # a long value is cut, with the whole of it in the tooltip
+        cut = hostile.locator("td.lsnb-cut").first
+        cut.wait_for(timeout=10_000)
+        assert cut.get_attribute("title") == "long " * 100
+        assert len(cut.text_content() or "") <= 80
         shot(hostile, f"{ui}-hostile-as-text")
         # the job panel
         panel = page.locator(".lsnb-panel.lsnb-live").first
@@ -119,7 +132,7 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         shot(panel, f"{ui}-job-panel")
         # no duplicate: every static snapshot next to a live view is hidden
         snapshots = page.locator(".lsnb-snapshot")
-        assert snapshots.count() >= 5
+        assert snapshots.count() >= 6
         assert all(not snapshots.nth(i).is_visible() for i in range(snapshots.count()))
         # ...but kept current, so the notebook saved from here reads well elsewhere
         wait_until(lambda: f"{N} events · ended" in (snapshots.first.text_content() or ""), timeout=30)
@@ -149,16 +162,32 @@ def test_the_default_html_export_reads_offline_in_chromium(browser: Any, tmp_pat
     try:
         page.goto(path.as_uri())
         snapshots = page.locator(".lsnb-snapshot")
-        wait_until(lambda: snapshots.count() >= 5, timeout=20)
+        wait_until(lambda: snapshots.count() >= 6, timeout=20)
         assert all(snapshots.nth(i).is_visible() for i in range(snapshots.count()))
         first = snapshots.first.text_content() or ""
         assert "300 events" in first and "299" in first
-        graph = snapshots.nth(3).text_content() or ""
+        graph = snapshots.nth(4).text_content() or ""
         assert all(n in graph for n in ("sensor", "label", "explode"))
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
-        assert HOSTILE in (snapshots.nth(2).text_content() or "")
+        assert HOSTILE in (snapshots.nth(3).text_content() or "")
         assert not dialogs
         shot(snapshots.first, "static-table")
-        shot(snapshots.nth(3), "static-graph")
+        shot(snapshots.nth(1), "static-plot")
+        shot(snapshots.nth(4), "static-graph")
     finally:
         context.close()
+
+
+def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import browser as b
+
+    monkeypatch.setattr(b.shutil, "which", lambda name: None)
+    monkeypatch.setattr(b.os.path, "exists", lambda path: False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        b.chromium_path()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        b.chromium_path()

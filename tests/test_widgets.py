@@ -280,6 +280,8 @@ def test_a_flow_graph_follows_the_flows_latest_run(comms, env):
     assert graph.state()["nodes"]["dbl"]["status"] == "completed"
     assert graph.shape == layout  # the same flow keeps its layout
     again = flow.start()
-    wait_until(lambda: graph.state()["status"] == again.status.value and again.job_id in graph.title, timeout=5)
+    wait_until(
+        lambda: graph.state()["status"] == again.status.value and again.job_id in graph.title, timeout=5
+    )
     again.end()
     again.wait(timeout=10)
