@@ -285,3 +285,16 @@ def test_a_flow_graph_follows_the_flows_latest_run(comms, env):
     )
     again.end()
     again.wait(timeout=10)
+
+
+def test_dict_values_with_new_keys_get_new_columns(comms):
+    s = DataStream("dicts")
+    table = lw.StreamTable(s)
+    table.comm.hello()
+    s.push([{"a": 1}])
+    wait_until(lambda: table.table()[0] == ["#", "time", "a"], timeout=2)
+    s.push([{"a": 2, "b": "x"}])
+    columns, rows = table.table()
+    assert columns == ["#", "time", "a", "b"]
+    assert [r[2:] for r in rows] == [["1", ""], ["2", "x"]]
+    wait_until(lambda: any(m.get("columns") == columns for m in table.comm.custom()), timeout=2)

@@ -101,9 +101,11 @@ export class StreamTableView extends LiveView {
     const body: HTMLTableRowElement[] = [];
     for (let i = m.rows.length - 1; i >= 0; i--) {
       const tr = el('tr');
-      for (const v of m.rows[i]) {
+      const row = m.rows[i];
+      // rows made before a new column appeared have fewer cells
+      for (let j = 0; j < Math.max(row.length, m.columns.length); j++) {
         const td = el('td');
-        const s = String(v);
+        const s = j < row.length ? String(row[j]) : '';
         if (s.length > CUT) {
           td.textContent = s.slice(0, CUT - 1) + '…';
           td.title = s;

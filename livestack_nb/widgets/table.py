@@ -41,6 +41,7 @@ class StreamTable(StreamWidget):
 
     def __init__(self, stream: DataStream, max_rows: int = 20, *, title: str | None = None) -> None:
         self._fields: list[str] | None = None
+        self._open_keys = False
         declared = columns_of(getattr(stream, "type", None) and stream.type.cls)
         if declared != ["value"]:
             self._fields = declared
@@ -58,6 +59,16 @@ class StreamTable(StreamWidget):
     def _rows(self, raw: list[Raw]) -> list[list[str]]:
         if self._fields is None and raw:
             self._fields = columns_of(None, raw[0][2])
+            self._open_keys = isinstance(raw[0][2], dict)
+        if self._open_keys and self._fields is not None:
+            # dicts may bring new keys: they become new columns, at the right
+            seen = set(self._fields)
+            for _, _, v in raw:
+                if isinstance(v, dict):
+                    for k in v:
+                        if str(k) not in seen:
+                            seen.add(str(k))
+                            self._fields.append(str(k))
         fields = self._fields or ["value"]
         return [[str(seq), fmt_time(t), *cells(v, fields)] for seq, t, v in raw]
 
@@ -93,7 +104,9 @@ class StreamTable(StreamWidget):
         """The columns and the rows now shown (oldest first), as the front end has them."""
         with self._send_lock:
             self._advance()
-            return self.columns, list(self._window)
+            columns = self.columns
+            # rows made before a new column appeared are padded, as the front end shows them
+            return columns, [r + [""] * (len(columns) - len(r)) for r in self._window]
 
     def _snapshot(self) -> tuple[str, str]:
         columns, rows = self.table()
