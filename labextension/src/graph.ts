@@ -201,7 +201,8 @@ export class FlowGraphView extends LiveView {
     }
     for (const [id, label] of this.edgeEls) {
       const st = m.edges[id];
-      label.textContent = st ? `${st.count} · ${fmtRate(st.rate)}` : '';
+      // an ended stream shows its count only
+      label.textContent = st ? (st.rate ? `${st.count} · ${fmtRate(st.rate)}` : `${st.count}`) : '';
     }
     const sel = this.selected ? m.nodes[this.selected] : undefined;
     if (sel && sel.error) {

@@ -147,7 +147,8 @@ class FlowGraph(LiveWidget):
                 st["error"] = f"{type(job.error).__name__}: {job.error}"
             nodes[nid] = st
         edges = {
-            eid: {"count": len(s), "rate": round(s.stats.rate, 1)} for eid, s in self._edge_streams.items()
+            eid: {"count": len(s), "rate": 0.0 if s.ended else round(s.stats.rate, 1)}
+            for eid, s in self._edge_streams.items()
         }
         status = self._handle.status.value if self._handle is not None else "not started"
         return {"nodes": nodes, "edges": edges, "status": status}
