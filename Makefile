@@ -8,6 +8,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# The front end is built by `pip install -e .` (hatch-jupyter-builder runs npm);
+# after that, edits under labextension/ are rebuilt here and linked into the
+# venv, so a reload of the browser page picks them up.
+FRONT  := $(VENV)/.frontend
+JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
+
 .PHONY: run test lint typecheck pytest bench clean
 
 $(BIN)/python:
@@ -19,10 +25,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (livestack-nb)" >/dev/null
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=examples
+$(FRONT): $(STAMP) $(JS_SRC)
+	cd labextension && PATH="$(abspath $(BIN)):$$PATH" npm run build
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	touch $(FRONT)
 
-pytest: $(STAMP)
+run: $(STAMP) $(FRONT)
+	$(BIN)/jupyter lab --notebook-dir=examples $(if $(filter 0,$(shell id -u)),--allow-root)
+
+pytest: $(STAMP) $(FRONT)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -34,10 +45,11 @@ typecheck: $(STAMP)
 
 test: pytest lint typecheck
 
-bench: $(STAMP)
+bench: $(STAMP) $(FRONT)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/vault.py
+	$(BIN)/python bench/widgets.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache labextension/node_modules labextension/lib livestack_nb/labextension

@@ -8,6 +8,9 @@ package is cheap: widgets, pandas and anything optional load on first use.
 
 from __future__ import annotations
 
+import sys
+
+from ._version import VERSION
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -24,7 +27,42 @@ from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
 from .worker import LiveWorker, LiveWorkerDef
 
-__version__ = "0.1.0"
+__version__ = VERSION
+
+
+def _display_live(obj: object) -> None:
+    from .widgets import show
+
+    show(obj)
+
+
+def _register_display_hooks() -> None:
+    """In a running kernel, show streams, flows and jobs as live widgets.
+
+    IPython is only looked up (never imported here) and the widgets package
+    is imported on first display; see ``livestack_nb.widgets._display``.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    ip = get_ipython() if callable(get_ipython) else None
+    if ip is None or getattr(ip, "kernel", None) is None:
+        return
+    formatter = ip.display_formatter.ipython_display_formatter
+    for module, name in (
+        ("livestack_nb.stream", "DataStream"),
+        ("livestack_nb.flow", "Liveflow"),
+        ("livestack_nb.job", "JobHandle"),
+    ):
+        formatter.for_type_by_name(module, name, _display_live)
+
+
+_register_display_hooks()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built front end is, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "livestack-nb"}]
+
 
 __all__ = [
     "DataStream",

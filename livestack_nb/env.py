@@ -428,6 +428,19 @@ class LiveEnv:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""
         return self.vault.validation_failures(job_id)
 
+    def latest_job(self, spec: str | JobSpec) -> JobHandle | None:
+        """The handle of the job of ``spec`` (a spec or its name) started last here, if any.
+
+        For watchers that follow a recipe rather than one job, such as a
+        flow's graph widget showing the flow's latest run.
+        """
+        name = spec if isinstance(spec, str) else spec.name
+        with self._lock:
+            for job in reversed(self._jobs.values()):
+                if job.spec.name == name:
+                    return JobHandle(job)
+        return None
+
     def flush(self) -> None:
         """Make everything recorded so far durable (a no-op in memory).
 

@@ -675,6 +675,11 @@ class JobHandle:
         return self._job.graph
 
     @property
+    def env(self) -> LiveEnv:
+        """The env the job runs in (where the jobs of its flow graph are found)."""
+        return self._job.env
+
+    @property
     def status(self) -> JobStatus:
         """The latest status."""
         return self._job.status

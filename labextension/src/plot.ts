@@ -1,0 +1,136 @@
+/**
+ * StreamPlot: numeric fields of a stream on a uPlot canvas, over a rolling
+ * window of points. Points arrive in deltas; the canvas is redrawn at most
+ * once per animation frame.
+ */
+import uPlot from 'uplot';
+import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+
+const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
+
+export class StreamPlotModel extends LiveModel {
+  xs: number[] = [];
+  ys: (number | null)[][] = [];
+  count = 0;
+  rate = 0;
+  ended = false;
+
+  defaults(): any {
+    return {
+      ...super.defaults(),
+      _model_name: 'StreamPlotModel',
+      _view_name: 'StreamPlotView',
+      title: '',
+      x: 'timestamp',
+      y: [],
+      kind: 'line',
+      window: 500,
+      height: 240
+    };
+  }
+
+  private header(msg: LiveMessage): void {
+    this.count = msg.count ?? this.count;
+    this.rate = msg.rate ?? this.rate;
+    this.ended = msg.ended ?? this.ended;
+  }
+
+  applyReset(msg: LiveMessage): void {
+    this.header(msg);
+    this.xs = (msg.x as number[]).slice();
+    this.ys = (msg.y as (number | null)[][]).map(s => s.slice());
+  }
+
+  applyDelta(msg: LiveMessage): void {
+    this.header(msg);
+    const win = this.get('window') as number;
+    const x = this.xs.concat(msg.x as number[]);
+    const cut = Math.max(0, x.length - win);
+    this.xs = x.slice(cut);
+    const ys = msg.y as (number | null)[][];
+    this.ys = ys.map((s, i) => (this.ys[i] || []).concat(s).slice(cut));
+  }
+}
+
+export class StreamPlotView extends LiveView {
+  private head!: HTMLDivElement;
+  private box!: HTMLDivElement;
+  private plot: uPlot | null = null;
+
+  build(): void {
+    this.el.classList.add('lsnb-plot');
+    this.head = el('div', 'lsnb-header');
+    this.box = el('div', 'lsnb-plot-box');
+    this.el.append(this.head, this.box);
+    // Fields found from the first value, or a new kind: draw a new plot.
+    this.listenTo(this.model, 'change:y change:kind', () => {
+      this.plot?.destroy();
+      this.plot = null;
+      this.box.replaceChildren();
+      this.schedule();
+    });
+  }
+
+  private make(): uPlot {
+    const kind = this.model.get('kind') as string;
+    const ys = this.model.get('y') as string[];
+    const xname = this.model.get('x') as string;
+    const series: uPlot.Series[] = [{ label: xname }];
+    ys.forEach((name, i) => {
+      const stroke = COLOURS[i % COLOURS.length];
+      const s: uPlot.Series = { label: name, stroke, width: 1.5 };
+      if (kind === 'scatter') {
+        s.paths = () => null;
+        s.points = { show: true, size: 5, stroke, fill: stroke };
+      } else if (kind === 'bar') {
+        s.paths = uPlot.paths.bars!({ size: [0.6, 40] });
+        s.fill = stroke;
+        s.points = { show: false };
+      } else {
+        s.points = { show: false };
+      }
+      series.push(s);
+    });
+    const width = Math.max(300, Math.min(900, this.el.clientWidth || 640));
+    const opts: uPlot.Options = {
+      width,
+      height: this.model.get('height') as number,
+      series,
+      scales: { x: { time: xname === 'timestamp' } },
+      legend: { show: true },
+      cursor: { show: true }
+    };
+    const m = this.model as StreamPlotModel;
+    return new uPlot(opts, [m.xs, ...m.ys] as uPlot.AlignedData, this.box);
+  }
+
+  draw(): void {
+    const m = this.model as StreamPlotModel;
+    const title = this.model.get('title') as string;
+    if (!m.live) {
+      this.head.textContent = `${title}: waiting for the kernel`;
+      return;
+    }
+    const parts = [title, `${m.count} events`, fmtRate(m.rate)];
+    if (m.ended) {
+      parts.push('ended');
+    }
+    this.head.textContent = parts.join(' · ');
+    if (m.xs.length < 2) {
+      return; // nothing to scale a plot to yet
+    }
+    if (!this.plot) {
+      this.plot = this.make();
+    } else {
+      this.plot.setData([m.xs, ...m.ys] as uPlot.AlignedData);
+    }
+    // The x range follows the rolling window exactly.
+    this.plot.setScale('x', { min: m.xs[0], max: m.xs[m.xs.length - 1] });
+  }
+
+  remove(): any {
+    this.plot?.destroy();
+    this.plot = null;
+    return super.remove();
+  }
+}

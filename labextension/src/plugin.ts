@@ -1,0 +1,24 @@
+/**
+ * The JupyterLab (and Notebook 7) plugin: registers livestack-nb's widget
+ * models and views with the ipywidgets manager under the module name the
+ * Python side uses.
+ */
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
+import * as widgetExports from './index';
+import { MODULE_NAME, MODULE_VERSION } from './version';
+
+const plugin = {
+  id: 'livestack-nb:widgets',
+  description: 'Live tables, plots, flow graphs and job panels for livestack-nb.',
+  requires: [IJupyterWidgetRegistry],
+  autoStart: true,
+  activate: (_app: unknown, registry: IJupyterWidgetRegistry): void => {
+    registry.registerWidget({
+      name: MODULE_NAME,
+      version: MODULE_VERSION,
+      exports: widgetExports as any
+    });
+  }
+};
+
+export default plugin;

@@ -1,0 +1,190 @@
+"""The base of every live widget: coalesced sends, a static snapshot, disposal.
+
+Live data never travels in synced traits (a trait update carries the whole
+value): a widget sends a ``reset`` with its current state when the front end
+says ``hello`` and small ``delta`` messages after that, when the pump lets
+it. Displaying a widget also displays a static snapshot (escaped HTML of its
+latest state) under a display id, refreshed at most twice a second and after
+every cell, so a saved notebook reads well where widgets cannot run; the
+front end hides the snapshot next to a live view.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets
+import traitlets
+
+from .._version import VERSION
+from ._pump import PER_WIDGET_RATE, SNAPSHOT_RATE, pump
+
+__all__ = ["LiveWidget", "dispose_cell", "live_widgets"]
+
+_live: list[LiveWidget] = []
+_live_lock = threading.Lock()
+
+
+def live_widgets() -> list[LiveWidget]:
+    """Every widget not yet disposed, oldest first."""
+    with _live_lock:
+        return list(_live)
+
+
+class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
+    """Shared behaviour of StreamTable, StreamPlot, FlowGraph and JobPanel.
+
+    Subclasses implement :meth:`_reset` (the full current state),
+    :meth:`_delta` (what changed since the last send, or ``None``) and
+    :meth:`_snapshot` (``(html, text)`` of the latest state).
+    """
+
+    _model_module = traitlets.Unicode("livestack-nb").tag(sync=True)
+    _view_module = traitlets.Unicode("livestack-nb").tag(sync=True)
+    _model_module_version = traitlets.Unicode(f"^{VERSION}").tag(sync=True)
+    _view_module_version = traitlets.Unicode(f"^{VERSION}").tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    #: Seconds between two live messages of this widget.
+    min_interval = 1.0 / PER_WIDGET_RATE
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._send_lock = threading.RLock()
+        self._dirty = False
+        self._snap_dirty = False
+        self._last_send = float("-inf")
+        self._last_snap = float("-inf")
+        self._snapshot_handle: Any = None
+        self._cleanups: list[Callable[[], None]] = []
+        self._disposed = False
+        self.messages_sent = 0
+        self.on_msg(self._on_front_end)
+        from ._scope import scope
+
+        scope.track(self)
+        with _live_lock:
+            _live.append(self)
+        pump.add(self)
+
+    # -- for subclasses -------------------------------------------------------
+
+    def _reset(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _delta(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _snapshot(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        """Record that something is pending (any thread; cheap)."""
+        self._dirty = True
+        self._snap_dirty = True
+
+    def _on_dispose(self, cleanup: Callable[[], None]) -> None:
+        self._cleanups.append(cleanup)
+
+    # -- sending ----------------------------------------------------------------
+
+    def _send_live(self, msg: dict[str, Any]) -> None:
+        self.messages_sent += 1
+        self.send(msg)
+
+    def _on_front_end(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "hello" and not self._disposed:
+            with self._send_lock:
+                self._send_live({"type": "reset", **self._reset()})
+
+    def _pump_due(self, now: float) -> bool:
+        if self._dirty and now - self._last_send >= self.min_interval:
+            return True
+        return (
+            self._snap_dirty
+            and self._snapshot_handle is not None
+            and now - self._last_snap >= 1.0 / SNAPSHOT_RATE
+        )
+
+    def _pump_flush(self, now: float) -> int:
+        sent = 0
+        with self._send_lock:
+            if self._disposed:
+                return 0
+            if self._dirty and now - self._last_send >= self.min_interval:
+                self._dirty = False
+                self._last_send = now
+                msg = self._delta()
+                if msg is not None:
+                    self._send_live(msg)
+                    sent += 1
+        if (
+            self._snap_dirty
+            and self._snapshot_handle is not None
+            and now - self._last_snap >= 1.0 / SNAPSHOT_RATE
+        ):
+            self._last_snap = now
+            self.refresh_snapshot()
+            sent += 1
+        return sent
+
+    # -- display ----------------------------------------------------------------
+
+    def snapshot_html(self) -> str:
+        """Escaped HTML of the latest state, as a saved notebook shows it."""
+        return self._snapshot()[0]
+
+    def refresh_snapshot(self) -> None:
+        """Bring the displayed snapshot up to date (no-op before display)."""
+        handle = self._snapshot_handle
+        if handle is None:
+            return
+        self._snap_dirty = False
+        html, text = self._snapshot()
+        handle.update({"text/html": html, "text/plain": text}, raw=True)
+
+    def _ipython_display_(self) -> None:
+        """Show the live view, then the static snapshot under its own display id.
+
+        The snapshot is a separate output because nbconvert renders the widget
+        view (not a ``text/html`` in the same bundle) and then has nothing
+        to show without the front end.
+        """
+        from IPython.display import display
+
+        bundle = dict(self._repr_mimebundle_())
+        # What a reader without the live view sees in its place: nothing stale.
+        bundle["text/plain"] = f"[live {type(self).__name__}: {self.title}; its latest state follows]"
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
+        html, text = self._snapshot()
+        snapshot = {"text/html": html, "text/plain": text}
+        self._snapshot_handle = display(snapshot, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._snap_dirty = False
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    def dispose(self) -> None:
+        """Unsubscribe from what this widget watches, stop its updates, close it."""
+        if self._disposed:
+            return
+        self._disposed = True
+        pump.remove(self)
+        with _live_lock:
+            if self in _live:
+                _live.remove(self)
+        for cleanup in self._cleanups:
+            cleanup()
+        self._cleanups.clear()
+        self.close()
+
+
+def dispose_cell(widgets: list[LiveWidget]) -> None:
+    """Dispose ``widgets`` (those a cell's previous run created)."""
+    for w in widgets:
+        w.dispose()

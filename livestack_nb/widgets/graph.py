@@ -1,0 +1,203 @@
+"""FlowGraph: a flow or job as a live graph of nodes, streams and ports."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import traitlets
+
+from ..env import LiveEnv, current_env
+from ..flow import Liveflow
+from ..graph import Graph
+from ..job import JobHandle, JobStatus
+from ..stream import DataStream
+from ._base import LiveWidget
+from ._format import esc
+
+__all__ = ["FlowGraph"]
+
+
+def _edge_id(source: str, source_tag: str, target: str, target_tag: str) -> str:
+    return f"{source}/{source_tag}->{target}/{target_tag}"
+
+
+class FlowGraph(LiveWidget):
+    """A live graph: specs as nodes coloured by status, streams as edges with counts.
+
+    Nodes are idle (grey), requested, running (blue), completed (green),
+    failed (red; the error shows on hover, the full text on click) or
+    cancelled. Edges show how many values went through and their rate; a
+    flow's exposed inputs and outputs are drawn as ports. The layout is made
+    once in the browser; updates change only colours and numbers.
+
+    Parameters
+    ----------
+    target:
+        A :class:`Liveflow`: its shape, idle, until a run of it starts in the
+        current env, then that run live (and each later run in turn); or a
+        :class:`JobHandle`: a flow run, or a single job (one node with its
+        tags as ports).
+    """
+
+    _model_name = traitlets.Unicode("FlowGraphModel").tag(sync=True)
+    _view_name = traitlets.Unicode("FlowGraphView").tag(sync=True)
+    shape = traitlets.Dict().tag(sync=True)
+
+    #: Graph state is polled (statuses have no stream): ten looks a second are plenty.
+    min_interval = 0.1
+
+    def __init__(self, target: Liveflow | JobHandle, *, title: str | None = None) -> None:
+        self._handle: JobHandle | None = None
+        self._edge_streams: dict[str, DataStream] = {}
+        self._node_jobs: dict[str, JobHandle] = {}
+        self._last: dict[str, Any] = {}
+        self._flow: Liveflow | None = None
+        self._env: LiveEnv | None = None
+        self._looked = float("-inf")
+        if isinstance(target, Liveflow):
+            self._flow = target
+            self._env = current_env()
+            graph = target.graph()
+            name = f"flow {target.name}"
+        elif isinstance(target, JobHandle):
+            self._handle = target
+            graph = target.graph
+            name = f"{target.spec.name} {target.job_id}"
+        else:
+            raise TypeError(f"expected a Liveflow or a JobHandle, not {type(target).__name__}")
+        shape = self._shape(graph) if graph.nodes else self._single(target)
+        super().__init__(shape=shape, title=title or name)
+        self._dirty = True
+
+    # -- shape -------------------------------------------------------------------
+
+    def _shape(self, graph: Graph) -> dict[str, Any]:
+        handle = self._handle
+        env = handle.env if handle is not None else None
+        if env is not None:
+            for n in graph.nodes:
+                if n.job_id is not None:
+                    self._node_jobs[n.id] = env.job(n.job_id)
+        edges = []
+        for e in graph.edges:
+            eid = _edge_id(e.source, e.source_tag, e.target, e.target_tag)
+            label = e.source_tag if e.source_tag == e.target_tag else f"{e.source_tag}→{e.target_tag}"
+            edges.append({"id": eid, "source": e.source, "target": e.target, "label": label})
+            src = self._node_jobs.get(e.source)
+            if src is not None:
+                self._edge_streams[eid] = src.output(e.source_tag)
+        ports = []
+        for x in graph.exposures:
+            pid = f"port:{x.direction}:{x.name}"
+            ports.append({"id": pid, "name": x.name, "node": x.node, "direction": x.direction})
+            if handle is not None:
+                self._edge_streams[pid] = (
+                    handle.input(x.name).stream if x.direction == "in" else handle.output(x.name)
+                )
+        nodes = [{"id": n.id, "spec": n.spec} for n in graph.nodes]
+        return {"nodes": nodes, "edges": edges, "ports": ports}
+
+    def _single(self, target: Liveflow | JobHandle) -> dict[str, Any]:
+        assert isinstance(target, JobHandle)
+        label = target.spec.name
+        self._node_jobs[label] = target
+        ports = []
+        for tag in target.spec.in_tags:
+            pid = f"port:in:{tag}"
+            ports.append({"id": pid, "name": tag, "node": label, "direction": "in"})
+            self._edge_streams[pid] = target.input(tag).stream
+        for tag in target.spec.out_tags:
+            pid = f"port:out:{tag}"
+            ports.append({"id": pid, "name": tag, "node": label, "direction": "out"})
+            self._edge_streams[pid] = target.output(tag)
+        return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
+
+    def _follow(self) -> None:
+        """For a flow: bind to its latest run, once one exists (looked for twice a second)."""
+        flow, env = self._flow, self._env
+        now = time.monotonic()
+        if flow is None or env is None or env.closed or now - self._looked < 0.5:
+            return
+        self._looked = now
+        run = env.latest_job(flow.name)
+        if (
+            run is None
+            or not run.graph.nodes
+            or (self._handle is not None and run.job_id == self._handle.job_id)
+        ):
+            return
+        self._handle = run
+        self._node_jobs = {}
+        self._edge_streams = {}
+        shape = self._shape(run.graph)
+        if shape != self.shape:
+            self.shape = shape  # the same flow keeps its layout: the front end compares shapes
+        self.title = f"flow {flow.name} · run {run.job_id}"
+        self._last = {}
+
+    # -- state -------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The current statuses of nodes and counts of edges and ports."""
+        nodes: dict[str, Any] = {}
+        for nid, job in self._node_jobs.items():
+            st: dict[str, Any] = {"status": job.status.value}
+            if job.status is JobStatus.FAILED and job.error is not None:
+                st["error"] = f"{type(job.error).__name__}: {job.error}"
+            nodes[nid] = st
+        edges = {
+            eid: {"count": len(s), "rate": 0.0 if s.ended else round(s.stats.rate, 1)}
+            for eid, s in self._edge_streams.items()
+        }
+        status = self._handle.status.value if self._handle is not None else "not started"
+        return {"nodes": nodes, "edges": edges, "status": status}
+
+    def _reset(self) -> dict[str, Any]:
+        self._last = self.state()
+        return self._last
+
+    def _delta(self) -> dict[str, Any] | None:
+        self._follow()
+        now = self.state()
+        nodes = {k: v for k, v in now["nodes"].items() if self._last.get("nodes", {}).get(k) != v}
+        edges = {k: v for k, v in now["edges"].items() if self._last.get("edges", {}).get(k) != v}
+        done = self._handle is None or self._handle.done
+        quiet = all(s.ended for s in self._edge_streams.values())
+        if self._flow is not None or not (done and quiet):
+            self._dirty = True  # keep polling while anything can change
+        if not nodes and not edges and now["status"] == self._last.get("status"):
+            return None
+        self._last = now
+        self._snap_dirty = True
+        return {"type": "state", "nodes": nodes, "edges": edges, "status": now["status"]}
+
+    def _snapshot(self) -> tuple[str, str]:
+        st = self.state()
+        rows = []
+        for n in self.shape["nodes"]:
+            s = st["nodes"].get(n["id"], {"status": "idle"})
+            err = f" — {s['error']}" if "error" in s else ""
+            colour = "#e53935" if s["status"] == "failed" else "#f4f4f4"
+            rows.append(
+                f'<li><span style="background:{colour};padding:0 4px">{esc(n["id"])}</span>'
+                f" ({esc(n['spec'])}): {esc(s['status'])}{esc(err)}</li>"
+            )
+        for e in self.shape["edges"]:
+            c = st["edges"].get(e["id"])
+            count = f": {c['count']} values" if c else ""
+            rows.append(f"<li>{esc(e['source'])} → {esc(e['target'])} ({esc(e['label'])}){esc(count)}</li>")
+        for p in self.shape["ports"]:
+            c = st["edges"].get(p["id"])
+            count = f": {c['count']} values" if c else ""
+            arrow = f"{p['name']} → {p['node']}" if p["direction"] == "in" else f"{p['node']} → {p['name']}"
+            rows.append(f"<li>port {esc(arrow)}{esc(count)}</li>")
+        html = (
+            f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
+            f"<ul>{''.join(rows)}</ul></div>"
+        )
+        text = f"{self.title} ({st['status']}): " + ", ".join(n["id"] for n in self.shape["nodes"])
+        return html, text
+
+    def __repr__(self) -> str:
+        return f"<FlowGraph {self.title!r}>"

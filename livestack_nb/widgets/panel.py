@@ -1,0 +1,103 @@
+"""JobPanel: one job's status, options, counts, log records and traceback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import traitlets
+
+from ..job import JobHandle, LogEntry
+from ._base import LiveWidget
+from ._format import esc, fmt_time
+
+__all__ = ["JobPanel"]
+
+
+class JobPanel(LiveWidget):
+    """A live panel of one job: status, options, in/out counts, logs, traceback.
+
+    Log records (the job's ``job.logger``) are sent as they are appended;
+    counts and status are looked at ten times a second while the job runs.
+
+    Parameters
+    ----------
+    job:
+        The job's handle (what ``spec.start()`` returned).
+    """
+
+    _model_name = traitlets.Unicode("JobPanelModel").tag(sync=True)
+    _view_name = traitlets.Unicode("JobPanelView").tag(sync=True)
+
+    min_interval = 0.1
+
+    def __init__(self, job: JobHandle, *, title: str | None = None) -> None:
+        if not isinstance(job, JobHandle):
+            raise TypeError(f"expected a JobHandle, not {type(job).__name__}")
+        self.job = job
+        self._last_log: LogEntry | None = None
+        self._last: dict[str, Any] = {}
+        super().__init__(title=title or f"{job.spec.name} {job.job_id}")
+        self._dirty = True
+
+    def _options(self) -> str:
+        try:
+            return json.dumps(self.job.options.model_dump(mode="json"), default=str)
+        except Exception:
+            return str(self.job.options)
+
+    def state(self) -> dict[str, Any]:
+        """Status, counts per tag and traceback, as shown."""
+        job = self.job
+        return {
+            "status": job.status.value,
+            "inputs": {t: len(job.input(t).stream) for t in job.spec.in_tags},
+            "outputs": {t: len(job.output(t)) for t in job.spec.out_tags},
+            "traceback": job.traceback or "",
+        }
+
+    def _new_logs(self) -> list[str]:
+        logs = self.job.logs
+        start = 0
+        if self._last_log is not None:
+            for i in range(len(logs) - 1, -1, -1):
+                if logs[i] is self._last_log:
+                    start = i + 1
+                    break
+        new = logs[start:]
+        if new:
+            self._last_log = new[-1]
+        return [f"{fmt_time(e.time)} {e.level} {e.message}" for e in new]
+
+    def _reset(self) -> dict[str, Any]:
+        self._last_log = None
+        self._last = self.state()
+        return {**self._last, "options": self._options(), "logs": self._new_logs()}
+
+    def _delta(self) -> dict[str, Any] | None:
+        now = self.state()
+        logs = self._new_logs()
+        if not self.job.done:
+            self._dirty = True
+        if now == self._last and not logs:
+            return None
+        self._last = now
+        self._snap_dirty = True
+        return {"type": "state", **now, "logs": logs}
+
+    def _snapshot(self) -> tuple[str, str]:
+        st = self.state()
+        logs = "\n".join(f"{e.level} {e.message}" for e in self.job.logs[-20:])
+        counts = " · ".join(
+            [f"in {k}: {v}" for k, v in st["inputs"].items()]
+            + [f"out {k}: {v}" for k, v in st["outputs"].items()]
+        )
+        html = (
+            f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
+            f"<div>options {esc(self._options())}</div><div>{esc(counts)}</div>"
+            f"<pre>{esc(logs)}</pre><pre>{esc(st['traceback'])}</pre></div>"
+        )
+        return html, f"{self.title}: {st['status']} ({counts})"
+
+    def __repr__(self) -> str:
+        return f"<JobPanel {self.job.job_id}>"

@@ -1,0 +1,168 @@
+"""StreamPlot: numeric fields of a stream on a live canvas (uPlot in the browser)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import traitlets
+
+from ..stream import DataStream
+from ._format import columns_of, esc, field, number
+from ._streamed import Raw, StreamWidget
+
+__all__ = ["StreamPlot"]
+
+KINDS = ("line", "scatter", "bar")
+
+
+class StreamPlot(StreamWidget):
+    """A live plot of one or more numeric fields of a stream, over a rolling window.
+
+    Parameters
+    ----------
+    stream:
+        The stream to plot.
+    x:
+        ``"timestamp"`` (the default: when each value was emitted), ``"seq"``
+        (its position in the stream), or a numeric field.
+    y:
+        The fields to plot; by default every numeric field of the first value
+        (``"value"`` for a stream of numbers).
+    kind:
+        ``"line"``, ``"scatter"`` or ``"bar"``.
+    window:
+        How many of the newest points are drawn.
+
+    Examples
+    --------
+    >>> StreamPlot(job.output(), y=["temperature", "pressure"])  # doctest: +SKIP
+    """
+
+    _model_name = traitlets.Unicode("StreamPlotModel").tag(sync=True)
+    _view_name = traitlets.Unicode("StreamPlotView").tag(sync=True)
+    x = traitlets.Unicode("timestamp").tag(sync=True)
+    y = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    kind = traitlets.Unicode("line").tag(sync=True)
+    window = traitlets.Int(500).tag(sync=True)
+    height = traitlets.Int(240).tag(sync=True)
+
+    def __init__(
+        self,
+        stream: DataStream,
+        x: str = "timestamp",
+        y: Sequence[str] | None = None,
+        kind: str = "line",
+        *,
+        window: int = 500,
+        title: str | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if isinstance(y, str):
+            y = [y]
+        self._points: deque[tuple[float, list[float | None]]] = deque(maxlen=max(1, window))
+        self._unsent: deque[tuple[float, list[float | None]]] = deque(maxlen=max(1, window))
+        fields = list(y) if y else None
+        if fields is None:
+            declared = columns_of(stream.type.cls)
+            if declared != ["value"]:
+                fields = [f for f in declared if f != x and _numeric_annotation(stream.type.cls, f)]
+        self._fields = fields
+        super().__init__(
+            stream, window, x=x, y=fields or [], kind=kind, window=window, title=title or stream.stream_id
+        )
+
+    def _points_of(self, raw: list[Raw]) -> list[tuple[float, list[float | None]]]:
+        if self._fields is None and raw:
+            sample = raw[0][2]
+            cols = columns_of(None, sample)
+            self._fields = [c for c in cols if c != self.x and number(field(sample, c)) is not None]
+            self.y = self._fields
+        fields = self._fields or []
+        xname = self.x
+        out: list[tuple[float, list[float | None]]] = []
+        for seq, t, v in raw:
+            xv = t if xname == "timestamp" else float(seq) if xname == "seq" else number(field(v, xname))
+            if xv is None:
+                continue
+            out.append((xv, [number(field(v, f)) for f in fields]))
+        return out
+
+    def _advance(self) -> None:
+        raw, _ = self._take()
+        pts = self._points_of(raw)
+        self._points.extend(pts)
+        self._unsent.extend(pts)
+
+    @staticmethod
+    def _columns(pts: Sequence[tuple[float, list[float | None]]], n: int) -> dict[str, Any]:
+        return {"x": [p[0] for p in pts], "y": [[p[1][i] for p in pts] for i in range(n)]}
+
+    def _reset(self) -> dict[str, Any]:
+        self._advance()
+        self._unsent.clear()
+        return {**self._columns(list(self._points), len(self.y)), **self._header()}
+
+    def _delta(self) -> dict[str, Any] | None:
+        self._advance()
+        pts = list(self._unsent)
+        self._unsent.clear()
+        return {"type": "points", **self._columns(pts, len(self.y)), **self._header()}
+
+    def points(self) -> list[tuple[float, list[float | None]]]:
+        """The points now drawn: ``(x, [y per field])``, oldest first."""
+        with self._send_lock:
+            self._advance()
+            return list(self._points)
+
+    def _snapshot(self) -> tuple[str, str]:
+        pts = self.points()
+        h = self._header()
+        note = f"{h['count']} events" + (" · ended" if h["ended"] else "")
+        svg = _svg(pts, len(self.y))
+        legend = ", ".join(self.y) or "no numeric field"
+        html = (
+            f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)} · '
+            f"{esc(legend)}</div>{svg}</div>"
+        )
+        last = pts[-1][1] if pts else []
+        text = f"{self.title}: {note}; last " + ", ".join(
+            f"{f}={v}" for f, v in zip(self.y, last, strict=False)
+        )
+        return html, text
+
+    def __repr__(self) -> str:
+        return f"<StreamPlot {self.stream.stream_id!r} y={self.y}>"
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _numeric_annotation(cls: Any, name: str) -> bool:
+    ann = cls.model_fields[name].annotation
+    return ann in (int, float, bool)
+
+
+def _svg(pts: Sequence[tuple[float, list[float | None]]], n: int, w: int = 480, h: int = 160) -> str:
+    """A static line drawing of the points (numbers only, nothing to escape)."""
+    ys = [v for p in pts for v in p[1] if v is not None]
+    if len(pts) < 2 or not ys:
+        return f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg"></svg>'
+    x0, x1 = pts[0][0], pts[-1][0]
+    y0, y1 = min(ys), max(ys)
+    sx = (w - 10) / ((x1 - x0) or 1)
+    sy = (h - 10) / ((y1 - y0) or 1)
+    lines = []
+    for i in range(n):
+        coords = " ".join(
+            f"{5 + (p[0] - x0) * sx:.1f},{h - 5 - (v - y0) * sy:.1f}"
+            for p in pts
+            if (v := p[1][i]) is not None
+        )
+        lines.append(f'<polyline fill="none" stroke="{_COLOURS[i % 6]}" points="{coords}"/>')
+    return (
+        f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">'
+        f'<rect width="{w}" height="{h}" fill="none" stroke="#ccc"/>{"".join(lines)}</svg>'
+    )

@@ -1,0 +1,123 @@
+"""StreamTable: the newest values of a stream as a live table."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import traitlets
+
+from ..stream import DataStream
+from ._format import cells, columns_of, fmt_time, table_html
+from ._streamed import Raw, StreamWidget
+
+__all__ = ["StreamTable"]
+
+
+class StreamTable(StreamWidget):
+    """A live table of a stream's newest values, one column per model field.
+
+    Rows are sent as appended deltas at most ~30 times a second; the header
+    line says how many events, their rate, and how many were folded into the
+    last update. Every value is shown as text.
+
+    Parameters
+    ----------
+    stream:
+        The stream to show (``job.output()``, a flow run's output, ...).
+    max_rows:
+        How many of the newest rows stay visible.
+    title:
+        Header text; the stream id by default.
+
+    Examples
+    --------
+    >>> StreamTable(job.output(), max_rows=10)  # doctest: +SKIP
+    """
+
+    _model_name = traitlets.Unicode("StreamTableModel").tag(sync=True)
+    _view_name = traitlets.Unicode("StreamTableView").tag(sync=True)
+    max_rows = traitlets.Int(20).tag(sync=True)
+
+    def __init__(self, stream: DataStream, max_rows: int = 20, *, title: str | None = None) -> None:
+        self._fields: list[str] | None = None
+        self._open_keys = False
+        declared = columns_of(getattr(stream, "type", None) and stream.type.cls)
+        if declared != ["value"]:
+            self._fields = declared
+        self._window: deque[list[str]] = deque(maxlen=max(1, max_rows))
+        self._unsent: deque[list[str]] = deque(maxlen=max(1, max_rows))
+        self._columns_sent: list[str] | None = None
+        self._last_folded = 0
+        super().__init__(stream, max_rows, max_rows=max_rows, title=title or stream.stream_id)
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns: ``#``, ``time``, then the value's fields."""
+        return ["#", "time", *(self._fields or ["value"])]
+
+    def _rows(self, raw: list[Raw]) -> list[list[str]]:
+        if self._fields is None and raw:
+            self._fields = columns_of(None, raw[0][2])
+            self._open_keys = isinstance(raw[0][2], dict)
+        if self._open_keys and self._fields is not None:
+            # dicts may bring new keys: they become new columns, at the right
+            seen = set(self._fields)
+            for _, _, v in raw:
+                if isinstance(v, dict):
+                    for k in v:
+                        if str(k) not in seen:
+                            seen.add(str(k))
+                            self._fields.append(str(k))
+        fields = self._fields or ["value"]
+        return [[str(seq), fmt_time(t), *cells(v, fields)] for seq, t, v in raw]
+
+    def _advance(self) -> None:
+        raw, events = self._take()
+        rows = self._rows(raw)
+        self._window.extend(rows)
+        self._unsent.extend(rows)
+        if events:
+            self._last_folded = events
+
+    def _reset(self) -> dict[str, Any]:
+        self._advance()
+        self._unsent.clear()
+        self._columns_sent = self.columns
+        return {
+            "columns": self.columns,
+            "rows": list(self._window),
+            "folded": self._last_folded,
+            **self._header(),
+        }
+
+    def _delta(self) -> dict[str, Any] | None:
+        self._advance()
+        rows = list(self._unsent)
+        self._unsent.clear()
+        msg: dict[str, Any] = {"type": "rows", "rows": rows, "folded": self._last_folded, **self._header()}
+        if self.columns != self._columns_sent:
+            self._columns_sent = msg["columns"] = self.columns
+        return msg
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """The columns and the rows now shown (oldest first), as the front end has them."""
+        with self._send_lock:
+            self._advance()
+            columns = self.columns
+            # rows made before a new column appeared are padded, as the front end shows them
+            return columns, [r + [""] * (len(columns) - len(r)) for r in self._window]
+
+    def _snapshot(self) -> tuple[str, str]:
+        columns, rows = self.table()
+        h = self._header()
+        note = (
+            f"{h['count']} events"
+            + (" · ended" if h["ended"] else "")
+            + (f" · {h['error']}" if h["error"] else "")
+        )
+        text = f"{self.title}: {note}\n" + "\n".join(" | ".join(r) for r in reversed(rows[-5:]))
+        return table_html(self.title, columns, rows, note), text
+
+    def __repr__(self) -> str:
+        return f"<StreamTable {self.stream.stream_id!r} {len(self.stream)} values>"

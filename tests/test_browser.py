@@ -1,0 +1,206 @@
+"""Real JupyterLab and Notebook 7 in headless Chromium: the widgets draw, update live and stay text."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from browser import ARTIFACTS, chromium, chromium_path, jupyter_server, shot
+from live_notebook import HOSTILE, live_notebook
+
+from livestack_nb.testing import wait_until
+
+N = 2000  # about eight seconds of values: long enough to watch the table grow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    chromium_path()
+    root = tmp_path_factory.mktemp("lab") / "notebooks"
+    root.mkdir()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with jupyter_server(root, ARTIFACTS / "jupyter-server.log") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser(server: Any) -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def _open_and_run(browser: Any, server: Any, ui: str) -> tuple[Any, list[str]]:
+    name = f"live-{ui}-{uuid.uuid4().hex[:6]}.ipynb"
+    nbformat.write(live_notebook(n=N, wait=False, delay=0.004), Path(server.root) / name)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    if ui == "lab":
+        url = f"{server.url}/lab/workspaces/{uuid.uuid4().hex}/tree/{name}?reset&token={server.token}"
+    else:
+        url = f"{server.url}/notebooks/{name}?token={server.token}"
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # the kernel is connected and idle before anything runs
+    if ui == "lab":
+        page.get_by_text("| Idle").first.wait_for(timeout=60_000)
+    else:
+        page.get_by_text("Kernel status: Idle").first.wait_for(state="attached", timeout=60_000)
+    # A run-all sent while the kernel is still connecting is dropped: try again
+    # (a few times) until a cell shows it ran or is queued.
+    started = (
+        "() => [...document.querySelectorAll('.jp-InputArea-prompt')]"
+        ".some(e => /\\[[0-9*]+\\]/.test(e.textContent))"
+    )
+    for attempt in range(4):
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+        try:
+            page.wait_for_function(started, timeout=15_000)
+            break
+        except Exception:
+            if attempt == 3:
+                raise
+    return page, dialogs
+
+
+def _count(page: Any, index: int = 0) -> int:
+    text = page.locator(".lsnb-table.lsnb-live .lsnb-header").nth(index).text_content() or ""
+    m = re.search(r"(\d+) events", text)
+    return int(m.group(1)) if m else -1
+
+
+def _series_pixels(canvas: Any) -> int:
+    """How many pixels of the canvas have the first series' colour (#1f77b4)."""
+    return int(
+        canvas.evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let n = 0;
+                      for (let i = 0; i < d.length; i += 4)
+                        if (Math.abs(d[i] - 31) < 40 && Math.abs(d[i+1] - 119) < 40
+                            && Math.abs(d[i+2] - 180) < 40 && d[i+3] > 100) n++;
+                      return n; }"""
+        )
+    )
+
+
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
+def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None:
+    page, dialogs = _open_and_run(browser, server, ui)
+    try:
+        page.wait_for_selector(".lsnb-table.lsnb-live", timeout=60_000)
+        # the table's rows grow while the job runs
+        seen = {wait_until(lambda: (c := _count(page)) > 0 and c, timeout=30)}
+        wait_until(lambda: seen.add(_count(page)) or len({c for c in seen if 0 < c < N}) >= 3, timeout=30)
+        table = page.locator(".lsnb-table.lsnb-live").first
+        shot(table, f"{ui}-table-growing")
+        assert table.locator("tbody tr").count() > 0
+        # the plot draws its series
+        for i, kind in enumerate(["bar", "line"]):
+            canvas = page.locator(".lsnb-plot.lsnb-live canvas").nth(i)
+            wait_until(lambda c=canvas: _series_pixels(c) > 50, timeout=30, message=f"the {kind} plot drew")
+            shot(page.locator(".lsnb-plot.lsnb-live").nth(i), f"{ui}-plot-{kind}")
+        # the graph: nodes, counts on edges, the failing node red
+        graph = page.locator(".lsnb-graph.lsnb-live").first
+        for node in ("sensor", "label", "explode"):
+            graph.locator(f".lsnb-node[data-node='{node}']").wait_for(timeout=30_000)
+        graph.locator(".lsnb-node[data-node='explode'].lsnb-status-failed").wait_for(timeout=60_000)
+        fill = graph.locator(".lsnb-node[data-node='explode'] rect").evaluate("r => getComputedStyle(r).fill")
+        assert fill == "rgb(229, 57, 53)", fill
+        assert "oven on fire" in (graph.locator(".lsnb-node[data-node='explode'] title").text_content() or "")
+        labels = graph.locator(".lsnb-edge-label").all_text_contents()
+        assert any(re.match(r"[1-9]\d*\b", t) for t in labels), labels
+        # counts change, the layout does not
+        boxes = graph.locator(".lsnb-node rect, .lsnb-port rect").evaluate_all(
+            "rs => rs.map(r => [r.getAttribute('x'), r.getAttribute('y')])"
+        )
+        graph.locator(".lsnb-node[data-node='explode']").click()
+        wait_until(lambda: "oven on fire" in (graph.locator(".lsnb-error").text_content() or ""), timeout=10)
+        shot(graph, f"{ui}-graph-failed")
+        assert boxes == graph.locator(".lsnb-node rect, .lsnb-port rect").evaluate_all(
+            "rs => rs.map(r => [r.getAttribute('x'), r.getAttribute('y')])"
+        )
+        # the hostile string is shown as text; no element was made from it
+        hostile = page.locator(".lsnb-table.lsnb-live").nth(1)
+        hostile.locator("td", has_text=HOSTILE).first.wait_for(timeout=30_000)
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert not dialogs
+        # a long value is cut, with the whole of it in the tooltip
+        cut = hostile.locator("td.lsnb-cut").first
+        cut.wait_for(timeout=10_000)
+        assert cut.get_attribute("title") == "long " * 100
+        assert len(cut.text_content() or "") <= 80
+        shot(hostile, f"{ui}-hostile-as-text")
+        # the job panel
+        panel = page.locator(".lsnb-panel.lsnb-live").first
+        panel.wait_for(timeout=30_000)
+        # the job ends: the table says so with every value counted
+        wait_until(lambda: _count(page) == N, timeout=60)
+        wait_until(lambda: "ended" in (table.locator(".lsnb-header").text_content() or ""), timeout=10)
+        shot(panel, f"{ui}-job-panel")
+        # no duplicate: every static snapshot next to a live view is hidden
+        snapshots = page.locator(".lsnb-snapshot")
+        assert snapshots.count() >= 6
+        assert all(not snapshots.nth(i).is_visible() for i in range(snapshots.count()))
+        # ...but kept current, so the notebook saved from here reads well elsewhere
+        wait_until(lambda: f"{N} events · ended" in (snapshots.first.text_content() or ""), timeout=30)
+        shot(page.locator(".jp-Notebook"), f"{ui}-notebook")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+def test_the_default_html_export_reads_offline_in_chromium(browser: Any, tmp_path: Path) -> None:
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = live_notebook(n=300)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    page_html, _ = HTMLExporter().from_notebook_node(nb)
+    path = tmp_path / "live.html"
+    path.write_text(page_html)
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(path.as_uri())
+        snapshots = page.locator(".lsnb-snapshot")
+        wait_until(lambda: snapshots.count() >= 6, timeout=20)
+        assert all(snapshots.nth(i).is_visible() for i in range(snapshots.count()))
+        first = snapshots.first.text_content() or ""
+        assert "300 events" in first and "299" in first
+        graph = snapshots.nth(4).text_content() or ""
+        assert all(n in graph for n in ("sensor", "label", "explode"))
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert HOSTILE in (snapshots.nth(3).text_content() or "")
+        assert not dialogs
+        shot(snapshots.first, "static-table")
+        shot(snapshots.nth(1), "static-plot")
+        shot(snapshots.nth(4), "static-graph")
+    finally:
+        context.close()
+
+
+def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import browser as b
+
+    monkeypatch.setattr(b.shutil, "which", lambda name: None)
+    monkeypatch.setattr(b.os.path, "exists", lambda path: False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        b.chromium_path()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        b.chromium_path()

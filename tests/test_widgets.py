@@ -1,0 +1,300 @@
+"""Widgets without a browser: coalescing, deltas, escaping, disposal, the front end's version."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from widget_support import recording_comms
+
+import livestack_nb as ls
+import livestack_nb.widgets as lw
+from livestack_nb.stream import DataStream
+from livestack_nb.testing import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def comms():
+    with recording_comms() as made:
+        yield made
+    lw.dispose_all()
+    lw.pump.join()
+    assert not lw.pump.running
+
+
+def _blast(streams: list[DataStream], seconds: float, batch: int = 50) -> float:
+    """Push to every stream at full speed for ``seconds``; return events/s per stream."""
+    n = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        for s in streams:
+            s.push(list(range(n, n + batch)))
+        n += batch
+    return n / (time.monotonic() - t0)
+
+
+def _rate(widget: lw.LiveWidget, since: float) -> float:
+    times = [t for t, kind, d in widget.comm.sent if kind == "comm_msg" and t >= since]
+    return len(times) / max(1e-9, time.monotonic() - since)
+
+
+def test_a_table_fed_at_100k_events_per_second_sends_at_most_30_messages_a_second(comms):
+    s = DataStream("fast")
+    table = lw.StreamTable(s, max_rows=10)
+    table.comm.hello()
+    t0 = time.monotonic()
+    rate = _blast([s], 2.0)
+    assert rate >= 100_000, rate
+    wait_until(lambda: table.table()[1][-1][0] == str(len(s) - 1), timeout=2)
+    sent = _rate(table, t0)
+    assert 5 <= sent <= 31, sent
+    last = table.comm.custom()[-1]
+    assert last["folded"] > 1  # the header says how many events one update stood for
+
+
+def test_many_widgets_stay_within_the_kernel_wide_budget(comms):
+    streams = [DataStream(f"s{i}") for i in range(20)]
+    tables = [lw.StreamTable(s, max_rows=3) for s in streams]
+    t0 = time.monotonic()
+    _blast(streams, 2.0, batch=200)
+    total = sum(_rate(t, t0) for t in tables)
+    assert total <= lw.KERNEL_BUDGET * 1.1, total
+    assert all(_rate(t, t0) <= 31 for t in tables)
+
+
+def _apply(model: dict, msg: dict, max_rows: int) -> None:
+    """What the front end's table model does with a message."""
+    if msg["type"] == "reset":
+        model["rows"] = list(msg["rows"])
+    else:
+        model["rows"] = (model["rows"] + msg["rows"])[-max_rows:]
+    if "columns" in msg:
+        model["columns"] = msg["columns"]
+
+
+class Reading(BaseModel):
+    sensor: str
+    value: float
+
+
+def test_the_deltas_rebuild_the_same_table_as_the_stream(comms):
+    s = DataStream("readings", value_type=Reading)
+    s.push([Reading(sensor="a", value=0.5)])
+    table = lw.StreamTable(s, max_rows=7)
+    table.comm.hello()
+    for i in range(1, 400):
+        s.push([Reading(sensor=f"s{i % 3}", value=i / 2) for _ in range(i % 4)])
+    wait_until(lambda: table.table()[1][-1][0] == str(len(s) - 1), timeout=2)
+    wait_until(lambda: table.comm.custom()[-1]["count"] == len(s), timeout=2)
+    model: dict = {"rows": [], "columns": []}
+    for msg in table.comm.custom():
+        _apply(model, msg, 7)
+    assert model["columns"] == ["#", "time", "sensor", "value"]
+    expected = [
+        [str(d.seq), *[str(getattr(d.value, f)) for f in ("sensor", "value")]] for d in s.datapoints()[-7:]
+    ]
+    assert [[r[0], r[2], r[3]] for r in model["rows"]] == expected
+    # never the whole history in one message
+    assert all(len(m.get("rows", [])) <= 7 for m in table.comm.custom())
+
+
+def test_a_hostile_value_is_escaped_in_the_snapshot(comms):
+    s = DataStream("names")
+    s.push([HOSTILE, {"x": 1}])
+    table = lw.StreamTable(s)
+    html = table.snapshot_html()
+    assert HOSTILE not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    # the live rows carry it as plain text for textContent
+    table.comm.hello()
+    assert table.comm.custom()[0]["rows"][0][2] == HOSTILE
+
+
+def test_long_values_are_cut_before_they_are_sent(comms):
+    s = DataStream("long")
+    s.push(["x" * 10_000])
+    table = lw.StreamTable(s)
+    table.comm.hello()
+    cell = table.comm.custom()[0]["rows"][0][2]
+    assert len(cell) <= 2000 and cell.endswith("…")
+
+
+def test_a_plot_sends_numeric_fields_over_a_rolling_window(comms):
+    s = DataStream("readings", value_type=Reading)
+    plot = lw.StreamPlot(s, window=50)
+    assert plot.y == ["value"]
+    s.push([Reading(sensor="a", value=float(i)) for i in range(120)])
+    plot.comm.hello()
+    reset = plot.comm.custom()[0]
+    assert len(reset["x"]) == 50 and reset["y"][0][-1] == 119.0
+    assert "<svg" in plot.snapshot_html()
+    with pytest.raises(ValueError, match="kind"):
+        lw.StreamPlot(s, kind="pie")
+
+
+def test_a_failing_flow_shows_the_failed_node_with_its_error(comms, env):
+    @ls.job_spec
+    def parse(x: int) -> int:
+        return x
+
+    @ls.job_spec
+    def explode(x: int) -> int:
+        raise ValueError(f"bad {HOSTILE}")
+
+    flow = ls.Liveflow("boom")
+    flow.connect(parse, explode)
+    static = lw.FlowGraph(flow)
+    assert [n["id"] for n in static.shape["nodes"]] == ["parse", "explode"]
+    run = flow.start()
+    graph = lw.FlowGraph(run)
+    run.feed(1)
+    run.end()
+    with pytest.raises(ls.JobFailed):
+        run.wait(timeout=10)
+    state = wait_until(lambda: graph.state()["nodes"]["explode"].get("error") and graph.state(), timeout=5)
+    assert state["nodes"]["explode"]["status"] == "failed"
+    assert state["edges"]["parse/default->explode/default"]["count"] == 1
+    html = graph.snapshot_html()
+    assert "explode" in html and HOSTILE not in html
+    graph.comm.hello()
+    wait_until(lambda: any(m.get("status") == "failed" for m in graph.comm.custom()), timeout=5)
+
+
+def test_a_job_panel_streams_log_records_as_deltas(comms, env):
+    @ls.job_spec
+    def chatty(job: ls.LiveJob):
+        for x in job.input:
+            job.logger.info("got %s", x)
+            job.output.emit(x)
+
+    job = chatty.start()
+    panel = lw.JobPanel(job)
+    panel.comm.hello()
+    job.feed_many([1, 2, 3])
+    job.end()
+    job.wait(timeout=10)
+    wait_until(lambda: panel.state()["outputs"] == {"default": 3}, timeout=5)
+    wait_until(lambda: sum(len(m.get("logs", [])) for m in panel.comm.custom()) >= 3, timeout=5)
+    logs = [line for m in panel.comm.custom() for line in m.get("logs", [])]
+    assert sum("got" in line for line in logs) == 3  # each record sent once
+    assert graph_for_job_has_ports(job)
+
+
+def graph_for_job_has_ports(job: ls.JobHandle) -> bool:
+    g = lw.FlowGraph(job)
+    return {p["name"] for p in g.shape["ports"]} == {"default"} and len(g.shape["nodes"]) == 1
+
+
+def test_rerunning_a_cell_disposes_what_its_previous_run_made(comms):
+    from livestack_nb.widgets._scope import scope
+
+    s = DataStream("cell")
+    scope.enter_cell("cell-1")
+    first = lw.StreamTable(s)
+    scope.enter_cell("cell-2")
+    other = lw.StreamTable(s)
+    scope.enter_cell("cell-1")  # the same cell runs again
+    assert first.disposed and not other.disposed
+    s.push([1])
+    assert first.table()[1] == [] and len(other.table()[1]) == 1
+    scope.enter_cell(None)
+
+
+def test_disposing_the_last_widget_ends_the_pump_thread(comms):
+    s = DataStream("x")
+    t = lw.StreamTable(s)
+    assert lw.pump.running
+    t.dispose()
+    lw.pump.join()
+    assert not lw.pump.running
+
+
+def test_widgets_all_is_curated():
+    assert sorted(lw.__all__) == sorted(
+        [
+            "FlowGraph", "JobPanel", "KERNEL_BUDGET", "LiveWidget", "PER_WIDGET_RATE", "StreamPlot",
+            "StreamTable", "dispose_all", "live_widgets", "pump", "register", "show", "widget_for",
+        ]
+    )  # fmt: skip
+
+
+def test_python_and_javascript_share_one_version():
+    package = json.loads((ROOT / "labextension" / "package.json").read_text())
+    assert package["version"] == ls.__version__
+    ts = (ROOT / "labextension" / "src" / "version.ts").read_text()
+    assert re.search(r"MODULE_VERSION = '([^']+)'", ts).group(1) == ls.__version__
+    assert package["name"] == "livestack-nb" == lw.StreamTable._model_module.default_value
+
+
+def test_the_built_front_end_is_installed_where_jupyterlab_finds_it():
+    import sys
+
+    share = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "livestack-nb"
+    built = json.loads((share / "package.json").read_text())
+    assert built["version"] == ls.__version__
+    # a wheel or editable install copies install.json; `labextension develop` links the build instead
+    assert share.is_symlink() or (share / "install.json").exists()
+    assert list((share / "static").glob("remoteEntry.*.js"))
+
+
+def test_a_job_handle_names_its_env(env):
+    @ls.job_spec
+    def same(x: int) -> int:
+        return x
+
+    job = same.start()
+    assert job.env is env
+    job.end()
+    job.wait(timeout=10)
+
+
+def test_a_flow_graph_follows_the_flows_latest_run(comms, env):
+    @ls.job_spec
+    def inc(x: int) -> int:
+        return x + 1
+
+    @ls.job_spec
+    def dbl(x: int) -> int:
+        return 2 * x
+
+    flow = ls.Liveflow("follow")
+    flow.connect(inc, dbl)
+    assert env.latest_job(flow) is None
+    graph = lw.FlowGraph(flow)
+    layout = graph.shape
+    assert graph.state()["status"] == "not started"
+    run = flow.start()
+    assert env.latest_job("follow").job_id == run.job_id
+    run.feed_many([1, 2, 3])
+    run.end()
+    run.wait(timeout=10)
+    edge = "inc/default->dbl/default"
+    wait_until(lambda: graph.state()["edges"].get(edge, {}).get("count") == 3, timeout=5)
+    assert graph.state()["nodes"]["dbl"]["status"] == "completed"
+    assert graph.shape == layout  # the same flow keeps its layout
+    again = flow.start()
+    wait_until(
+        lambda: graph.state()["status"] == again.status.value and again.job_id in graph.title, timeout=5
+    )
+    again.end()
+    again.wait(timeout=10)
+
+
+def test_dict_values_with_new_keys_get_new_columns(comms):
+    s = DataStream("dicts")
+    table = lw.StreamTable(s)
+    table.comm.hello()
+    s.push([{"a": 1}])
+    wait_until(lambda: table.table()[0] == ["#", "time", "a"], timeout=2)
+    s.push([{"a": 2, "b": "x"}])
+    columns, rows = table.table()
+    assert columns == ["#", "time", "a", "b"]
+    assert [r[2:] for r in rows] == [["1", ""], ["2", "x"]]
+    wait_until(lambda: any(m.get("columns") == columns for m in table.comm.custom()), timeout=2)
