@@ -113,7 +113,15 @@ class _Failed(Exception):
 
 
 _END = object()
+
+
+class _Skipped(Exception):
+    """A datapoint is dropped by ``on_error="skip"``."""
+
+
 _SKIP = object()
+FLAT_FLUSH = 0.05  # seconds a generator's yields may be gathered before they are pushed
+SLOW_YIELD = 0.01  # a yield that took this long is pushed at once
 LINGER = 0.002  # seconds a worker-thread drain waits for more input before it lets go
 
 
@@ -539,6 +547,9 @@ class _InlineRunner:
         cost of a fused flow); a raising value leaves the fast loop for
         :meth:`recover` and the loop resumes after it.
         """
+        if self.flat:
+            self._process_flat(chunk)
+            return
         fn = self.fn
         values = chunk.values
         results: list[Any] = []
@@ -548,12 +559,8 @@ class _InlineRunner:
         n = len(values)
         while start < n:
             try:
-                if self.flat:
-                    for v in values[start:] if start else values:
-                        append(list(fn(v)))
-                else:
-                    for v in values[start:] if start else values:
-                        append(fn(v))
+                for v in values[start:] if start else values:
+                    append(fn(v))
                 break
             except Exception as e:
                 i = len(results)
@@ -564,19 +571,85 @@ class _InlineRunner:
                     break
                 start = i + 1
         out, parents = self._kept(results, chunk.seq0)
-        if out:
-            job = self.job
-            checked = self.out_type.check_many(out, spec=job.spec.name, tag=DEFAULT, side="output")
-            self.out.push(checked, chunk.stream_id, parents)
+        self._push(out, chunk.stream_id, parents)
         if failure is not None:
             self.job.fail(failure)
 
+    def _push(self, out: list[Any], stream_id: str, parents: Sequence[int]) -> None:
+        if out:
+            job = self.job
+            checked = self.out_type.check_many(out, spec=job.spec.name, tag=DEFAULT, side="output")
+            self.out.push(checked, stream_id, parents)
+
+    def _process_flat(self, chunk: Chunk) -> None:
+        """Run a generator per input value and push what it yields.
+
+        Yields are gathered into one push, but readers should see a generator
+        that takes its time live, not when it ends: what was gathered is pushed
+        every ``FLAT_FLUSH`` seconds, and at once after a yield that took
+        ``SLOW_YIELD`` or more (a sensor sleeping between readings).
+
+        A failing generator is retried per policy; values of it already pushed
+        are skipped on the retry (by position), so none is emitted twice.
+        """
+        values, seq0, sid = chunk.values, chunk.seq0, chunk.stream_id
+        out: list[Any] = []
+        parents: list[int] = []
+        clock = time.monotonic
+        last = clock()
+        for i, v in enumerate(values):
+            seq = seq0 + i
+            sent = 0  # values of this input already pushed
+            attempt = 0
+            while True:
+                mark = len(out)
+                produced = 0
+                prev = clock()
+                try:
+                    for r in self.fn(v):
+                        produced += 1
+                        if produced <= sent:
+                            continue  # pushed before a retry: not again
+                        out.append(r)
+                        parents.append(seq)
+                        now = clock()
+                        if now - last >= FLAT_FLUSH or now - prev >= SLOW_YIELD:
+                            self._push(out, sid, parents)
+                            sent, out, parents, mark, last = produced, [], [], 0, now
+                        prev = now
+                    break
+                except Exception as e:
+                    del out[mark:], parents[mark:]
+                    attempt += 1
+                    try:
+                        self._retry_or_raise(e, attempt)
+                    except _Skipped:
+                        break
+                    except _Failed as f:
+                        self._push(out, sid, parents)
+                        self.job.fail(f.exc)
+                        return
+        self._push(out, sid, parents)
+
+    def _retry_or_raise(self, exc: Exception, attempt: int) -> None:
+        """Return (after the backoff) to retry; raise ``_Skipped`` or ``_Failed`` per the policy."""
+        worker, job = self.worker, self.job
+        d = worker.definition
+        if attempt <= d.retries:
+            worker.stats.retries += 1
+            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(exc).__name__, exc)
+            time.sleep(worker.retry_delay(attempt))
+            if job.status.done:
+                raise _Failed(exc)
+            return
+        if d.on_error == "skip":
+            worker.stats.skipped += 1
+            job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
+            raise _Skipped
+        raise _Failed(exc)
+
     def _kept(self, results: list[Any], seq0: int) -> tuple[list[Any], Sequence[int]]:
         """What to emit and, for each, the seq of the input it came from."""
-        if self.flat:
-            out = [r for rs in results if rs is not _SKIP for r in rs]
-            parents = [seq0 + i for i, rs in enumerate(results) if rs is not _SKIP for _ in rs]
-            return out, parents
         # identity tests in C: `None in results` would call each value's __eq__
         if not any(map(operator.is_, results, repeat(None))) and not any(
             map(operator.is_, results, repeat(_SKIP))
@@ -587,24 +660,17 @@ class _InlineRunner:
 
     def recover(self, value: Any, exc: Exception) -> Any:
         """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
-        worker, job = self.worker, self.job
-        d = worker.definition
-        for attempt in range(1, d.retries + 1):
-            worker.stats.retries += 1
-            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(exc).__name__, exc)
-            time.sleep(worker.retry_delay(attempt))
-            if job.status.done:
-                raise _Failed(exc)
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                r = self.fn(value)
-                return list(r) if self.flat else r
+                self._retry_or_raise(exc, attempt)
+            except _Skipped:
+                return _SKIP
+            try:
+                return self.fn(value)
             except Exception as e:
                 exc = e
-        if d.on_error == "skip":
-            worker.stats.skipped += 1
-            job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
-            return _SKIP
-        raise _Failed(exc)
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:

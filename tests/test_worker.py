@@ -306,3 +306,43 @@ def test_a_feeder_ahead_of_a_slow_processor_is_held_not_dropped(env):
             job.output.emit(n)
 
     _held_then_released(slow_proc.start(), gate, 200_000)
+
+
+def test_a_slow_generator_is_seen_live_not_when_it_ends(env):
+    gate = threading.Event()
+
+    @ls.job_spec
+    def sensor(n: int):
+        for i in range(n):
+            yield i
+            if i == 2:
+                gate.wait(30)  # the reader must see 0..2 while the generator is held here
+            else:
+                time.sleep(0.02)
+
+    job = sensor.start()
+    job.feed(5)
+    try:
+        wait_until(lambda: job.output().values() == [0, 1, 2], timeout=10)
+    finally:
+        gate.set()
+    job.end()
+    job.wait(timeout=10)
+    assert job.result() == [0, 1, 2, 3, 4]
+    assert [d.parents for d in job.output().datapoints()] == [(f"{job.input().stream.stream_id}:0",)] * 5
+
+
+def test_a_generator_retried_after_part_of_it_was_seen_emits_nothing_twice(env):
+    tries = [0]
+
+    @ls.job_spec(retries=2, retry_backoff=0)
+    def flaky(n: int):
+        tries[0] += 1
+        for i in range(n):
+            yield i
+            time.sleep(0.02)  # slow: each yield is pushed at once
+            if i == 2 and tries[0] == 1:
+                raise OSError("sensor unplugged")
+
+    assert flaky.run([5], timeout=10) == [0, 1, 2, 3, 4]
+    assert tries[0] == 2
