@@ -299,8 +299,6 @@ def test_an_unwritable_path_is_a_clear_error(tmp_path):
 def test_unknown_vault_urls_name_what_works():
     with pytest.raises(ls.LivestackError, match=r"sqlite:///path\.db"):
         ls.LiveEnv(vault="postgres://x")
-    with pytest.raises(ls.LivestackError, match="redis vault is not available"):
-        ls.LiveEnv(vault="redis://localhost:6379/0")
 
 
 # -- with real processes -------------------------------------------------------------

@@ -260,7 +260,8 @@ def open_vault(spec: Vault | str | None) -> Vault:
     """Build a vault from an env's ``vault=`` argument.
 
     ``"sqlite:///relative.db"`` and ``"sqlite:////absolute/path.db"`` follow
-    the usual URL form (three slashes, then the path).
+    the usual URL form (three slashes, then the path); ``"redis://..."`` and
+    ``"rediss://..."`` open a :class:`~livestack_nb.vault.redis.RedisVault`.
     """
     from .memory import MemoryVault
 
@@ -273,8 +274,10 @@ def open_vault(spec: Vault | str | None) -> Vault:
 
         return SQLiteVault(spec[len("sqlite:///") :])
     if isinstance(spec, str) and spec.split(":", 1)[0] in ("redis", "rediss"):
-        raise LivestackError(
-            f"vault {spec!r}: the redis vault is not available in this version; "
-            "use vault='memory' or 'sqlite:///path.db'"
-        )
-    raise LivestackError(f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db' or a Vault instance")
+        from .redis import RedisVault
+
+        return RedisVault(spec)
+    raise LivestackError(
+        f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db', 'redis://host:port/db' "
+        "or a Vault instance"
+    )
