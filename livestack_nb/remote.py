@@ -289,7 +289,13 @@ class QueueWorker:
                 block = min(0.2, beat_every)
                 messages += vault.take(spec, self.name, free - len(messages), block)
             for message_id, fields in messages:
-                self._handle(message_id, fields)
+                try:
+                    self._handle(message_id, fields)
+                except Exception as e:  # one bad message must not stop the worker
+                    log.exception("worker %s: message %s could not be handled", self.name, message_id)
+                    self.rejected += 1
+                    with contextlib.suppress(Exception):
+                        vault.reject(spec, message_id, fields, f"{type(e).__name__}: {e}", self.name)
         deadline = time.monotonic() + drain_timeout
         with self._lock:
             while self._inflight and time.monotonic() < deadline:

@@ -50,3 +50,11 @@ def pid_of(x: int, options: Pace) -> int:
     if options.delay:
         time.sleep(options.delay)
     return os.getpid()
+
+
+@ls.job_spec(inputs={"default": int}, outputs={"default": int}, options=Pace)
+def squares_one_by_one(job: ls.LiveJob) -> None:
+    """Emits each square as it goes (a processor), ``delay`` seconds apart."""
+    for x in job.input:
+        time.sleep(job.options.delay)
+        job.output.emit(x * x)

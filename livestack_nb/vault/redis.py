@@ -159,6 +159,11 @@ def _s(b: Any) -> str:
     return b.decode() if isinstance(b, bytes) else str(b)
 
 
+def _text(b: Any) -> str:
+    """Any bytes as text, for a report (undecodable bytes escaped, never an error)."""
+    return b.decode("utf-8", "backslashreplace") if isinstance(b, bytes) else str(b)
+
+
 class _Flush:
     __slots__ = ("done", "error")
 
@@ -899,7 +904,7 @@ class RedisVault(Vault):
 
     def reject(self, spec: str, message_id: str, fields: dict[Any, Any], reason: str, consumer: str) -> None:
         """Report a malformed queue message (log and record it), then acknowledge it."""
-        shown = {_s(k)[:100]: _s(v)[:200] for k, v in list(fields.items())[:20]}
+        shown = {_text(k)[:100]: _text(v)[:200] for k, v in list(fields.items())[:20]}
         log.error("queue of spec %r: message %s rejected: %s (%r)", spec, message_id, reason, shown)
         report = {
             "spec": spec,
