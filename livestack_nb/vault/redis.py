@@ -47,6 +47,7 @@ blocks in ``XREAD`` on every followed key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -383,6 +384,10 @@ class RedisVault(Vault):
         self._writer.start()
         self._reader: threading.Thread | None = None
         self._reader_name = f"livestack-redis-reader-{tag}"
+        # The reader blocks in XREAD on the keys it follows; a new follow
+        # writes to this key (which it also reads) to wake it at once.
+        self._wake_key = self.k("wake", uuid.uuid4().hex)
+        self._follows_changed = threading.Event()
 
     def _fail(self, what: str, e: BaseException | None = None) -> LivestackError:
         why = f": {e}" if e is not None else ""
@@ -464,7 +469,10 @@ class RedisVault(Vault):
         self._writer.join()
         reader = self._reader
         if reader is not None:
+            self._follows_changed.set()
             reader.join()
+            with contextlib.suppress(Exception):
+                self._r.delete(self._wake_key)
         self._r.close()
         if error is not None:
             raise error
@@ -814,12 +822,21 @@ class RedisVault(Vault):
                 self._reader = threading.Thread(target=self._read_loop, name=self._reader_name, daemon=True)
                 self._reader.start()
 
+        self._wake()
+
         def stop() -> None:
             with self._follow_lock:
                 if self._follows.get(key) is token:
                     del self._follows[key]
 
         return stop
+
+    def _wake(self) -> None:
+        self._follows_changed.set()
+        try:
+            self._r.xadd(self._wake_key, {"w": "1"}, maxlen=1)
+        except Exception as e:  # the reader still sees the new key within its block time
+            log.debug("redis vault %r: could not wake the reader: %s", self.url, e)
 
     def following(self, key: str) -> bool:
         return key in self._follows
@@ -828,12 +845,16 @@ class RedisVault(Vault):
         import redis
 
         conn = self._r
+        wake = self._wake_key
+        wake_id: Any = "0-0"  # its last entry seen: a wake-up sent before XREAD is not missed
         while not self._stopping:
+            self._follows_changed.clear()
             with self._follow_lock:
                 follows = {k: v[0] for k, v in self._follows.items()}
             if not follows:
-                time.sleep(0.02)
+                self._follows_changed.wait(0.1)
                 continue
+            follows[wake] = wake_id
             try:
                 got = conn.xread(follows, count=256, block=100)
             except redis.RedisError as e:
@@ -844,6 +865,9 @@ class RedisVault(Vault):
                 continue
             for key_b, entries in got or ():
                 key = _s(key_b)
+                if key == wake:
+                    wake_id = entries[-1][0] if entries else wake_id
+                    continue
                 with self._follow_lock:
                     token = self._follows.get(key)
                 if token is None or not entries:
