@@ -172,14 +172,16 @@ def main() -> None:
             ones.append(scale(url, 1, args.jobs, args.loop))
             twos.append(scale(url, 2, args.jobs, args.loop))
         one, two = statistics.median(ones), statistics.median(twos)
+        ratios = [o / t for o, t in zip(ones, twos, strict=True)]
         print(
             f"CPU-bound, {args.jobs} jobs x {args.loop:,} steps ({args.jobs * alone:.2f}s of work in one "
             f"process without livestack): median of {args.repeat} runs: 1 worker {one:.2f}s, "
-            f"2 workers {two:.2f}s (best {min(ones):.2f}s and {min(twos):.2f}s)"
+            f"2 workers {two:.2f}s"
         )
         print(
-            f"speed-up of 2 worker processes over 1: {one / two:.2f}x median, "
-            f"{min(ones) / min(twos):.2f}x best ({os.cpu_count()} cores)"
+            f"speed-up of 2 worker processes over 1: {statistics.median(ratios):.2f}x "
+            f"(median of {args.repeat} back-to-back pairs: {', '.join(f'{r:.2f}' for r in ratios)}; "
+            f"{os.cpu_count()} cores)"
         )
 
     if args.env:
