@@ -2,13 +2,14 @@
 #   make run    - set up .venv and start JupyterLab on examples/
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/
+#   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-redis clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,9 @@ test: pytest lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+
+bench-redis: $(STAMP)
+	$(BIN)/python bench/redis_workers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

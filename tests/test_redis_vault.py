@@ -169,7 +169,9 @@ def test_bad_urls_give_a_clear_error_naming_the_url(redis_server):
         ls.LiveEnv(vault="redis://127.0.0.1:notaport/0")
     with pytest.raises(ls.LivestackError, match="maxlen") as info:
         ls.LiveEnv(vault=f"redis://127.0.0.1:{port}/0?maxlen=lots")
-    with pytest.raises(ls.LivestackError, match="cannot be reached") as info:
+    with pytest.raises(ls.LivestackError, match=rf"rediss://127\.0\.0\.1:{port}/0.*cannot be reached"):
+        RedisVault(f"rediss://127.0.0.1:{port}/0", connect_timeout=2)  # TLS against a plain server
+    with pytest.raises(ls.LivestackError, match="refused the credentials") as info:
         ls.LiveEnv(vault=f"redis://nobody:hunter2@127.0.0.1:{port}/0")
     assert "nobody:***@127.0.0.1" in str(info.value)
     assert "hunter2" not in str(info.value)

@@ -363,6 +363,10 @@ class RedisVault(Vault):
             self._r.ping()
         except (ValueError, TypeError) as e:
             raise self._fail("is not a valid Redis URL", e) from None
+        except redis.AuthenticationError as e:
+            raise self._fail("refused the credentials", e) from None
+        except redis.ResponseError as e:  # e.g. an ACL user without the rights to PING
+            raise self._fail("refused the connection", e) from None
         except redis.RedisError as e:
             raise self._fail("cannot be reached", e) from None
         self._add_job = self._r.register_script(_ADD_JOB)
