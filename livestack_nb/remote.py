@@ -284,10 +284,19 @@ class QueueWorker:
                 with self._lock:
                     self._lock.wait(min(0.1, beat_every))
                 continue
-            messages = vault.claim_stale(spec, self.name, self.lease, free)
-            if len(messages) < free:
-                block = min(0.2, beat_every)
-                messages += vault.take(spec, self.name, free - len(messages), block)
+            try:
+                messages = vault.claim_stale(spec, self.name, self.lease, free)
+                if len(messages) < free:
+                    block = min(0.2, beat_every)
+                    messages += vault.take(spec, self.name, free - len(messages), block)
+            except Exception as e:  # Redis restarting or unreachable: keep trying, do not die
+                log.warning("worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e)
+                stop.wait(1.0)
+                if "NOGROUP" in str(e):  # a server that lost its data: make the queue again
+                    vault._groups.discard(spec)
+                    with contextlib.suppress(Exception):
+                        vault.ensure_group(spec)
+                continue
             for message_id, fields in messages:
                 try:
                     self._handle(message_id, fields)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,25 +43,25 @@ def _pinged(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``redis://127.0.0.1:PORT/0`` of a redis-server started for this session."""
+def redis_exe() -> str:
+    """The redis-server binary; a test fails without it under CI, and is skipped elsewhere."""
     exe = shutil.which("redis-server")
     if exe is None:
         message = "redis-server is not installed (apt-get install redis-server)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    workdir = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    return exe
+
+
+@contextmanager
+def running_redis(workdir: Path, port: int | None = None) -> Iterator[str]:
+    """A redis-server on ``127.0.0.1:port`` (a free one by default), stopped after the block."""
+    port = port or _free_port()
     # loopback only, files in a temp dir, nothing persisted
     args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
     args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]
-    proc = subprocess.Popen(
-        [exe, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = subprocess.Popen([redis_exe(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: _pinged(port) or proc.poll() is not None, timeout=10, message="redis answers")
         if proc.poll() is not None:
@@ -73,6 +74,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0`` of a redis-server started for this session."""
+    redis_exe()
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

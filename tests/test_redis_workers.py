@@ -14,7 +14,7 @@ import sys
 import pytest
 import redis as redis_py
 import redis_specs
-from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, workers  # noqa: F401
+from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, running_redis, workers  # noqa: F401
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -218,3 +218,23 @@ def test_the_cli_explains_itself_and_its_errors(redis_server):
     not_spec = run_cli("worker", "redis_specs:Pace", "--env", redis_server)
     assert not_spec.returncode == 1 and "not a JobSpec" in not_spec.stderr
     assert redis_py  # the client library is importable where workers run
+
+
+def test_a_worker_outlives_a_redis_restart(make_env, tmp_path, workers):
+    with running_redis(tmp_path) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        workers.append(Worker("redis_specs:shout", url, "--lease", "1"))
+        env, _ = client(make_env, url)
+        job = redis_specs.shout.start()
+        job.feed("before")
+        job.end()
+        assert job.result(timeout=30) == ["BEFORE"]
+        env.close()
+    assert workers[0].proc.poll() is None  # still running without its server
+    with running_redis(tmp_path, port) as url:  # the same address, no data: the queue is made again
+        client(make_env, url)
+        job = redis_specs.shout.start()
+        job.feed("after")
+        job.end()
+        assert job.result(timeout=30) == ["AFTER"]
+    assert workers[0].stop() == 0
