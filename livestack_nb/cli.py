@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long SIGTERM waits for running jobs; what is left goes to another worker (default: 30)",
     )
+    w.add_argument(
+        "--max-deliveries",
+        type=int,
+        default=5,
+        metavar="N",
+        help="a job taken over more often than this is recorded failed, not retried (default: 5)",
+    )
     w.add_argument("--name", default=None, help="consumer name in the queue (default: host-pid-random)")
     w.add_argument("-v", "--verbose", action="store_true", help="log every job taken")
 
@@ -128,7 +135,7 @@ def _worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise LivestackError(f"--concurrency must be >= 1, not {args.concurrency}")
     env = LiveEnv(vault=args.env)
-    if not getattr(env.vault, "queues", False):
+    if not env.vault.queues:
         env.close()
         raise LivestackError(f"--env {args.env!r}: a worker needs a redis:// or rediss:// env")
     stop = threading.Event()
@@ -139,7 +146,14 @@ def _worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        worker = QueueWorker(env, spec, concurrency=args.concurrency, lease=args.lease, name=args.name)
+        worker = QueueWorker(
+            env,
+            spec,
+            concurrency=args.concurrency,
+            lease=args.lease,
+            name=args.name,
+            max_deliveries=args.max_deliveries,
+        )
         print(
             f"livestack-nb worker {worker.name}: serving spec {spec.name!r} from {safe_url(args.env)} "
             f"(concurrency {args.concurrency}, lease {args.lease:g}s)",

@@ -231,7 +231,7 @@ class LiveEnv:
                 output_streams=output_streams or {},
             )
         opts = spec.validate_options(options)
-        if not self.autostart and getattr(self.vault, "queues", False):
+        if not self.autostart and self.vault.queues:
             # A pure client: the job goes on the spec's queue for a worker process.
             if graph is not None or input_streams or output_streams:
                 raise LivestackError(

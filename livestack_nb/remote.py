@@ -206,7 +206,6 @@ class _Mirror:
                 job.traceback = detail or None
         finally:
             self.mirroring = False
-        self.env._forget(job)
 
 
 # -- the worker's side ------------------------------------------------------------------
@@ -229,6 +228,10 @@ class QueueWorker:
         one's jobs over; heartbeats are sent every ``lease / 3``.
     name:
         The consumer name in the queue's group (default: host, pid, random).
+    max_deliveries:
+        A job taken over more often than this (every worker that ran it went
+        silent: a processor that kills its process, or runs out of memory) is
+        recorded failed instead of being handed to the next worker.
     """
 
     def __init__(
@@ -239,6 +242,7 @@ class QueueWorker:
         concurrency: int = 4,
         lease: float = 10.0,
         name: str | None = None,
+        max_deliveries: int = 5,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise LivestackError(f"concurrency must be an int >= 1, not {concurrency!r}")
@@ -251,6 +255,7 @@ class QueueWorker:
         self.spec = spec
         self.concurrency = concurrency
         self.lease = lease
+        self.max_deliveries = max_deliveries
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self._inflight: dict[str, LiveJob] = {}  # message id -> job
         self._lock = threading.Condition()
@@ -285,7 +290,9 @@ class QueueWorker:
                     self._lock.wait(min(0.1, beat_every))
                 continue
             try:
-                messages = vault.claim_stale(spec, self.name, self.lease, free)
+                messages = [
+                    m for m in vault.claim_stale(spec, self.name, self.lease, free) if self._may_retry(*m)
+                ]
                 if len(messages) < free:
                     block = min(0.2, beat_every)
                     messages += vault.take(spec, self.name, free - len(messages), block)
@@ -320,6 +327,28 @@ class QueueWorker:
         for job in left:
             job.detached = True  # not cancelled for the record: another worker will run it
             job.logger.warning("left for another worker: this one stopped")
+
+    def _may_retry(self, message_id: str, fields: dict[Any, Any]) -> bool:
+        """Whether a message taken over from a silent worker is run again (else its job fails)."""
+        vault, spec = self.vault, self.spec.name
+        n = vault.deliveries(spec, message_id)
+        if n <= self.max_deliveries:
+            return True
+        raw = fields.get(b"job", fields.get("job"))
+        job_id = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        record = vault.job(job_id) if raw is not None else None
+        if record is None or record.spec != spec:
+            return True  # not a job of ours: reported as malformed when handled
+        if record.status not in _DONE:
+            why = (
+                f"{RemoteFailure.__name__}: job {job_id} was taken over {n - 1} times; every worker that "
+                "ran it went silent without ending it (did its processor kill or exhaust its process?)"
+            )
+            log.error("worker %s: %s", self.name, why)
+            vault.add_status(StatusRecord(job_id, "failed", time.time(), why))
+            vault.flush()
+        vault.ack(spec, [message_id])
+        return False
 
     def _heartbeat(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import redis as redis_py
@@ -17,6 +18,7 @@ import redis_specs
 from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, running_redis, workers  # noqa: F401
 
 import livestack_nb as ls
+from livestack_nb.remote import QueueWorker
 from livestack_nb.testing import wait_until
 from livestack_nb.vault.redis import GROUP, RedisVault
 
@@ -238,3 +240,29 @@ def test_a_worker_outlives_a_redis_restart(make_env, tmp_path, workers):
         job.end()
         assert job.result(timeout=30) == ["AFTER"]
     assert workers[0].stop() == 0
+
+
+def test_a_job_whose_workers_keep_going_silent_is_failed_not_retried_forever(make_env, redis_url):
+    _, vault = client(make_env, redis_url)
+    job = redis_specs.shout.start()
+    job.feed("x")
+    job.end()
+    vault.flush()
+    vault.ensure_group("shout")
+    ((message_id, _),) = vault.take("shout", "ghost", 1, 0.1)
+    for _ in range(3):  # three workers took it over and went silent in turn
+        vault._r.xclaim(vault.queue_key("shout"), GROUP, "ghost", 0, [message_id])
+    worker_env = make_env(vault=redis_url)
+    worker = QueueWorker(worker_env, redis_specs.shout, lease=0.05, max_deliveries=3)
+    stop = threading.Event()
+    serving = threading.Thread(target=worker.serve, args=(stop,), name="livestack-test-serve")
+    serving.start()
+    try:
+        with pytest.raises(ls.JobFailed, match="taken over 4 times") as info:
+            job.wait(timeout=20)
+        assert "went silent" in (info.value.traceback or "")
+        wait_until(lambda: vault.pending("shout") == {}, timeout=10)
+        assert worker.completed == 0  # it never ran
+    finally:
+        stop.set()
+        serving.join(10)

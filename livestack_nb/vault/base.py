@@ -137,6 +137,7 @@ class Vault(ABC):
     """What an env records; see the module docstring."""
 
     durable: bool = False
+    queues: bool = False  # can hand jobs to worker processes (see livestack_nb.remote)
 
     @abstractmethod
     def add_job(self, record: JobRecord) -> None:

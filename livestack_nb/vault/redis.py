@@ -916,6 +916,11 @@ class RedisVault(Vault):
         entries = res[1] if len(res) > 1 else []
         return [(_s(i), f) for i, f in entries if f is not None]
 
+    def deliveries(self, spec: str, message_id: str) -> int:
+        """How often a pending message was delivered (read or taken over); 0 if not pending."""
+        got = self._r.xpending_range(self.queue_key(spec), GROUP, min=message_id, max=message_id, count=1)
+        return int(got[0]["times_delivered"]) if got else 0
+
     def touch(self, spec: str, consumer: str, ids: Sequence[str]) -> None:
         """Heartbeat: reset the idle time of messages ``consumer`` is working on."""
         if ids:
