@@ -19,7 +19,9 @@ worker refreshes them every ``lease / 3``), another worker takes them over
 (``XAUTOCLAIM``) and runs the job again from its stored input. Outputs are
 stored by seq, so what the earlier run already stored is dropped, and a
 reader sees each output once. This assumes the processor emits the same
-outputs for the same input, in order (a deterministic processor).
+outputs for the same input, in order (a deterministic processor). A job
+taken over more than ``max_deliveries`` times (each worker that ran it went
+silent) is recorded failed rather than handed on for ever.
 """
 
 from __future__ import annotations

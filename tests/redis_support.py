@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -57,7 +57,7 @@ def redis_exe() -> str:
 @contextmanager
 def running_redis(workdir: Path, port: int | None = None) -> Iterator[str]:
     """A redis-server on ``127.0.0.1:port`` (a free one by default), stopped after the block."""
-    port = port or _free_port()
+    port = port or free_port()
     # loopback only, files in a temp dir, nothing persisted
     args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
     args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]

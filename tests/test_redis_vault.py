@@ -6,6 +6,7 @@ process reads back, how it refuses bad URLs, and that a datapoint is stored once
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,10 +14,10 @@ import textwrap
 import pytest
 import redis as redis_py
 from pizzeria import Order, bake
-from redis_support import ROOT, redis_server, redis_url  # noqa: F401
+from redis_support import ROOT, free_port, redis_exe, redis_server, redis_url  # noqa: F401
 
 import livestack_nb as ls
-from livestack_nb.testing import collect
+from livestack_nb.testing import collect, wait_until
 from livestack_nb.vault.base import DatapointRecord
 from livestack_nb.vault.redis import RedisVault
 
@@ -65,7 +66,7 @@ def test_a_second_process_lists_the_jobs_and_replays_their_outputs(make_env, red
     code = """
         import json, sys
         import livestack_nb as ls
-        from livestack_nb.testing import collect
+        from livestack_nb.testing import collect, wait_until
         env = ls.LiveEnv(vault=sys.argv[1], history=10)
         jobs = [(j.job_id, j.spec, j.status) for j in env.jobs()]
         out = env.job(jobs[0][0]).output()
@@ -192,3 +193,68 @@ def test_user_and_password_in_the_url_work(make_env, redis_server):
     finally:
         client.execute_command("ACL", "DELUSER", "cook")
         client.close()
+
+
+def test_rediss_urls_connect_over_tls(make_env, tmp_path):
+    """A TLS-only redis-server (a self-signed certificate made here), reached with ``rediss://``."""
+    exe = redis_exe()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    make_cert = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
+    make_cert += ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        make_cert,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = free_port()
+    tls = [
+        "--tls-port",
+        str(port),
+        "--tls-cert-file",
+        cert,
+        "--tls-key-file",
+        key,
+        "--tls-ca-cert-file",
+        cert,
+    ]
+    args = [
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--tls-auth-clients",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    server = subprocess.Popen([exe, *args, *tls, "--dir", tmp_path], stdout=subprocess.DEVNULL)
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}&prefix=tls"
+    try:
+
+        def answers() -> bool:
+            try:
+                RedisVault(url, connect_timeout=1).close()
+                return True
+            except ls.LivestackError:
+                return server.poll() is not None
+
+        wait_until(answers, timeout=20)
+        assert server.poll() is None
+        env = make_env(vault=url)
+        job = bake.start()
+        job.feed({"pizza": "marinara"})
+        job.end()
+        job.wait(timeout=10)
+        assert env.job(job.job_id).output().values() == ["12in marinara, spice 0"]
+        assert [j.status for j in env.jobs()] == ["completed"]
+        env.close()
+        with pytest.raises(ls.LivestackError, match="cannot be reached"):  # plain redis:// to a TLS port
+            RedisVault(f"redis://127.0.0.1:{port}/0", connect_timeout=1)
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -20,6 +20,7 @@ Key layout (every key starts with the prefix, ``livestack`` by default,
     {p}:worker:{name}           STRING  a worker's heartbeat (expires when it goes silent)
     {p}:validation_failures     LIST    values refused at a tag (JSON)
     {p}:rejected                LIST    malformed queue messages, as reported (JSON)
+    {p}:wake:{random}           STREAM  wakes this process's reader when it follows a new key
 
 Datapoints: an entry holds consecutive datapoints of one stream. Its id is
 ``0-{seq after the last}``, so ids are the datapoint seqs and Redis itself
