@@ -266,3 +266,17 @@ def test_a_job_whose_workers_keep_going_silent_is_failed_not_retried_forever(mak
     finally:
         stop.set()
         serving.join(10)
+
+
+def test_a_client_needs_only_the_specs_interface(make_env, redis_url, workers):
+    """The notebook declares the spec without code; the worker process has the code."""
+    client(make_env, redis_url)
+    workers.append(Worker("redis_specs:shout", redis_url))
+    shout = ls.JobSpec("shout", input=str, output=str)
+    assert shout.run(["a", "b"], timeout=30) == ["A", "B"]
+    job = shout.start()
+    with pytest.raises(ls.DataValidationError):
+        job.feed(["not", "a", "string"])  # checked where it is fed, before Redis
+    job.end()
+    assert job.result(timeout=30) == []
+    assert workers[0].stop() == 0
