@@ -154,7 +154,6 @@ class _Mirror:
         self.job = job
         self.mirroring = False
         self.stops: list[Callable[[], None]] = []
-        self.lock = threading.Lock()
 
     def start(self) -> None:
         for s in self.job._outputs.values():
