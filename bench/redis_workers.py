@@ -7,8 +7,9 @@ dir) unless ``--env`` names one, and its worker processes with the
 autostart=False)`` in this process, as a notebook would be.
 
 - throughput: one job of the map spec ``inc`` (``x + 1``) is fed N integers
-  with ``feed_many``; timed from ``start()`` until the client has received all
-  N outputs and the job is completed. Every value goes client -> Redis ->
+  with ``feed_many`` (and N/10 with one ``feed`` call per value); timed from
+  ``start()`` until the client has received all N outputs and the job is
+  completed. Every value goes client -> Redis ->
   worker -> Redis -> client, and every datapoint (input and output) is stored
   in Redis.
 - scale-out: J jobs of the CPU-bound spec ``burn`` (one value each, a
@@ -111,7 +112,7 @@ def workers(url: str, spec: str, count: int, concurrency: int) -> Iterator[None]
             p.wait(60)
 
 
-def throughput(base: str, n: int) -> float:
+def throughput(base: str, n: int, per_item: bool = False) -> float:
     url = f"{base}?prefix=bench-{uuid.uuid4().hex[:6]}"
     with workers(url, "inc", 1, 1):
         env = ls.LiveEnv(vault=url, autostart=False)
@@ -119,7 +120,12 @@ def throughput(base: str, n: int) -> float:
             data = list(range(n))
             t0 = time.perf_counter()
             job = specs.inc.start(env=env)
-            job.feed_many(data)
+            if per_item:
+                feed = job.feed
+                for x in data:
+                    feed(x)
+            else:
+                job.feed_many(data)
             job.end()
             job.wait(600)
             elapsed = time.perf_counter() - t0
@@ -164,6 +170,9 @@ def main() -> None:
     def run(url: str) -> None:
         rates = [throughput(url, args.n) for _ in range(args.repeat)]
         print(f"throughput, 1 worker: {max(rates):,.0f} events/s (best of {args.repeat}; N={args.n:,})")
+        m = max(1, args.n // 10)
+        rates = [throughput(url, m, per_item=True) for _ in range(args.repeat)]
+        print(f"  the same with one feed() per value: {max(rates):,.0f} events/s (N={m:,})")
         t0 = time.perf_counter()
         specs.burn.worker_def.processor(args.loop)  # type: ignore[union-attr]
         alone = time.perf_counter() - t0
