@@ -60,14 +60,18 @@ class LiveEnv:
     vault:
         ``"memory"`` (default), ``"sqlite:///path.db"`` (a durable file: stream
         history, statuses and lineage survive a restart; see
-        :mod:`livestack_nb.vault.sqlite`) or a :class:`~livestack_nb.vault.Vault`.
+        :mod:`livestack_nb.vault.sqlite`), ``"redis://host:port/db"`` (shared by
+        processes and machines; see :mod:`livestack_nb.vault.redis`) or a
+        :class:`~livestack_nb.vault.Vault`.
     storage:
         ``"memory"`` (default), ``"dir:///path"``, a path, or a
         :class:`~livestack_nb.StorageProvider`.
     project_id:
         Name of the project the env records under.
     autostart:
-        Run workers for started specs in this process (default ``True``).
+        Run workers for started specs in this process (default ``True``). With
+        a Redis vault, ``False`` makes the env a pure client: started jobs go
+        on their spec's queue for worker processes (``livestack-nb worker``).
     history:
         How many datapoints each stream keeps in memory.
     large_value_threshold:
@@ -231,6 +235,16 @@ class LiveEnv:
                 output_streams=output_streams or {},
             )
         opts = spec.validate_options(options)
+        if not self.autostart and self.vault.queues:
+            # A pure client: the job goes on the spec's queue for a worker process.
+            if graph is not None or input_streams or output_streams:
+                raise LivestackError(
+                    f"env {self.name!r} has autostart=False: its jobs run in worker processes, "
+                    f"one spec at a time; a flow (here {spec.name!r} in one) needs autostart=True"
+                )
+            from .remote import prepare_remote
+
+            return prepare_remote(self, spec, opts, job_id=job_id, parent_id=parent_id)
         worker = self._worker_for(spec)
         job = self.make_job(
             spec,
@@ -336,7 +350,7 @@ class LiveEnv:
         return job
 
     def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
-        if job.stored:
+        if job.stored or job.detached:
             return  # only the process running a job appends its statuses
         detail = job.traceback if status is JobStatus.FAILED else None
         self.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
@@ -424,6 +438,12 @@ class LiveEnv:
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
+    def _forget(self, job: LiveJob) -> None:
+        """Drop an ended job a long-running worker process no longer needs to hold."""
+        with self._lock:
+            if self._jobs.get(job.job_id) is job:
+                del self._jobs[job.job_id]
+
     def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""
         return self.vault.validation_failures(job_id)
@@ -461,7 +481,7 @@ class LiveEnv:
             jobs = list(self._jobs.values())
             workers = [*self._workers.values(), *self._retired]
         for job in jobs:
-            if not job.status.done:
+            if not job.status.done and not job.detached:  # a detached job runs on elsewhere
                 job.logger.info("cancelled: the env closed")
                 job.cancel()
         for w in workers:

@@ -445,6 +445,9 @@ class LiveJob:
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
+        # Its statuses are recorded by another process (a job run by a worker
+        # process, or handed over to one): this one records none of them.
+        self.detached = False
 
     def restore(self, statuses: Iterable[Any], children: Iterable[str]) -> None:
         """Take the status history recorded in a vault (a job of an earlier process).

@@ -307,8 +307,6 @@ def test_unknown_vault_urls_name_what_works():
         ls.LiveEnv(vault="postgres://x")
     with pytest.raises(ls.LivestackError, match="names no file"):
         ls.LiveEnv(vault="sqlite:///:memory:")
-    with pytest.raises(ls.LivestackError, match="redis vault is not available"):
-        ls.LiveEnv(vault="redis://localhost:6379/0")
 
 
 # -- with real processes -------------------------------------------------------------

@@ -137,6 +137,7 @@ class Vault(ABC):
     """What an env records; see the module docstring."""
 
     durable: bool = False
+    queues: bool = False  # can hand jobs to worker processes (see livestack_nb.remote)
 
     @abstractmethod
     def add_job(self, record: JobRecord) -> None:
@@ -260,7 +261,8 @@ def open_vault(spec: Vault | str | None) -> Vault:
     """Build a vault from an env's ``vault=`` argument.
 
     ``"sqlite:///relative.db"`` and ``"sqlite:////absolute/path.db"`` follow
-    the usual URL form (three slashes, then the path).
+    the usual URL form (three slashes, then the path); ``"redis://..."`` and
+    ``"rediss://..."`` open a :class:`~livestack_nb.vault.redis.RedisVault`.
     """
     from .memory import MemoryVault
 
@@ -276,8 +278,10 @@ def open_vault(spec: Vault | str | None) -> Vault:
 
         return SQLiteVault(spec[len("sqlite:///") :])
     if isinstance(spec, str) and spec.split(":", 1)[0] in ("redis", "rediss"):
-        raise LivestackError(
-            f"vault {spec!r}: the redis vault is not available in this version; "
-            "use vault='memory' or 'sqlite:///path.db'"
-        )
-    raise LivestackError(f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db' or a Vault instance")
+        from .redis import RedisVault
+
+        return RedisVault(spec)
+    raise LivestackError(
+        f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db', 'redis://host:port/db' "
+        "or a Vault instance"
+    )

@@ -1,0 +1,432 @@
+"""Jobs that run in another process: the notebook's side and the worker's side.
+
+Why a module of its own: an env with a Redis vault and ``autostart=False`` is
+a pure client. ``spec.start()`` records the job and puts it on the spec's
+queue; what the notebook feeds is written to the job's input stream in
+Redis; a worker process (``livestack-nb worker module:spec``) takes the job
+from the queue, runs it with an ordinary in-process :class:`LiveWorker`, and
+its outputs and statuses flow back. This module is the glue on both sides;
+the vault (:mod:`livestack_nb.vault.redis`) only moves entries.
+
+Who owns a job's statuses: the process that runs it. The client mirrors them
+(``LiveJob.detached``: it records none itself), except a cancel asked for by
+the caller, which it records and the running worker obeys.
+
+At-least-once, seen exactly once: a queue message is acknowledged only after
+its job has ended and that is in Redis. A worker that dies leaves its
+messages pending; once they have been idle for ``lease`` seconds (a live
+worker refreshes them every ``lease / 3``), another worker takes them over
+(``XAUTOCLAIM``) and runs the job again from its stored input. Outputs are
+stored by seq, so what the earlier run already stored is dropped, and a
+reader sees each output once. This assumes the processor emits the same
+outputs for the same input, in order (a deterministic processor). A job
+taken over more than ``max_deliveries`` times (each worker that ran it went
+silent) is recorded failed rather than handed on for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from .errors import LivestackError
+from .job import JobStatus, LiveJob
+from .spec import JobSpec
+from .stream import DataStream
+from .vault.base import StatusRecord
+
+if TYPE_CHECKING:
+    from .env import LiveEnv
+    from .vault.redis import RedisVault
+
+__all__ = ["QueueWorker", "prepare_remote"]
+
+log = logging.getLogger("livestack_nb")
+
+_DONE = {s.value for s in JobStatus if s.done}
+
+
+class RemoteFailure(LivestackError):
+    """A job failed in another process; the message is the last line of its traceback."""
+
+
+def _vault(env: LiveEnv) -> RedisVault:
+    from .vault.redis import RedisVault
+
+    v = env.vault
+    if not isinstance(v, RedisVault):  # pragma: no cover - guarded by the env
+        raise LivestackError(f"env {env.name!r} has no queue-capable vault")
+    return v
+
+
+def _follow_into(
+    vault: RedisVault, stream: DataStream, on_end: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """Push what the vault holds of ``stream``'s id, and what comes later, into ``stream``.
+
+    Datapoints are pushed by seq: one already in ``stream`` is skipped, so a
+    datapoint is delivered once however often it is read.
+    """
+    sid, tp = stream.stream_id, stream.type.tp
+
+    def handle(entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        for entry_id, fields in entries:
+            if entry_id.startswith("1-"):
+                if on_end is not None:
+                    on_end()
+                continue
+            for b in vault.decode(sid, fields, tp):
+                _push(stream, b.seq0, b.values, b.parent_stream, b.parent_seqs)
+
+    return vault.follow(vault.stream_key(sid), handle)
+
+
+def _push(stream: DataStream, seq0: int, values: list[Any], parent_stream: str | None, parents: Any) -> None:
+    have = len(stream)
+    if seq0 + len(values) <= have or stream.ended:
+        return
+    if seq0 < have:
+        k = have - seq0
+        values = values[k:]
+        parents = None if parents is None else parents[k:]
+    elif seq0 > have:
+        log.warning("stream %r: datapoints %d..%d are no longer stored", stream.stream_id, have, seq0 - 1)
+    stream.push(values, parent_stream, parents)
+
+
+def _ignore(_chunk: Any) -> None:
+    pass
+
+
+def _input_ended(vault: RedisVault, stream_id: str, error: BaseException | None) -> None:
+    vault.end_stream(stream_id, None if error is None else str(error))
+
+
+def _drain(vault: RedisVault, stream: DataStream) -> None:
+    """Push everything stored of ``stream`` that it does not have yet."""
+    for b in vault.batches(stream.stream_id, len(stream), None, stream.type.tp):
+        _push(stream, b.seq0, b.values, b.parent_stream, b.parent_seqs)
+
+
+# -- the client's side ----------------------------------------------------------------
+
+
+def prepare_remote(
+    env: LiveEnv, spec: JobSpec, options: Any, *, job_id: str | None, parent_id: str | None
+) -> tuple[LiveJob, Callable[[], None]]:
+    """Record a job of ``spec`` and return it with a launcher that puts it on the queue.
+
+    The job's input streams write through to Redis (the vault is durable);
+    its output streams and status mirror what the worker records.
+    """
+    vault = _vault(env)
+    job = env.make_job(spec, options, job_id=job_id, parent_id=parent_id)
+    job.detached = True
+    for s in job._outputs.values():
+        env._attach_archive(s, record=False)
+    for s in job._inputs.values():
+        # the worker learns the input ended from an end marker after the stored values
+        s.listen_chunks(_ignore, partial(_input_ended, vault, s.stream_id))
+    mirror = _Mirror(env, vault, job)
+    job.on_cancel.append(mirror.cancelled_here)
+
+    def launch() -> None:
+        mirror.start()
+        vault.enqueue(spec.name, job.job_id)
+
+    return job, launch
+
+
+class _Mirror:
+    """Keeps a client's job in step with the worker that runs it."""
+
+    def __init__(self, env: LiveEnv, vault: RedisVault, job: LiveJob) -> None:
+        self.env = env
+        self.vault = vault
+        self.job = job
+        self.mirroring = False
+        self.stops: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        for s in self.job._outputs.values():
+            self.stops.append(_follow_into(self.vault, s))
+        self.stops.append(self.vault.follow(self.vault.status_key(self.job.job_id), self.on_statuses))
+
+    def stop(self) -> None:
+        for stop in self.stops:
+            stop()
+        self.stops.clear()
+
+    def cancelled_here(self) -> None:
+        if self.mirroring:
+            return
+        self.stop()
+        self.vault.add_status(
+            StatusRecord(self.job.job_id, "cancelled", time.time(), "cancelled by the caller")
+        )
+
+    def on_statuses(self, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        from .vault.redis import _status
+
+        job = self.job
+        for _, fields in entries:
+            rec = _status(job.job_id, fields)
+            if job.status.done:
+                return
+            if rec.status == "running":
+                job.mark_running()
+            elif rec.status in _DONE:
+                # The worker recorded the outputs before the status: read them all first.
+                for s in job._outputs.values():
+                    _drain(self.vault, s)
+                self.stop()
+                self.apply_end(rec)
+                return
+
+    def apply_end(self, rec: StatusRecord) -> None:
+        job = self.job
+        self.mirroring = True
+        try:
+            if rec.status == "completed":
+                job.complete()
+            elif rec.status == "cancelled":
+                job.cancel()
+            else:
+                detail = rec.detail or ""
+                last = detail.strip().splitlines()[-1] if detail.strip() else "no traceback was recorded"
+                job.failure_note = "in a worker process"
+                job.fail(RemoteFailure(last))
+                job.traceback = detail or None
+        finally:
+            self.mirroring = False
+
+
+# -- the worker's side ------------------------------------------------------------------
+
+
+class QueueWorker:
+    """Runs the jobs of one spec that any process put on its Redis queue.
+
+    Parameters
+    ----------
+    env:
+        An env with a Redis vault (and ``autostart=True``): the jobs run on its
+        in-process worker of ``spec``.
+    spec:
+        The spec whose queue this worker serves; it needs a worker definition.
+    concurrency:
+        How many jobs this process runs at once.
+    lease:
+        Seconds without a heartbeat after which another worker takes this
+        one's jobs over; heartbeats are sent every ``lease / 3``.
+    name:
+        The consumer name in the queue's group (default: host, pid, random).
+    max_deliveries:
+        A job taken over more often than this (every worker that ran it went
+        silent: a processor that kills its process, or runs out of memory) is
+        recorded failed instead of being handed to the next worker.
+    """
+
+    def __init__(
+        self,
+        env: LiveEnv,
+        spec: JobSpec,
+        *,
+        concurrency: int = 4,
+        lease: float = 10.0,
+        name: str | None = None,
+        max_deliveries: int = 5,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise LivestackError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        if lease <= 0:
+            raise LivestackError(f"lease must be > 0 seconds, not {lease!r}")
+        if spec.worker_def is None:
+            raise LivestackError(f"spec {spec.name!r} has no worker: define one with spec.define_worker(...)")
+        self.env = env
+        self.vault = _vault(env)
+        self.spec = spec
+        self.concurrency = concurrency
+        self.lease = lease
+        self.max_deliveries = max_deliveries
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self._inflight: dict[str, LiveJob] = {}  # message id -> job
+        self._lock = threading.Condition()
+        self.completed = 0
+        self.rejected = 0
+        env.register(spec)
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def serve(self, stop: threading.Event, *, drain_timeout: float = 30.0) -> None:
+        """Take and run jobs until ``stop`` is set, then let running jobs finish.
+
+        Jobs still running ``drain_timeout`` seconds after ``stop`` are left
+        unacknowledged (another worker takes them over) and not recorded as
+        cancelled.
+        """
+        vault, spec = self.vault, self.spec.name
+        vault.ensure_group(spec)
+        beat_every = self.lease / 3
+        next_beat = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + beat_every
+            free = self.concurrency - self.running
+            if free <= 0:
+                with self._lock:
+                    self._lock.wait(min(0.1, beat_every))
+                continue
+            try:
+                messages = [
+                    m for m in vault.claim_stale(spec, self.name, self.lease, free) if self._may_retry(*m)
+                ]
+                if len(messages) < free:
+                    block = min(0.2, beat_every)
+                    messages += vault.take(spec, self.name, free - len(messages), block)
+            except Exception as e:  # Redis restarting or unreachable: keep trying, do not die
+                log.warning("worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e)
+                stop.wait(1.0)
+                if "NOGROUP" in str(e):  # a server that lost its data: make the queue again
+                    vault._groups.discard(spec)
+                    with contextlib.suppress(Exception):
+                        vault.ensure_group(spec)
+                continue
+            for message_id, fields in messages:
+                try:
+                    self._handle(message_id, fields)
+                except Exception as e:  # one bad message must not stop the worker
+                    log.exception("worker %s: message %s could not be handled", self.name, message_id)
+                    self.rejected += 1
+                    with contextlib.suppress(Exception):
+                        vault.reject(spec, message_id, fields, f"{type(e).__name__}: {e}", self.name)
+        deadline = time.monotonic() + drain_timeout
+        with self._lock:
+            while self._inflight and time.monotonic() < deadline:
+                self._lock.wait(min(0.1, beat_every))
+                if time.monotonic() >= next_beat:
+                    self._lock.release()
+                    try:
+                        self._heartbeat()
+                    finally:
+                        self._lock.acquire()
+                    next_beat = time.monotonic() + beat_every
+            left = list(self._inflight.values())
+        for job in left:
+            job.detached = True  # not cancelled for the record: another worker will run it
+            job.logger.warning("left for another worker: this one stopped")
+
+    def _may_retry(self, message_id: str, fields: dict[Any, Any]) -> bool:
+        """Whether a message taken over from a silent worker is run again (else its job fails)."""
+        vault, spec = self.vault, self.spec.name
+        n = vault.deliveries(spec, message_id)
+        if n <= self.max_deliveries:
+            return True
+        raw = fields.get(b"job", fields.get("job"))
+        job_id = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        record = vault.job(job_id) if raw is not None else None
+        if record is None or record.spec != spec:
+            return True  # not a job of ours: reported as malformed when handled
+        if record.status not in _DONE:
+            why = (
+                f"{RemoteFailure.__name__}: job {job_id} was taken over {n - 1} times; every worker that "
+                "ran it went silent without ending it (did its processor kill or exhaust its process?)"
+            )
+            log.error("worker %s: %s", self.name, why)
+            vault.add_status(StatusRecord(job_id, "failed", time.time(), why))
+            vault.flush()
+        vault.ack(spec, [message_id])
+        return False
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            ids = list(self._inflight)
+        try:
+            self.vault.touch(self.spec.name, self.name, ids)
+            self.vault.heartbeat(self.name, self.spec.name, self.lease)
+        except Exception as e:  # a missed beat is not fatal; the next one may go through
+            log.warning("worker %s: heartbeat failed: %s", self.name, e)
+
+    def _handle(self, message_id: str, fields: dict[Any, Any]) -> None:
+        vault, spec = self.vault, self.spec
+        try:
+            raw = fields.get(b"job", fields.get("job"))
+            if raw is None:
+                raise ValueError("it has no 'job' field")
+            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            record = vault.job(job_id)
+            if record is None:
+                raise ValueError(f"no job {job_id!r} is recorded")
+            if record.spec != spec.name:
+                raise ValueError(f"job {job_id!r} is of spec {record.spec!r}, not {spec.name!r}")
+            options = spec.validate_options(record.options or {})
+        except (ValueError, UnicodeDecodeError, LivestackError) as e:
+            self.rejected += 1
+            vault.reject(spec.name, message_id, fields, str(e), self.name)
+            return
+        if record.status in _DONE:
+            vault.ack(spec.name, [message_id])  # it ended; only the acknowledgement was lost
+            return
+        job = self.env.make_job(spec, options, job_id=job_id, parent_id=record.parent_id)
+        launch = self.env._worker_for(spec).attach(job)
+        stops: list[Callable[[], None]] = []
+        for s in job._inputs.values():
+            self.env._attach_archive(s, record=False)  # what feeds it is already in Redis
+            stops.append(_follow_into(vault, s, on_end=s.end))
+        stops.append(vault.follow(vault.status_key(job_id), lambda entries: self._on_statuses(job, entries)))
+        with self._lock:
+            self._inflight[message_id] = job
+
+        def done(j: LiveJob) -> None:
+            for stop in stops:
+                stop()
+            if not j.detached:
+                for s in j._outputs.values():
+                    vault.end_stream(s.stream_id)
+                try:
+                    vault.flush()
+                    vault.ack(spec.name, [message_id])
+                except Exception as e:
+                    log.error(
+                        "worker %s: job %s ended but could not be acknowledged: %s", self.name, j.job_id, e
+                    )
+                self.completed += 1
+            self.env._forget(j)
+            with self._lock:
+                self._inflight.pop(message_id, None)
+                self._lock.notify_all()
+
+        job.add_done_callback(done)
+        job.logger.info("taken from the queue by worker %s", self.name)
+        launch()
+
+    def _on_statuses(self, job: LiveJob, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        """A cancel from the caller (or an end recorded by another worker) stops the job here."""
+        from .vault.redis import _status
+
+        for _, fields in entries:
+            rec = _status(job.job_id, fields)
+            if rec.status in _DONE and not job.status.done:
+                with self._lock:
+                    mine = [m for m, j in self._inflight.items() if j is job]
+                job.detached = True  # recorded already, by whoever ended it
+                job.logger.info("ended elsewhere (%s); stopping here", rec.status)
+                with contextlib.suppress(Exception):
+                    job.cancel()
+                # whoever ended it recorded that: nothing is left to do for the message
+                with contextlib.suppress(Exception):
+                    self.vault.ack(self.spec.name, mine)
+                return

@@ -1,0 +1,996 @@
+"""The Redis vault: one record shared by every process that opens the same URL.
+
+Why Redis: it is an existing, well-understood server whose Streams give an
+append-only log per stream, blocking reads for live followers, and consumer
+groups with pending-entry lists, which is exactly what a job queue with
+takeover needs. Nothing here is home-made that Redis already does.
+
+Key layout (every key starts with the prefix, ``livestack`` by default,
+``?prefix=`` in the URL to change it)::
+
+    {p}:jobs                    ZSET    job ids scored by creation time
+    {p}:job:{id}                HASH    spec, parent, options (JSON), created, status (latest)
+    {p}:job:{id}:statuses       STREAM  append-only history: status, time, detail
+    {p}:job:{id}:streams        HASH    "in:{tag}" / "out:{tag}" -> stream id
+    {p}:job:{id}:children       LIST    jobs this job started
+    {p}:stream:{stream_id}      STREAM  datapoints, one entry per batch (see below)
+    {p}:seqs                    HASH    stream id -> next seq (count of datapoints)
+    {p}:ended                   HASH    stream id -> "" or an error (the stream has ended)
+    {p}:queue:{spec}            STREAM  job queue of a spec; consumer group "workers"
+    {p}:worker:{name}           STRING  a worker's heartbeat (expires when it goes silent)
+    {p}:validation_failures     LIST    values refused at a tag (JSON)
+    {p}:rejected                LIST    malformed queue messages, as reported (JSON)
+    {p}:wake:{random}           STREAM  wakes this process's reader when it follows a new key
+
+Datapoints: an entry holds consecutive datapoints of one stream. Its id is
+``0-{seq after the last}``, so ids are the datapoint seqs and Redis itself
+keeps them increasing. An entry is appended by a Lua script only when its
+first seq is the stream's next one: a retried or taken-over job that emits
+its outputs again from seq 0 has what is already stored dropped (the writer
+trims and re-sends what overlaps), so a datapoint id (job id + tag + seq)
+is stored once and a reader never sees it twice. ``XADD MAXLEN ~ maxlen``
+bounds every stream to about ``maxlen`` entries (batches of up to
+:data:`MAX_ENTRY` values); ``{p}:seqs`` still counts every datapoint. An
+ended stream gets a last entry with id ``1-0`` (after every data id), which
+followers see, and takes no more datapoints.
+
+Values are JSON, encoded with pydantic by the tag's type (``bytes`` as
+base64) and validated by it when read back. Nothing read from Redis is ever
+unpickled.
+
+Writes go through one background thread that pipelines what has queued
+(merging consecutive chunks of a stream into one entry), so the hot path only
+appends to a deque; :meth:`RedisVault.flush` returns once everything recorded
+before it is in Redis. Live followers (a notebook mirroring a job that runs
+elsewhere, a worker reading a job's input) share one reader thread that
+blocks in ``XREAD`` on every followed key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import ConfigDict, TypeAdapter
+
+from ..errors import LivestackError
+from ..storage import StorageRef
+from .base import (
+    BatchRecord,
+    ChunkLike,
+    DatapointRecord,
+    JobRecord,
+    Recorder,
+    StatusRecord,
+    StreamRecord,
+    ValidationFailureRecord,
+    Vault,
+)
+
+__all__ = ["GROUP", "MAX_ENTRY", "RedisVault", "safe_url"]
+
+log = logging.getLogger("livestack_nb")
+
+GROUP = "workers"
+MAX_ENTRY = 16_384  # values per stream entry: bounds what a reader decodes to reach one value
+READ_PAGE = 64  # entries per XRANGE when reading a stream back
+END_ID = "1-0"  # the id of a stream's end marker: after every data id (0-N)
+
+# KEYS: job hash, jobs zset, statuses stream. ARGV: job id, spec, parent, options, created, status.
+# Recording a job twice (a worker preparing a job a notebook recorded) changes nothing.
+_ADD_JOB = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'spec', ARGV[2], 'parent', ARGV[3], 'options', ARGV[4],
+           'created', ARGV[5], 'status', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'status', ARGV[6], 'time', ARGV[5])
+return 1
+"""
+
+# KEYS: data stream, seqs hash, ended hash. ARGV: stream id, seq0, n, maxlen, force, field/value pairs.
+# Returns {1, next} when appended, {0, next} when seq0 is not the next seq (nothing written),
+# {-1, next} when the stream has ended.
+_APPEND = """
+local nxt = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {-1, nxt} end
+local seq0 = tonumber(ARGV[2])
+if seq0 < nxt or (seq0 > nxt and ARGV[5] ~= '1') then return {0, nxt} end
+local stop = seq0 + tonumber(ARGV[3])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], string.format('0-%d', stop), unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], ARGV[1], stop)
+return {1, stop}
+"""
+
+# KEYS: data stream, ended hash. ARGV: stream id, error ('' for none).
+_END = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[1], '1-0', 'end', '1', 'error', ARGV[2])
+return 1
+"""
+
+_JSON_CONFIG = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64", ser_json_inf_nan="constants")
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+_adapters_lock = threading.Lock()
+
+
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    """``TypeAdapter(list[tp])`` with JSON settings for bytes and non-finite floats (cached)."""
+    try:
+        hash(tp)
+    except TypeError:
+        return _new_adapter(tp)
+    with _adapters_lock:
+        a = _adapters.get(tp)
+        if a is None:
+            a = _adapters[tp] = _new_adapter(tp)
+        return a
+
+
+def _new_adapter(tp: Any) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(list[tp], config=_JSON_CONFIG)
+    except Exception:  # a type that brings its own config
+        return TypeAdapter(list[tp])
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "<unparseable url>"
+
+
+def _s(b: Any) -> str:
+    return b.decode() if isinstance(b, bytes) else str(b)
+
+
+def _text(b: Any) -> str:
+    """Any bytes as text, for a report (undecodable bytes escaped, never an error)."""
+    return b.decode("utf-8", "backslashreplace") if isinstance(b, bytes) else str(b)
+
+
+class _Flush:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _Codec:
+    """How one stream's values become JSON (warns once when a value cannot)."""
+
+    __slots__ = ("stream_id", "tp", "warned")
+
+    def __init__(self, stream_id: str, tp: Any) -> None:
+        self.stream_id = stream_id
+        self.tp = tp
+        self.warned = False
+
+    def dump(self, values: list[Any], loose: bool) -> bytes:
+        try:
+            return _adapter(Any if loose else self.tp).dump_json(values, warnings=False)
+        except Exception as e:
+            if not self.warned:
+                self.warned = True
+                log.warning(
+                    "stream %r: a value is not JSON-serialisable (%s); the vault stores its repr()",
+                    self.stream_id,
+                    e,
+                )
+            return _adapter(Any).dump_json(values, warnings=False, fallback=repr)
+
+
+class _Entry:
+    """Consecutive chunks of one stream, merged into one stream entry."""
+
+    __slots__ = ("codec", "offloaded", "parent_stream", "parents", "seq0", "times", "values")
+
+    def __init__(self, codec: _Codec, chunk: ChunkLike) -> None:
+        self.codec = codec
+        self.seq0 = chunk.seq0
+        self.values: list[Any] = list(chunk.stored)
+        self.times: list[tuple[int, float]] = [(0, chunk.time)]
+        self.offloaded = chunk.offloaded
+        self.parent_stream = chunk.parent_stream
+        self.parents: list[int] | None = None if chunk.parent_seqs is None else list(chunk.parent_seqs)
+
+    def take(self, chunk: ChunkLike) -> bool:
+        """Append ``chunk`` if it continues this entry; ``False`` if it starts a new one."""
+        n = len(self.values)
+        if (
+            chunk.seq0 != self.seq0 + n
+            or n + len(chunk.stored) > MAX_ENTRY
+            or chunk.parent_stream != self.parent_stream
+            or (chunk.parent_seqs is None) != (self.parents is None)
+        ):
+            return False
+        if chunk.time != self.times[-1][1]:
+            self.times.append((n, chunk.time))
+        self.values.extend(chunk.stored)
+        if self.parents is not None:
+            assert chunk.parent_seqs is not None
+            self.parents.extend(chunk.parent_seqs)
+        self.offloaded = self.offloaded or chunk.offloaded
+        return True
+
+    def skip(self, k: int) -> None:
+        """Drop the first ``k`` values (already stored by an earlier run of the job)."""
+        self.seq0 += k
+        self.values = self.values[k:]
+        if self.parents is not None:
+            self.parents = self.parents[k:]
+        runs = [(max(0, o - k), t) for o, t in self.times]
+        # keep the last run that starts at or before the new first value, and those after
+        first = max(i for i, (o, _) in enumerate(runs) if o == 0)
+        self.times = runs[first:]
+
+    def fields(self) -> list[Any]:
+        values = self.values
+        refs = None
+        if self.offloaded:
+            found = {i: r for i, v in enumerate(values) if (r := _ref_of(v)) is not None}
+            if found:
+                values = [None if i in found else v for i, v in enumerate(values)]
+                refs = json.dumps({str(i): [r.key, r.size, r.kind] for i, r in found.items()})
+        out: list[Any] = [
+            "s",
+            self.seq0,
+            "n",
+            len(values),
+            "t",
+            json.dumps(self.times),
+            "v",
+            self.codec.dump(values, loose=refs is not None),
+        ]
+        if refs is not None:
+            out += ["r", refs]
+        if self.parent_stream is not None and self.parents is not None:
+            out += ["ps", self.parent_stream, "pq", _encode_seqs(self.parents)]
+        return out
+
+
+def _ref_of(v: Any) -> StorageRef | None:
+    ref = getattr(v, "ref", v)
+    return ref if isinstance(ref, StorageRef) else None
+
+
+def _encode_seqs(seqs: list[int]) -> str:
+    """Parent seqs: ``{"range": [a, b]}`` for one contiguous run (the usual map), else a list."""
+    if seqs and seqs[-1] - seqs[0] == len(seqs) - 1 and all(b - a == 1 for a, b in pairwise(seqs)):
+        return json.dumps({"range": [seqs[0], seqs[-1] + 1]})
+    return json.dumps(seqs)
+
+
+def _decode_seqs(text: str) -> Sequence[int]:
+    data = json.loads(text)
+    if isinstance(data, dict):
+        a, b = data["range"]
+        return range(int(a), int(b))
+    return [int(x) for x in data]
+
+
+class RedisVault(Vault):
+    """A vault in a Redis server, shared by every process on the same URL.
+
+    Parameters
+    ----------
+    url:
+        ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS).
+        Query parameters ``prefix`` (key prefix) and ``maxlen`` (entries kept
+        per stream) set the arguments below; others go to redis-py.
+    prefix:
+        Every key this vault uses starts with ``{prefix}:``.
+    maxlen:
+        Each data stream keeps about this many entries (``XADD MAXLEN ~``).
+    interval:
+        The writer sends what has queued at least this often (seconds).
+    batch_values:
+        Wake the writer early once this many values are waiting.
+    max_backlog:
+        Hold producers back while this many values wait to be written.
+    connect_timeout:
+        Seconds to wait for the server when opening.
+
+    Raises
+    ------
+    LivestackError
+        The URL is malformed or the server cannot be reached or refuses the
+        credentials; the message names the URL (without its password).
+    """
+
+    durable = True
+    queues = True  # jobs can be dispatched to other processes (see livestack_nb.remote)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        maxlen: int | None = None,
+        interval: float = 0.005,
+        batch_values: int = 50_000,
+        max_backlog: int = 2_000_000,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        import redis
+
+        self.url = safe_url(url)
+        try:
+            parts = urlsplit(url)
+            query = dict(parse_qsl(parts.query))
+        except ValueError as e:
+            raise self._fail("is not a valid URL", e) from None
+        if parts.scheme not in ("redis", "rediss"):
+            raise self._fail("must start with redis:// or rediss://")
+        prefix = prefix or query.pop("prefix", "livestack")
+        try:
+            maxlen = maxlen if maxlen is not None else int(query.pop("maxlen", 100_000))
+        except ValueError as e:
+            raise self._fail("has a maxlen that is not an int", e) from None
+        query.pop("prefix", None)
+        query.pop("maxlen", None)
+        if maxlen < 1:
+            raise self._fail(f"maxlen must be >= 1, not {maxlen}")
+        self.prefix = prefix
+        self.maxlen = maxlen
+        self.interval = interval
+        self.batch_values = batch_values
+        self.max_backlog = max_backlog
+        plain = urlunsplit(parts._replace(query=urlencode(query)))
+        try:
+            self._r: Any = redis.Redis.from_url(
+                plain,
+                socket_connect_timeout=connect_timeout,
+                health_check_interval=30,
+            )
+            self._r.ping()
+        except (ValueError, TypeError) as e:
+            raise self._fail("is not a valid Redis URL", e) from None
+        except redis.AuthenticationError as e:
+            raise self._fail("refused the credentials", e) from None
+        except redis.ResponseError as e:  # e.g. an ACL user without the rights to PING
+            raise self._fail("refused the connection", e) from None
+        except redis.RedisError as e:
+            raise self._fail("cannot be reached", e) from None
+        self._add_job = self._r.register_script(_ADD_JOB)
+        self._append = self._r.register_script(_APPEND)
+        self._end = self._r.register_script(_END)
+        self._queue: deque[Any] = deque()
+        self._backlog = 0
+        self._kicked = False
+        self._cond = threading.Condition()
+        self._room = threading.Condition()
+        self._stopping = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._follows: dict[str, list[Any]] = {}  # key -> [last id, handler]
+        self._follow_lock = threading.Lock()
+        self._groups: set[str] = set()
+        tag = uuid.uuid4().hex[:6]
+        self._writer = threading.Thread(target=self._run, name=f"livestack-redis-writer-{tag}", daemon=True)
+        self._writer.start()
+        self._reader: threading.Thread | None = None
+        self._reader_name = f"livestack-redis-reader-{tag}"
+        # The reader blocks in XREAD on the keys it follows; a new follow
+        # writes to this key (which it also reads) to wake it at once.
+        self._wake_key = self.k("wake", uuid.uuid4().hex)
+        self._follows_changed = threading.Event()
+
+    def _fail(self, what: str, e: BaseException | None = None) -> LivestackError:
+        why = f": {e}" if e is not None else ""
+        return LivestackError(f"redis vault {self.url!r}: {what}{why}")
+
+    # -- keys -----------------------------------------------------------------------
+
+    def k(self, *parts: str) -> str:
+        """The key ``{prefix}:{part}:{part}...``."""
+        return ":".join((self.prefix, *parts))
+
+    def stream_key(self, stream_id: str) -> str:
+        return self.k("stream", stream_id)
+
+    def status_key(self, job_id: str) -> str:
+        return self.k("job", job_id, "statuses")
+
+    def queue_key(self, spec: str) -> str:
+        return self.k("queue", spec)
+
+    # -- the write queue --------------------------------------------------------------
+
+    def _put(self, item: Any, values: int = 0) -> bool:
+        if self._closed:
+            raise self._fail("is closed; it records nothing more")
+        self._queue.append(item)
+        backlog = self._backlog = self._backlog + values
+        if (backlog >= self.batch_values or values == 0) and not self._kicked:
+            self._kicked = True
+            with self._cond:
+                self._cond.notify()
+        return backlog > self.max_backlog
+
+    def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
+        codec = _Codec(stream_id, value_type)
+        put = self._put
+
+        def record(chunk: ChunkLike) -> bool:
+            return put((codec, chunk), len(chunk.stored))
+
+        return record
+
+    def wait_for_room(self) -> None:
+        with self._room:
+            while self._backlog > self.max_backlog // 2 and self._writer.is_alive() and not self._stopping:
+                self._room.wait(0.1)
+
+    def flush(self) -> None:
+        """Return once everything recorded before the call is in Redis.
+
+        Raises
+        ------
+        LivestackError
+            A write failed (the error says why).
+        """
+        if self._closed:
+            return
+        marker = _Flush()
+        self._put(marker)
+        while not marker.done.wait(0.5):
+            if not self._writer.is_alive():
+                raise self._fail("its writer has stopped", self._error)
+        if marker.error is not None:
+            raise self._fail("writing failed", marker.error)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and reader threads, disconnect."""
+        if self._closed:
+            return
+        error: BaseException | None = None
+        try:
+            self.flush()
+        except LivestackError as e:
+            error = e
+        self._closed = True
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._writer.join()
+        reader = self._reader
+        if reader is not None:
+            self._follows_changed.set()
+            reader.join()
+            with contextlib.suppress(Exception):
+                self._r.delete(self._wake_key)
+        self._r.close()
+        if error is not None:
+            raise error
+
+    # -- the writer thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if not self._stopping and not self._kicked:
+                        self._cond.wait(self.interval)
+                    self._kicked = False
+                    stopping = self._stopping
+                queue = self._queue
+                items = []
+                while queue:
+                    items.append(queue.popleft())
+                if items:
+                    self._write(items)
+                if stopping and not queue:
+                    return
+        finally:
+            with self._room:
+                self._room.notify_all()
+
+    def _write(self, items: list[Any]) -> None:
+        markers: list[_Flush] = []
+        pipe = self._r.pipeline(transaction=False)
+        open_entries: dict[str, _Entry] = {}
+        appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
+        ops = 0
+        taken = 0
+
+        def close_entries() -> None:
+            nonlocal ops
+            for e in open_entries.values():
+                self._queue_append(pipe, e, force=False)
+                appends.append((ops, e))
+                ops += 1
+            open_entries.clear()
+
+        for item in items:
+            kind = type(item)
+            if kind is tuple and type(item[0]) is _Codec:
+                codec, chunk = item
+                taken += len(chunk.stored)
+                entry = open_entries.get(codec.stream_id)
+                if entry is None or not entry.take(chunk):
+                    if entry is not None:
+                        self._queue_append(pipe, entry, force=False)
+                        appends.append((ops, entry))
+                        ops += 1
+                    open_entries[codec.stream_id] = _Entry(codec, chunk)
+                continue
+            if kind is _Flush:
+                markers.append(item)
+                continue
+            close_entries()  # what came before this item is sent before it
+            ops += self._queue_op(pipe, item)
+        close_entries()
+        error: BaseException | None = None
+        try:
+            results = pipe.execute(raise_on_error=False) if ops else []
+            for r in results:
+                if isinstance(r, Exception):
+                    log.error("redis vault %r: a write failed: %s", self.url, r)
+                    error = r
+            for index, entry in appends:
+                self._settle(entry, results[index])
+        except Exception as e:
+            error = e
+            self._error = e
+            log.exception("redis vault %r: a write failed; %d values were not stored", self.url, taken)
+        self._backlog = max(0, self._backlog - taken)
+        with self._room:
+            self._room.notify_all()
+        for m in markers:
+            m.error = error
+            m.done.set()
+
+    def _queue_append(self, pipe: Any, entry: _Entry, *, force: bool) -> None:
+        sid = entry.codec.stream_id
+        self._append(
+            keys=[self.stream_key(sid), self.k("seqs"), self.k("ended")],
+            args=[sid, entry.seq0, len(entry.values), self.maxlen, "1" if force else "0", *entry.fields()],
+            client=pipe,
+        )
+
+    def _settle(self, entry: _Entry, result: Any) -> None:
+        """An entry the script refused: trim what is stored already and send the rest."""
+        while True:
+            if isinstance(result, Exception):
+                raise result
+            code, nxt = int(result[0]), int(result[1])
+            if code == 1:
+                return
+            sid = entry.codec.stream_id
+            if code == -1:
+                log.debug("stream %r has ended; %d late values dropped", sid, len(entry.values))
+                return
+            stop = entry.seq0 + len(entry.values)
+            if stop <= nxt:
+                return  # all of it is stored already (a retried or taken-over job)
+            force = False
+            if entry.seq0 < nxt:
+                entry.skip(nxt - entry.seq0)
+            else:
+                log.warning("stream %r: seqs %d..%d were never stored", sid, nxt, entry.seq0 - 1)
+                force = True
+            pipe = self._r.pipeline(transaction=False)
+            self._queue_append(pipe, entry, force=force)
+            result = pipe.execute(raise_on_error=False)[0]
+
+    def _queue_op(self, pipe: Any, item: Any) -> int:
+        """Queue the commands of one non-datapoint item; return how many."""
+        kind = type(item)
+        if kind is JobRecord:
+            self._add_job(
+                keys=[self.k("job", item.job_id), self.k("jobs"), self.status_key(item.job_id)],
+                args=[
+                    item.job_id,
+                    item.spec,
+                    item.parent_id or "",
+                    "" if item.options is None else json.dumps(item.options),
+                    repr(float(item.created)),
+                    item.status,
+                ],
+                client=pipe,
+            )
+            return 1
+        if kind is StatusRecord:
+            fields = {"status": item.status, "time": repr(float(item.time))}
+            if item.detail is not None:
+                fields["detail"] = item.detail
+            pipe.xadd(self.status_key(item.job_id), fields)
+            pipe.hset(self.k("job", item.job_id), "status", item.status)
+            return 2
+        if kind is StreamRecord:
+            pipe.hset(self.k("job", item.job_id, "streams"), f"{item.direction}:{item.tag}", item.stream_id)
+            return 1
+        if kind is ValidationFailureRecord:
+            pipe.rpush(self.k("validation_failures"), json.dumps(item.__dict__))
+            return 1
+        head = item[0]
+        if head == "child":
+            pipe.rpush(self.k("job", item[1], "children"), item[2])
+            return 1
+        if head == "end":
+            _, sid, error = item
+            self._end(keys=[self.stream_key(sid), self.k("ended")], args=[sid, error or ""], client=pipe)
+            return 1
+        if head == "enqueue":
+            _, spec, job_id = item
+            pipe.xadd(self.queue_key(spec), {"job": job_id})
+            return 1
+        raise AssertionError(f"unknown vault item {item!r}")
+
+    # -- the contract: writes -----------------------------------------------------------
+
+    def add_job(self, record: JobRecord) -> None:
+        self._put(record)
+
+    def add_status(self, record: StatusRecord) -> None:
+        self._put(record)
+
+    def add_stream(self, record: StreamRecord) -> None:
+        self._put(record)
+
+    def add_child(self, parent_id: str, child_id: str) -> None:
+        self._put(("child", parent_id, child_id))
+
+    def add_validation_failure(self, record: ValidationFailureRecord) -> None:
+        self._put(record)
+
+    def add_datapoints(self, records: Sequence[DatapointRecord]) -> None:
+        by_stream: dict[str, list[DatapointRecord]] = {}
+        for r in records:
+            by_stream.setdefault(r.stream_id, []).append(r)
+        for sid, recs in by_stream.items():
+            codec = _Codec(sid, Any)
+            for r in recs:
+                parent = r.parents[0].rsplit(":", 1) if r.parents else None
+                chunk = _OnePoint(r, parent)
+                self._put((codec, chunk), 1)
+
+    def end_stream(self, stream_id: str, error: str | None = None) -> None:
+        """Mark ``stream_id`` ended (after what was recorded before): followers see it."""
+        self._put(("end", stream_id, error))
+
+    # -- the contract: reads (each first flushes, so a process reads its own writes) ----
+
+    def _read(self) -> Any:
+        self.flush()
+        if self._closed:
+            raise self._fail("is closed")
+        return self._r
+
+    def jobs(self) -> list[JobRecord]:
+        r = self._read()
+        ids = [_s(i) for i in r.zrange(self.k("jobs"), 0, -1)]
+        pipe = r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(self.k("job", i))
+        return [_job(i, h) for i, h in zip(ids, pipe.execute(), strict=True) if h]
+
+    def job(self, job_id: str) -> JobRecord | None:
+        h = self._read().hgetall(self.k("job", job_id))
+        return _job(job_id, h) if h else None
+
+    def statuses(self, job_id: str) -> list[StatusRecord]:
+        return [_status(job_id, f) for _, f in self._read().xrange(self.status_key(job_id))]
+
+    def streams(self, job_id: str) -> list[StreamRecord]:
+        h = self._read().hgetall(self.k("job", job_id, "streams"))
+        out = []
+        for key, sid in h.items():
+            direction, _, tag = _s(key).partition(":")
+            out.append(StreamRecord(_s(sid), job_id, direction, tag))
+        return sorted(out, key=lambda s: (s.direction, s.tag))
+
+    def children(self, job_id: str) -> list[str]:
+        return [_s(c) for c in self._read().lrange(self.k("job", job_id, "children"), 0, -1)]
+
+    def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
+        out = []
+        for raw in self._read().lrange(self.k("validation_failures"), 0, -1):
+            rec = ValidationFailureRecord(**json.loads(raw))
+            if job_id is None or rec.job_id == job_id:
+                out.append(rec)
+        return out
+
+    def count(self, stream_id: str) -> int:
+        n = self._read().hget(self.k("seqs"), stream_id)
+        return int(n) if n is not None else 0
+
+    def ended(self, stream_id: str) -> bool:
+        """Whether ``stream_id`` has ended."""
+        return bool(self._read().hexists(self.k("ended"), stream_id))
+
+    def batches(
+        self, stream_id: str, start: int = 0, stop: int | None = None, value_type: Any = Any
+    ) -> Iterator[BatchRecord]:
+        """Stored datapoints with ``start <= seq < stop``, decoded by ``value_type``.
+
+        Entries older than the stream's ``maxlen`` are gone; what is still
+        stored comes back in seq order, a page at a time.
+        """
+        r = self._read()
+        key = self.stream_key(stream_id)
+        low = f"0-{start + 1}"  # the entry holding `start` is the first whose id (its end) is past it
+        while True:
+            page = r.xrange(key, low, f"({END_ID}", count=READ_PAGE)
+            for entry_id, fields in page:
+                low = f"({_s(entry_id)}"
+                batches = list(self.decode(stream_id, fields, value_type))
+                if stop is not None and batches and batches[0].seq0 >= stop:
+                    return
+                yield from batches
+            if len(page) < READ_PAGE:
+                return
+
+    def datapoints(self, stream_id: str, after: int = -1, limit: int | None = None) -> list[DatapointRecord]:
+        out: list[DatapointRecord] = []
+        for b in self.batches(stream_id, after + 1):
+            parents = b.parent_seqs
+            for i, v in enumerate(b.values):
+                seq = b.seq0 + i
+                if seq <= after:
+                    continue
+                lineage = () if parents is None else (f"{b.parent_stream}:{parents[i]}",)
+                out.append(DatapointRecord(stream_id, seq, b.time, v, lineage))
+                if limit is not None and len(out) >= limit:
+                    return out
+        return out
+
+    def decode(self, stream_id: str, fields: dict[Any, Any], value_type: Any) -> Iterator[BatchRecord]:
+        """The batches of one stream entry, values validated by ``value_type``.
+
+        Raises
+        ------
+        LivestackError
+            The entry is not a datapoint entry (a malformed or foreign one).
+        """
+        try:
+            f = {_s(k): v for k, v in fields.items()}
+            seq0, n = int(f["s"]), int(f["n"])
+            runs = [(int(o), float(t)) for o, t in json.loads(f["t"])]
+            refs = {
+                int(i): StorageRef(k, s, kind) for i, (k, s, kind) in json.loads(f.get("r", b"{}")).items()
+            }
+            parent_stream = _s(f["ps"]) if "ps" in f else None
+            seqs = _decode_seqs(_s(f["pq"])) if "pq" in f else None
+            payload = f["v"]
+        except (KeyError, ValueError, TypeError) as e:
+            raise LivestackError(f"stream {stream_id!r}: a malformed entry ({e!r})") from None
+        values = self._values(stream_id, payload, value_type, bool(refs))
+        if len(values) != n:
+            raise LivestackError(f"stream {stream_id!r}: an entry says {n} values but holds {len(values)}")
+        for i, ref in refs.items():
+            values[i] = ref
+        for k, (off, t) in enumerate(runs):
+            end = runs[k + 1][0] if k + 1 < len(runs) else n
+            one = len(runs) == 1
+            yield BatchRecord(
+                stream_id,
+                seq0 + off,
+                t,
+                values if one else values[off:end],
+                parent_stream,
+                None if seqs is None else (seqs if one else seqs[off:end]),
+                tuple(i - off for i in refs if off <= i < end),
+            )
+
+    def _values(self, stream_id: str, payload: bytes, value_type: Any, holes: bool) -> list[Any]:
+        if value_type is Any:
+            return list(json.loads(payload))
+        try:
+            tp = value_type | None if holes else value_type
+            return list(_adapter(tp).validate_json(payload))
+        except Exception as e:
+            log.warning(
+                "stream %r: stored values do not fit %r (%s); reading them as plain JSON",
+                stream_id,
+                value_type,
+                str(e).splitlines()[0],
+            )
+            return list(json.loads(payload))
+
+    # -- live followers -----------------------------------------------------------------
+
+    def follow(
+        self, key: str, handler: Callable[[list[tuple[str, dict[Any, Any]]]], None]
+    ) -> Callable[[], None]:
+        """Call ``handler`` on the reader thread with every entry of stream ``key``, from the first.
+
+        Returns a function that stops following. ``handler`` gets entries in
+        id order, ``(id, fields)``; it must not block for long (every follower
+        shares the thread).
+        """
+        token = [b"0-0", handler]
+        with self._follow_lock:
+            if self._closed:
+                raise self._fail("is closed")
+            self._follows[key] = token
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read_loop, name=self._reader_name, daemon=True)
+                self._reader.start()
+
+        self._wake()
+
+        def stop() -> None:
+            with self._follow_lock:
+                if self._follows.get(key) is token:
+                    del self._follows[key]
+
+        return stop
+
+    def _wake(self) -> None:
+        self._follows_changed.set()
+        try:
+            self._r.xadd(self._wake_key, {"w": "1"}, maxlen=1)
+        except Exception as e:  # the reader still sees the new key within its block time
+            log.debug("redis vault %r: could not wake the reader: %s", self.url, e)
+
+    def following(self, key: str) -> bool:
+        return key in self._follows
+
+    def _read_loop(self) -> None:
+        import redis
+
+        conn = self._r
+        wake = self._wake_key
+        wake_id: Any = "0-0"  # its last entry seen: a wake-up sent before XREAD is not missed
+        while not self._stopping:
+            self._follows_changed.clear()
+            with self._follow_lock:
+                follows = {k: v[0] for k, v in self._follows.items()}
+            if not follows:
+                self._follows_changed.wait(0.1)
+                continue
+            follows[wake] = wake_id
+            try:
+                got = conn.xread(follows, count=256, block=100)
+            except redis.RedisError as e:
+                if self._stopping:
+                    return
+                log.warning("redis vault %r: reading followed streams failed (%s); retrying", self.url, e)
+                time.sleep(0.2)
+                continue
+            for key_b, entries in got or ():
+                key = _s(key_b)
+                if key == wake:
+                    wake_id = entries[-1][0] if entries else wake_id
+                    continue
+                with self._follow_lock:
+                    token = self._follows.get(key)
+                if token is None or not entries:
+                    continue
+                token[0] = entries[-1][0]
+                try:
+                    token[1]([(_s(i), f) for i, f in entries])
+                except Exception:
+                    log.exception("redis vault %r: a follower of %r failed", self.url, key)
+
+    # -- job queues (see livestack_nb.remote) --------------------------------------------
+
+    def enqueue(self, spec: str, job_id: str) -> None:
+        """Put ``job_id`` on ``spec``'s queue, after everything recorded before."""
+        self._put(("enqueue", spec, job_id))
+
+    def ensure_group(self, spec: str) -> None:
+        """Create the queue of ``spec`` and its consumer group if missing."""
+        import redis
+
+        if spec in self._groups:
+            return
+        try:
+            self._r.xgroup_create(self.queue_key(spec), GROUP, id="0", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._groups.add(spec)
+
+    def take(self, spec: str, consumer: str, count: int, block: float) -> list[tuple[str, dict[Any, Any]]]:
+        """Up to ``count`` new messages of ``spec``'s queue for ``consumer`` (waits ``block`` s)."""
+        got = self._r.xreadgroup(
+            GROUP, consumer, {self.queue_key(spec): ">"}, count=count, block=max(1, int(block * 1000))
+        )
+        return [(_s(i), f) for _, entries in got or () for i, f in entries if f is not None]
+
+    def claim_stale(
+        self, spec: str, consumer: str, idle: float, count: int
+    ) -> list[tuple[str, dict[Any, Any]]]:
+        """Take over up to ``count`` messages whose consumer has been silent ``idle`` s (XAUTOCLAIM)."""
+        res = self._r.xautoclaim(self.queue_key(spec), GROUP, consumer, int(idle * 1000), "0-0", count=count)
+        entries = res[1] if len(res) > 1 else []
+        return [(_s(i), f) for i, f in entries if f is not None]
+
+    def deliveries(self, spec: str, message_id: str) -> int:
+        """How often a pending message was delivered (read or taken over); 0 if not pending."""
+        got = self._r.xpending_range(self.queue_key(spec), GROUP, min=message_id, max=message_id, count=1)
+        return int(got[0]["times_delivered"]) if got else 0
+
+    def touch(self, spec: str, consumer: str, ids: Sequence[str]) -> None:
+        """Heartbeat: reset the idle time of messages ``consumer`` is working on."""
+        if ids:
+            self._r.xclaim(self.queue_key(spec), GROUP, consumer, 0, list(ids), justid=True)
+
+    def ack(self, spec: str, ids: Sequence[str]) -> None:
+        """The messages are done with (their jobs ended, or they were reported)."""
+        if ids:
+            self._r.xack(self.queue_key(spec), GROUP, *ids)
+
+    def heartbeat(self, consumer: str, spec: str, ttl: float) -> None:
+        """Say that worker ``consumer`` of ``spec`` is alive for the next ``ttl`` s."""
+        self._r.set(self.k("worker", consumer), spec, px=max(1, int(ttl * 1000)))
+
+    def reject(self, spec: str, message_id: str, fields: dict[Any, Any], reason: str, consumer: str) -> None:
+        """Report a malformed queue message (log and record it), then acknowledge it."""
+        shown = {_text(k)[:100]: _text(v)[:200] for k, v in list(fields.items())[:20]}
+        log.error("queue of spec %r: message %s rejected: %s (%r)", spec, message_id, reason, shown)
+        report = {
+            "spec": spec,
+            "message_id": message_id,
+            "fields": shown,
+            "reason": reason,
+            "worker": consumer,
+            "time": time.time(),
+        }
+        self._r.rpush(self.k("rejected"), json.dumps(report))
+        self.ack(spec, [message_id])
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The malformed queue messages reported so far, oldest first."""
+        return [json.loads(x) for x in self._r.lrange(self.k("rejected"), 0, -1)]
+
+    def pending(self, spec: str) -> dict[str, int]:
+        """Messages delivered and not yet acknowledged, per consumer."""
+        self.ensure_group(spec)
+        info = self._r.xpending(self.queue_key(spec), GROUP)
+        return {_s(c["name"]): int(c["pending"]) for c in info.get("consumers", [])}
+
+    def __repr__(self) -> str:
+        return f"RedisVault({self.url!r}, prefix={self.prefix!r})"
+
+
+class _OnePoint:
+    """One DatapointRecord seen as a chunk (the per-datapoint API)."""
+
+    __slots__ = ("offloaded", "parent_seqs", "parent_stream", "seq0", "stored", "time")
+
+    def __init__(self, r: DatapointRecord, parent: list[str] | None) -> None:
+        self.seq0 = r.seq
+        self.time = r.time
+        self.stored = [r.value]
+        self.offloaded = isinstance(r.value, StorageRef)
+        self.parent_stream = parent[0] if parent else None
+        self.parent_seqs = [int(parent[1])] if parent else None
+
+
+def _job(job_id: str, h: dict[Any, Any]) -> JobRecord:
+    f = {_s(k): _s(v) for k, v in h.items()}
+    return JobRecord(
+        job_id,
+        f.get("spec", "?"),
+        f.get("status", "requested"),
+        f.get("parent") or None,
+        json.loads(f["options"]) if f.get("options") else None,
+        float(f.get("created", 0.0)),
+    )
+
+
+def _status(job_id: str, fields: dict[Any, Any]) -> StatusRecord:
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    return StatusRecord(job_id, f.get("status", "?"), float(f.get("time", 0.0)), f.get("detail"))
