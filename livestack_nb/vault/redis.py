@@ -56,14 +56,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import pairwise
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import ConfigDict, TypeAdapter
-
 from ..errors import LivestackError
 from ..storage import StorageRef
+from ._json import Codec, Flush, decode_seqs, encode_seqs, load_refs, load_values, split_refs
 from .base import (
     BatchRecord,
     ChunkLike,
@@ -117,30 +115,6 @@ redis.call('XADD', KEYS[1], '1-0', 'end', '1', 'error', ARGV[2])
 return 1
 """
 
-_JSON_CONFIG = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64", ser_json_inf_nan="constants")
-_adapters: dict[Any, TypeAdapter[Any]] = {}
-_adapters_lock = threading.Lock()
-
-
-def _adapter(tp: Any) -> TypeAdapter[Any]:
-    """``TypeAdapter(list[tp])`` with JSON settings for bytes and non-finite floats (cached)."""
-    try:
-        hash(tp)
-    except TypeError:
-        return _new_adapter(tp)
-    with _adapters_lock:
-        a = _adapters.get(tp)
-        if a is None:
-            a = _adapters[tp] = _new_adapter(tp)
-        return a
-
-
-def _new_adapter(tp: Any) -> TypeAdapter[Any]:
-    try:
-        return TypeAdapter(list[tp], config=_JSON_CONFIG)
-    except Exception:  # a type that brings its own config
-        return TypeAdapter(list[tp])
-
 
 def safe_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (for messages and logs)."""
@@ -166,44 +140,12 @@ def _text(b: Any) -> str:
     return b.decode("utf-8", "backslashreplace") if isinstance(b, bytes) else str(b)
 
 
-class _Flush:
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-class _Codec:
-    """How one stream's values become JSON (warns once when a value cannot)."""
-
-    __slots__ = ("stream_id", "tp", "warned")
-
-    def __init__(self, stream_id: str, tp: Any) -> None:
-        self.stream_id = stream_id
-        self.tp = tp
-        self.warned = False
-
-    def dump(self, values: list[Any], loose: bool) -> bytes:
-        try:
-            return _adapter(Any if loose else self.tp).dump_json(values, warnings=False)
-        except Exception as e:
-            if not self.warned:
-                self.warned = True
-                log.warning(
-                    "stream %r: a value is not JSON-serialisable (%s); the vault stores its repr()",
-                    self.stream_id,
-                    e,
-                )
-            return _adapter(Any).dump_json(values, warnings=False, fallback=repr)
-
-
 class _Entry:
     """Consecutive chunks of one stream, merged into one stream entry."""
 
     __slots__ = ("codec", "offloaded", "parent_stream", "parents", "seq0", "times", "values")
 
-    def __init__(self, codec: _Codec, chunk: ChunkLike) -> None:
+    def __init__(self, codec: Codec, chunk: ChunkLike) -> None:
         self.codec = codec
         self.seq0 = chunk.seq0
         self.values: list[Any] = list(chunk.stored)
@@ -246,10 +188,7 @@ class _Entry:
         values = self.values
         refs = None
         if self.offloaded:
-            found = {i: r for i, v in enumerate(values) if (r := _ref_of(v)) is not None}
-            if found:
-                values = [None if i in found else v for i, v in enumerate(values)]
-                refs = json.dumps({str(i): [r.key, r.size, r.kind] for i, r in found.items()})
+            values, refs = split_refs(values)
         out: list[Any] = [
             "s",
             self.seq0,
@@ -263,28 +202,8 @@ class _Entry:
         if refs is not None:
             out += ["r", refs]
         if self.parent_stream is not None and self.parents is not None:
-            out += ["ps", self.parent_stream, "pq", _encode_seqs(self.parents)]
+            out += ["ps", self.parent_stream, "pq", encode_seqs(self.parents)]
         return out
-
-
-def _ref_of(v: Any) -> StorageRef | None:
-    ref = getattr(v, "ref", v)
-    return ref if isinstance(ref, StorageRef) else None
-
-
-def _encode_seqs(seqs: list[int]) -> str:
-    """Parent seqs: ``{"range": [a, b]}`` for one contiguous run (the usual map), else a list."""
-    if seqs and seqs[-1] - seqs[0] == len(seqs) - 1 and all(b - a == 1 for a, b in pairwise(seqs)):
-        return json.dumps({"range": [seqs[0], seqs[-1] + 1]})
-    return json.dumps(seqs)
-
-
-def _decode_seqs(text: str) -> Sequence[int]:
-    data = json.loads(text)
-    if isinstance(data, dict):
-        a, b = data["range"]
-        return range(int(a), int(b))
-    return [int(x) for x in data]
 
 
 class RedisVault(Vault):
@@ -427,7 +346,7 @@ class RedisVault(Vault):
         return backlog > self.max_backlog
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
-        codec = _Codec(stream_id, value_type)
+        codec = Codec(stream_id, value_type)
         put = self._put
 
         def record(chunk: ChunkLike) -> bool:
@@ -450,7 +369,7 @@ class RedisVault(Vault):
         """
         if self._closed:
             return
-        marker = _Flush()
+        marker = Flush()
         self._put(marker)
         while not marker.done.wait(0.5):
             if not self._writer.is_alive():
@@ -505,7 +424,7 @@ class RedisVault(Vault):
                 self._room.notify_all()
 
     def _write(self, items: list[Any]) -> None:
-        markers: list[_Flush] = []
+        markers: list[Flush] = []
         pipe = self._r.pipeline(transaction=False)
         open_entries: dict[str, _Entry] = {}
         appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
@@ -522,7 +441,7 @@ class RedisVault(Vault):
 
         for item in items:
             kind = type(item)
-            if kind is tuple and type(item[0]) is _Codec:
+            if kind is tuple and type(item[0]) is Codec:
                 codec, chunk = item
                 taken += len(chunk.stored)
                 entry = open_entries.get(codec.stream_id)
@@ -533,7 +452,7 @@ class RedisVault(Vault):
                         ops += 1
                     open_entries[codec.stream_id] = _Entry(codec, chunk)
                 continue
-            if kind is _Flush:
+            if kind is Flush:
                 markers.append(item)
                 continue
             close_entries()  # what came before this item is sent before it
@@ -658,7 +577,7 @@ class RedisVault(Vault):
         for r in records:
             by_stream.setdefault(r.stream_id, []).append(r)
         for sid, recs in by_stream.items():
-            codec = _Codec(sid, Any)
+            codec = Codec(sid, Any)
             for r in recs:
                 parent = r.parents[0].rsplit(":", 1) if r.parents else None
                 chunk = _OnePoint(r, parent)
@@ -766,15 +685,13 @@ class RedisVault(Vault):
             f = {_s(k): v for k, v in fields.items()}
             seq0, n = int(f["s"]), int(f["n"])
             runs = [(int(o), float(t)) for o, t in json.loads(f["t"])]
-            refs = {
-                int(i): StorageRef(k, s, kind) for i, (k, s, kind) in json.loads(f.get("r", b"{}")).items()
-            }
+            refs = load_refs(f.get("r"))
             parent_stream = _s(f["ps"]) if "ps" in f else None
-            seqs = _decode_seqs(_s(f["pq"])) if "pq" in f else None
+            seqs = decode_seqs(_s(f["pq"])) if "pq" in f else None
             payload = f["v"]
         except (KeyError, ValueError, TypeError) as e:
             raise LivestackError(f"stream {stream_id!r}: a malformed entry ({e!r})") from None
-        values = self._values(stream_id, payload, value_type, bool(refs))
+        values = load_values(stream_id, payload, value_type, bool(refs))
         if len(values) != n:
             raise LivestackError(f"stream {stream_id!r}: an entry says {n} values but holds {len(values)}")
         for i, ref in refs.items():
@@ -791,21 +708,6 @@ class RedisVault(Vault):
                 None if seqs is None else (seqs if one else seqs[off:end]),
                 tuple(i - off for i in refs if off <= i < end),
             )
-
-    def _values(self, stream_id: str, payload: bytes, value_type: Any, holes: bool) -> list[Any]:
-        if value_type is Any:
-            return list(json.loads(payload))
-        try:
-            tp = value_type | None if holes else value_type
-            return list(_adapter(tp).validate_json(payload))
-        except Exception as e:
-            log.warning(
-                "stream %r: stored values do not fit %r (%s); reading them as plain JSON",
-                stream_id,
-                value_type,
-                str(e).splitlines()[0],
-            )
-            return list(json.loads(payload))
 
     # -- live followers -----------------------------------------------------------------
 

@@ -61,11 +61,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, TypeAdapter
 from pydantic_core import to_json
 
 from ..errors import LivestackError
 from ..storage import StorageRef
+from ._json import Codec, Flush, decode_seqs, load_refs, load_values, split_refs
 from .base import (
     BatchRecord,
     ChunkLike,
@@ -145,73 +145,6 @@ _SCHEMA = (
     )""",
 )
 
-_JSON_CONFIG = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64", ser_json_inf_nan="constants")
-_adapters: dict[Any, TypeAdapter[Any]] = {}
-_adapters_lock = threading.Lock()
-
-
-def _adapter(tp: Any) -> TypeAdapter[Any]:
-    """``TypeAdapter(list[tp])`` with the vault's JSON settings (cached per type)."""
-    try:
-        hash(tp)
-    except TypeError:
-        return _new_adapter(tp)
-    with _adapters_lock:
-        a = _adapters.get(tp)
-        if a is None:
-            a = _adapters[tp] = _new_adapter(tp)
-        return a
-
-
-def _new_adapter(tp: Any) -> TypeAdapter[Any]:
-    try:
-        return TypeAdapter(list[tp], config=_JSON_CONFIG)
-    except Exception:  # a type that brings its own config, or one pydantic cannot build
-        return TypeAdapter(list[tp])
-
-
-_ANY = Any
-
-
-class _Codec:
-    """How one stream's values become JSON (built lazily, on the writer thread)."""
-
-    __slots__ = ("stream_id", "tp", "warned")
-
-    def __init__(self, stream_id: str, tp: Any) -> None:
-        self.stream_id = stream_id
-        self.tp = tp
-        self.warned = False
-
-    def dump(self, values: list[Any], loose: bool) -> bytes:
-        try:
-            return _adapter(_ANY if loose else self.tp).dump_json(values, warnings=False)
-        except Exception as e:
-            if not self.warned:
-                self.warned = True
-                log.warning(
-                    "stream %r: a value is not JSON-serialisable (%s); the vault stores its repr()",
-                    self.stream_id,
-                    str(e).splitlines()[0],
-                )
-            return json.dumps([_plain(v) for v in values]).encode()
-
-
-def _plain(value: Any) -> Any:
-    """One value as JSON data, or its ``repr()`` when it has no JSON form."""
-    try:
-        return _adapter(_ANY).dump_python([value], mode="json", warnings=False)[0]
-    except Exception:
-        return repr(value)
-
-
-class _Flush:
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
 
 class _Ref:
     """Placeholder of an offloaded value in a chunk built from DatapointRecords."""
@@ -240,7 +173,7 @@ class _Points:
         )
 
 
-def _rows(codec: _Codec, chunks: list[ChunkLike]) -> list[tuple[Any, ...]]:
+def _rows(codec: Codec, chunks: list[ChunkLike]) -> list[tuple[Any, ...]]:
     """``datapoints`` rows for a stream's chunks (in seq order): runs that follow
     on from each other are merged, up to :data:`MAX_ROW` values a row.
 
@@ -286,7 +219,7 @@ def _rows(codec: _Codec, chunks: list[ChunkLike]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _row(codec: _Codec, group: list[ChunkLike], n: int, parents: str | None) -> tuple[Any, ...]:
+def _row(codec: Codec, group: list[ChunkLike], n: int, parents: str | None) -> tuple[Any, ...]:
     first = group[0]
     if len(group) == 1:
         values = first.stored
@@ -303,10 +236,7 @@ def _row(codec: _Codec, group: list[ChunkLike], n: int, parents: str | None) -> 
             off += len(c.stored)
     refs = None
     if any(c.offloaded for c in group):
-        found = {i: r for i, v in enumerate(values) if (r := _ref_of(v)) is not None}
-        if found:
-            values = [None if i in found else v for i, v in enumerate(values)]
-            refs = json.dumps({str(i): [r.key, r.size, r.kind] for i, r in found.items()})
+        values, refs = split_refs(values)
     return (
         codec.stream_id,
         first.seq0,
@@ -322,22 +252,6 @@ def _row(codec: _Codec, group: list[ChunkLike], n: int, parents: str | None) -> 
 
 def _parent_stream(record: DatapointRecord) -> str | None:
     return record.parents[0].rsplit(":", 1)[0] if record.parents else None
-
-
-def _ref_of(v: Any) -> StorageRef | None:
-    """The reference of an offloaded value's placeholder (see ``ChunkLike``), else ``None``."""
-    ref = getattr(v, "ref", None)
-    return ref if isinstance(ref, StorageRef) else None
-
-
-def _decode_seqs(text: str | None) -> Sequence[int] | None:
-    if text is None:
-        return None
-    data = json.loads(text)
-    if isinstance(data, dict):
-        a, b = data["range"]
-        return range(a, b)
-    return list(data)
 
 
 class SQLiteVault(Vault):
@@ -381,7 +295,7 @@ class SQLiteVault(Vault):
         self.max_backlog = max_backlog
         self.busy_timeout = busy_timeout
         self._queue: deque[Any] = deque()  # records and flush markers
-        self._data: deque[tuple[_Codec, ChunkLike]] = deque()  # chunks of streams (see _run)
+        self._data: deque[tuple[Codec, ChunkLike]] = deque()  # chunks of streams (see _run)
         self._backlog = 0  # values queued and not yet written (approximate; a trigger only)
         self._kicked = False
         self._cond = threading.Condition()
@@ -501,7 +415,7 @@ class SQLiteVault(Vault):
             self._kick()
         return backlog > self.max_backlog
 
-    def _put_chunk(self, codec: _Codec, chunk: ChunkLike) -> bool:
+    def _put_chunk(self, codec: Codec, chunk: ChunkLike) -> bool:
         """Queue a chunk of a stream; what :meth:`recorder`'s callable does, inlined there."""
         if self._closed:
             raise self._fail("is closed; it records nothing more")
@@ -519,7 +433,7 @@ class SQLiteVault(Vault):
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
         self._put(("stream", stream_id, tag, _type_name(value_type)))
-        codec = _Codec(stream_id, value_type)
+        codec = Codec(stream_id, value_type)
         append = self._data.append
         batch, high = self.batch_values, self.max_backlog
 
@@ -550,7 +464,7 @@ class SQLiteVault(Vault):
         """
         if self._closed:
             return
-        marker = _Flush()
+        marker = Flush()
         self._put(marker)
         with self._cond:
             self._kicked = True
@@ -615,9 +529,9 @@ class SQLiteVault(Vault):
                 self._room.notify_all()
 
     def _write(
-        self, con: sqlite3.Connection, items: list[Any], chunks: list[tuple[_Codec, ChunkLike]]
+        self, con: sqlite3.Connection, items: list[Any], chunks: list[tuple[Codec, ChunkLike]]
     ) -> None:
-        markers: list[_Flush] = []
+        markers: list[Flush] = []
         jobs: list[tuple[Any, ...]] = []
         statuses: list[tuple[Any, ...]] = []
         streams: list[tuple[Any, ...]] = []
@@ -625,7 +539,7 @@ class SQLiteVault(Vault):
         children: list[tuple[Any, ...]] = []
         failures: list[tuple[Any, ...]] = []
         rows: list[tuple[Any, ...]] = []
-        data: dict[_Codec, list[ChunkLike]] = {}
+        data: dict[Codec, list[ChunkLike]] = {}
         taken = 0
         for codec, chunk in chunks:
             of = data.get(codec)
@@ -641,7 +555,7 @@ class SQLiteVault(Vault):
                     streams.append(item[1:])
                 elif head == "child":
                     children.append(item[1:])
-            elif kind is _Flush:
+            elif kind is Flush:
                 markers.append(item)
             elif kind is StatusRecord:
                 statuses.append((item.job_id, item.status, item.time, item.detail))
@@ -726,7 +640,7 @@ class SQLiteVault(Vault):
         for r in records:
             by_stream.setdefault(r.stream_id, []).append(r)
         for sid, recs in by_stream.items():
-            codec = _Codec(sid, Any)
+            codec = Codec(sid, Any)
             start = 0
             for i in range(1, len(recs) + 1):
                 if (
@@ -842,13 +756,11 @@ class SQLiteVault(Vault):
 
     def _decode(self, stream_id: str, row: tuple[Any, ...], value_type: Any) -> Iterator[BatchRecord]:
         seq0, n, t0, times, payload, refs, parent_stream, parent_seqs = row
-        offloaded: dict[int, StorageRef] = {}
-        if refs is not None:
-            offloaded = {int(i): StorageRef(k, s, kind) for i, (k, s, kind) in json.loads(refs).items()}
-        values = self._values(stream_id, payload, value_type, bool(offloaded))
+        offloaded = load_refs(refs)
+        values = load_values(stream_id, payload, value_type, bool(offloaded))
         for i, ref in offloaded.items():
             values[i] = ref
-        seqs = _decode_seqs(parent_seqs)
+        seqs = decode_seqs(parent_seqs)
         runs = [(0, t0)] if times is None else [(int(o), float(t)) for o, t in json.loads(times)]
         for k, (off, t) in enumerate(runs):
             end = runs[k + 1][0] if k + 1 < len(runs) else n
@@ -862,21 +774,6 @@ class SQLiteVault(Vault):
                 None if seqs is None else (seqs if len(runs) == 1 else seqs[off:end]),
                 tuple(i - off for i in offloaded if off <= i < end),
             )
-
-    def _values(self, stream_id: str, payload: bytes, value_type: Any, holes: bool) -> list[Any]:
-        if value_type is Any:
-            return list(json.loads(payload))
-        try:
-            tp = value_type | None if holes else value_type
-            return list(_adapter(tp).validate_json(payload))
-        except Exception as e:
-            log.warning(
-                "stream %r: stored values do not fit %r any more (%s); reading them as plain JSON",
-                stream_id,
-                value_type,
-                str(e).splitlines()[0],
-            )
-            return list(json.loads(payload))
 
     def __repr__(self) -> str:
         return f"SQLiteVault({str(self.path)!r})"
