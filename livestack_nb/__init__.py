@@ -30,6 +30,14 @@ from .worker import LiveWorker, LiveWorkerDef
 __version__ = VERSION
 
 
+#: The classes a kernel displays as live widgets, by module and name.
+_DISPLAYED = (
+    ("livestack_nb.stream", "DataStream"),
+    ("livestack_nb.flow", "Liveflow"),
+    ("livestack_nb.job", "JobHandle"),
+)
+
+
 def _display_live(obj: object) -> None:
     from .widgets import show
 
@@ -48,11 +56,7 @@ def _register_display_hooks() -> None:
     if ip is None or getattr(ip, "kernel", None) is None:
         return
     formatter = ip.display_formatter.ipython_display_formatter
-    for module, name in (
-        ("livestack_nb.stream", "DataStream"),
-        ("livestack_nb.flow", "Liveflow"),
-        ("livestack_nb.job", "JobHandle"),
-    ):
+    for module, name in _DISPLAYED:
         formatter.for_type_by_name(module, name, _display_live)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _DISPLAYED
 from ..flow import Liveflow
 from ..job import JobHandle
 from ..stream import DataStream
@@ -22,11 +23,7 @@ from ._base import LiveWidget
 __all__ = ["TARGETS", "register", "show", "widget_for"]
 
 #: The classes displayed as widgets, by module and name.
-TARGETS = (
-    ("livestack_nb.stream", "DataStream"),
-    ("livestack_nb.flow", "Liveflow"),
-    ("livestack_nb.job", "JobHandle"),
-)
+TARGETS = _DISPLAYED
 
 
 def widget_for(obj: Any) -> LiveWidget:
