@@ -16,11 +16,11 @@ import asyncio
 import inspect
 import logging
 import operator
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -154,9 +154,7 @@ class LiveWorker:
         self.env = env
         self.state: dict[str, Any] = {}
         self.stats = WorkerStats()
-        self._executor = ThreadPoolExecutor(
-            definition.concurrency, thread_name_prefix=f"livestack-{definition.spec.name}"
-        )
+        self._executor = _Pool(definition.concurrency, f"livestack-{definition.spec.name}")
         self._init_lock = threading.Lock()
         self._init_done = definition.init is None
         self._jobs: set[LiveJob] = set()
@@ -385,8 +383,8 @@ class LiveWorker:
             if not job._done.wait(left):
                 job.logger.warning("cancelled: the worker stopped")
                 job.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        threads = list(getattr(self._executor, "_threads", ()))
+        self._executor.shutdown()
+        threads = self._executor.threads()
         for t in threads:
             left = 5.0 if deadline is None else max(0.1, deadline - time.monotonic())
             t.join(left)
@@ -395,6 +393,73 @@ class LiveWorker:
 
     def __repr__(self) -> str:
         return f"<LiveWorker {self.spec.name!r} running={self.stats.running}>"
+
+
+class _Pool:
+    """At most ``size`` daemon threads running submitted calls.
+
+    Daemon threads, unlike ``ThreadPoolExecutor``'s: the interpreter joins
+    non-daemon threads *before* ``atexit`` runs, so a processor still waiting
+    for input (or stuck in user code) would keep a kernel from ever exiting,
+    and the env's own closing (which cancels jobs and flushes the vault) would
+    never get to run. What a call raises is logged, never kept unseen.
+    """
+
+    def __init__(self, size: int, prefix: str) -> None:
+        self._size = size
+        self._prefix = prefix
+        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            if self._shut:
+                raise RuntimeError(f"{self._prefix}: the worker has stopped")
+            self._calls.put((fn, args))
+            if self._idle > 0 or len(self._threads) >= self._size:
+                self._idle -= 1 if self._idle > 0 else 0
+                return
+            t = threading.Thread(target=self._serve, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+        t.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            fn, args = call
+            try:
+                fn(*args)
+            except BaseException:
+                log.exception("%s: a call raised", self._prefix)
+            del call, fn, args
+            with self._lock:
+                if self._shut:
+                    return
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        """Drop calls not yet started; threads end once their call returns."""
+        with self._lock:
+            self._shut = True
+            n = len(self._threads)
+        try:
+            while True:
+                self._calls.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in range(n):
+            self._calls.put(None)
+
+    def threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._threads)
 
 
 def _end_tag(inbox: Inbox, tag: str, error: BaseException | None) -> None:
