@@ -16,7 +16,6 @@ import asyncio
 import inspect
 import logging
 import operator
-import queue
 import threading
 import time
 from collections import deque
@@ -402,63 +401,59 @@ class _Pool:
     non-daemon threads *before* ``atexit`` runs, so a processor still waiting
     for input (or stuck in user code) would keep a kernel from ever exiting,
     and the env's own closing (which cancels jobs and flushes the vault) would
-    never get to run. What a call raises is logged, never kept unseen.
+    never get to run. A thread is started whenever a call would otherwise wait
+    for a busy one (up to ``size``). What a call raises is logged.
     """
 
     def __init__(self, size: int, prefix: str) -> None:
         self._size = size
         self._prefix = prefix
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._shut = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        with self._lock:
+        with self._cond:
             if self._shut:
                 raise RuntimeError(f"{self._prefix}: the worker has stopped")
-            self._calls.put((fn, args))
-            if self._idle > 0 or len(self._threads) >= self._size:
-                self._idle -= 1 if self._idle > 0 else 0
+            self._calls.append((fn, args))
+            if self._idle >= len(self._calls) or len(self._threads) >= self._size:
+                self._cond.notify()
                 return
             t = threading.Thread(target=self._serve, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
             self._threads.append(t)
         t.start()
 
     def _serve(self) -> None:
+        cond = self._cond
         while True:
-            call = self._calls.get()
-            if call is None:
-                return
-            fn, args = call
+            with cond:
+                while not self._calls and not self._shut:
+                    self._idle += 1
+                    try:
+                        cond.wait()
+                    finally:
+                        self._idle -= 1
+                if not self._calls:
+                    return
+                fn, args = self._calls.popleft()
             try:
                 fn(*args)
             except BaseException:
                 log.exception("%s: a call raised", self._prefix)
-            del call, fn, args
-            with self._lock:
-                if self._shut:
-                    return
-                self._idle += 1
+            del fn, args
 
     def shutdown(self) -> None:
         """Drop calls not yet started; threads end once their call returns."""
-        with self._lock:
+        with self._cond:
             self._shut = True
-            n = len(self._threads)
-        try:
-            while True:
-                self._calls.get_nowait()
-        except queue.Empty:
-            pass
-        for _ in range(n):
-            self._calls.put(None)
+            self._calls.clear()
+            self._cond.notify_all()
 
     def threads(self) -> list[threading.Thread]:
-        with self._lock:
+        with self._cond:
             return list(self._threads)
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import closing_env
 from kernel import kernel
 
@@ -16,6 +17,8 @@ from livestack_nb.testing import collect, wait_until
 
 RUNNING = """\
 import os, threading, time, asyncio
+import pytest
+
 import livestack_nb as ls
 import livestack_nb.testing
 
@@ -155,3 +158,27 @@ def test_a_process_exits_with_a_processor_stuck_in_user_code(tmp_path):
     )
     assert done.returncode == 0 and "started" in done.stdout, done.stderr
     assert time.monotonic() - t0 < 15
+
+
+def test_the_worker_pool_runs_calls_side_by_side_up_to_its_size_on_daemon_threads():
+    from livestack_nb.worker import _Pool
+
+    pool = _Pool(3, "livestack-pooltest")
+    gate = threading.Barrier(3, timeout=10)
+    done: list[int] = []
+    pool.submit(done.append, 0)
+    wait_until(lambda: done == [0])
+    for i in range(1, 4):  # three calls that only finish together: three threads at once
+        pool.submit(lambda i=i: (gate.wait(), done.append(i)))
+    wait_until(lambda: len(done) == 4, timeout=10)
+    for i in range(4, 40):
+        pool.submit(done.append, i)
+    wait_until(lambda: len(done) == 40, timeout=10)
+    threads = pool.threads()
+    assert len(threads) == 3 and all(t.daemon for t in threads)
+    pool.shutdown()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    with pytest.raises(RuntimeError):
+        pool.submit(done.append, 99)
