@@ -80,8 +80,10 @@ def test_a_raising_init_hook_fails_the_job_with_its_traceback(env):
     assert job.status is ls.JobStatus.FAILED
     assert "OSError: model file missing" in (job.traceback or "")
     assert any("model file missing" in r.message for r in job.logs)
-    # the env goes on
-    assert ls.JobSpec.__name__ and env.closed is False
+    # the env goes on running other specs
+    ok = ls.JobSpec("plain", input=int, output=int)
+    ok.define_worker(lambda n: n + 1)
+    assert ok.run([1], timeout=10) == [2]
 
 
 class Oven(BaseModel):
