@@ -264,3 +264,44 @@ def test_a_model_with_nan_and_binary_fields_reads_back_from_the_sqlite_vault(mak
         out = collect(again.job(job.job_id).output().replay())
     assert [type(r) for r in out] == [Reading, Reading]
     assert math.isnan(out[0].value) and out[0].raw == b"\xff\x00" and out[1] == fed[1]
+
+
+plain_json = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**53), 2**53),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=30),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(_settings, max_examples=15)
+@given(
+    floats=st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=5),
+    texts=st.lists(st.one_of(st.text(max_size=40), st.just("y" * 300_000)), max_size=4),
+    data=st.lists(plain_json, max_size=5),
+)
+def test_what_a_sqlite_vault_stored_reads_back_the_same_in_a_new_env(tmp_path_factory, floats, texts, data):
+    db = f"sqlite:///{tmp_path_factory.mktemp('vault') / 'v.db'}"
+    ids = {}
+    with closing_env(vault=db):
+        for name, tp, values in (("f", float, floats), ("t", str, texts), ("d", Any, data)):
+            spec = ls.JobSpec(name, input=tp, output=tp)
+            spec.define_worker(lambda v: v)
+            job = spec.start()
+            job.feed_many(values)
+            job.end()
+            job.wait(timeout=20)
+            ids[name] = (job.job_id, [v for v in values if v is not None])
+    with closing_env(vault=db) as env:
+        for name, tp in (("f", float), ("t", str), ("d", Any)):
+            ls.JobSpec(name, input=tp, output=tp).define_worker(lambda v: v)
+            job_id, want = ids[name]
+            out = collect(env.job(job_id).output().replay())
+            assert len(out) == len(want) and all(map(_same, out, want)), name
