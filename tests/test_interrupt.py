@@ -92,4 +92,3 @@ def test_a_cell_running_a_long_sync_processor_can_be_interrupted():
         k.run("MARK = None\n" + SETUP, "cell-setup")
         _interrupted(k, "print('crunching', flush=True); crunch.run([3600])", "crunching")
         assert k.printed("print(crunch.run([0, 0], timeout=20))", "cell-after").strip() == "[0, 0]"
-
