@@ -422,6 +422,8 @@ class LiveJob:
         self.logger = _make_logger(spec.name, job_id, self._log_entries)
         self._inputs = input_streams
         self._outputs = output_streams
+        for out in output_streams.values():
+            out.on_subscriber_error = self._subscriber_failed
         # Inputs this job created itself; shared ones belong to an upstream job
         # or a flow and are never ended from here.
         self._owned_inputs = [input_streams[t] for t in owned_inputs]
@@ -543,6 +545,14 @@ class LiveJob:
                 self._callbacks.append(cb)
                 return
         cb(self)
+
+    def _subscriber_failed(self, stream: DataStream) -> None:
+        # A reader's error is not the job's: it goes on, the reader is dropped.
+        self.logger.warning(
+            "a subscriber of output %r raised; it is unsubscribed and the job goes on",
+            stream.tag,
+            exc_info=True,
+        )
 
     def mark_running(self) -> None:
         self._set_status(JobStatus.RUNNING)

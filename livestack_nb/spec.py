@@ -10,6 +10,7 @@ values against a spec's tags the same way.
 from __future__ import annotations
 
 import inspect
+import reprlib
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -88,6 +89,8 @@ class TagType:
             return self._validate(value)
         except ValidationError as e:
             raise validation_error(e, value, spec=spec, tag=tag, side=side, type_name=self.name) from None
+        except Exception as e:  # a user validator raising what pydantic does not wrap
+            raise validator_raised(e, value, spec=spec, tag=tag, side=side, type_name=self.name) from e
 
     def check_many(self, values: list[Any], *, spec: str, tag: str, side: str) -> list[Any]:
         """Check a batch; returns the same list when every value already fits."""
@@ -109,13 +112,35 @@ def validation_error(
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()))
     field = loc or None
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
     where = f"field {field!r}: " if field else ""
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    msg = f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; got {shown}"
+    got = _shown(value)
+    msg = f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; got {got}"
     return DataValidationError(msg, spec=spec, tag=tag, field=field)
+
+
+def validator_raised(
+    e: Exception, value: Any, *, spec: str, tag: str, side: str, type_name: str
+) -> DataValidationError:
+    """A validator of ``type_name`` raised ``e`` itself (not a ``ValueError``): say where."""
+    msg = (
+        f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: its validation raised "
+        f"{type(e).__name__}: {e}; got {_shown(value)}"
+    )
+    return DataValidationError(msg, spec=spec, tag=tag, field=None)
+
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    """A short repr of ``value``, cheap even for a huge or deeply nested one, never raising."""
+    try:
+        shown = _repr.repr(value)
+    except Exception:
+        return f"a {type(value).__name__} whose repr() raised"
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
@@ -319,6 +344,10 @@ class JobSpec:
             raise validation_error(
                 e, options, spec=self.name, tag="options", side="options", type_name=model.__name__
             ) from None
+        except Exception as e:  # a user validator raising what pydantic does not wrap
+            raise validator_raised(
+                e, options, spec=self.name, tag="options", side="options", type_name=model.__name__
+            ) from e
 
     def _tag(self, side: str, tag: str) -> TagType:
         tags = self.in_tags if side == "input" else self.out_tags

@@ -22,7 +22,7 @@ from .errors import LivestackError
 
 __all__ = ["LocalDirStorage", "MemoryStorage", "StorageProvider", "StorageRef"]
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class StorageRef:
 
 
 def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise LivestackError(f"invalid storage key {key!r}: expected a sha256 hex digest")
     return key
 

@@ -264,6 +264,10 @@ class DataStream(reactivex.Observable[Any]):
         self._recorder: Callable[[Chunk], bool] | None = None
         self._wait_for_room: Callable[[], None] | None = None
         self._archive: Callable[[int, int], Iterable[Any]] | None = None
+        # Called (inside the ``except``) when a subscriber raises; a job sets it
+        # on its outputs so the failure shows in the job's logs.
+        self.on_subscriber_error: Callable[[DataStream], None] | None = None
+        self.subscriber_errors = 0
 
     @property
     def value_type(self) -> Any:
@@ -487,8 +491,15 @@ class DataStream(reactivex.Observable[Any]):
             self._listener_failed(listener)
 
     def _listener_failed(self, listener: _Listener) -> None:
-        log.exception("a subscriber of stream %r raised; it is unsubscribed", self.stream_id)
         self._remove(listener)
+        self.subscriber_errors += 1
+        log.exception("a subscriber of stream %r raised; it is unsubscribed", self.stream_id)
+        report = self.on_subscriber_error
+        if report is not None:
+            try:
+                report(self)
+            except Exception:
+                log.exception("reporting a subscriber's error failed")
 
     # -- consuming ---------------------------------------------------------
 

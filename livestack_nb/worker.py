@@ -20,7 +20,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
@@ -154,9 +153,7 @@ class LiveWorker:
         self.env = env
         self.state: dict[str, Any] = {}
         self.stats = WorkerStats()
-        self._executor = ThreadPoolExecutor(
-            definition.concurrency, thread_name_prefix=f"livestack-{definition.spec.name}"
-        )
+        self._executor = _Pool(definition.concurrency, f"livestack-{definition.spec.name}")
         self._init_lock = threading.Lock()
         self._init_done = definition.init is None
         self._jobs: set[LiveJob] = set()
@@ -385,8 +382,8 @@ class LiveWorker:
             if not job._done.wait(left):
                 job.logger.warning("cancelled: the worker stopped")
                 job.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        threads = list(getattr(self._executor, "_threads", ()))
+        self._executor.shutdown()
+        threads = self._executor.threads()
         for t in threads:
             left = 5.0 if deadline is None else max(0.1, deadline - time.monotonic())
             t.join(left)
@@ -395,6 +392,69 @@ class LiveWorker:
 
     def __repr__(self) -> str:
         return f"<LiveWorker {self.spec.name!r} running={self.stats.running}>"
+
+
+class _Pool:
+    """At most ``size`` daemon threads running submitted calls.
+
+    Daemon threads, unlike ``ThreadPoolExecutor``'s: the interpreter joins
+    non-daemon threads *before* ``atexit`` runs, so a processor still waiting
+    for input (or stuck in user code) would keep a kernel from ever exiting,
+    and the env's own closing (which cancels jobs and flushes the vault) would
+    never get to run. A thread is started whenever a call would otherwise wait
+    for a busy one (up to ``size``). What a call raises is logged.
+    """
+
+    def __init__(self, size: int, prefix: str) -> None:
+        self._size = size
+        self._prefix = prefix
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._cond = threading.Condition()
+        self._shut = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._cond:
+            if self._shut:
+                raise RuntimeError(f"{self._prefix}: the worker has stopped")
+            self._calls.append((fn, args))
+            if self._idle >= len(self._calls) or len(self._threads) >= self._size:
+                self._cond.notify()
+                return
+            t = threading.Thread(target=self._serve, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+        t.start()
+
+    def _serve(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._calls and not self._shut:
+                    self._idle += 1
+                    try:
+                        cond.wait()
+                    finally:
+                        self._idle -= 1
+                if not self._calls:
+                    return
+                fn, args = self._calls.popleft()
+            try:
+                fn(*args)
+            except BaseException:
+                log.exception("%s: a call raised", self._prefix)
+            del fn, args
+
+    def shutdown(self) -> None:
+        """Drop calls not yet started; threads end once their call returns."""
+        with self._cond:
+            self._shut = True
+            self._calls.clear()
+            self._cond.notify_all()
+
+    def threads(self) -> list[threading.Thread]:
+        with self._cond:
+            return list(self._threads)
 
 
 def _end_tag(inbox: Inbox, tag: str, error: BaseException | None) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +63,51 @@ def test_rerunning_a_cell_disposes_its_previous_widgets():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+LIVE = """\
+import threading, comm
+from livestack_nb.stream import DataStream
+from livestack_nb.widgets import StreamTable, StreamPlot, live_widgets
+s = globals().setdefault("s", DataStream("cell"))
+display(s)
+display(StreamPlot(s, y=["v"], kind="line"))
+"""
+
+COUNT = """\
+print(threading.active_count(), len(live_widgets()), len(s._listeners), len(comm.get_comm_manager().comms))
+"""
+
+
+def test_fifty_reruns_of_a_cell_keep_threads_comms_and_subscriptions_constant():
+    from kernel import kernel
+
+    with kernel() as k:
+        k.run("s = None; del s", "cell-init")
+        k.run(LIVE, "cell-live")
+        k.run("s.push([{'v': 0}])", "cell-feed")  # the pump thread starts with the first update
+        first = k.printed(COUNT, "cell-count").split()
+        for _ in range(49):
+            msgs = k.run(LIVE, "cell-live")
+        last = k.printed(COUNT, "cell-count").split()
+        assert last == first, f"threads, widgets, listeners, comms: after 1 run {first}, after 50 {last}"
+        assert first[1:3] == ["2", "2"]
+        opened = [m["content"] for m in msgs if m["msg_type"] == "comm_open"]
+        live_comms = {
+            c["comm_id"] for c in opened if c["data"]["state"].get("_view_module") == "livestack-nb"
+        }
+        assert len(live_comms) == 2  # the table and the plot (the others are their layouts)
+        # a feed afterwards reaches the two live views, and no stale one
+        msg_id = k.send("s.push([{'v': i} for i in range(1, 50)])", "cell-feed")
+        k.finish(msg_id)
+        updated: set[str] = set()
+        stale: set[str] = set()
+        deadline = time.monotonic() + 20
+        while updated != live_comms and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                m = k.kc.get_iopub_msg(timeout=1)
+                if m["msg_type"] == "comm_msg":
+                    cid = m["content"]["comm_id"]
+                    (updated if cid in live_comms else stale).add(cid)
+        assert updated == live_comms, "the live views did not get the feed"
+        assert not stale, f"{len(stale)} views of earlier runs were sent the feed"

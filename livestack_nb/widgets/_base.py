@@ -181,7 +181,13 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         for cleanup in self._cleanups:
             cleanup()
         self._cleanups.clear()
+        # Widgets held in traits (a DOMWidget's ``layout``) have comms of their
+        # own that closing this one leaves open: one leaked per widget per re-run.
+        owned = [getattr(self, name, None) for name in self.trait_names()]
         self.close()
+        for w in owned:
+            if isinstance(w, ipywidgets.Widget) and w is not self:
+                w.close()
 
 
 def dispose_cell(widgets: list[LiveWidget]) -> None:
