@@ -2,6 +2,7 @@
 #   make run    - set up .venv and start JupyterLab on examples/
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
+#   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ bench: $(STAMP) $(FRONT)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/widgets.py
+
+examples: $(STAMP) $(FRONT)
+	$(BIN)/python tests/examples_support.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache labextension/node_modules labextension/lib livestack_nb/labextension
