@@ -3,6 +3,7 @@
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
+#   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +16,7 @@ STAMP  := $(VENV)/.installed
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 
-.PHONY: run test lint typecheck pytest bench bench-redis clean
+.PHONY: run test lint typecheck pytest bench bench-redis examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,9 @@ bench: $(STAMP) $(FRONT)
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
+
+examples: $(STAMP) $(FRONT)
+	$(BIN)/python tests/examples_support.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache labextension/node_modules labextension/lib livestack_nb/labextension

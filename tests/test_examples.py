@@ -1,25 +1,274 @@
-"""Every example notebook runs top to bottom in a fresh kernel without an error."""
+"""The teaching notebooks: each runs in a fresh kernel in under a minute, teaches
+what it promises, ends with nothing left running, and is saved readable.
+
+Each notebook is executed once (cached) with a first cell that keeps track of
+every env it makes and a last cell that reports what is still running; the
+checks below look at that run and at the notebook as saved in ``examples/``.
+"""
 
 from __future__ import annotations
 
+import functools
+import html as htmllib
+import json
+import re
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from examples_support import EXAMPLES_DIR, examples, execute
+from nbconvert import HTMLExporter
+from nbformat.v4 import new_code_cell
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.ipynb"))
+README = EXAMPLES_DIR.parent / "README.md"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+NAMES = [
+    "00_quickstart",
+    "01_jobspec_recipe",
+    "02_livejob_chef",
+    "03_liveworker_staff",
+    "04_datastreams",
+    "05_liveflow_kitchen",
+    "06_live_dashboard",
+    "07_livestack_classics",
+]
+
+# The seed concepts of each notebook (issue #5): a concept -> a pattern that must
+# be in a code cell that ran without an error.
+CONCEPTS: dict[str, dict[str, str]] = {
+    "00_quickstart": {
+        "a spec": r"@ls\.job_spec\ndef bake",
+        "a job": r"bake\.start\(",
+        "a live table": r"^job\.output\(\)$",
+        "a two-step flow": r"flow\.connect\(bake, box\)",
+    },
+    "01_jobspec_recipe": {
+        "input streams by tag": r'inputs=\{"dough": Dough, "sauce": str\}',
+        "output streams by tag": r'outputs=\{"pizza": Pizza, "log": str\}',
+        "parameters (options)": r"options=Recipe",
+        "type safety": r"except ls\.DataValidationError as e",
+        "reading the error": r"e\.spec.*e\.tag.*e\.field",
+        "reuse": r"bake\.run\(\[Dough\(\)\], options=",
+        "a spec as an operator": r"bake\.op\(",
+        "the registry": r"env\.specs\(\)",
+        "an interface spec": r'ls\.JobSpec\("taste"',
+        "a worker defined later": r"taste\.define_worker\(",
+    },
+    "02_livejob_chef": {
+        "options (extra spicy)": r"job\.options\.extra_spicy",
+        "logger": r"log = job\.logger",
+        "spec": r"job\.spec\.name",
+        "graph": r"len\(job\.graph\)",
+        "input": r"for order in job\.input",
+        "output": r'job\.output\("fridge"\)\.emit',
+        "invoke (a child job)": r"job\.invoke\(make_sauce",
+        "storage provider (large value by reference)": r"job\.storage\.put\(SPECIAL_CHEESE\)",
+        "live environment": r"job\.env\.name",
+        "job panel": r"JobPanel\(job\)",
+    },
+    "03_liveworker_staff": {
+        "worker definition": r"ls\.job_spec\(name=.*concurrency=concurrency\)",
+        "concurrency 1 vs 4": r'cook_with\("one_cook", 1\), cook_with\("four_cooks", 4\)',
+        "jobs over time (plot)": r"StreamPlot\(board\.output\(\)",
+        "jobs over time (table)": r"timeline\(alone \+ team\)",
+        "initialization": r"@ls\.job_spec\(init=preheat\)",
+        "retries": r"retries=3",
+        "skip after retries": r'on_error="skip"',
+        "a failed job": r"except ls\.JobFailed",
+        "workers and jobs": r"oven_job\.statuses",
+    },
+    "04_datastreams": {
+        "buffer": r"ops\.buffer_with_count\(",
+        "window": r"ops\.window_with_count\(",
+        "scan": r"ops\.scan\(",
+        "throttle": r"ops\.throttle_first\(",
+        "live subscribe": r"readings\.subscribe\(late\.append\)",
+        "replay": r"readings\.replay\(\)",
+        "history bounds": r"ls\.LiveEnv\(history=50\)",
+        "lineage": r"alarm_dp\.parents",
+        "to_pandas": r"readings\.to_pandas\(\)",
+        "a pandas analysis": r"groupby\(\"oven\"\)",
+    },
+    "05_liveflow_kitchen": {
+        "wiring cell by cell": r"kitchen\.connect\(take_order, split\)\nkitchen$",
+        "labels (two ovens)": r'bake\.labeled\("oven-1"\), bake\.labeled\("oven-2"\)',
+        "a wiring error": r"except ls\.WiringError",
+        "transforms": r"transform=label",
+        "exposures": r'kitchen\.expose\(box\.output\(\), "boxes"\)',
+        "a nested flow": r'restaurant\.connect\(waiter, kitchen\.input\("orders"\)\)',
+        "a cycle": r'proofing\.connect\(check\.output\("again"\), rise\)',
+    },
+    "06_live_dashboard": {
+        "a simulated kitchen": r'outputs=\{"orders": Order, "temps": Ovens\}',
+        "rolling statistics": r"statistics\.fmean\(w\)",
+        "live graph": r"FlowGraph\(run",
+        "live plots": r'StreamPlot\(run\.output\("temps"\)',
+        "live table": r'StreamTable\(run\.output\("stats"\)',
+        "pandas": r"\.rolling\(20\)",
+    },
+    "07_livestack_classics": {
+        "a greeting": r'greet\.run\(\["Livestack"',
+        "multiple inputs": r'inputs=\{"fahrenheit": float, "celsius": float\}',
+        "multiple outputs": r'outputs=\{"even": int, "odd": int\}',
+        "a flow with a transform": r"ls\.conn\(greet, echo, transform=",
+        "exposures": r'ls\.expose\(echo\.output\(\), "echoes"\)',
+        "a live counter": r"async def counter",
+    },
+}
+
+# What the run must show: text in the outputs of the executed notebook.
+SHOWS: dict[str, list[str]] = {
+    "00_quickstart": ["12in margherita, spice 2", "[12in napoletana, spice 3]", "field 'size'"],
+    "01_jobspec_recipe": ["field: hydration", "tomato on 00: hot!", "has no worker"],
+    "02_livejob_chef": ["heat 4", "same key again: True", "kitchen plan: flow 'trattoria'"],
+    "03_liveworker_staff": ["baked on try 3", "the oven door fell off", "#e53935", "preheated 1 time"],
+    "04_datastreams": ["replay after the end:    300 values", "kept in memory: 50", "parent: "],
+    "05_liveflow_kitchen": ["oven-2</span> (bake): completed", "served: [", "('focaccia', 3)"],
+    "06_live_dashboard": ["rolling oven statistics", "· ended"],
+    "07_livestack_classics": ["Hello, Livestack!", "even: [0, 2, 4, 6, 8]", "count=40"],
+}
+
+TRACK = """\
+import livestack_nb.env as _lsenv
+_seen_envs = set()
+get_ipython().events.register("post_execute", lambda: _seen_envs.update(_lsenv._all_envs))
+"""
+
+PROBE = """\
+import json as _json
+from livestack_nb.testing import livestack_threads as _threads, wait_until as _wait
+from livestack_nb import WaitTimeout as _WaitTimeout
+_seen_envs.update(_lsenv._all_envs)
+try:
+    _wait(lambda: not _threads(), timeout=10)
+except _WaitTimeout:
+    pass
+print("PROBE" + _json.dumps({
+    "threads": [t.name for t in _threads()],
+    "open_envs": [e.name for e in _seen_envs if not e.closed],
+    "unfinished": [r.job_id for e in _seen_envs for r in e.jobs() if r.status in ("requested", "running")],
+    "cut_short": [
+        r.job_id for e in _seen_envs for r in e.jobs()
+        if any("the env closed" in x.message for x in e.job(r.job_id).logs)
+    ],
+}))
+"""
 
 
-def test_there_are_examples():
-    assert EXAMPLES, "examples/ holds no notebook"
+@dataclass
+class Ran:
+    nb: nbformat.NotebookNode
+    seconds: float
+    probe: dict[str, list[str]]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_notebook_runs(path: Path):
+@functools.cache
+def ran(name: str) -> Ran:
+    path = EXAMPLES_DIR / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    nb.cells.insert(0, new_code_cell(TRACK))
+    nb.cells.append(new_code_cell(PROBE))
+    seconds = execute(nb, path.parent, timeout=60)
+    probe_out = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    probe = json.loads(probe_out.split("PROBE", 1)[1])
+    nb.cells = nb.cells[1:-1]
+    return Ran(nb, seconds, probe)
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            parts.append(o.get("text", ""))
+            for mime in ("text/plain", "text/html"):
+                parts.append(str(o.get("data", {}).get(mime, "")))
+    return "\n".join(parts)
+
+
+def test_the_series_is_complete():
+    assert [p.stem for p in examples()] == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_top_to_bottom_in_a_fresh_kernel_in_under_a_minute(name: str):
+    r = ran(name)
+    errors = [o for c in r.nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
+    assert r.seconds < 60, f"{name} took {r.seconds:.1f} s"
+    stderr = [o["text"] for c in r.nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not any("Traceback" in t for t in stderr), stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ends_with_no_threads_or_jobs_left_running(name: str):
+    probe = ran(name).probe
+    assert probe == {"threads": [], "open_envs": [], "unfinished": [], "cut_short": []}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_seed_concept_appears_and_runs(name: str):
+    nb = ran(name).nb
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for concept, pattern in CONCEPTS[name].items():
+        cells = [c for c in code if re.search(pattern, c.source, re.M | re.S)]
+        assert cells, f"{name}: no cell shows {concept!r} ({pattern})"
+        assert all(c.execution_count for c in cells), f"{name}: {concept!r} did not run"
+        assert not [o for c in cells for o in c.outputs if o.output_type == "error"]
+    text = _text(nb)
+    for shown in SHOWS[name]:
+        assert shown in text, f"{name}: the run does not show {shown!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_has_a_story_and_a_try_it(name: str):
+    nb = nbformat.read(EXAMPLES_DIR / f"{name}.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {name[:2]} · ")
+    assert any("**Try it:**" in c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_is_saved_with_its_outputs_and_widget_state(name: str):
+    nb = nbformat.read(EXAMPLES_DIR / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "run it top to bottom"
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    views = 0
+    for cell in code:
+        kinds = [
+            "widget" if WIDGET_VIEW in o.get("data", {}) else "other"
+            for o in cell.outputs
+            if o.output_type in ("display_data", "execute_result")
+        ]
+        for i, kind in enumerate(kinds):
+            if kind == "widget":
+                views += 1
+                shown = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
+                assert "lsnb-snapshot" in shown[i + 1]["data"].get("text/html", ""), cell.source
+    if views:
+        state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+        assert len(state) >= views
+    raw = (EXAMPLES_DIR / f"{name}.ipynb").read_text()
+    for where in (EXAMPLES_DIR.parent, Path.home(), Path(tempfile.gettempdir())):
+        assert f"{where}/" not in raw, f"a path of this machine ({where}) is saved in the notebook"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_default_html_export_shows_content_not_loading_widget(name: str):
+    nb = nbformat.read(EXAMPLES_DIR / f"{name}.ipynb", as_version=4)
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    text = htmllib.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert "Loading widget" not in text
+    views = sum(1 for c in nb.cells for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {}))
+    assert page.count('class="lsnb-snapshot"') == views
+
+
+def test_the_readme_links_each_notebook_with_one_line():
+    lines = README.read_text().splitlines()
+    for name in NAMES:
+        linked = [ln for ln in lines if f"(examples/{name}.ipynb)" in ln]
+        assert len(linked) == 1, name
+        assert re.match(r"^- \[`?\w+`?\]\(examples/\w+\.ipynb\) . \S", linked[0]), linked[0]

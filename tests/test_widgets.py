@@ -298,3 +298,72 @@ def test_dict_values_with_new_keys_get_new_columns(comms):
     assert columns == ["#", "time", "a", "b"]
     assert [r[2:] for r in rows] == [["1", ""], ["2", "x"]]
     wait_until(lambda: any(m.get("columns") == columns for m in table.comm.custom()), timeout=2)
+
+
+class _Shown:
+    """Stands in for the display handle of a snapshot: keeps what it was updated with."""
+
+    def __init__(self) -> None:
+        self.html = ""
+
+    def update(self, bundle: dict[str, str], raw: bool = False) -> None:
+        self.html = bundle["text/html"]
+
+
+def test_snapshots_of_graphs_and_panels_are_current_when_the_cell_ends(comms, env):
+    # Their state is polled, so the pump may not have looked since a quick run
+    # ended; the end of the cell brings the saved snapshot up to date anyway.
+    from livestack_nb.widgets._scope import scope
+
+    @ls.job_spec
+    def quick(x: int) -> int:
+        return x + 1
+
+    @ls.job_spec
+    def slow_to_notice(x: int) -> int:
+        return x
+
+    flow = ls.Liveflow("quick-service")
+    flow.connect(quick, slow_to_notice)
+    graph = lw.FlowGraph(flow)
+    graph._snapshot_handle = graph_shown = _Shown()
+    wait_until(lambda: graph._looked > float("-inf"), timeout=2)  # the pump had its first look
+    job = quick.start()
+    panel = lw.JobPanel(job)
+    panel._snapshot_handle = panel_shown = _Shown()
+    run = flow.start()
+    run.feed_many([1, 2])
+    run.end()
+    run.wait(timeout=10)
+    job.end()
+    job.wait(timeout=10)
+    scope._post_execute()
+    assert run.job_id in graph_shown.html
+    assert "slow_to_notice</span> (slow_to_notice): completed" in graph_shown.html
+    assert "· completed" in panel_shown.html
+
+
+def test_a_flow_graph_grows_while_the_flow_is_wired(comms, env):
+    @ls.job_spec
+    def knead(x: int) -> int:
+        return x
+
+    @ls.job_spec
+    def proof(x: int) -> int:
+        return x
+
+    @ls.job_spec
+    def shape_it(x: int) -> int:
+        return x
+
+    flow = ls.Liveflow("growing")
+    flow.connect(knead, proof)
+    graph = lw.FlowGraph(flow)
+    assert [n["id"] for n in graph.shape["nodes"]] == ["knead", "proof"]
+    flow.connect(proof, shape_it)  # a later cell wires one more station
+    wait_until(lambda: len(graph.shape["nodes"]) == 3, timeout=5)
+    assert [e["id"] for e in graph.shape["edges"]] == [
+        "knead/default->proof/default",
+        "proof/default->shape_it/default",
+    ]
+    assert "shape_it" in graph.snapshot_html()

@@ -49,6 +49,10 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
 
     #: Seconds between two live messages of this widget.
     min_interval = 1.0 / PER_WIDGET_RATE
+    #: Whether the state is looked at (statuses) rather than pushed by a stream:
+    #: then a change is only seen by the pump's next look, so the snapshot is
+    #: refreshed after every cell whether or not the pump has looked yet.
+    _polled = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,6 +62,7 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         self._last_send = float("-inf")
         self._last_snap = float("-inf")
         self._snapshot_handle: Any = None
+        self._shown_html: str | None = None
         self._cleanups: list[Callable[[], None]] = []
         self._disposed = False
         self.messages_sent = 0
@@ -84,6 +89,9 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         """Record that something is pending (any thread; cheap)."""
         self._dirty = True
         self._snap_dirty = True
+
+    def _settle(self) -> None:
+        """Catch up with what changed before a cell's snapshots are refreshed."""
 
     def _on_dispose(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
@@ -143,6 +151,9 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
             return
         self._snap_dirty = False
         html, text = self._snapshot()
+        if html == self._shown_html:
+            return
+        self._shown_html = html
         handle.update({"text/html": html, "text/plain": text}, raw=True)
 
     def _ipython_display_(self) -> None:
@@ -161,6 +172,7 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         html, text = self._snapshot()
         snapshot = {"text/html": html, "text/plain": text}
         self._snapshot_handle = display(snapshot, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._shown_html = html
         self._snap_dirty = False
 
     # -- lifecycle --------------------------------------------------------------

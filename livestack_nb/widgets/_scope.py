@@ -101,7 +101,9 @@ class CellScope:
         from ._base import live_widgets
 
         for w in live_widgets():
-            if w._snap_dirty:
+            if w._polled:
+                w._settle()
+            if w._snap_dirty or w._polled:
                 w.refresh_snapshot()
 
 

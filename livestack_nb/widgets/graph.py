@@ -34,8 +34,9 @@ class FlowGraph(LiveWidget):
     Parameters
     ----------
     target:
-        A :class:`Liveflow`: its shape, idle, until a run of it starts in the
-        current env, then that run live (and each later run in turn); or a
+        A :class:`Liveflow`: its shape, idle (and growing as later cells
+        connect more specs), until a run of it starts in the current env,
+        then that run live (and each later run in turn); or a
         :class:`JobHandle`: a flow run, or a single job (one node with its
         tags as ports).
     """
@@ -46,6 +47,7 @@ class FlowGraph(LiveWidget):
 
     #: Graph state is polled (statuses have no stream): ten looks a second are plenty.
     min_interval = 0.1
+    _polled = True
 
     def __init__(self, target: Liveflow | JobHandle, *, title: str | None = None) -> None:
         self._handle: JobHandle | None = None
@@ -113,14 +115,24 @@ class FlowGraph(LiveWidget):
             self._edge_streams[pid] = target.output(tag)
         return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
 
-    def _follow(self) -> None:
-        """For a flow: bind to its latest run, once one exists (looked for twice a second)."""
+    def _follow(self, *, now_or_never: bool = False) -> None:
+        """For a flow: bind to its latest run, once one exists (looked for twice a
+        second, or at once with ``now_or_never``)."""
         flow, env = self._flow, self._env
         now = time.monotonic()
-        if flow is None or env is None or env.closed or now - self._looked < 0.5:
+        if flow is None or env is None or env.closed:
+            return
+        if now - self._looked < 0.5 and not now_or_never:
             return
         self._looked = now
         run = env.latest_job(flow.name)
+        if self._handle is None and (run is None or not run.graph.nodes):
+            # Not run yet: the graph grows as later cells connect more specs.
+            shape = self._shape(flow.graph())
+            if shape != self.shape:
+                self.shape = shape
+                self._snap_dirty = True
+            return
         if (
             run is None
             or not run.graph.nodes
@@ -135,6 +147,10 @@ class FlowGraph(LiveWidget):
             self.shape = shape  # the same flow keeps its layout: the front end compares shapes
         self.title = f"flow {flow.name} · run {run.job_id}"
         self._last = {}
+
+    def _settle(self) -> None:
+        with self._send_lock:
+            self._follow(now_or_never=True)
 
     # -- state -------------------------------------------------------------------
 

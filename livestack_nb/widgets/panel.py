@@ -30,6 +30,7 @@ class JobPanel(LiveWidget):
     _view_name = traitlets.Unicode("JobPanelView").tag(sync=True)
 
     min_interval = 0.1
+    _polled = True
 
     def __init__(self, job: JobHandle, *, title: str | None = None) -> None:
         if not isinstance(job, JobHandle):
