@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from pizzeria import Order, bake
+from pydantic import BaseModel
 
 import livestack_nb as ls
 from livestack_nb.testing import collect, wait_until
@@ -584,3 +585,29 @@ def test_a_failed_job_reads_back_failed_with_its_traceback(make_env, tmp_path):
     with pytest.raises(ls.JobFailed, match="ValueError: burnt pizza 7") as info:
         handle.wait(timeout=1)
     assert info.value.job_id == job.job_id
+
+
+def test_a_value_pydantic_cannot_write_as_json_does_not_stop_the_vault(make_env, tmp_path):
+    class Blob(BaseModel):
+        raw: bytes
+
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    env = make_env(vault=db)
+
+    @ls.job_spec(name="blob")
+    def blob(b: Blob) -> Blob:
+        return b
+
+    first = blob.start(env=env)
+    first.feed(Blob(raw=b"\xff\x00"))  # not UTF-8: the model's JSON form fails
+    first.end()
+    first.wait(timeout=10)
+    second = blob.start(env=env)
+    second.feed(Blob(raw=b"ok"))
+    second.end()
+    second.wait(timeout=10)  # the vault still writes after the odd value
+    env.flush()
+    env.close()
+    again = make_env(vault=db)
+    assert len(again.job(first.job_id).output().values()) == 1
+    assert again.job(second.job_id).output().values() == [{"raw": "ok"}]

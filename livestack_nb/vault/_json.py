@@ -75,7 +75,18 @@ class Codec:
                     self.stream_id,
                     str(e).splitlines()[0],
                 )
-            return _adapter(Any).dump_json(values, warnings=False, fallback=repr)
+            try:
+                return _adapter(Any).dump_json(values, warnings=False, fallback=repr)
+            except Exception:  # e.g. bytes that are not UTF-8 inside a model
+                return json.dumps([_plain(v) for v in values]).encode()
+
+
+def _plain(value: Any) -> Any:
+    """One value as JSON data, or its ``repr()`` when it has no JSON form."""
+    try:
+        return _adapter(Any).dump_python([value], mode="json", warnings=False)[0]
+    except Exception:
+        return repr(value)
 
 
 def load_values(stream_id: str, payload: bytes | str, value_type: Any, holes: bool) -> list[Any]:
