@@ -49,7 +49,10 @@ test: pytest lint typecheck
 
 bench: $(STAMP) $(FRONT)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/widgets.py
 

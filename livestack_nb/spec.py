@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
 from .errors import DataValidationError, LivestackError
 
@@ -75,7 +75,7 @@ class TagType:
 
     def _validate(self, value: Any) -> Any:
         if self._adapter is None:
-            self._adapter = TypeAdapter(self.tp)
+            self._adapter = _adapter(self.tp)
         return self._adapter.validate_python(value)
 
     def check(self, value: Any, *, spec: str, tag: str, side: str) -> Any:
@@ -103,6 +103,16 @@ class TagType:
 
     def __repr__(self) -> str:
         return f"TagType({self.name})"
+
+
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    """A pydantic adapter for ``tp``; classes pydantic has no schema for (a
+    ``pandas.DataFrame``, an ndarray) are checked with ``isinstance``, also
+    inside a union or a container."""
+    try:
+        return TypeAdapter(tp)
+    except PydanticSchemaGenerationError:
+        return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
 
 
 def validation_error(

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import reactivex
@@ -668,18 +669,21 @@ class DataStream(reactivex.Observable[Any]):
         import pandas as pd
 
         chunks = self._history_chunks()
-        values = [v for c in chunks for v in c.values]
-        times = [c.time for c in chunks for _ in c.values]
-        index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True), name="timestamp")
+        values = list(chain.from_iterable(c.values for c in chunks))
+        # A chunk's values share one timestamp: convert one per chunk and
+        # repeat it, rather than a float per value.
+        stamps = pd.to_datetime([c.time for c in chunks], unit="s", utc=True)
+        index = pd.DatetimeIndex(stamps.repeat([len(c.values) for c in chunks]), name="timestamp")
         frame: pd.DataFrame
         first = values[0] if values else None
         if first is None:
             declared = getattr(self.type.cls, "model_fields", None)
             frame = pd.DataFrame(index=index, columns=list(declared) if declared else ["value"])
         elif hasattr(first, "model_dump"):
-            fields = list(type(first).model_fields)
-            if all(type(v) is type(first) for v in values):
-                cols = {f: [getattr(v, f) for v in values] for f in fields}
+            model = type(first)
+            fields = list(model.model_fields)
+            if set(map(type, values)) == {model}:  # one C-level pass
+                cols = {f: list(map(attrgetter(f), values)) for f in fields}
                 frame = pd.DataFrame(cols, index=index, columns=fields)
             else:
                 frame = pd.DataFrame([v.model_dump() for v in values], index=index)

@@ -1,0 +1,135 @@
+"""Cost per event from 1,000 to 10,000,000 events: flat, or something in the
+path grows with the number of events (a list scanned per value, a history
+that is not bounded, a counter kept per datapoint).
+
+Run with ``make bench`` (or ``.venv/bin/python bench/scale.py [ROUNDS]
+[SIZES...]``, default 3 rounds of 1,000, 100,000 and 10,000,000 events).
+
+The same 3-spec flow as ``throughput.py`` (map, map, filtering map) runs in
+one env; a run is timed from ``env.start(flow)`` until ``run.wait()``
+returns, fed with ``feed_many`` in chunks of 10,000 as a source would. The
+fixed cost of a run (starting three jobs, ending them) is measured with an
+empty run and reported apart; the marginal cost is ``(time(N) - time(0)) /
+N``. A plain loop doing the same work at the same sizes shows what the
+machine itself does as N grows. Sizes take turns within each round and the
+best of all runs is kept for each size (small runs are repeated more often
+in a round, so each size gets about the same time); the median marginal cost
+is shown too, since a short run is more likely than a long one to fall in a
+quiet moment of a shared machine.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import sys
+import time
+
+import livestack_nb as ls
+
+CHUNK = 10_000
+
+
+def make_flow(env: ls.LiveEnv) -> ls.Liveflow:
+    with env:
+
+        @ls.job_spec(name="double")
+        def s_double(x: int) -> int:
+            return x * 2
+
+        @ls.job_spec(name="inc")
+        def s_inc(x: int) -> int:
+            return x + 1
+
+        @ls.job_spec(name="keep")
+        def s_keep(x: int) -> int | None:
+            return x if x % 3 != 0 else None
+
+        flow = ls.Liveflow("scale")
+        flow.connect(s_double, s_inc)
+        flow.connect(s_inc, s_keep)
+    return flow
+
+
+def flow_run(env: ls.LiveEnv, flow: ls.Liveflow, n: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    run = env.start(flow)
+    for i in range(0, n, CHUNK):
+        run.feed_many(range(i, min(i + CHUNK, n)))
+    run.end()
+    run.wait(3600)
+    return time.perf_counter() - t0, len(run.output())
+
+
+def loop_run(n: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    count = 0
+    for i in range(0, n, CHUNK):
+        out = []
+        for x in range(i, min(i + CHUNK, n)):
+            y = x * 2 + 1
+            if y % 3 != 0:
+                out.append(y)
+        count += len(out)
+    return time.perf_counter() - t0, count
+
+
+def main() -> None:
+    args = [int(a) for a in sys.argv[1:]]
+    rounds = args[0] if args else 3
+    sizes = args[1:] or [1_000, 100_000, 10_000_000]
+    biggest = max(sizes)
+    # repeat small sizes so that each gets roughly the same time per round
+    times = {n: max(1, min(200, biggest // max(n, 1) // 10)) for n in [0, *sizes]}
+
+    env = ls.LiveEnv()
+    try:
+        flow = make_flow(env)
+        flow_run(env, flow, CHUNK)  # warm up
+        best_flow = dict.fromkeys([0, *sizes], float("inf"))
+        all_flow: dict[int, list[float]] = {n: [] for n in sizes}
+        best_loop = dict.fromkeys(sizes, float("inf"))
+        counts: dict[int, tuple[int, int]] = {}
+        order = [0, *sizes]
+        for _ in range(rounds):
+            order.reverse()
+            for n in order:
+                gc.collect()
+                for _ in range(times[n]):
+                    t, out = flow_run(env, flow, n)
+                    best_flow[n] = min(best_flow[n], t)
+                    if n:
+                        all_flow[n].append(t)
+                        tl, out_loop = loop_run(n)
+                        best_loop[n] = min(best_loop[n], tl)
+                        counts[n] = (out, out_loop)
+    finally:
+        env.close()
+    for n, (out, out_loop) in counts.items():
+        if out != out_loop:
+            raise SystemExit(f"{n:,} events: the flow emitted {out:,}, the loop {out_loop:,}")
+
+    fixed = best_flow[0]
+    runs = ", ".join(f"{times[n] * rounds}" for n in sizes)
+    print(f"map x2 + filter at {len(sizes)} sizes, {rounds} rounds (best of {runs} runs)\n")
+    print(f"fixed cost of a run (start 3 jobs, end, wait): {fixed * 1e3:.2f} ms\n")
+    print(
+        f"{'events':>12}{'flow total':>13}{'ns/event':>10}{'marginal':>10}{'median':>8}"
+        f"{'loop':>7}{'flow/loop':>11}"
+    )
+    for n in sizes:
+        total = best_flow[n]
+        marginal = (total - fixed) / n * 1e9
+        loop = best_loop[n] / n * 1e9
+        per = total / n * 1e9
+        median = (statistics.median(all_flow[n]) - fixed) / n * 1e9
+        print(
+            f"{n:>12,}{total:>12.4f}s{per:>10.0f}{marginal:>10.0f}{median:>8.0f}"
+            f"{loop:>7.0f}{marginal / loop:>10.2f}x"
+        )
+    m = [(best_flow[n] - fixed) / n for n in sizes]
+    print(f"\nmarginal ns/event, largest over smallest size: {m[-1] / m[0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
