@@ -237,9 +237,6 @@ class Reading(BaseModel):
     raw: bytes = b""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known: the SQLite vault writes a model's NaN as null and its bytes as UTF-8"
-)
 def test_a_model_with_nan_and_binary_fields_reads_back_from_the_sqlite_vault(make_env, tmp_path):
     db = f"sqlite:///{tmp_path / 'v.db'}"
     env = make_env(vault=db)

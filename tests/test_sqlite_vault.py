@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pizzeria import Order, bake
@@ -587,9 +588,33 @@ def test_a_failed_job_reads_back_failed_with_its_traceback(make_env, tmp_path):
     assert info.value.job_id == job.job_id
 
 
-def test_a_value_pydantic_cannot_write_as_json_does_not_stop_the_vault(make_env, tmp_path):
+def test_a_value_with_no_json_form_does_not_stop_the_vault(make_env, tmp_path):
+    db = f"sqlite:///{tmp_path / 'v.db'}"
+    env = make_env(vault=db)
+
+    @ls.job_spec(name="odd", output=Any)
+    def odd(n: int) -> Any:
+        return object() if n == 0 else n
+
+    first = odd.start(env=env)
+    first.feed_many([0, 1])  # one chunk: an object() with no JSON form, and a 1
+    first.end()
+    first.wait(timeout=10)
+    second = odd.start(env=env)
+    second.feed(2)
+    second.end()
+    second.wait(timeout=10)  # the vault still writes after the odd value
+    env.close()
+    again = make_env(vault=db)
+    kept = again.job(first.job_id).output().values()
+    assert kept[0].startswith("<object object at") and kept[1] == 1  # its repr(), and the rest as written
+    assert again.job(second.job_id).output().values() == [2]
+
+
+def test_bytes_and_nan_inside_a_model_read_back_as_written(make_env, tmp_path):
     class Blob(BaseModel):
         raw: bytes
+        level: float = 0.0
 
     db = f"sqlite:///{tmp_path / 'v.db'}"
     env = make_env(vault=db)
@@ -598,16 +623,12 @@ def test_a_value_pydantic_cannot_write_as_json_does_not_stop_the_vault(make_env,
     def blob(b: Blob) -> Blob:
         return b
 
-    first = blob.start(env=env)
-    first.feed(Blob(raw=b"\xff\x00"))  # not UTF-8: the model's JSON form fails
-    first.end()
-    first.wait(timeout=10)
-    second = blob.start(env=env)
-    second.feed(Blob(raw=b"ok"))
-    second.end()
-    second.wait(timeout=10)  # the vault still writes after the odd value
-    env.flush()
+    job = blob.start(env=env)
+    job.feed(Blob(raw=b"\xff\x00", level=float("inf")))  # not UTF-8; pydantic's own JSON would fail
+    job.end()
+    job.wait(timeout=10)
     env.close()
     again = make_env(vault=db)
-    assert len(again.job(first.job_id).output().values()) == 1
-    assert again.job(second.job_id).output().values() == [{"raw": "ok"}]
+    assert again.job(job.job_id).output().values() == [{"raw": b"\xff\x00", "level": float("inf")}]
+    again.register(blob)
+    assert again.job(job.job_id).output().values() == [Blob(raw=b"\xff\x00", level=float("inf"))]

@@ -4,15 +4,27 @@ The SQLite and Redis vaults store the same things in different engines; the
 encoding is one, here, so a value written by either reads back the same way:
 JSON by pydantic with the tag's type (``bytes`` as base64, non-finite floats
 kept), validated back into that type on read, never pickled.
+
+Plain scalars are written by pydantic's JSON serializer. Everything else
+(models above all: they keep their own JSON settings, which write NaN as
+``null`` and bytes as UTF-8) is written from its Python form with bytes
+tagged and NaN kept, behind a one-byte marker ``~``, and validated back in
+Python mode on read.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime
+import decimal
+import enum
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import PurePath
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
@@ -65,8 +77,15 @@ class Codec:
         once per stream) rather than failing the stream: it is still shown,
         and nothing else written with it is lost.
         """
+        tp = Any if loose else self.tp
         try:
-            return _adapter(Any if loose else self.tp).dump_json(values, warnings=False)
+            if tp in _PLAIN_TYPES:
+                return _adapter(tp).dump_json(values, warnings=False)
+            # Models keep their own JSON settings (NaN as null, bytes as UTF-8),
+            # which would lose data: their Python form is written instead, with
+            # bytes tagged and NaN kept, and validated back on read.
+            data = _adapter(tp).dump_python(values, mode="python", warnings=False)
+            return _TAGGED + json.dumps(data, default=_tag, separators=(",", ":")).encode()
         except Exception as e:
             if not self.warned:
                 self.warned = True
@@ -89,14 +108,47 @@ def _plain(value: Any) -> Any:
         return repr(value)
 
 
+_PLAIN_TYPES = frozenset({int, float, str, bool})
+_TAGGED = b"~"  # a payload written from the values' Python form (JSON arrays start with "[")
+_BYTES = "__livestack_bytes__"
+
+
+def _tag(o: Any) -> Any:
+    """JSON for what ``json.dumps`` does not know, in a form validation reads back."""
+    if isinstance(o, (bytes, bytearray)):
+        return {_BYTES: base64.b64encode(o).decode()}
+    if isinstance(o, (datetime.date, datetime.time)):
+        return o.isoformat()
+    if isinstance(o, datetime.timedelta):
+        return o.total_seconds()
+    if isinstance(o, enum.Enum):
+        return o.value
+    if isinstance(o, (set, frozenset)):
+        return list(o)
+    if isinstance(o, (decimal.Decimal, uuid.UUID, PurePath)):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} has no JSON form")
+
+
+def _untag(d: dict[str, Any]) -> Any:
+    if len(d) == 1 and _BYTES in d:
+        return base64.b64decode(d[_BYTES])
+    return d
+
+
 def load_values(stream_id: str, payload: bytes | str, value_type: Any, holes: bool) -> list[Any]:
     """Decode a stored JSON array, validated into ``value_type`` (``None`` allowed
     at ``holes``, the places of offloaded values); plain JSON if it no longer fits."""
+    raw = payload.encode() if isinstance(payload, str) else payload
+    tagged = raw[:1] == _TAGGED
+    data: Any = json.loads(raw[1:], object_hook=_untag) if tagged else None
     if value_type is Any:
-        return list(json.loads(payload))
+        return list(data if tagged else json.loads(raw))
     try:
         tp = value_type | None if holes else value_type
-        return list(_adapter(tp).validate_json(payload))
+        if tagged:
+            return list(_adapter(tp).validate_python(data))
+        return list(_adapter(tp).validate_json(raw))
     except Exception as e:
         log.warning(
             "stream %r: stored values do not fit %r any more (%s); reading them as plain JSON",
@@ -104,7 +156,7 @@ def load_values(stream_id: str, payload: bytes | str, value_type: Any, holes: bo
             value_type,
             str(e).splitlines()[0],
         )
-        return list(json.loads(payload))
+        return list(data if tagged else json.loads(raw))
 
 
 class Flush:
