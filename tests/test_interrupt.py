@@ -90,5 +90,8 @@ def test_an_interrupted_run_of_a_slow_map_cancels_its_job_and_the_env_goes_on(tm
 def test_a_cell_running_a_long_sync_processor_can_be_interrupted():
     with kernel() as k:
         k.run("MARK = None\n" + SETUP, "cell-setup")
-        _interrupted(k, "print('crunching', flush=True); crunch.run([3600])", "crunching")
+        # The processor busy-loops on a worker thread and shares the GIL with the
+        # kernel's own reply, so allow more than "at once" on a loaded machine:
+        # what this proves is that an hour-long job does not hold the cell.
+        _interrupted(k, "print('crunching', flush=True); crunch.run([3600])", "crunching", bound=25.0)
         assert k.printed("print(crunch.run([0, 0], timeout=20))", "cell-after").strip() == "[0, 0]"
