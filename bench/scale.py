@@ -25,30 +25,11 @@ import statistics
 import sys
 import time
 
+from throughput import make_flow  # the same 3-spec flow as the throughput figures
+
 import livestack_nb as ls
 
 CHUNK = 10_000
-
-
-def make_flow(env: ls.LiveEnv) -> ls.Liveflow:
-    with env:
-
-        @ls.job_spec(name="double")
-        def s_double(x: int) -> int:
-            return x * 2
-
-        @ls.job_spec(name="inc")
-        def s_inc(x: int) -> int:
-            return x + 1
-
-        @ls.job_spec(name="keep")
-        def s_keep(x: int) -> int | None:
-            return x if x % 3 != 0 else None
-
-        flow = ls.Liveflow("scale")
-        flow.connect(s_double, s_inc)
-        flow.connect(s_inc, s_keep)
-    return flow
 
 
 def flow_run(env: ls.LiveEnv, flow: ls.Liveflow, n: int) -> tuple[float, int]:
