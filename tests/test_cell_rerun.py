@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import time
-from pathlib import Path
-from typing import Any
 
-from jupyter_client.manager import start_new_kernel
-
-import livestack_nb
+from kernel import kernel
 
 MAKE = """\
 from livestack_nb.stream import DataStream
@@ -21,48 +16,15 @@ display(s)
 """
 
 
-def _run(kc: Any, code: str, cell_id: str | None) -> list[dict[str, Any]]:
-    """Execute ``code`` as JupyterLab does (with the cell's id) and return its iopub messages."""
-    content = {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": False,
-    }
-    msg = kc.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
-    kc.shell_channel.send(msg)
-    reply = kc.get_shell_msg(timeout=60)
-    assert reply["content"]["status"] == "ok", reply["content"]
-    out = []
-    while True:
-        m = kc.get_iopub_msg(timeout=60)
-        if m["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
-            continue
-        out.append(m)
-        if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
-            return out
-
-
-def _printed(msgs: list[dict[str, Any]]) -> str:
-    return "".join(m["content"].get("text", "") for m in msgs if m["msg_type"] == "stream")
-
-
 def test_rerunning_a_cell_disposes_its_previous_widgets():
-    root = str(Path(livestack_nb.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    km, kc = start_new_kernel(kernel_name="python3", env=env)
-    try:
-        first = _run(kc, MAKE, "cell-a")
+    with kernel() as k:
+        first = k.run(MAKE, "cell-a")
         kinds = [m["msg_type"] for m in first]
         assert kinds.count("display_data") == 2  # the live view, then its snapshot
-        _run(kc, MAKE, "cell-a")
-        _run(kc, MAKE, "cell-b")
-        out = _run(kc, "print(len(live_widgets()), len(s._listeners))", "cell-c")
-        assert _printed(out).split() == ["2", "2"]  # cell-a's first table is gone, with its subscription
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        k.run(MAKE, "cell-a")
+        k.run(MAKE, "cell-b")
+        out = k.printed("print(len(live_widgets()), len(s._listeners))", "cell-c")
+        assert out.split() == ["2", "2"]  # cell-a's first table is gone, with its subscription
 
 
 LIVE = """\
@@ -80,8 +42,6 @@ print(threading.active_count(), len(live_widgets()), len(s._listeners), len(comm
 
 
 def test_fifty_reruns_of_a_cell_keep_threads_comms_and_subscriptions_constant():
-    from kernel import kernel
-
     with kernel() as k:
         k.run("s = None; del s", "cell-init")
         k.run(LIVE, "cell-live")
