@@ -50,3 +50,17 @@ def make_env() -> Iterator[Callable[..., ls.LiveEnv]]:
 
     with ExitStack() as stack:
         yield lambda **kwargs: stack.enter_context(closing_env(**kwargs))
+
+
+@pytest.fixture
+def comms() -> Iterator[list[object]]:
+    """Widget comms recorded instead of sent; every widget is disposed and the pump stopped after."""
+    from widget_support import recording_comms
+
+    import livestack_nb.widgets as lw
+
+    with recording_comms() as made:
+        yield made
+    lw.dispose_all()
+    lw.pump.join()
+    assert not lw.pump.running

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HOSTILE = "<img src=x onerror=alert(1)>"
+from widget_support import HOSTILE
 
 SETUP = """\
 import time

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel
-from widget_support import recording_comms
+from widget_support import HOSTILE
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
 from livestack_nb.stream import DataStream
 from livestack_nb.testing import wait_until
 
-HOSTILE = "<img src=x onerror=alert(1)>"
 SCRIPT = "</script><script>alert(2)</script>"
 QUOTE = '" onmouseover="alert(3)'
 
 
-@pytest.fixture
-def comms():
-    with recording_comms() as made:
-        yield made
-    lw.dispose_all()
-    lw.pump.join()
 
 
 def _safe(html: str) -> None:

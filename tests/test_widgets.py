@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
-from widget_support import recording_comms
+from widget_support import HOSTILE
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
@@ -17,16 +17,8 @@ from livestack_nb.stream import DataStream
 from livestack_nb.testing import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-HOSTILE = "<img src=x onerror=alert(1)>"
 
 
-@pytest.fixture
-def comms():
-    with recording_comms() as made:
-        yield made
-    lw.dispose_all()
-    lw.pump.join()
-    assert not lw.pump.running
 
 
 def _blast(streams: list[DataStream], seconds: float, batch: int = 50) -> float:

@@ -11,6 +11,8 @@ from typing import Any
 import comm
 from comm.base_comm import BaseComm
 
+HOSTILE = "<img src=x onerror=alert(1)>"  # shown as text everywhere, never as an element
+
 
 class RecordingComm(BaseComm):  # type: ignore[misc]
     """Keeps (time, msg_type, data) of every message instead of sending it."""
