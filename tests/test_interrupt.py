@@ -31,6 +31,8 @@ def slow(n: int) -> int:
 @ls.job_spec(inputs={"default": int}, outputs={"default": int})
 def crunch(job: ls.LiveJob):
     for n in job.input:
+        if MARK and n and not os.path.exists(MARK):
+            open(MARK, "w").close()  # the processor is busy: the test may interrupt now
         t = time.monotonic()
         while time.monotonic() - t < n:  # busy for n seconds
             pass
@@ -87,11 +89,14 @@ def test_an_interrupted_run_of_a_slow_map_cancels_its_job_and_the_env_goes_on(tm
         assert out.split("\n")[:2] == ["cancelled", "[4, 5]"]
 
 
-def test_a_cell_running_a_long_sync_processor_can_be_interrupted():
+def test_a_cell_running_a_long_sync_processor_can_be_interrupted(tmp_path):
+    mark = tmp_path / "crunching"
     with kernel() as k:
-        k.run("MARK = None\n" + SETUP, "cell-setup")
-        # The processor busy-loops on a worker thread and shares the GIL with the
+        k.run(f"MARK = {str(mark)!r}\n" + SETUP, "cell-setup")
+        # Interrupted once the processor is busy (the mark), not while the job is
+        # still being set up. The processor busy-loops on a worker thread and shares the GIL with the
         # kernel's own reply, so allow more than "at once" on a loaded machine:
         # what this proves is that an hour-long job does not hold the cell.
-        _interrupted(k, "print('crunching', flush=True); crunch.run([3600])", "crunching", bound=25.0)
+        cell = "print('crunching', flush=True); crunch.run([3600])"
+        _interrupted(k, cell, "crunching", bound=25.0, mark=mark)
         assert k.printed("print(crunch.run([0, 0], timeout=20))", "cell-after").strip() == "[0, 0]"
