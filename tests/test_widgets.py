@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import traitlets
 from pydantic import BaseModel
 from widget_support import HOSTILE
 
@@ -331,7 +332,7 @@ def test_snapshots_of_graphs_and_panels_are_current_when_the_cell_ends(comms, en
     job.wait(timeout=10)
     scope._post_execute()
     assert run.job_id in graph_shown.html
-    assert "slow_to_notice</span> (slow_to_notice): completed" in graph_shown.html
+    assert '<g data-node="slow_to_notice" data-status="completed">' in graph_shown.html
     assert "· completed" in panel_shown.html
 
 
@@ -359,3 +360,43 @@ def test_a_flow_graph_grows_while_the_flow_is_wired(comms, env):
         "proof/default->shape_it/default",
     ]
     assert "shape_it" in graph.snapshot_html()
+
+
+def test_a_tables_max_rows_can_change_while_it_is_shown(comms):
+    s = DataStream("counting")
+    s.push(list(range(50)))
+    table = lw.StreamTable(s, max_rows=5)
+    table.comm.hello()
+    wait_until(lambda: table.comm.custom(), timeout=2)
+    model: dict = {"rows": [], "columns": []}
+    for rows, expected in ((12, range(38, 50)), (3, range(47, 50)), (30, range(20, 50))):
+        table.max_rows = rows
+        for msg in table.comm.custom():
+            _apply(model, msg, table.max_rows)
+        # the front end gets the new window whole, as the snapshot shows it
+        assert [r[2] for r in model["rows"]] == [str(i) for i in expected]
+        assert table.comm.custom()[-1]["type"] == "reset"
+        assert [r[2] for r in table.table()[1]] == [str(i) for i in expected]
+        assert table.snapshot_html().count("<tr>") == len(expected) + 1
+        table.comm.sent.clear()
+    s.push([50, 51])  # and the deltas go on from there
+    wait_until(lambda: [r[2] for r in table.table()[1]][-1] == "51", timeout=2)
+    assert len(table.table()[1]) == 30
+    with pytest.raises(traitlets.TraitError):
+        table.max_rows = 0
+
+
+def test_a_plots_window_can_change_while_it_is_shown(comms):
+    s = DataStream("levels")
+    s.push([float(i) for i in range(100)])
+    plot = lw.StreamPlot(s, window=10, kind="scatter")
+    plot.comm.hello()
+    plot.window = 40
+    reset = plot.comm.custom()[-1]
+    assert reset["type"] == "reset" and reset["y"][0] == [float(i) for i in range(60, 100)]
+    dots = re.search(r'<path d="([^"]*)"[^>]*data-series="value"', plot.snapshot_html())
+    assert dots and dots.group(1).count("M") == 40  # the snapshot has one dot a point
+    plot.window = 4
+    assert [p[1][0] for p in plot.points()] == [96.0, 97.0, 98.0, 99.0]
+    with pytest.raises(traitlets.TraitError):
+        plot.window = -1

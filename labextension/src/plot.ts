@@ -29,6 +29,17 @@ export class StreamPlotModel extends LiveModel {
     };
   }
 
+  initialize(attributes: any, options: any): void {
+    super.initialize(attributes, options);
+    // A smaller window shows at once; the kernel then sends the new window whole.
+    this.on('change:window', () => {
+      const cut = Math.max(0, this.xs.length - Math.max(1, this.get('window') as number));
+      this.xs = this.xs.slice(cut);
+      this.ys = this.ys.map(s => s.slice(cut));
+      this.trigger('live:data', { type: 'resize' });
+    });
+  }
+
   private header(msg: LiveMessage): void {
     this.count = msg.count ?? this.count;
     this.rate = msg.rate ?? this.rate;

@@ -26,6 +26,15 @@ export class StreamTableModel extends LiveModel {
     };
   }
 
+  initialize(attributes: any, options: any): void {
+    super.initialize(attributes, options);
+    // A smaller max_rows shows at once; the kernel then sends the new window whole.
+    this.on('change:max_rows', () => {
+      this.rows = this.rows.slice(-Math.max(1, this.get('max_rows') as number));
+      this.trigger('live:data', { type: 'resize' });
+    });
+  }
+
   private header(msg: LiveMessage): void {
     if (msg.columns) {
       this.columns = msg.columns;

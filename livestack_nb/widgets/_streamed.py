@@ -12,6 +12,8 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import traitlets
+
 from ..stream import Chunk, DataStream
 from ._base import LiveWidget
 
@@ -21,6 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["StreamWidget"]
 
 Raw = tuple[int, float, Any]
+
+
+def _at_least_one(name: str, value: int) -> int:
+    """``value`` if it is a window size (a trait validator's check)."""
+    if value < 1:
+        raise traitlets.TraitError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 class StreamWidget(LiveWidget):
@@ -41,15 +50,38 @@ class StreamWidget(LiveWidget):
         self._error = ""
         sub: Disposable = stream.listen_chunks(self._on_chunk, self._on_end)
         self._on_dispose(sub.dispose)
-        # Subscribed first, then the history: values in both are taken once.
-        history = stream.datapoints()[-keep:]
-        with self._lock:
-            first = self._pending[0][0] if self._pending else None
-            old = [(d.seq, d.timestamp, d.value) for d in history if first is None or d.seq < first]
-            self._pending = deque(old + list(self._pending), maxlen=keep)
+        self._refill(keep)  # subscribed first, then the history: values in both are taken once
         if stream.ended:
             self._on_end(stream.error)
         self._changed()
+
+    def _refill(self, keep: int) -> None:
+        """Keep ``keep`` values from now on and make the newest ``keep`` of the
+        stream's history pending again (what a new or resized window shows)."""
+        if keep < 1:
+            raise ValueError(f"must keep at least one value, not {keep}")
+        history = self.stream.datapoints()[-keep:]
+        with self._lock:
+            self._keep = keep
+            first = self._pending[0][0] if self._pending else None
+            old = [(d.seq, d.timestamp, d.value) for d in history if first is None or d.seq < first]
+            self._pending = deque(old + list(self._pending), maxlen=keep)
+
+    def _new_window(self, keep: int) -> None:
+        """Start an empty window of ``keep`` values (what the subclass shows)."""
+        raise NotImplementedError
+
+    def _resize(self, keep: int) -> None:
+        """Show the newest ``keep`` values from now on (``max_rows`` or ``window``
+        changed): the window is rebuilt from the stream's history and sent whole,
+        and the snapshot follows."""
+        if "stream" not in vars(self) or self._disposed:
+            return  # still being made (its traits are set first), or gone
+        with self._send_lock:
+            self._refill(keep)
+            self._new_window(keep)
+            self._send_live({"type": "reset", **self._reset()})
+        self._snap_dirty = True
 
     def _on_chunk(self, chunk: Chunk) -> None:
         values = chunk.values

@@ -14,6 +14,8 @@ from ..job import JobHandle, JobStatus
 from ..stream import DataStream
 from ._base import LiveWidget
 from ._format import esc
+from ._graph_svg import graph_svg
+from ._svg import truncate
 
 __all__ = ["FlowGraph"]
 
@@ -190,27 +192,17 @@ class FlowGraph(LiveWidget):
 
     def _snapshot(self) -> tuple[str, str]:
         st = self.state()
-        rows = []
-        for n in self.shape["nodes"]:
-            s = st["nodes"].get(n["id"], {"status": "idle"})
-            err = f" — {s['error']}" if "error" in s else ""
-            colour = "#e53935" if s["status"] == "failed" else "#f4f4f4"
-            rows.append(
-                f'<li><span style="background:{colour};padding:0 4px">{esc(n["id"])}</span>'
-                f" ({esc(n['spec'])}): {esc(s['status'])}{esc(err)}</li>"
-            )
-        for e in self.shape["edges"]:
-            c = st["edges"].get(e["id"])
-            count = f": {c['count']} values" if c else ""
-            rows.append(f"<li>{esc(e['source'])} → {esc(e['target'])} ({esc(e['label'])}){esc(count)}</li>")
-        for p in self.shape["ports"]:
-            c = st["edges"].get(p["id"])
-            count = f": {c['count']} values" if c else ""
-            arrow = f"{p['name']} → {p['node']}" if p["direction"] == "in" else f"{p['node']} → {p['name']}"
-            rows.append(f"<li>port {esc(arrow)}{esc(count)}</li>")
+        failed = [
+            (n["id"], s["error"])
+            for n in self.shape["nodes"]
+            if "error" in (s := st["nodes"].get(n["id"], {}))
+        ]
+        # Tooltips need a pointer: a failure is also spelled out under the drawing.
+        red = '<div style="color:#b00020;white-space:pre-wrap">'
+        errors = "".join(f"{red}{esc(nid)} failed: {esc(truncate(err, 500))}</div>" for nid, err in failed)
         html = (
             f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
-            f"<ul>{''.join(rows)}</ul></div>"
+            f"{graph_svg(self.shape, st)}{errors}</div>"
         )
         text = f"{self.title} ({st['status']}): " + ", ".join(n["id"] for n in self.shape["nodes"])
         return html, text

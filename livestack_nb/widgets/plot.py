@@ -10,7 +10,8 @@ import traitlets
 
 from ..stream import DataStream
 from ._format import columns_of, esc, field, number
-from ._streamed import Raw, StreamWidget
+from ._plot_svg import plot_svg
+from ._streamed import Raw, StreamWidget, _at_least_one
 
 __all__ = ["StreamPlot"]
 
@@ -33,7 +34,8 @@ class StreamPlot(StreamWidget):
     kind:
         ``"line"``, ``"scatter"`` or ``"bar"``.
     window:
-        How many of the newest points are drawn.
+        How many of the newest points are drawn; setting it on a shown plot
+        refills it from the stream's in-memory history.
 
     Examples
     --------
@@ -62,8 +64,7 @@ class StreamPlot(StreamWidget):
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         if isinstance(y, str):
             y = [y]
-        self._points: deque[tuple[float, list[float | None]]] = deque(maxlen=max(1, window))
-        self._unsent: deque[tuple[float, list[float | None]]] = deque(maxlen=max(1, window))
+        self._new_window(max(1, window))
         fields = list(y) if y else None
         if fields is None:
             declared = columns_of(stream.type.cls)
@@ -73,6 +74,18 @@ class StreamPlot(StreamWidget):
         super().__init__(
             stream, window, x=x, y=fields or [], kind=kind, window=window, title=title or stream.stream_id
         )
+
+    def _new_window(self, keep: int) -> None:
+        self._points: deque[tuple[float, list[float | None]]] = deque(maxlen=keep)
+        self._unsent: deque[tuple[float, list[float | None]]] = deque(maxlen=keep)
+
+    @traitlets.validate("window")
+    def _check_window(self, proposal: Any) -> int:
+        return _at_least_one("window", proposal["value"])
+
+    @traitlets.observe("window")
+    def _window_changed(self, change: Any) -> None:
+        self._resize(change["new"])
 
     def _points_of(self, raw: list[Raw]) -> list[tuple[float, list[float | None]]]:
         if self._fields is None and raw:
@@ -121,12 +134,9 @@ class StreamPlot(StreamWidget):
         pts = self.points()
         h = self._header()
         note = f"{h['count']} events" + (" · ended" if h["ended"] else "")
-        svg = _svg(pts, len(self.y))
-        legend = ", ".join(self.y) or "no numeric field"
-        html = (
-            f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)} · '
-            f"{esc(legend)}</div>{svg}</div>"
-        )
+        empty = "no data yet" if not h["count"] else "no numeric value to plot"
+        svg = plot_svg(pts, self.y, x=self.x, kind=self.kind, height=self.height, empty=empty)
+        html = f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)}</div>{svg}</div>'
         last = pts[-1][1] if pts else []
         text = f"{self.title}: {note}; last " + ", ".join(
             f"{f}={v}" for f, v in zip(self.y, last, strict=False)
@@ -137,32 +147,6 @@ class StreamPlot(StreamWidget):
         return f"<StreamPlot {self.stream.stream_id!r} y={self.y}>"
 
 
-_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-
-
 def _numeric_annotation(cls: Any, name: str) -> bool:
     ann = cls.model_fields[name].annotation
     return ann in (int, float, bool)
-
-
-def _svg(pts: Sequence[tuple[float, list[float | None]]], n: int, w: int = 480, h: int = 160) -> str:
-    """A static line drawing of the points (numbers only, nothing to escape)."""
-    ys = [v for p in pts for v in p[1] if v is not None]
-    if len(pts) < 2 or not ys:
-        return f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg"></svg>'
-    x0, x1 = pts[0][0], pts[-1][0]
-    y0, y1 = min(ys), max(ys)
-    sx = (w - 10) / ((x1 - x0) or 1)
-    sy = (h - 10) / ((y1 - y0) or 1)
-    lines = []
-    for i in range(n):
-        coords = " ".join(
-            f"{5 + (p[0] - x0) * sx:.1f},{h - 5 - (v - y0) * sy:.1f}"
-            for p in pts
-            if (v := p[1][i]) is not None
-        )
-        lines.append(f'<polyline fill="none" stroke="{_COLOURS[i % 6]}" points="{coords}"/>')
-    return (
-        f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">'
-        f'<rect width="{w}" height="{h}" fill="none" stroke="#ccc"/>{"".join(lines)}</svg>'
-    )

@@ -9,7 +9,7 @@ import traitlets
 
 from ..stream import DataStream
 from ._format import cells, columns_of, fmt_time, table_html
-from ._streamed import Raw, StreamWidget
+from ._streamed import Raw, StreamWidget, _at_least_one
 
 __all__ = ["StreamTable"]
 
@@ -26,7 +26,8 @@ class StreamTable(StreamWidget):
     stream:
         The stream to show (``job.output()``, a flow run's output, ...).
     max_rows:
-        How many of the newest rows stay visible.
+        How many of the newest rows stay visible; setting it on a shown table
+        refills it from the stream's in-memory history.
     title:
         Header text; the stream id by default.
 
@@ -45,11 +46,22 @@ class StreamTable(StreamWidget):
         declared = columns_of(getattr(stream, "type", None) and stream.type.cls)
         if declared != ["value"]:
             self._fields = declared
-        self._window: deque[list[str]] = deque(maxlen=max(1, max_rows))
-        self._unsent: deque[list[str]] = deque(maxlen=max(1, max_rows))
+        self._new_window(max(1, max_rows))
         self._columns_sent: list[str] | None = None
         self._last_folded = 0
         super().__init__(stream, max_rows, max_rows=max_rows, title=title or stream.stream_id)
+
+    def _new_window(self, keep: int) -> None:
+        self._window: deque[list[str]] = deque(maxlen=keep)
+        self._unsent: deque[list[str]] = deque(maxlen=keep)
+
+    @traitlets.validate("max_rows")
+    def _check_max_rows(self, proposal: Any) -> int:
+        return _at_least_one("max_rows", proposal["value"])
+
+    @traitlets.observe("max_rows")
+    def _max_rows_changed(self, change: Any) -> None:
+        self._resize(change["new"])
 
     @property
     def columns(self) -> list[str]:
