@@ -27,6 +27,7 @@ NODE_H, PORT_H = 46.0, 24.0
 
 def edge_label(tag: str, st: dict[str, Any] | None) -> str:
     """What an arrow says: its tags unless ``default``, its count, its rate while live."""
+    tag = tag.removesuffix("→default")  # into the default input: the output's tag says it all
     parts = [] if tag == "default" else [tag]
     if st is not None:
         parts.append(f"{st['count']} · {fmt_rate(st['rate'])}" if st["rate"] else str(st["count"]))
@@ -113,11 +114,12 @@ def _arrows(lay: Layout, labels: dict[str, str]) -> list[str]:
         label = labels.get(route.edge.id, "")
         if label:
             lx, ly = route.label_at
-            side = lay.vertical and not route.back  # beside a downward line, else above the line
+            # beside a downward line, under a loop's lane, else above the line
+            side = lay.vertical
             texts.append(
                 text(
                     lx + 6 if side else lx,
-                    ly + 4 if side else ly - 5,
+                    ly + 4 if side else ly + 13 if route.back else ly - 5,
                     label,
                     text_anchor="start" if side else "middle",
                     font_size=11,

@@ -218,7 +218,7 @@ def _place(boxes: Sequence[Box], edges: Sequence[Edge], *, vertical: bool) -> La
         for v in layer:
             centre[v] = (start[r] + depth[r] / 2, o + size[v][1] / 2)
             o += size[v][1] + SEP
-    o_total = MARGIN * 2 + widest + (LANE * len(back) + 8 if back else 0.0)
+    o_total = MARGIN * 2 + widest + (LANE * len(back) + 20 if back else 0.0)  # lanes, the last label
 
     def xy(r: float, o: float) -> tuple[float, float]:
         return (o, r) if vertical else (r, o)
@@ -283,6 +283,13 @@ def _place(boxes: Sequence[Box], edges: Sequence[Edge], *, vertical: bool) -> La
             else:  # across a rank: straight
                 d += f" L {pt(rb, ob)}"
         (ra, oa), (rb, ob) = pts[0], pts[1]
-        label = xy((ra + rb) / 2, (oa + ob) / 2)
+        if vertical:
+            # beside the curve three quarters down, where a fan-out's arrows are apart
+            label = xy(0.015625 * ra + 0.5625 * (ra + rb) / 2 + 0.421875 * rb, 0.15625 * oa + 0.84375 * ob)
+        else:
+            label = xy((ra + rb) / 2, (oa + ob) / 2)
         out.routes.append(Route(e, d, xy(*pts[-1]), ahead, label, back=False))
+    if vertical:  # labels are written to the right of their arrows: make room for them
+        for route in out.routes:
+            out.width = max(out.width, route.label_at[0] + 6 + route.edge.label_width + MARGIN)
     return out
