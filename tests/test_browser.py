@@ -34,9 +34,12 @@ def browser(server: Any) -> Iterator[Any]:
         yield b
 
 
-def _open_and_run(browser: Any, server: Any, ui: str) -> tuple[Any, list[str]]:
+def _open_and_run(
+    browser: Any, server: Any, ui: str, nb: nbformat.NotebookNode | None = None
+) -> tuple[Any, list[str]]:
     name = f"live-{ui}-{uuid.uuid4().hex[:6]}.ipynb"
-    nbformat.write(live_notebook(n=N, wait=False, delay=0.004), Path(server.root) / name)
+    nb = nb or live_notebook(n=N, wait=False, delay=0.004)
+    nbformat.write(nb, Path(server.root) / name)
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -152,6 +155,60 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         shot(page.locator(".jp-Notebook"), f"{ui}-notebook")
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / f"{ui}-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+RESIZE = """\
+import ipywidgets as w
+from livestack_nb.stream import DataStream
+from livestack_nb.widgets import StreamPlot, StreamTable
+
+s = DataStream("counting")
+s.push([float(i) for i in range(60)])
+table = StreamTable(s, max_rows=5)
+plot = StreamPlot(s, x="seq", kind="scatter", window=60)
+rows = w.BoundedIntText(value=5, min=1, max=100, description="rows")
+points = w.BoundedIntText(value=60, min=1, max=100, description="points")
+w.jslink((rows, "value"), (table, "max_rows"))
+w.jslink((points, "value"), (plot, "window"))
+display(rows, table, points, plot)
+"""
+
+
+def test_max_rows_and_window_change_on_a_shown_table_and_plot(browser: Any, server: Any) -> None:
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(
+        cells=[new_code_cell(RESIZE)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    page, _ = _open_and_run(browser, server, "lab", nb)
+    try:
+        table = page.locator(".lsnb-table.lsnb-live")
+        table.wait_for(timeout=60_000)
+        canvas = page.locator(".lsnb-plot.lsnb-live canvas").first
+        wait_until(lambda: _series_pixels(canvas) > 50, timeout=30, message="the plot drew")
+        for value, first, count in (("12", "59", 12), ("3", "59", 3), ("40", "59", 40)):
+            # typed into a box linked in the browser: the front end changes the trait
+            box = page.locator(".widget-inline-hbox:has-text('rows') input")
+            box.fill(value)
+            box.press("Enter")
+            wait_until(lambda c=count: table.locator("tbody tr").count() == c, timeout=15,
+                       message=f"{count} rows shown")  # fmt: skip
+            # the newest row first, the oldest one shown is the right one
+            assert table.locator("tbody tr td").nth(2).text_content() == f"{float(first)}"
+            assert table.locator("tbody tr").last.locator("td").nth(2).text_content() == f"{60.0 - count}"
+        shot(table, "lab-table-resized")
+        wide = _series_pixels(canvas)
+        box = page.locator(".widget-inline-hbox:has-text('points') input")
+        box.fill("6")
+        box.press("Enter")
+        wait_until(lambda: 0 < _series_pixels(canvas) < wide / 4, timeout=15, message="fewer points drawn")
+        shot(page.locator(".lsnb-plot.lsnb-live").first, "lab-plot-resized")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "resize-failure.png"))
         raise
     finally:
         page.close()

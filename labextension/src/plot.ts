@@ -135,8 +135,12 @@ export class StreamPlotView extends LiveView {
     } else {
       this.plot.setData([m.xs, ...m.ys] as uPlot.AlignedData);
     }
-    // The x range follows the rolling window exactly.
-    this.plot.setScale('x', { min: m.xs[0], max: m.xs[m.xs.length - 1] });
+    // The x range follows the rolling window exactly (one batch shares one
+    // timestamp: then half a unit either side, as the static snapshot does).
+    const lo = m.xs[0];
+    const hi = m.xs[m.xs.length - 1];
+    const pad = hi > lo ? 0 : 0.5;
+    this.plot.setScale('x', { min: lo - pad, max: hi + pad });
   }
 
   remove(): any {

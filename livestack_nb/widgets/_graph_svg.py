@@ -113,15 +113,15 @@ def _arrows(lay: Layout, labels: dict[str, str]) -> list[str]:
         )
         label = labels.get(route.edge.id, "")
         if label:
-            lx, ly = route.label_at
+            (lx, ly), anchor = route.label_at, route.label_anchor
             # beside a downward line, under a loop's lane, else above the line
-            side = lay.vertical
+            ox, oy = (6, 4) if anchor == "start" else (0, 13) if route.back else (0, -5)
             texts.append(
                 text(
-                    lx + 6 if side else lx,
-                    ly + 4 if side else ly + 13 if route.back else ly - 5,
+                    lx + ox,
+                    ly + oy,
                     label,
-                    text_anchor="start" if side else "middle",
+                    text_anchor=anchor,
                     font_size=11,
                     fill=LABEL,
                     stroke="#fff",

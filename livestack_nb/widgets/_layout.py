@@ -60,13 +60,15 @@ class Placed:
 @dataclass(frozen=True)
 class Route:
     """How an edge is drawn: an SVG path, where its arrow ends (pointing along
-    ``direction``) and where its label goes."""
+    ``direction``), and where its label goes: ``label_at`` is the label's start,
+    middle or end (``label_anchor``, as SVG's ``text-anchor``) on the line."""
 
     edge: Edge
     d: str
     tip: tuple[float, float]
     direction: tuple[float, float]
     label_at: tuple[float, float]
+    label_anchor: str
     back: bool
 
 
@@ -265,7 +267,7 @@ def _place(boxes: Sequence[Box], edges: Sequence[Edge], *, vertical: bool) -> La
             )
             tip = xy(near_start(e.target), o2)
             label = xy((r1 + r2) / 2, o_lane)
-            out.routes.append(Route(e, d, tip, ahead, label, back=True))
+            out.routes.append(Route(e, d, tip, ahead, label, "start" if vertical else "middle", back=True))
             continue
         chain = chains[i]
         # Points: out of the source, across each rank passed, into the target.
@@ -283,12 +285,14 @@ def _place(boxes: Sequence[Box], edges: Sequence[Edge], *, vertical: bool) -> La
             else:  # across a rank: straight
                 d += f" L {pt(rb, ob)}"
         (ra, oa), (rb, ob) = pts[0], pts[1]
+        # Where a fan-out's arrows are apart: beside the curve three quarters down,
+        # or ending just before the arrowhead (the gap is as wide as the label).
         if vertical:
-            # beside the curve three quarters down, where a fan-out's arrows are apart
             label = xy(0.015625 * ra + 0.5625 * (ra + rb) / 2 + 0.421875 * rb, 0.15625 * oa + 0.84375 * ob)
         else:
-            label = xy((ra + rb) / 2, (oa + ob) / 2)
-        out.routes.append(Route(e, d, xy(*pts[-1]), ahead, label, back=False))
+            label = xy(rb - 10, ob)
+        anchor = "start" if vertical else "end"
+        out.routes.append(Route(e, d, xy(*pts[-1]), ahead, label, anchor, back=False))
     if vertical:  # labels are written to the right of their arrows: make room for them
         for route in out.routes:
             out.width = max(out.width, route.label_at[0] + 6 + route.edge.label_width + MARGIN)
