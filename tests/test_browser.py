@@ -238,6 +238,12 @@ def test_the_default_html_export_reads_offline_in_chromium(browser: Any, tmp_pat
         assert "300 events" in first and "299" in first
         graph = snapshots.nth(4).text_content() or ""
         assert all(n in graph for n in ("sensor", "label", "explode"))
+        # plots and the graph are drawings here; their text versions are hidden
+        for i in (1, 2, 4):
+            assert snapshots.nth(i).locator("svg").is_visible()
+            assert not snapshots.nth(i).locator(".lsnb-text").is_visible()
+        box = snapshots.nth(4).locator("g[data-node='explode'] rect").bounding_box()
+        assert box and box["width"] > 50
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
         assert HOSTILE in (snapshots.nth(3).text_content() or "")
         assert not dialogs
@@ -246,6 +252,44 @@ def test_the_default_html_export_reads_offline_in_chromium(browser: Any, tmp_pat
         shot(snapshots.nth(4), "static-graph")
     finally:
         context.close()
+
+
+def test_a_saved_notebook_opened_without_its_kernel_shows_its_snapshots_as_text(
+    browser: Any, server: Any, tmp_path: Path
+) -> None:
+    # Executed elsewhere, so JupyterLab does not trust it: it sanitizes the
+    # snapshots' HTML, which removes SVG. Their text versions show instead.
+    from nbclient import NotebookClient
+
+    nb = live_notebook(n=300)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    name = f"saved-{uuid.uuid4().hex[:6]}.ipynb"
+    nbformat.write(nb, Path(server.root) / name)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        page.goto(f"{server.url}/lab/workspaces/{uuid.uuid4().hex}/tree/{name}?reset&token={server.token}")
+        snapshots = page.locator(".lsnb-snapshot")
+        wait_until(lambda: snapshots.count() >= 6, timeout=60)
+        assert page.locator(".lsnb-snapshot svg").count() == 0  # sanitized away
+        graph = snapshots.nth(4)
+        text = graph.locator(".lsnb-text")
+        assert text.is_visible() and not graph.locator(".lsnb-drawing").is_visible()
+        lines = text.locator("li").all_text_contents()
+        assert any(line.startswith("explode (explode): failed — ValueError: oven on fire") for line in lines)
+        assert "port orders → sensor: 1" in lines  # the flow fails before the sensor's 30 values are out
+        assert any(re.fullmatch(r"sensor → label: [1-9]\d*", line) for line in lines), lines
+        plot = snapshots.nth(1).locator(".lsnb-text")
+        assert plot.is_visible() and "value" in (plot.text_content() or "")
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert not dialogs
+        shot(graph, "lab-saved-graph-as-text")
+        shot(snapshots.nth(1), "lab-saved-plot-as-text")
+    finally:
+        page.close()
 
 
 def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(

@@ -135,7 +135,11 @@ def test_a_failed_flow_snapshot_is_an_svg_with_the_failed_node_red_and_its_error
     # the arrows carry their counts: one value went in through the port and one along the edge
     assert _texts(root).count("1") == 2
     # the error is also written out under the drawing, for a reader without a pointer
-    assert "explode failed: ValueError: bad &lt;img" in html
+    drawing, text = html.split('<div class="lsnb-text">')
+    assert "explode failed: ValueError: bad &lt;img" in drawing
+    # and where SVG is sanitized away, a list says the same
+    assert "</span> (explode): failed — ValueError: bad &lt;img src=x onerror=alert(1)&gt;</li>" in text
+    assert f"<li>port orders → {htmllib.escape(HOSTILE)}: 1</li>" in text
 
 
 def test_a_flow_with_a_loop_renders(comms, env):
@@ -220,6 +224,8 @@ def test_a_plot_snapshot_has_axes_a_legend_and_its_kind(comms, kind):
     shapes = {"line": "polyline", "scatter": "path", "bar": "path"}[kind]
     assert {e.tag.removeprefix(SVG_NS) for e in series} == {shapes}
     assert [e.get("stroke") or e.get("fill") for e in series] == list(PALETTE[:2])
+    # where SVG is sanitized away, the numbers: last, min, max and how many points
+    assert re.search(r"<td>temp</td><td>21</td><td>20</td><td>26</td><td>25</td>", html)
     if kind == "line":
         assert all(len(e.get("points", "").split()) == 25 for e in series)
     elif kind == "scatter":

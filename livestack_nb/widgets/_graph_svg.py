@@ -15,7 +15,7 @@ from ._format import esc
 from ._layout import Box, Edge, Layout, Placed, layout
 from ._svg import STATUS_COLOURS, el, fmt_rate, svg_root, text, text_width, truncate
 
-__all__ = ["MAX_WIDTH", "edge_label", "graph_svg"]
+__all__ = ["MAX_WIDTH", "edge_label", "graph_list", "graph_svg"]
 
 #: Widest a graph is shown, in pixels; a larger drawing is scaled down to it.
 MAX_WIDTH = 880
@@ -160,3 +160,27 @@ def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
     for p in shape["ports"]:
         parts.append(_port(p, edge_st.get(p["id"]), lay.boxes[p["id"]]))
     return svg_root(lay.width, lay.height, *parts, max_width=MAX_WIDTH)
+
+
+def graph_list(shape: dict[str, Any], state: dict[str, Any]) -> str:
+    """The graph as an HTML list of nodes, edges and ports, for where SVG is not shown."""
+    node_st: dict[str, Any] = state.get("nodes", {})
+    edge_st: dict[str, Any] = state.get("edges", {})
+    rows = []
+    for n in shape["nodes"]:
+        st = node_st.get(n["id"], {"status": "idle"})
+        fill, _ = STATUS_COLOURS.get(st["status"], STATUS_COLOURS["idle"])
+        ink = "#fff" if st["status"] == "failed" else "#222"
+        err = f" — {st['error']}" if "error" in st else ""
+        rows.append(
+            f'<li><span style="background:{fill};color:{ink};padding:0 4px">{esc(n["id"])}</span>'
+            f" ({esc(n['spec'])}): {esc(st['status'])}{esc(err)}</li>"
+        )
+    for e in shape["edges"]:
+        label = edge_label(e["label"], edge_st.get(e["id"]))
+        rows.append(f"<li>{esc(e['source'])} → {esc(e['target'])}{esc(': ' + label if label else '')}</li>")
+    for p in shape["ports"]:
+        label = edge_label("default", edge_st.get(p["id"]))
+        arrow = f"{p['name']} → {p['node']}" if p["direction"] == "in" else f"{p['node']} → {p['name']}"
+        rows.append(f"<li>port {esc(arrow)}{esc(': ' + label if label else '')}</li>")
+    return f"<ul>{''.join(rows)}</ul>"

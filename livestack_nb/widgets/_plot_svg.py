@@ -14,10 +14,10 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 
-from ._format import fmt_time
+from ._format import esc, fmt_time
 from ._svg import PALETTE, el, nice_ticks, svg_root, text, text_width, truncate
 
-__all__ = ["plot_svg"]
+__all__ = ["plot_summary", "plot_svg"]
 
 Point = tuple[float, list[float | None]]
 AXIS, GRID, INK = "#999", "#eee", "#444"
@@ -193,3 +193,17 @@ def plot_svg(
                 )
             )
     return svg_root(width, height, *parts, max_width=width)
+
+
+def plot_summary(pts: Sequence[Point], fields: Sequence[str], *, empty: str = "no data yet") -> str:
+    """The plotted values in a few numbers (last, min, max of each field), for where SVG is not shown."""
+    rows = []
+    for i, name in enumerate(fields):
+        vs = [v for _, row in pts if (v := row[i]) is not None]
+        if vs:
+            cells = [name, f"{vs[-1]:.4g}", f"{min(vs):.4g}", f"{max(vs):.4g}", str(len(vs))]
+            rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    if not rows:
+        return f"<div>{esc(empty)}</div>"
+    head = "".join(f"<th>{h}</th>" for h in ("field", "last", "min", "max", "points"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

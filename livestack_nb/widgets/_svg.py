@@ -15,6 +15,7 @@ from ._format import esc
 
 __all__ = [
     "FONT",
+    "drawing_or_text",
     "PALETTE",
     "STATUS_COLOURS",
     "el",
@@ -102,3 +103,26 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> tuple[list[float], float]:
     first = math.ceil(lo / step - 1e-9) * step
     count = math.floor((hi - first) / step + 1e-9) + 1
     return [first + i * step for i in range(count)], step
+
+
+# Without CSS the text shows and the drawing is hidden; this style, where it is
+# kept, swaps them (more specific than any ``[hidden]`` rule, hence the ``>``s).
+_SWAP = (
+    "<style>.lsnb-snapshot>.lsnb-drawing[hidden]{display:block!important}"
+    ".lsnb-snapshot>.lsnb-text{display:none}</style>"
+)
+
+
+def drawing_or_text(drawing: str, text_html: str) -> str:
+    """``drawing`` (markup holding an SVG) where SVG is shown, else ``text_html``.
+
+    JupyterLab and Notebook 7 sanitize the HTML of a notebook they do not
+    trust (one executed and saved elsewhere): ``<svg>`` and ``<style>`` are
+    removed, the text inside an SVG is kept as a run of words, and the
+    ``hidden`` attribute stays. So the drawing goes in a hidden block that
+    only the style shows, and a text version in a block the style hides:
+    nbconvert's page shows the drawing, a sanitized output the text.
+    Place the result directly inside the ``lsnb-snapshot`` block.
+    """
+    hidden = f'<div class="lsnb-drawing" hidden="hidden">{drawing}</div>'
+    return f'{_SWAP}{hidden}<div class="lsnb-text">{text_html}</div>'

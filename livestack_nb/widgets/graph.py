@@ -14,8 +14,8 @@ from ..job import JobHandle, JobStatus
 from ..stream import DataStream
 from ._base import LiveWidget
 from ._format import esc
-from ._graph_svg import graph_svg
-from ._svg import truncate
+from ._graph_svg import graph_list, graph_svg
+from ._svg import drawing_or_text, truncate
 
 __all__ = ["FlowGraph"]
 
@@ -200,9 +200,10 @@ class FlowGraph(LiveWidget):
         # Tooltips need a pointer: a failure is also spelled out under the drawing.
         red = '<div style="color:#b00020;white-space:pre-wrap">'
         errors = "".join(f"{red}{esc(nid)} failed: {esc(truncate(err, 500))}</div>" for nid, err in failed)
+        body = drawing_or_text(graph_svg(self.shape, st) + errors, graph_list(self.shape, st))
         html = (
             f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
-            f"{graph_svg(self.shape, st)}{errors}</div>"
+            f"{body}</div>"
         )
         text = f"{self.title} ({st['status']}): " + ", ".join(n["id"] for n in self.shape["nodes"])
         return html, text

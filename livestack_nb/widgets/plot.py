@@ -10,8 +10,9 @@ import traitlets
 
 from ..stream import DataStream
 from ._format import columns_of, esc, field, number
-from ._plot_svg import plot_svg
+from ._plot_svg import plot_summary, plot_svg
 from ._streamed import Raw, StreamWidget, _at_least_one
+from ._svg import drawing_or_text
 
 __all__ = ["StreamPlot"]
 
@@ -136,7 +137,8 @@ class StreamPlot(StreamWidget):
         note = f"{h['count']} events" + (" · ended" if h["ended"] else "")
         empty = "no data yet" if not h["count"] else "no numeric value to plot"
         svg = plot_svg(pts, self.y, x=self.x, kind=self.kind, height=self.height, empty=empty)
-        html = f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)}</div>{svg}</div>'
+        body = drawing_or_text(svg, plot_summary(pts, self.y, empty=empty))
+        html = f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)}</div>{body}</div>'
         last = pts[-1][1] if pts else []
         text = f"{self.title}: {note}; last " + ", ".join(
             f"{f}={v}" for f, v in zip(self.y, last, strict=False)
