@@ -34,6 +34,11 @@ def edge_label(tag: str, st: dict[str, Any] | None) -> str:
     return ": ".join(parts)
 
 
+def _frame(at: Placed) -> dict[str, object]:
+    """A rectangle's attributes for a placed box."""
+    return {"x": f"{at.x:.1f}", "y": f"{at.y:.1f}", "width": f"{at.width:.1f}", "height": f"{at.height:.1f}"}
+
+
 def _sub(spec: dict[str, Any], status: str) -> str:
     """A node's second line: its spec (when the label differs) and its status."""
     return " · ".join(p for p in (spec["spec"] if spec["spec"] != spec["id"] else "", status) if p)
@@ -46,7 +51,6 @@ def _node(spec: dict[str, Any], st: dict[str, Any], at: Placed) -> str:
     sub = _sub(spec, status)
     tip = f"{nid}: {status}" + (f"\n{st['error']}" if st.get("error") else "")
     cx, cy = at.x + at.width / 2, at.y + at.height / 2
-    rect = {"x": f"{at.x:.1f}", "y": f"{at.y:.1f}", "width": f"{at.width:.1f}", "height": f"{at.height:.1f}"}
     return el(
         "g",
         {"data-node": nid, "data-status": status},
@@ -54,7 +58,7 @@ def _node(spec: dict[str, Any], st: dict[str, Any], at: Placed) -> str:
         el(
             "rect",
             {
-                **rect,
+                **_frame(at),
                 "rx": 6,
                 "fill": fill,
                 "stroke": stroke,
@@ -78,12 +82,11 @@ def _node(spec: dict[str, Any], st: dict[str, Any], at: Placed) -> str:
 
 def _port(port: dict[str, Any], st: dict[str, Any] | None, at: Placed) -> str:
     count = f": {st['count']} values" if st else ""
-    rect = {"x": f"{at.x:.1f}", "y": f"{at.y:.1f}", "width": f"{at.width:.1f}", "height": f"{at.height:.1f}"}
     return el(
         "g",
         {"data-port": port["name"], "data-direction": port["direction"]},
         el("title", {}, esc(f"{port['direction']} port {port['name']}{count}")),
-        el("rect", {**rect, "rx": 12, "fill": "#fff", "stroke": "#888", "stroke-dasharray": "3 2"}),
+        el("rect", {**_frame(at), "rx": 12, "fill": "#fff", "stroke": "#888", "stroke-dasharray": "3 2"}),
         text(
             at.x + at.width / 2,
             at.y + at.height / 2 + 4,

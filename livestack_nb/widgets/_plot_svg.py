@@ -86,6 +86,7 @@ def plot_svg(
     for _, row in pts:
         last = [v if v is not None else old for v, old in zip(row, last, strict=False)]
     legend, top = _legend(fields, last, width)
+    height = max(height, top + 120)  # many fields: a taller drawing, not a flat plot
 
     lo, hi = min(ys), max(ys)
     if kind == "bar":
