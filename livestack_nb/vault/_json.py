@@ -31,7 +31,7 @@ from pydantic import ConfigDict, TypeAdapter
 
 from ..storage import StorageRef
 
-__all__ = ["Codec", "Flush", "decode_seqs", "encode_seqs", "load_refs", "load_values", "ref_of", "split_refs"]
+__all__ = ["Codec", "decode_seqs", "encode_seqs", "load_refs", "load_values", "ref_of", "split_refs"]
 
 log = logging.getLogger("livestack_nb")
 
@@ -157,16 +157,6 @@ def load_values(stream_id: str, payload: bytes | str, value_type: Any, holes: bo
             str(e).splitlines()[0],
         )
         return list(data if tagged else json.loads(raw))
-
-
-class Flush:
-    """A marker on a writer's queue: set once everything before it is stored."""
-
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: BaseException | None = None
 
 
 def ref_of(v: Any) -> StorageRef | None:

@@ -38,12 +38,19 @@ Values are JSON, encoded with pydantic by the tag's type (``bytes`` as
 base64) and validated by it when read back. Nothing read from Redis is ever
 unpickled.
 
-Writes go through one background thread that pipelines what has queued
-(merging consecutive chunks of a stream into one entry), so the hot path only
-appends to a deque; :meth:`RedisVault.flush` returns once everything recorded
-before it is in Redis. Live followers (a notebook mirroring a job that runs
-elsewhere, a worker reading a job's input) share one reader thread that
-blocks in ``XREAD`` on every followed key.
+Writes go behind the hot path (see :mod:`._writebehind`): the writer thread
+sends each batch as one pipeline, merging consecutive chunks of a stream into
+one entry, and wakes at once for every record other than datapoints, since
+other processes are watching for jobs, statuses and queue messages.
+:meth:`RedisVault.flush` returns once everything recorded before it is in
+Redis. A pipeline is not a transaction: a command that fails is reported to
+the flushes waiting on its batch, and the writer goes on with the next batch
+(a datapoint entry that lost its place is caught by the append script, which
+says which seqs were never stored).
+
+Live followers (a notebook mirroring a job that runs elsewhere, a worker
+reading a job's input) share one reader thread that blocks in ``XREAD`` on
+every followed key.
 """
 
 from __future__ import annotations
@@ -54,24 +61,21 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import LivestackError
-from ..storage import StorageRef
-from ._json import Codec, Flush, decode_seqs, encode_seqs, load_refs, load_values, split_refs
+from ._json import Codec, decode_seqs, encode_seqs, load_refs, load_values, split_refs
+from ._writebehind import Child, WriteBehindVault
 from .base import (
     BatchRecord,
     ChunkLike,
     DatapointRecord,
     JobRecord,
-    Recorder,
     StatusRecord,
     StreamRecord,
     ValidationFailureRecord,
-    Vault,
 )
 
 __all__ = ["GROUP", "MAX_ENTRY", "RedisVault", "safe_url"]
@@ -140,6 +144,20 @@ def _text(b: Any) -> str:
     return b.decode("utf-8", "backslashreplace") if isinstance(b, bytes) else str(b)
 
 
+class _End(NamedTuple):
+    """Queued by :meth:`RedisVault.end_stream`."""
+
+    stream_id: str
+    error: str | None
+
+
+class _Enqueue(NamedTuple):
+    """Queued by :meth:`RedisVault.enqueue`."""
+
+    spec: str
+    job_id: str
+
+
 class _Entry:
     """Consecutive chunks of one stream, merged into one stream entry."""
 
@@ -206,7 +224,7 @@ class _Entry:
         return out
 
 
-class RedisVault(Vault):
+class RedisVault(WriteBehindVault):
     """A vault in a Redis server, shared by every process on the same URL.
 
     Parameters
@@ -235,8 +253,8 @@ class RedisVault(Vault):
         credentials; the message names the URL (without its password).
     """
 
-    durable = True
     queues = True  # jobs can be dispatched to other processes (see livestack_nb.remote)
+    records_at_once = True
 
     def __init__(
         self,
@@ -270,9 +288,6 @@ class RedisVault(Vault):
             raise self._fail(f"maxlen must be >= 1, not {maxlen}")
         self.prefix = prefix
         self.maxlen = maxlen
-        self.interval = interval
-        self.batch_values = batch_values
-        self.max_backlog = max_backlog
         plain = urlunsplit(parts._replace(query=urlencode(query)))
         try:
             self._r: Any = redis.Redis.from_url(
@@ -292,30 +307,26 @@ class RedisVault(Vault):
         self._add_job = self._r.register_script(_ADD_JOB)
         self._append = self._r.register_script(_APPEND)
         self._end = self._r.register_script(_END)
-        self._queue: deque[Any] = deque()
-        self._backlog = 0
-        self._kicked = False
-        self._cond = threading.Condition()
-        self._room = threading.Condition()
-        self._stopping = False
-        self._closed = False
-        self._error: BaseException | None = None
         self._follows: dict[str, list[Any]] = {}  # key -> [last id, handler]
         self._follow_lock = threading.Lock()
         self._groups: set[str] = set()
         tag = uuid.uuid4().hex[:6]
-        self._writer = threading.Thread(target=self._run, name=f"livestack-redis-writer-{tag}", daemon=True)
-        self._writer.start()
         self._reader: threading.Thread | None = None
         self._reader_name = f"livestack-redis-reader-{tag}"
         # The reader blocks in XREAD on the keys it follows; a new follow
         # writes to this key (which it also reads) to wake it at once.
         self._wake_key = self.k("wake", uuid.uuid4().hex)
         self._follows_changed = threading.Event()
+        super().__init__(
+            name=f"livestack-redis-writer-{tag}",
+            interval=interval,
+            batch_values=batch_values,
+            max_backlog=max_backlog,
+        )
 
-    def _fail(self, what: str, e: BaseException | None = None) -> LivestackError:
-        why = f": {e}" if e is not None else ""
-        return LivestackError(f"redis vault {self.url!r}: {what}{why}")
+    @property
+    def _label(self) -> str:
+        return f"redis vault {self.url!r}"
 
     # -- keys -----------------------------------------------------------------------
 
@@ -332,65 +343,9 @@ class RedisVault(Vault):
     def queue_key(self, spec: str) -> str:
         return self.k("queue", spec)
 
-    # -- the write queue --------------------------------------------------------------
+    # -- writing (see _writebehind) ----------------------------------------------------
 
-    def _put(self, item: Any, values: int = 0) -> bool:
-        if self._closed:
-            raise self._fail("is closed; it records nothing more")
-        self._queue.append(item)
-        backlog = self._backlog = self._backlog + values
-        if (backlog >= self.batch_values or values == 0) and not self._kicked:
-            self._kicked = True
-            with self._cond:
-                self._cond.notify()
-        return backlog > self.max_backlog
-
-    def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
-        codec = Codec(stream_id, value_type)
-        put = self._put
-
-        def record(chunk: ChunkLike) -> bool:
-            return put((codec, chunk), len(chunk.stored))
-
-        return record
-
-    def wait_for_room(self) -> None:
-        with self._room:
-            while self._backlog > self.max_backlog // 2 and self._writer.is_alive() and not self._stopping:
-                self._room.wait(0.1)
-
-    def flush(self) -> None:
-        """Return once everything recorded before the call is in Redis.
-
-        Raises
-        ------
-        LivestackError
-            A write failed (the error says why).
-        """
-        if self._closed:
-            return
-        marker = Flush()
-        self._put(marker)
-        while not marker.done.wait(0.5):
-            if not self._writer.is_alive():
-                raise self._fail("its writer has stopped", self._error)
-        if marker.error is not None:
-            raise self._fail("writing failed", marker.error)
-
-    def close(self) -> None:
-        """Write what is queued, stop the writer and reader threads, disconnect."""
-        if self._closed:
-            return
-        error: BaseException | None = None
-        try:
-            self.flush()
-        except LivestackError as e:
-            error = e
-        self._closed = True
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._writer.join()
+    def _release(self) -> None:
         reader = self._reader
         if reader is not None:
             self._follows_changed.set()
@@ -398,85 +353,56 @@ class RedisVault(Vault):
             with contextlib.suppress(Exception):
                 self._r.delete(self._wake_key)
         self._r.close()
-        if error is not None:
-            raise error
 
-    # -- the writer thread ------------------------------------------------------------
+    def _write(self, batch: list[Any]) -> BaseException | None:
+        """Send ``batch`` as one pipeline, in order; the error of a failed command, if any.
 
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    if not self._stopping and not self._kicked:
-                        self._cond.wait(self.interval)
-                    self._kicked = False
-                    stopping = self._stopping
-                queue = self._queue
-                items = []
-                while queue:
-                    items.append(queue.popleft())
-                if items:
-                    self._write(items)
-                if stopping and not queue:
-                    return
-        finally:
-            with self._room:
-                self._room.notify_all()
-
-    def _write(self, items: list[Any]) -> None:
-        markers: list[Flush] = []
+        Not a transaction, and a failure stops nothing: the error goes to the
+        flushes waiting on this batch, and the next batch is sent as usual.
+        """
         pipe = self._r.pipeline(transaction=False)
         open_entries: dict[str, _Entry] = {}
         appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
         ops = 0
         taken = 0
 
-        def close_entries() -> None:
+        def send(entry: _Entry) -> None:
             nonlocal ops
-            for e in open_entries.values():
-                self._queue_append(pipe, e, force=False)
-                appends.append((ops, e))
-                ops += 1
-            open_entries.clear()
+            self._queue_append(pipe, entry, force=False)
+            appends.append((ops, entry))
+            ops += 1
 
-        for item in items:
-            kind = type(item)
-            if kind is tuple and type(item[0]) is Codec:
+        for item in batch:
+            if type(item) is tuple:  # (codec, chunk): merged into the stream's open entry
                 codec, chunk = item
                 taken += len(chunk.stored)
                 entry = open_entries.get(codec.stream_id)
                 if entry is None or not entry.take(chunk):
                     if entry is not None:
-                        self._queue_append(pipe, entry, force=False)
-                        appends.append((ops, entry))
-                        ops += 1
+                        send(entry)
                     open_entries[codec.stream_id] = _Entry(codec, chunk)
                 continue
-            if kind is Flush:
-                markers.append(item)
-                continue
-            close_entries()  # what came before this item is sent before it
+            for entry in open_entries.values():  # what came before this item is sent before it
+                send(entry)
+            open_entries.clear()
             ops += self._queue_op(pipe, item)
-        close_entries()
+        for entry in open_entries.values():
+            send(entry)
+        if not ops:
+            return None
         error: BaseException | None = None
         try:
-            results = pipe.execute(raise_on_error=False) if ops else []
+            results = pipe.execute(raise_on_error=False)
             for r in results:
                 if isinstance(r, Exception):
-                    log.error("redis vault %r: a write failed: %s", self.url, r)
+                    log.error("%s: a write failed: %s", self._label, r)
                     error = r
             for index, entry in appends:
                 self._settle(entry, results[index])
         except Exception as e:
             error = e
-            self._error = e
-            log.exception("redis vault %r: a write failed; %d values were not stored", self.url, taken)
-        self._backlog = max(0, self._backlog - taken)
-        with self._room:
-            self._room.notify_all()
-        for m in markers:
-            m.error = error
-            m.done.set()
+            log.exception("%s: a write failed; %d values were not stored", self._label, taken)
+        return error
 
     def _queue_append(self, pipe: Any, entry: _Entry, *, force: bool) -> None:
         sid = entry.codec.stream_id
@@ -541,51 +467,23 @@ class RedisVault(Vault):
         if kind is ValidationFailureRecord:
             pipe.rpush(self.k("validation_failures"), json.dumps(item.__dict__))
             return 1
-        head = item[0]
-        if head == "child":
-            pipe.rpush(self.k("job", item[1], "children"), item[2])
+        if kind is Child:
+            pipe.rpush(self.k("job", item.parent_id, "children"), item.child_id)
             return 1
-        if head == "end":
-            _, sid, error = item
-            self._end(keys=[self.stream_key(sid), self.k("ended")], args=[sid, error or ""], client=pipe)
+        if kind is _End:
+            sid = item.stream_id
+            self._end(keys=[self.stream_key(sid), self.k("ended")], args=[sid, item.error or ""], client=pipe)
             return 1
-        if head == "enqueue":
-            _, spec, job_id = item
-            pipe.xadd(self.queue_key(spec), {"job": job_id})
+        if kind is _Enqueue:
+            pipe.xadd(self.queue_key(item.spec), {"job": item.job_id})
             return 1
         raise AssertionError(f"unknown vault item {item!r}")
 
-    # -- the contract: writes -----------------------------------------------------------
-
-    def add_job(self, record: JobRecord) -> None:
-        self._put(record)
-
-    def add_status(self, record: StatusRecord) -> None:
-        self._put(record)
-
-    def add_stream(self, record: StreamRecord) -> None:
-        self._put(record)
-
-    def add_child(self, parent_id: str, child_id: str) -> None:
-        self._put(("child", parent_id, child_id))
-
-    def add_validation_failure(self, record: ValidationFailureRecord) -> None:
-        self._put(record)
-
-    def add_datapoints(self, records: Sequence[DatapointRecord]) -> None:
-        by_stream: dict[str, list[DatapointRecord]] = {}
-        for r in records:
-            by_stream.setdefault(r.stream_id, []).append(r)
-        for sid, recs in by_stream.items():
-            codec = Codec(sid, Any)
-            for r in recs:
-                parent = r.parents[0].rsplit(":", 1) if r.parents else None
-                chunk = _OnePoint(r, parent)
-                self._put((codec, chunk), 1)
+    # -- writes beyond the contract ---------------------------------------------------
 
     def end_stream(self, stream_id: str, error: str | None = None) -> None:
         """Mark ``stream_id`` ended (after what was recorded before): followers see it."""
-        self._put(("end", stream_id, error))
+        self._put(_End(stream_id, error))
 
     # -- the contract: reads (each first flushes, so a process reads its own writes) ----
 
@@ -789,7 +687,7 @@ class RedisVault(Vault):
 
     def enqueue(self, spec: str, job_id: str) -> None:
         """Put ``job_id`` on ``spec``'s queue, after everything recorded before."""
-        self._put(("enqueue", spec, job_id))
+        self._put(_Enqueue(spec, job_id))
 
     def ensure_group(self, spec: str) -> None:
         """Create the queue of ``spec`` and its consumer group if missing."""
@@ -865,20 +763,6 @@ class RedisVault(Vault):
 
     def __repr__(self) -> str:
         return f"RedisVault({self.url!r}, prefix={self.prefix!r})"
-
-
-class _OnePoint:
-    """One DatapointRecord seen as a chunk (the per-datapoint API)."""
-
-    __slots__ = ("offloaded", "parent_seqs", "parent_stream", "seq0", "stored", "time")
-
-    def __init__(self, r: DatapointRecord, parent: list[str] | None) -> None:
-        self.seq0 = r.seq
-        self.time = r.time
-        self.stored = [r.value]
-        self.offloaded = isinstance(r.value, StorageRef)
-        self.parent_stream = parent[0] if parent else None
-        self.parent_seqs = [int(parent[1])] if parent else None
 
 
 def _job(job_id: str, h: dict[Any, Any]) -> JobRecord:

@@ -4,23 +4,19 @@ Why SQLite: it ships with Python, one file survives a kernel restart, and in
 WAL mode one process writes while others read, and a second writer waits its
 turn (busy timeout) instead of corrupting anything.
 
-Why write-behind: a fused flow pushes a million values a second, far more
-than one row per value could keep up with. A stream hands each chunk it
-accepts to :meth:`SQLiteVault.recorder`'s callable, which only appends it to
-an in-memory queue. One background thread takes whatever has queued, merges
-consecutive chunks of a stream into one row, encodes the values as JSON and
-writes everything in one transaction: when ``batch_values`` values are
-waiting, or ``interval`` seconds after the last write, whichever comes first.
-A producer that gets ``max_backlog`` values ahead is held back until the
-writer catches up, so memory stays bounded.
+Writes go behind the hot path (see :mod:`._writebehind`): the writer thread
+merges consecutive chunks of a stream into one row, encodes the values as
+JSON and commits each batch in one transaction, so a batch is in the file
+whole or not at all. After one fails nothing more is written: a later batch
+committed after a lost one would leave a gap in a stream.
 
-What is durable when: :meth:`SQLiteVault.flush` puts a marker in the queue
-and returns once everything queued before it is committed. The env flushes
-when a job ends (so ``job.wait()`` returns only after the job's outputs and
-final status are in the file), on ``env.flush()`` and on ``env.close()``.
-Commits use ``synchronous=NORMAL``: a committed transaction survives the
-process being killed at any point; after a power cut or an OS crash the last
-few commits may be lost, never the file's consistency.
+What is durable when: :meth:`SQLiteVault.flush` returns once everything
+recorded before it is committed. The env flushes when a job ends (so
+``job.wait()`` returns only after the job's outputs and final status are in
+the file), on ``env.flush()`` and on ``env.close()``. Commits use
+``synchronous=NORMAL``: a committed transaction survives the process being
+killed at any point; after a power cut or an OS crash the last few commits
+may be lost, never the file's consistency.
 
 Schema (version :data:`SCHEMA_VERSION` in ``PRAGMA user_version``, marked as
 ours by ``PRAGMA application_id``):
@@ -55,17 +51,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic_core import to_json
 
-from ..errors import LivestackError
-from ..storage import StorageRef
-from ._json import Codec, Flush, decode_seqs, load_refs, load_values, split_refs
+from ._json import Codec, decode_seqs, load_refs, load_values, split_refs
+from ._writebehind import Child, WriteBehindVault
 from .base import (
     BatchRecord,
     ChunkLike,
@@ -75,7 +69,6 @@ from .base import (
     StatusRecord,
     StreamRecord,
     ValidationFailureRecord,
-    Vault,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteVault"]
@@ -146,31 +139,12 @@ _SCHEMA = (
 )
 
 
-class _Ref:
-    """Placeholder of an offloaded value in a chunk built from DatapointRecords."""
+class _StreamType(NamedTuple):
+    """A ``streams`` row, queued when a stream gets its recorder."""
 
-    __slots__ = ("ref",)
-
-    def __init__(self, ref: StorageRef) -> None:
-        self.ref = ref
-
-
-class _Points:
-    """DatapointRecords of one stream, seen as a chunk (the per-datapoint API)."""
-
-    __slots__ = ("offloaded", "parent_seqs", "parent_stream", "seq0", "stored", "time")
-
-    def __init__(self, records: Sequence[DatapointRecord]) -> None:
-        first = records[0]
-        self.seq0 = first.seq
-        self.time = first.time
-        self.stored = [_Ref(r.value) if isinstance(r.value, StorageRef) else r.value for r in records]
-        self.offloaded = any(isinstance(r.value, StorageRef) for r in records)
-        parent = first.parents[0].rsplit(":", 1) if first.parents else None
-        self.parent_stream = parent[0] if parent else None
-        self.parent_seqs: Sequence[int] | None = (
-            [int(r.parents[0].rsplit(":", 1)[1]) for r in records] if parent else None
-        )
+    stream_id: str
+    tag: str
+    type: str
 
 
 def _rows(codec: Codec, chunks: list[ChunkLike]) -> list[tuple[Any, ...]]:
@@ -250,11 +224,7 @@ def _row(codec: Codec, group: list[ChunkLike], n: int, parents: str | None) -> t
     )
 
 
-def _parent_stream(record: DatapointRecord) -> str | None:
-    return record.parents[0].rsplit(":", 1)[0] if record.parents else None
-
-
-class SQLiteVault(Vault):
+class SQLiteVault(WriteBehindVault):
     """A vault in one SQLite file, durable across processes; see the module docstring.
 
     Parameters
@@ -278,8 +248,6 @@ class SQLiteVault(Vault):
         message names the path; the file is left untouched.
     """
 
-    durable = True
-
     def __init__(
         self,
         path: str | Path,
@@ -290,31 +258,27 @@ class SQLiteVault(Vault):
         busy_timeout: float = 10.0,
     ) -> None:
         self.path = Path(path).expanduser()
-        self.batch_values = batch_values
-        self.interval = interval
-        self.max_backlog = max_backlog
         self.busy_timeout = busy_timeout
-        self._queue: deque[Any] = deque()  # records and flush markers
-        self._data: deque[tuple[Codec, ChunkLike]] = deque()  # chunks of streams (see _run)
-        self._backlog = 0  # values queued and not yet written (approximate; a trigger only)
-        self._kicked = False
-        self._cond = threading.Condition()
-        self._room = threading.Condition()
-        self._stopping = False
-        self._closed = False
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # the write that failed: nothing is written after it
         self._read_lock = threading.Lock()
         self._read = self._open()
-        self._writer = threading.Thread(
-            target=self._run, name=f"livestack-vault-{self.path.name}", daemon=True
+        self._con = self._connect()  # the writer thread's
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint (copy the log into the file, with an fsync) every ~40 MB
+        # rather than every 4 MB: fewer stalls while a fast flow is recorded.
+        self._con.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
+        super().__init__(
+            name=f"livestack-vault-{self.path.name}",
+            interval=interval,
+            batch_values=batch_values,
+            max_backlog=max_backlog,
         )
-        self._writer.start()
+
+    @property
+    def _label(self) -> str:
+        return f"sqlite vault {str(self.path)!r}"
 
     # -- opening ------------------------------------------------------------------
-
-    def _fail(self, what: str, e: BaseException | None = None) -> LivestackError:
-        why = f": {e}" if e is not None else ""
-        return LivestackError(f"sqlite vault {str(self.path)!r}: {what}{why}")
 
     def _connect(self) -> sqlite3.Connection:
         if self.path.is_dir():
@@ -404,159 +368,34 @@ class SQLiteVault(Vault):
             )
         return True
 
-    # -- the write queue ----------------------------------------------------------
-
-    def _put(self, item: Any, values: int = 0) -> bool:
-        if self._closed:
-            raise self._fail("is closed; it records nothing more")
-        self._queue.append(item)
-        backlog = self._backlog = self._backlog + values
-        if backlog >= self.batch_values and not self._kicked:
-            self._kick()
-        return backlog > self.max_backlog
-
-    def _put_chunk(self, codec: Codec, chunk: ChunkLike) -> bool:
-        """Queue a chunk of a stream; what :meth:`recorder`'s callable does, inlined there."""
-        if self._closed:
-            raise self._fail("is closed; it records nothing more")
-        self._data.append((codec, chunk))
-        backlog = self._backlog = self._backlog + len(chunk.stored)
-        if backlog >= self.batch_values and not self._kicked:
-            self._kick()
-        return backlog > self.max_backlog
-
-    def _kick(self) -> None:
-        """Wake the writer now rather than at the end of its interval."""
-        self._kicked = True
-        with self._cond:
-            self._cond.notify()
+    # -- writing (see _writebehind) ----------------------------------------------
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
-        self._put(("stream", stream_id, tag, _type_name(value_type)))
-        codec = Codec(stream_id, value_type)
-        append = self._data.append
-        batch, high = self.batch_values, self.max_backlog
+        self._put(_StreamType(stream_id, tag, _type_name(value_type)))
+        return super().recorder(stream_id, tag, value_type)
 
-        def record(chunk: ChunkLike) -> bool:
-            # _put_chunk, inlined: this runs for every chunk of every stream
-            if self._closed:
-                raise self._fail("is closed; it records nothing more")
-            append((codec, chunk))
-            backlog = self._backlog = self._backlog + len(chunk.stored)
-            if backlog >= batch and not self._kicked:
-                self._kick()
-            return backlog > high
+    def _write(self, batch: list[Any]) -> BaseException | None:
+        """Commit ``batch`` in one transaction; after a failure, commit nothing more.
 
-        return record
-
-    def wait_for_room(self) -> None:
-        with self._room:
-            while self._backlog > self.max_backlog // 2 and self._writer.is_alive() and not self._stopping:
-                self._room.wait(0.1)
-
-    def flush(self) -> None:
-        """Return once everything recorded before the call is committed to the file.
-
-        Raises
-        ------
-        LivestackError
-            Writing failed (the error says why), or the vault is closed.
+        A later batch committed after a lost one would leave a gap in a
+        stream, so the first error is kept and every flush raises it from
+        then on.
         """
-        if self._closed:
-            return
-        marker = Flush()
-        self._put(marker)
-        with self._cond:
-            self._kicked = True
-            self._cond.notify()
-        while not marker.done.wait(0.5):
-            if not self._writer.is_alive():
-                raise self._fail("its writer has stopped", self._error)
-        if marker.error is not None:
-            raise self._fail("writing failed", marker.error)
-
-    def close(self) -> None:
-        """Write what is queued, stop the writer thread and close the file."""
-        if self._closed:
-            return
-        error: BaseException | None = None
-        try:
-            self.flush()
-        except LivestackError as e:
-            error = e
-        self._closed = True
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._writer.join()
-        with self._read_lock:
-            self._read.close()
-        if error is not None:
-            raise error
-
-    # -- the writer thread ------------------------------------------------------
-
-    def _run(self) -> None:
-        con = self._connect()
-        con.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoint (copy the log into the file, with an fsync) every ~40 MB
-        # rather than every 4 MB: fewer stalls while a fast flow is recorded.
-        con.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
-        try:
-            while True:
-                with self._cond:
-                    if not self._stopping and not self._kicked:
-                        self._cond.wait(self.interval)
-                    self._kicked = False
-                    stopping = self._stopping
-                # Records and markers first, then chunks: every chunk queued
-                # before a flush marker was taken is then taken too, so the
-                # marker's transaction holds it.
-                queue, data = self._queue, self._data
-                items = []
-                while queue:
-                    items.append(queue.popleft())
-                chunks = []
-                while data:
-                    chunks.append(data.popleft())
-                if items or chunks:
-                    self._write(con, items, chunks)
-                if stopping and not queue and not data:
-                    return
-        finally:
-            con.close()
-            with self._room:
-                self._room.notify_all()
-
-    def _write(
-        self, con: sqlite3.Connection, items: list[Any], chunks: list[tuple[Codec, ChunkLike]]
-    ) -> None:
-        markers: list[Flush] = []
         jobs: list[tuple[Any, ...]] = []
         statuses: list[tuple[Any, ...]] = []
         streams: list[tuple[Any, ...]] = []
         links: list[tuple[Any, ...]] = []
         children: list[tuple[Any, ...]] = []
         failures: list[tuple[Any, ...]] = []
-        rows: list[tuple[Any, ...]] = []
         data: dict[Codec, list[ChunkLike]] = {}
-        taken = 0
-        for codec, chunk in chunks:
-            of = data.get(codec)
-            if of is None:
-                of = data[codec] = []
-            of.append(chunk)
-            taken += len(chunk.stored)
-        for item in items:
+        for item in batch:
             kind = type(item)
-            if kind is tuple:
-                head = item[0]
-                if head == "stream":
-                    streams.append(item[1:])
-                elif head == "child":
-                    children.append(item[1:])
-            elif kind is Flush:
-                markers.append(item)
+            if kind is tuple:  # (codec, chunk): the bulk of a batch
+                codec, chunk = item
+                of = data.get(codec)
+                if of is None:
+                    of = data[codec] = []
+                of.append(chunk)
             elif kind is StatusRecord:
                 statuses.append((item.job_id, item.status, item.time, item.detail))
             elif kind is JobRecord:
@@ -565,32 +404,26 @@ class SQLiteVault(Vault):
                 statuses.append((item.job_id, item.status, item.created, None))
             elif kind is StreamRecord:
                 links.append((item.job_id, item.direction, item.tag, item.stream_id))
+            elif kind is _StreamType:
+                streams.append(item)
+            elif kind is Child:
+                children.append(item)
             elif kind is ValidationFailureRecord:
                 failures.append((item.job_id, item.spec, item.tag, item.field, item.message, item.time))
-        error = self._error
-        if error is None:
+        if self._error is None:
             try:
-                for codec, of in data.items():
-                    rows.extend(_rows(codec, of))
-                self._commit(con, jobs, statuses, streams, links, children, failures, rows)
+                rows = [row for codec, of in data.items() for row in _rows(codec, of)]
+                self._commit(jobs, statuses, streams, links, children, failures, rows)
             except Exception as e:
-                # Stop writing altogether: committing later batches after a lost
-                # one would leave a gap in a stream. Every flush now raises.
-                error = self._error = e
-                log.exception(
-                    "sqlite vault %r: a write failed; nothing more is written to this file", str(self.path)
-                )
-        self._backlog = max(0, self._backlog - taken)
-        with self._room:
-            self._room.notify_all()
-        for m in markers:
-            m.error = error
-            m.done.set()
+                self._error = e
+                log.exception("%s: a write failed; nothing more is written to this file", self._label)
+        return self._error
 
-    def _commit(self, con: sqlite3.Connection, *tables: list[tuple[Any, ...]]) -> None:
+    def _commit(self, *tables: list[tuple[Any, ...]]) -> None:
         jobs, statuses, streams, links, children, failures, rows = tables
         if not any(tables):
             return
+        con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
             if jobs:
@@ -618,39 +451,10 @@ class SQLiteVault(Vault):
             con.execute("ROLLBACK")
             raise
 
-    # -- the contract: writes ---------------------------------------------------
-
-    def add_job(self, record: JobRecord) -> None:
-        self._put(record)
-
-    def add_status(self, record: StatusRecord) -> None:
-        self._put(record)
-
-    def add_stream(self, record: StreamRecord) -> None:
-        self._put(record)
-
-    def add_child(self, parent_id: str, child_id: str) -> None:
-        self._put(("child", parent_id, child_id))
-
-    def add_validation_failure(self, record: ValidationFailureRecord) -> None:
-        self._put(record)
-
-    def add_datapoints(self, records: Sequence[DatapointRecord]) -> None:
-        by_stream: dict[str, list[DatapointRecord]] = {}
-        for r in records:
-            by_stream.setdefault(r.stream_id, []).append(r)
-        for sid, recs in by_stream.items():
-            codec = Codec(sid, Any)
-            start = 0
-            for i in range(1, len(recs) + 1):
-                if (
-                    i == len(recs)
-                    or recs[i].seq != recs[i - 1].seq + 1
-                    or recs[i].time != recs[start].time
-                    or _parent_stream(recs[i]) != _parent_stream(recs[start])
-                ):
-                    self._put_chunk(codec, _Points(recs[start:i]))
-                    start = i
+    def _release(self) -> None:
+        self._con.close()
+        with self._read_lock:
+            self._read.close()
 
     # -- the contract: reads (each first flushes, so a process reads its own writes)
 
