@@ -309,6 +309,7 @@ class LiveEnv:
         activity: Activity | None = None,
     ) -> LiveJob:
         """Create and record a job; tags without a given stream get a new one."""
+        recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
@@ -337,9 +338,8 @@ class LiveEnv:
         job.activity = activity
         with self._lock:
             self._jobs[job_id] = job
-        dump = options.model_dump(mode="json") if hasattr(options, "model_dump") else None
         self.vault.add_job(
-            JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, dump, time.time())
+            JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
         for tag, s in ins.items():
             self.vault.add_stream(StreamRecord(s.stream_id, job_id, "in", tag))
@@ -348,6 +348,27 @@ class LiveEnv:
         if parent_id is not None:
             self.vault.add_child(parent_id, job_id)
         return job
+
+    def _options_record(self, spec: JobSpec, options: Any) -> Any:
+        """A job's options as its vault record keeps them.
+
+        A durable vault writes them as JSON on its writer thread, so options
+        that cannot be JSON (an ``arbitrary_types_allowed`` field holding a
+        client object, say) are refused here, in the cell that started the
+        job, rather than stopping the writer later. The memory vault keeps
+        the Python values: nothing leaves the process.
+        """
+        if not hasattr(options, "model_dump"):
+            return None
+        try:
+            return options.model_dump(mode="json")
+        except Exception as e:
+            if not self._durable:
+                return options.model_dump()
+            raise LivestackError(
+                f"spec {spec.name!r}: options {type(options).__name__} cannot be stored in a durable "
+                f"vault ({type(self.vault).__name__}), which keeps them as JSON: {e}"
+            ) from e
 
     def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
         if job.stored or job.detached:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from pizzeria import Order, bake
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 import livestack_nb as ls
 from livestack_nb.testing import collect, wait_until
@@ -632,3 +632,51 @@ def test_bytes_and_nan_inside_a_model_read_back_as_written(make_env, tmp_path):
     assert again.job(job.job_id).output().values() == [{"raw": b"\xff\x00", "level": float("inf")}]
     again.register(blob)
     assert again.job(job.job_id).output().values() == [Blob(raw=b"\xff\x00", level=float("inf"))]
+
+
+class _Client:
+    """Stands for an object with no JSON form, such as a database client."""
+
+
+class _ClientOptions(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    client: _Client | None = None
+
+
+def _echo_with_options(env: ls.LiveEnv) -> ls.JobSpec:
+    with env:
+
+        @ls.job_spec(name="with-client", options=_ClientOptions)
+        def echo(x: int, options: _ClientOptions) -> int:
+            return x
+
+    return echo
+
+
+def test_options_with_no_json_form_are_refused_at_start_and_nothing_is_recorded(make_env, tmp_path):
+    db = tmp_path / "v.db"
+    env = make_env(vault=url(db))
+    echo = _echo_with_options(env)
+    with pytest.raises(ls.LivestackError, match=r"spec 'with-client': options _ClientOptions .*JSON"):
+        echo.start(env=env, options=_ClientOptions(client=_Client()))
+    assert env.jobs() == []  # no half-made job left behind
+    job = echo.start(env=env)  # the env and its writer go on
+    job.feed(3)
+    job.end()
+    job.wait(timeout=10)
+    env.close()
+    (info,) = make_env(vault=url(db)).jobs()
+    assert (info.job_id, info.status, info.options) == (job.job_id, "completed", {"client": None})
+
+
+def test_the_memory_vault_keeps_options_with_no_json_form(make_env):
+    env = make_env()
+    echo = _echo_with_options(env)
+    client = _Client()
+    job = echo.start(env=env, options=_ClientOptions(client=client))
+    job.feed(3)
+    job.end()
+    job.wait(timeout=10)
+    assert job.result() == [3]
+    (info,) = env.jobs()
+    assert info.options == {"client": client}  # nothing leaves the process
