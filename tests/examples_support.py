@@ -23,16 +23,22 @@ def examples() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 60) -> float:
-    """Run ``nb`` top to bottom in a fresh kernel, in place; return the seconds it took."""
+def execute(
+    nb: nbformat.NotebookNode, cwd: Path, timeout: int = 60, env: dict[str, str] | None = None
+) -> float:
+    """Run ``nb`` top to bottom in a fresh kernel, in place; return the seconds it took.
+
+    ``env`` replaces the kernel's environment variables (default: this process's).
+    """
     t0 = time.perf_counter()
+    kwargs = {} if env is None else {"env": env}
     NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         store_widget_state=True,
         resources={"metadata": {"path": str(cwd)}},
-    ).execute()
+    ).execute(**kwargs)
     return time.perf_counter() - t0
 
 
