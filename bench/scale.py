@@ -1,6 +1,7 @@
 """Cost per event from 1,000 to 10,000,000 events: flat, or something in the
 path grows with the number of events (a list scanned per value, a history
-that is not bounded, a counter kept per datapoint).
+that is not bounded, a counter kept per datapoint, a batch that grows with
+the backlog).
 
 Run with ``make bench`` (or ``.venv/bin/python bench/scale.py [ROUNDS]
 [SIZES...]``, default 3 rounds of 1,000, 100,000 and 10,000,000 events).
@@ -16,6 +17,19 @@ best of all runs is kept for each size (small runs are repeated more often
 in a round, so each size gets about the same time); the median marginal cost
 is shown too, since a short run is more likely than a long one to fall in a
 quiet moment of a shared machine.
+
+Wall time on a shared machine is noisy, so the script also reports what does
+not depend on it:
+
+- objects left behind per run (gc-tracked objects after a collection, per
+  run, at each size): the same at every size means no per-event structure
+  outlives a run (the env keeps each run's jobs and their bounded history);
+- cyclic GC during the timed runs (collections of the oldest generation,
+  time in the collector per event);
+- the largest runs (5 M events or more) timed in tenths, as fed: the last
+  tenth against the second shows whether the cost drifts within one long
+  run (the first is cheaper: the feeder may run up to 65,536 values ahead of
+  the flow before backpressure holds it).
 """
 
 from __future__ import annotations
@@ -24,19 +38,48 @@ import gc
 import statistics
 import sys
 import time
+from typing import Any
 
 from throughput import make_flow  # the same 3-spec flow as the throughput figures
 
 import livestack_nb as ls
 
 CHUNK = 10_000
+TENTHS_FROM = 5_000_000  # a tenth much longer than the feeder's lead (see the module docstring)
 
 
-def flow_run(env: ls.LiveEnv, flow: ls.Liveflow, n: int) -> tuple[float, int]:
+class GcWatch:
+    """Counts oldest-generation collections and the time spent in the collector."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.seconds = 0.0
+        self._t0 = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._t0
+            self.full += info["generation"] == 2
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+def flow_run(
+    env: ls.LiveEnv, flow: ls.Liveflow, n: int, marks: list[float] | None = None
+) -> tuple[float, int]:
+    """Time one run of ``n`` events; ``marks`` gets the time at each tenth of it."""
+    tenth = n // 10 if marks is not None and n >= TENTHS_FROM else 0
     t0 = time.perf_counter()
     run = env.start(flow)
     for i in range(0, n, CHUNK):
         run.feed_many(range(i, min(i + CHUNK, n)))
+        if tenth and (i + CHUNK) % tenth == 0:
+            assert marks is not None
+            marks.append(time.perf_counter() - t0)
     run.end()
     run.wait(3600)
     return time.perf_counter() - t0, len(run.output())
@@ -64,6 +107,7 @@ def main() -> None:
     times = {n: max(1, min(200, biggest // max(n, 1) // 10)) for n in [0, *sizes]}
 
     env = ls.LiveEnv()
+    watch = GcWatch()
     try:
         flow = make_flow(env)
         flow_run(env, flow, CHUNK)  # warm up
@@ -71,20 +115,35 @@ def main() -> None:
         all_flow: dict[int, list[float]] = {n: [] for n in sizes}
         best_loop = dict.fromkeys(sizes, float("inf"))
         counts: dict[int, tuple[int, int]] = {}
+        left: dict[int, list[float]] = {n: [] for n in sizes}
+        full_gcs = dict.fromkeys(sizes, 0)
+        gc_seconds = dict.fromkeys(sizes, 0.0)
+        tenths: list[list[float]] = []
         order = [0, *sizes]
         for _ in range(rounds):
             order.reverse()
             for n in order:
                 gc.collect()
+                before = len(gc.get_objects())
                 for _ in range(times[n]):
-                    t, out = flow_run(env, flow, n)
+                    marks: list[float] = []
+                    full, seconds = watch.full, watch.seconds
+                    t, out = flow_run(env, flow, n, marks if n == biggest else None)
                     best_flow[n] = min(best_flow[n], t)
                     if n:
+                        full_gcs[n] += watch.full - full
+                        gc_seconds[n] += watch.seconds - seconds
                         all_flow[n].append(t)
+                        if len(marks) == 10:
+                            tenths.append(marks)
                         tl, out_loop = loop_run(n)
                         best_loop[n] = min(best_loop[n], tl)
                         counts[n] = (out, out_loop)
+                if n:
+                    gc.collect()
+                    left[n].append((len(gc.get_objects()) - before) / times[n])
     finally:
+        watch.close()
         env.close()
     for n, (out, out_loop) in counts.items():
         if out != out_loop:
@@ -96,7 +155,7 @@ def main() -> None:
     print(f"fixed cost of a run (start 3 jobs, end, wait): {fixed * 1e3:.2f} ms\n")
     print(
         f"{'events':>12}{'flow total':>13}{'ns/event':>10}{'marginal':>10}{'median':>8}"
-        f"{'loop':>7}{'flow/loop':>11}"
+        f"{'loop':>7}{'flow/loop':>11}{'objects/run':>13}{'full gcs':>10}{'gc ns/ev':>10}"
     )
     for n in sizes:
         total = best_flow[n]
@@ -104,12 +163,25 @@ def main() -> None:
         loop = best_loop[n] / n * 1e9
         per = total / n * 1e9
         median = (statistics.median(all_flow[n]) - fixed) / n * 1e9
+        events = n * len(all_flow[n])
         print(
             f"{n:>12,}{total:>12.4f}s{per:>10.0f}{marginal:>10.0f}{median:>8.0f}"
-            f"{loop:>7.0f}{marginal / loop:>10.2f}x"
+            f"{loop:>7.0f}{marginal / loop:>10.2f}x{statistics.median(left[n]):>13.0f}"
+            f"{full_gcs[n]:>10}{gc_seconds[n] / events * 1e9:>10.1f}"
         )
     m = [(best_flow[n] - fixed) / n for n in sizes]
-    print(f"\nmarginal ns/event, largest over smallest size: {m[-1] / m[0]:.2f}x")
+    med = [(statistics.median(all_flow[n]) - fixed) / n for n in sizes]
+    print(
+        f"\nmarginal ns/event, {sizes[-1]:,} over {sizes[0]:,} events: "
+        f"{m[-1] / m[0]:.2f}x (best), {med[-1] / med[0]:.2f}x (median)"
+    )
+    if tenths:
+        tenth = biggest // 10
+        print(f"\n{biggest:,}-event runs timed in tenths (ns/event of each tenth; last over second):")
+        for marks in tenths:
+            per_tenth = [(b - a) / tenth * 1e9 for a, b in zip([0.0, *marks[:-1]], marks, strict=True)]
+            shown = " ".join(f"{x:.0f}" for x in per_tenth)
+            print(f"  {shown}   {per_tenth[-1] / per_tenth[1]:.2f}x")
 
 
 if __name__ == "__main__":
