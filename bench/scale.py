@@ -21,6 +21,9 @@ quiet moment of a shared machine.
 Wall time on a shared machine is noisy, so the script also reports what does
 not depend on it:
 
+- the largest batch of values the flow's output received: what a spec walks
+  at once, which must not grow with a backlog (a batch that no longer fits in
+  a core's cache made the cost per event grow over a long run);
 - objects left behind per run (gc-tracked objects after a collection, per
   run, at each size): the same at every size means no per-event structure
   outlives a run (the env keeps each run's jobs and their bounded history);
@@ -68,25 +71,44 @@ class GcWatch:
         gc.callbacks.remove(self._callback)
 
 
+class Clocks:
+    """Wall time and this process's CPU time (both threads of the flow) since creation."""
+
+    def __init__(self) -> None:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+
+
 def flow_run(
-    env: ls.LiveEnv, flow: ls.Liveflow, n: int, marks: list[float] | None = None
-) -> tuple[float, int]:
-    """Time one run of ``n`` events; ``marks`` gets the time at each tenth of it."""
+    env: ls.LiveEnv,
+    flow: ls.Liveflow,
+    n: int,
+    marks: list[float] | None = None,
+    batches: list[int] | None = None,
+) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one run of ``n`` events; ``marks`` gets the CPU
+    time at each tenth of it, ``batches`` the size of each batch of output."""
+    if batches is None:
+        batches = []
     tenth = n // 10 if marks is not None and n >= TENTHS_FROM else 0
-    t0 = time.perf_counter()
+    clocks = Clocks()
     run = env.start(flow)
+    run.output().add_listener(lambda values: batches.append(len(values)))
     for i in range(0, n, CHUNK):
         run.feed_many(range(i, min(i + CHUNK, n)))
         if tenth and (i + CHUNK) % tenth == 0:
             assert marks is not None
-            marks.append(time.perf_counter() - t0)
+            marks.append(clocks.read()[1])
     run.end()
     run.wait(3600)
-    return time.perf_counter() - t0, len(run.output())
+    wall, cpu = clocks.read()
+    return wall, cpu, len(run.output())
 
 
-def loop_run(n: int) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def loop_run(n: int) -> tuple[float, float, int]:
+    clocks = Clocks()
     count = 0
     for i in range(0, n, CHUNK):
         out = []
@@ -95,7 +117,8 @@ def loop_run(n: int) -> tuple[float, int]:
             if y % 3 != 0:
                 out.append(y)
         count += len(out)
-    return time.perf_counter() - t0, count
+    wall, cpu = clocks.read()
+    return wall, cpu, count
 
 
 def main() -> None:
@@ -108,17 +131,18 @@ def main() -> None:
 
     env = ls.LiveEnv()
     watch = GcWatch()
+    wall: dict[int, list[float]] = {n: [] for n in [0, *sizes]}
+    cpu: dict[int, list[float]] = {n: [] for n in [0, *sizes]}
+    loop_cpu = dict.fromkeys(sizes, float("inf"))
+    counts: dict[int, tuple[int, int]] = {}
+    left: dict[int, list[float]] = {n: [] for n in sizes}
+    largest = dict.fromkeys(sizes, 0)
+    full_gcs = dict.fromkeys(sizes, 0)
+    gc_seconds = dict.fromkeys(sizes, 0.0)
+    tenths: list[list[float]] = []
     try:
         flow = make_flow(env)
         flow_run(env, flow, CHUNK)  # warm up
-        best_flow = dict.fromkeys([0, *sizes], float("inf"))
-        all_flow: dict[int, list[float]] = {n: [] for n in sizes}
-        best_loop = dict.fromkeys(sizes, float("inf"))
-        counts: dict[int, tuple[int, int]] = {}
-        left: dict[int, list[float]] = {n: [] for n in sizes}
-        full_gcs = dict.fromkeys(sizes, 0)
-        gc_seconds = dict.fromkeys(sizes, 0.0)
-        tenths: list[list[float]] = []
         order = [0, *sizes]
         for _ in range(rounds):
             order.reverse()
@@ -127,17 +151,19 @@ def main() -> None:
                 before = len(gc.get_objects())
                 for _ in range(times[n]):
                     marks: list[float] = []
+                    batches: list[int] = []
                     full, seconds = watch.full, watch.seconds
-                    t, out = flow_run(env, flow, n, marks if n == biggest else None)
-                    best_flow[n] = min(best_flow[n], t)
+                    w, c, out = flow_run(env, flow, n, marks if n == biggest else None, batches)
+                    wall[n].append(w)
+                    cpu[n].append(c)
                     if n:
+                        largest[n] = max(largest[n], *batches)
                         full_gcs[n] += watch.full - full
                         gc_seconds[n] += watch.seconds - seconds
-                        all_flow[n].append(t)
                         if len(marks) == 10:
                             tenths.append(marks)
-                        tl, out_loop = loop_run(n)
-                        best_loop[n] = min(best_loop[n], tl)
+                        _, lc, out_loop = loop_run(n)
+                        loop_cpu[n] = min(loop_cpu[n], lc)
                         counts[n] = (out, out_loop)
                 if n:
                     gc.collect()
@@ -149,35 +175,40 @@ def main() -> None:
         if out != out_loop:
             raise SystemExit(f"{n:,} events: the flow emitted {out:,}, the loop {out_loop:,}")
 
-    fixed = best_flow[0]
+    def marginal(seconds: dict[int, list[float]], n: int, pick: Any = min) -> float:
+        """ns per event beyond the fixed cost of a run (best or median of each)."""
+        return float((pick(seconds[n]) - pick(seconds[0])) / n * 1e9)
+
     runs = ", ".join(f"{times[n] * rounds}" for n in sizes)
     print(f"map x2 + filter at {len(sizes)} sizes, {rounds} rounds (best of {runs} runs)\n")
-    print(f"fixed cost of a run (start 3 jobs, end, wait): {fixed * 1e3:.2f} ms\n")
     print(
-        f"{'events':>12}{'flow total':>13}{'ns/event':>10}{'marginal':>10}{'median':>8}"
-        f"{'loop':>7}{'flow/loop':>11}{'objects/run':>13}{'full gcs':>10}{'gc ns/ev':>10}"
+        f"fixed cost of a run (start 3 jobs, end, wait): {min(cpu[0]) * 1e3:.2f} ms CPU, "
+        f"{min(wall[0]) * 1e3:.2f} ms wall\n"
+    )
+    print("marginal ns/event: CPU time of the process (both threads), best and median; wall time, best")
+    print(
+        f"{'events':>12}{'cpu':>7}{'median':>8}{'wall':>7}{'loop':>7}{'flow/loop':>11}"
+        f"{'largest batch':>15}{'objects/run':>13}{'full gcs':>10}{'gc ns/ev':>10}"
     )
     for n in sizes:
-        total = best_flow[n]
-        marginal = (total - fixed) / n * 1e9
-        loop = best_loop[n] / n * 1e9
-        per = total / n * 1e9
-        median = (statistics.median(all_flow[n]) - fixed) / n * 1e9
-        events = n * len(all_flow[n])
+        best = marginal(cpu, n)
+        loop = loop_cpu[n] / n * 1e9
+        events = n * len(cpu[n])
         print(
-            f"{n:>12,}{total:>12.4f}s{per:>10.0f}{marginal:>10.0f}{median:>8.0f}"
-            f"{loop:>7.0f}{marginal / loop:>10.2f}x{statistics.median(left[n]):>13.0f}"
+            f"{n:>12,}{best:>7.0f}{marginal(cpu, n, statistics.median):>8.0f}{marginal(wall, n):>7.0f}"
+            f"{loop:>7.0f}{best / loop:>10.2f}x{largest[n]:>15,}{statistics.median(left[n]):>13.0f}"
             f"{full_gcs[n]:>10}{gc_seconds[n] / events * 1e9:>10.1f}"
         )
-    m = [(best_flow[n] - fixed) / n for n in sizes]
-    med = [(statistics.median(all_flow[n]) - fixed) / n for n in sizes]
+    lo, hi = sizes[0], sizes[-1]
     print(
-        f"\nmarginal ns/event, {sizes[-1]:,} over {sizes[0]:,} events: "
-        f"{m[-1] / m[0]:.2f}x (best), {med[-1] / med[0]:.2f}x (median)"
+        f"\nmarginal ns/event, {hi:,} over {lo:,} events: "
+        f"CPU {marginal(cpu, hi) / marginal(cpu, lo):.2f}x (best), "
+        f"{marginal(cpu, hi, statistics.median) / marginal(cpu, lo, statistics.median):.2f}x (median); "
+        f"wall {marginal(wall, hi) / marginal(wall, lo):.2f}x (best)"
     )
     if tenths:
         tenth = biggest // 10
-        print(f"\n{biggest:,}-event runs timed in tenths (ns/event of each tenth; last over second):")
+        print(f"\n{biggest:,}-event runs in tenths (CPU ns/event of each tenth; last over second):")
         for marks in tenths:
             per_tenth = [(b - a) / tenth * 1e9 for a, b in zip([0.0, *marks[:-1]], marks, strict=True)]
             shown = " ".join(f"{x:.0f}" for x in per_tenth)
