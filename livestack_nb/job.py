@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
 
+
 class JobStatus(str, enum.Enum):
     """Where a job is in its life; statuses are only ever appended."""
 
