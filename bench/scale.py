@@ -15,11 +15,23 @@ N``. A plain loop doing the same work at the same sizes shows what the
 machine itself does as N grows. Sizes take turns within each round and the
 best of all runs is kept for each size (small runs are repeated more often
 in a round, so each size gets about the same time); the median marginal cost
-is shown too, since a short run is more likely than a long one to fall in a
-quiet moment of a shared machine.
+is shown too.
 
-Wall time on a shared machine is noisy, so the script also reports what does
-not depend on it:
+On a shared machine a short run is more likely than a long one to fall in a
+quiet moment, so the best of many short runs flatters them. The largest runs
+(5 M events or more) are therefore also timed in tenths, by the process's CPU
+time (both threads; unlike wall time it does not count the moments the
+process was not running, and over a tenth, unlike a 1 ms run, the kernel's
+accounting of the other thread is exact enough):
+
+- late over early (tenths 6-10 over tenths 2-5): whether the cost drifts
+  within one long run. The first tenth is left out: it is cheaper, as the
+  feeder may run up to 65,536 values ahead of the flow before backpressure
+  holds it;
+- the best tenth: a best-of over stretches of a million events, to set
+  against the best of the short runs.
+
+And what does not depend on the machine's load at all:
 
 - the largest batch of values the flow's output received: what a spec walks
   at once, which must not grow with a backlog (a batch that no longer fits in
@@ -28,13 +40,7 @@ not depend on it:
   run, at each size): the same at every size means no per-event structure
   outlives a run (the env keeps each run's jobs and their bounded history);
 - cyclic GC during the timed runs (collections of the oldest generation,
-  time in the collector per event);
-- the largest runs (5 M events or more) timed in tenths, as fed: the later
-  tenths against the earlier ones show whether the cost drifts within one
-  long run (the first tenth is left out: it is cheaper, as the feeder may run
-  up to 65,536 values ahead of the flow before backpressure holds it); and
-  the best tenth is a best-of over stretches of a million events, closer to
-  the best-of over many short runs than one long run's total is.
+  time in the collector per event).
 """
 
 from __future__ import annotations
@@ -73,44 +79,33 @@ class GcWatch:
         gc.callbacks.remove(self._callback)
 
 
-class Clocks:
-    """Wall time and this process's CPU time (both threads of the flow) since creation."""
-
-    def __init__(self) -> None:
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-
-    def read(self) -> tuple[float, float]:
-        return time.perf_counter() - self.wall0, time.process_time() - self.cpu0
-
-
 def flow_run(
     env: ls.LiveEnv,
     flow: ls.Liveflow,
     n: int,
     marks: list[float] | None = None,
     batches: list[int] | None = None,
-) -> tuple[float, float, int]:
-    """Wall and CPU seconds of one run of ``n`` events; ``marks`` gets the CPU
-    time at each tenth of it, ``batches`` the size of each batch of output."""
+) -> tuple[float, int]:
+    """Wall seconds of one run of ``n`` events; ``marks`` gets the process's
+    CPU time at each tenth of it, ``batches`` the size of each batch of output."""
     if batches is None:
         batches = []
     tenth = n // 10 if marks is not None and n >= TENTHS_FROM else 0
-    clocks = Clocks()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     run = env.start(flow)
     run.output().add_listener(lambda values: batches.append(len(values)))
     for i in range(0, n, CHUNK):
         run.feed_many(range(i, min(i + CHUNK, n)))
         if tenth and (i + CHUNK) % tenth == 0:
             assert marks is not None
-            marks.append(clocks.read()[1])
+            marks.append(time.process_time() - cpu0)
     run.end()
     run.wait(3600)
-    wall, cpu = clocks.read()
-    return wall, cpu, len(run.output())
+    return time.perf_counter() - t0, len(run.output())
 
 
-def loop_run(n: int) -> tuple[float, float, int]:
-    clocks = Clocks()
+def loop_run(n: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
     count = 0
     for i in range(0, n, CHUNK):
         out = []
@@ -119,8 +114,7 @@ def loop_run(n: int) -> tuple[float, float, int]:
             if y % 3 != 0:
                 out.append(y)
         count += len(out)
-    wall, cpu = clocks.read()
-    return wall, cpu, count
+    return time.perf_counter() - t0, count
 
 
 def main() -> None:
@@ -134,8 +128,7 @@ def main() -> None:
     env = ls.LiveEnv()
     watch = GcWatch()
     wall: dict[int, list[float]] = {n: [] for n in [0, *sizes]}
-    cpu: dict[int, list[float]] = {n: [] for n in [0, *sizes]}
-    loop_cpu = dict.fromkeys(sizes, float("inf"))
+    best_loop = dict.fromkeys(sizes, float("inf"))
     counts: dict[int, tuple[int, int]] = {}
     left: dict[int, list[float]] = {n: [] for n in sizes}
     largest = dict.fromkeys(sizes, 0)
@@ -155,17 +148,16 @@ def main() -> None:
                     marks: list[float] = []
                     batches: list[int] = []
                     full, seconds = watch.full, watch.seconds
-                    w, c, out = flow_run(env, flow, n, marks if n == biggest else None, batches)
-                    wall[n].append(w)
-                    cpu[n].append(c)
+                    t, out = flow_run(env, flow, n, marks if n == biggest else None, batches)
+                    wall[n].append(t)
                     if n:
                         largest[n] = max(largest[n], *batches)
                         full_gcs[n] += watch.full - full
                         gc_seconds[n] += watch.seconds - seconds
                         if len(marks) == 10:
                             tenths.append(marks)
-                        _, lc, out_loop = loop_run(n)
-                        loop_cpu[n] = min(loop_cpu[n], lc)
+                        tl, out_loop = loop_run(n)
+                        best_loop[n] = min(best_loop[n], tl)
                         counts[n] = (out, out_loop)
                 if n:
                     gc.collect()
@@ -177,43 +169,34 @@ def main() -> None:
         if out != out_loop:
             raise SystemExit(f"{n:,} events: the flow emitted {out:,}, the loop {out_loop:,}")
 
-    def marginal(seconds: dict[int, list[float]], n: int, pick: Any = min) -> float:
-        """ns per event beyond the fixed cost of a run (best or median of each)."""
-        return float((pick(seconds[n]) - pick(seconds[0])) / n * 1e9)
+    def marginal(n: int, pick: Any = min) -> float:
+        """Wall ns per event beyond the fixed cost of a run (best or median of each)."""
+        return float((pick(wall[n]) - pick(wall[0])) / n * 1e9)
 
     runs = ", ".join(f"{times[n] * rounds}" for n in sizes)
     print(f"map x2 + filter at {len(sizes)} sizes, {rounds} rounds (best of {runs} runs)\n")
+    print(f"fixed cost of a run (start 3 jobs, end, wait): {min(wall[0]) * 1e3:.2f} ms\n")
     print(
-        f"fixed cost of a run (start 3 jobs, end, wait): {min(cpu[0]) * 1e3:.2f} ms CPU, "
-        f"{min(wall[0]) * 1e3:.2f} ms wall\n"
-    )
-    print("marginal ns/event: CPU time of the process (both threads), best and median; wall time, best")
-    print(
-        f"{'events':>12}{'cpu':>7}{'median':>8}{'wall':>7}{'loop':>7}{'flow/loop':>11}"
+        f"{'events':>12}{'ns/event':>10}{'marginal':>10}{'median':>8}{'loop':>7}{'flow/loop':>11}"
         f"{'largest batch':>15}{'objects/run':>13}{'full gcs':>10}{'gc ns/ev':>10}"
     )
     for n in sizes:
-        best = marginal(cpu, n)
-        loop = loop_cpu[n] / n * 1e9
-        events = n * len(cpu[n])
+        best = marginal(n)
+        loop = best_loop[n] / n * 1e9
+        events = n * len(wall[n])
         print(
-            f"{n:>12,}{best:>7.0f}{marginal(cpu, n, statistics.median):>8.0f}{marginal(wall, n):>7.0f}"
+            f"{n:>12,}{min(wall[n]) / n * 1e9:>10.0f}{best:>10.0f}{marginal(n, statistics.median):>8.0f}"
             f"{loop:>7.0f}{best / loop:>10.2f}x{largest[n]:>15,}{statistics.median(left[n]):>13.0f}"
             f"{full_gcs[n]:>10}{gc_seconds[n] / events * 1e9:>10.1f}"
         )
     lo, hi = sizes[0], sizes[-1]
     print(
-        f"\nmarginal ns/event, {hi:,} over {lo:,} events: "
-        f"CPU {marginal(cpu, hi) / marginal(cpu, lo):.2f}x (best), "
-        f"{marginal(cpu, hi, statistics.median) / marginal(cpu, lo, statistics.median):.2f}x (median); "
-        f"wall {marginal(wall, hi) / marginal(wall, lo):.2f}x (best)"
+        f"\nmarginal ns/event, {hi:,} over {lo:,} events: {marginal(hi) / marginal(lo):.2f}x (best), "
+        f"{marginal(hi, statistics.median) / marginal(lo, statistics.median):.2f}x (median)"
     )
     if tenths:
         tenth = biggest // 10
-        print(
-            f"\n{biggest:,}-event runs in tenths (CPU ns/event of each tenth), and late over early "
-            "(tenths 6-10 over 2-5)"
-        )
+        print(f"\n{biggest:,}-event runs in tenths (CPU ns/event of each tenth), late over early:")
         drifts, stretches = [], []
         for marks in tenths:
             per = [(b - a) / tenth * 1e9 for a, b in zip([0.0, *marks[:-1]], marks, strict=True)]
@@ -221,10 +204,10 @@ def main() -> None:
             stretches.extend(per[1:])
             print(f"  {' '.join(f'{x:.0f}' for x in per)}   {drifts[-1]:.2f}x")
         best = min(stretches)
-        print(f"late over early, median of the runs: {statistics.median(drifts):.2f}x")
+        print(f"late over early (tenths 6-10 over 2-5), median of the runs: {statistics.median(drifts):.2f}x")
         print(
             f"best tenth (of tenths 2-10, {len(stretches)} in all): {best:.0f} ns/event, "
-            f"{best / marginal(cpu, lo):.2f}x the best {lo:,}-event run"
+            f"{best / marginal(lo):.2f}x the best {lo:,}-event run"
         )
 
 
