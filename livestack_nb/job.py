@@ -24,15 +24,13 @@ from pydantic import BaseModel
 from .errors import DataValidationError, JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
-from .stream import Activity, Chunk, DataStream, now
+from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
 
 if TYPE_CHECKING:
     from .env import LiveEnv
     from .storage import StorageProvider
 
 __all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
-
-FEED_CHUNK = 4096
 
 
 class JobStatus(str, enum.Enum):
@@ -640,8 +638,8 @@ class InputFeeder:
             self._job.env._validation_failed(self._job, e)
             raise
         try:
-            for i in range(0, len(vals), FEED_CHUNK):
-                self.stream.push(vals[i : i + FEED_CHUNK] if len(vals) > FEED_CHUNK else vals)
+            for i in range(0, len(vals), MAX_CHUNK):
+                self.stream.push(vals[i : i + MAX_CHUNK] if len(vals) > MAX_CHUNK else vals)
         except JobClosedError:
             raise self._closed() from None
 

@@ -42,6 +42,19 @@ log = logging.getLogger("livestack_nb")
 
 DEFAULT_HISTORY = 10_000
 
+MAX_CHUNK = 4096
+"""Most values in a chunk livestack-nb makes (``feed_many``'s slices, a drain
+merging what queued up, a flat-map's gathered yields).
+
+Why a bound: a fused flow walks a chunk once per spec, and the next spec reads
+the values the previous one made. A few thousand of them stay in a core's
+cache in between; a whole backlog (65,536 values, 2 MB of ints) does not, and
+is then read from memory in the order the allocator scattered it, an order
+that gets worse the longer a process runs: the cost per event grew by half
+over a 10 M-event run (``bench/scale.py``). Larger chunks save nothing
+measurable: what a chunk costs is paid once per 4,096 values.
+"""
+
 _clock: Callable[[], float] = time.time
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import DataValidationError, LivestackError
 from .job import MAX_BACKLOG, Cancelled, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
-from .stream import Chunk
+from .stream import MAX_CHUNK, Chunk
 
 if TYPE_CHECKING:
     from .env import LiveEnv
@@ -540,7 +540,8 @@ class _InlineRunner:
                 self.blocked -= 1
 
     def _next(self, linger: bool) -> Any:
-        """The next item to process, consecutive chunks merged; None when idle.
+        """The next item to process, consecutive chunks merged (up to
+        ``MAX_CHUNK`` values); None when idle.
 
         A drain on a worker thread lingers a moment when it runs dry (it is
         not woken per value): values fed one by one from a loop then find it
@@ -560,8 +561,15 @@ class _InlineRunner:
             if item is _END or not pending or pending[0] is _END:
                 return item
             merged = [item]
-            while pending and pending[0] is not _END and _follows(merged[-1], pending[0]):
+            size = len(item.values)
+            while (
+                pending
+                and pending[0] is not _END
+                and size + len(pending[0].values) <= MAX_CHUNK
+                and _follows(merged[-1], pending[0])
+            ):
                 merged.append(pending.popleft())
+                size += len(merged[-1].values)
                 self._taken(len(merged[-1].values))
         if len(merged) == 1:
             return item
@@ -646,8 +654,9 @@ class _InlineRunner:
 
         Yields are gathered into one push, but readers should see a generator
         that takes its time live, not when it ends: what was gathered is pushed
-        every ``FLAT_FLUSH`` seconds, and at once after a yield that took
-        ``SLOW_YIELD`` or more (a sensor sleeping between readings).
+        every ``FLAT_FLUSH`` seconds or ``MAX_CHUNK`` values, and at once after
+        a yield that took ``SLOW_YIELD`` or more (a sensor sleeping between
+        readings).
 
         A failing generator is retried per policy; values of it already pushed
         are skipped on the retry (by position), so none is emitted twice.
@@ -673,7 +682,7 @@ class _InlineRunner:
                         out.append(r)
                         parents.append(seq)
                         now = clock()
-                        if now - last >= FLAT_FLUSH or now - prev >= SLOW_YIELD:
+                        if now - last >= FLAT_FLUSH or now - prev >= SLOW_YIELD or len(out) >= MAX_CHUNK:
                             self._push(out, sid, parents)
                             sent, out, parents, mark, last = produced, [], [], 0, now
                         prev = now

@@ -308,6 +308,55 @@ def test_a_feeder_ahead_of_a_slow_processor_is_held_not_dropped(env):
     _held_then_released(slow_proc.start(), gate, 200_000)
 
 
+def test_a_backlog_fed_value_by_value_is_processed_in_bounded_chunks(env):
+    """Queued values are merged into batches, but no larger than MAX_CHUNK: a
+    whole backlog in one chunk would not stay in cache between two specs."""
+    from livestack_nb.stream import MAX_CHUNK
+
+    started, gate = threading.Event(), threading.Event()
+
+    @ls.job_spec
+    def held(n: int) -> int:
+        started.set()
+        gate.wait(30)
+        return n
+
+    total = 3 * MAX_CHUNK + 100
+    job = held.start()
+    sizes: list[int] = []
+    job.output().add_listener(lambda values: sizes.append(len(values)))
+    job.feed(0)
+    try:
+        wait_until(started.is_set, timeout=10)  # the drain holds value 0; the rest queues
+        for i in range(1, total):
+            job.feed(i)
+    finally:
+        gate.set()
+    job.end()
+    job.wait(timeout=30)
+    assert sum(sizes) == total and job.result()[-1] == total - 1
+    assert max(sizes) == MAX_CHUNK  # merged (not a chunk per value), and bounded
+    assert len(sizes) <= 5
+
+
+def test_a_generator_yielding_fast_pushes_bounded_chunks(env):
+    from livestack_nb.stream import MAX_CHUNK
+
+    @ls.job_spec
+    def burst(n: int):
+        yield from range(n)
+
+    total = 5 * MAX_CHUNK
+    job = burst.start()
+    sizes: list[int] = []
+    job.output().add_listener(lambda values: sizes.append(len(values)))
+    job.feed(total)
+    job.end()
+    job.wait(timeout=30)
+    assert sum(sizes) == total
+    assert max(sizes) <= MAX_CHUNK
+
+
 def test_a_slow_generator_is_seen_live_not_when_it_ends(env):
     gate = threading.Event()
 
