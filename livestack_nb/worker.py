@@ -25,6 +25,7 @@ from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from ._interrupt import held_interrupts
 from .errors import DataValidationError, LivestackError
 from .job import MAX_BACKLOG, Cancelled, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
@@ -416,15 +417,30 @@ class _Pool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         with self._cond:
-            if self._shut:
-                raise RuntimeError(f"{self._prefix}: the worker has stopped")
-            self._calls.append((fn, args))
-            if self._idle >= len(self._calls) or len(self._threads) >= self._size:
-                self._cond.notify()
+            if self._queued(fn, args):
                 return
-            t = threading.Thread(target=self._serve, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
-            self._threads.append(t)
-        t.start()
+        # A thread counted but never started would hold its place for ever (with
+        # concurrency=1, every later call would wait for it): it is counted and
+        # started with a kernel interrupt held meanwhile.
+        with held_interrupts():
+            with self._cond:
+                if self._queued(fn, args):
+                    return
+                self._calls.append((fn, args))
+                name = f"{self._prefix}_{len(self._threads)}"
+                t = threading.Thread(target=self._serve, name=name, daemon=True)
+                self._threads.append(t)
+            t.start()
+
+    def _queued(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Queue the call if a thread will take it without a new one (the lock is held)."""
+        if self._shut:
+            raise RuntimeError(f"{self._prefix}: the worker has stopped")
+        if self._idle > len(self._calls) or len(self._threads) >= self._size:
+            self._calls.append((fn, args))
+            self._cond.notify()
+            return True
+        return False
 
     def _serve(self) -> None:
         cond = self._cond
@@ -581,7 +597,7 @@ class _InlineRunner:
         act = self.activity
         try:
             self.worker.ensure_init()
-        except Exception as e:
+        except BaseException as e:  # a KeyboardInterrupt raised by the hook too: the job fails, not the drain
             job.fail(e)
         while True:
             item = self._next(linger)
