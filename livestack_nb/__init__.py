@@ -14,6 +14,7 @@ from ._version import VERSION
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
+    JobCancelled,
     JobClosedError,
     JobFailed,
     LivestackError,
@@ -72,6 +73,7 @@ __all__ = [
     "DataStream",
     "DataValidationError",
     "Datapoint",
+    "JobCancelled",
     "JobClosedError",
     "JobFailed",
     "JobHandle",

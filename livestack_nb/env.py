@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ._interrupt import held_interrupts
 from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
@@ -200,8 +201,17 @@ class LiveEnv:
         return JobHandle(self._start(spec, options))
 
     def _start(self, spec: JobSpec, options: Any, *, parent_id: str | None = None) -> LiveJob:
-        job, launch = self.prepare(spec, options, parent_id=parent_id)
-        launch()
+        # Options first: their validators are user code, and stay interruptible.
+        options = spec.validate_options(options)
+        # The set-up itself is whole or not done: a kernel interrupt landing in
+        # it is held until the job is wired and launched, then cancels that job
+        # (its caller never gets the handle) and is raised. See _interrupt.py.
+        with held_interrupts() as held:
+            job, launch = self.prepare(spec, options, parent_id=parent_id)
+            launch()
+            if held.interrupted:
+                job.logger.warning("cancelled: the kernel was interrupted while the job was set up")
+                job.cancel()
         return job
 
     def prepare(
@@ -336,8 +346,6 @@ class LiveEnv:
             owned_inputs=owned,
         )
         job.activity = activity
-        with self._lock:
-            self._jobs[job_id] = job
         self.vault.add_job(
             JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
@@ -347,6 +355,9 @@ class LiveEnv:
             self.vault.add_stream(StreamRecord(s.stream_id, job_id, "out", tag))
         if parent_id is not None:
             self.vault.add_child(parent_id, job_id)
+        # Known here last: what the env knows (and cancels on close), the vault has.
+        with self._lock:
+            self._jobs[job_id] = job
         return job
 
     def _options_record(self, spec: JobSpec, options: Any) -> Any:

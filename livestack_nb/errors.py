@@ -3,13 +3,16 @@
 All of them derive from :class:`LivestackError`, so ``except ls.LivestackError``
 catches anything the library raises on purpose, while the more specific classes
 also derive from the matching builtin (``ValueError``, ``TimeoutError``) so code
-written against plain Python keeps working.
+written against plain Python keeps working. The one exception is
+:class:`JobCancelled`, which unwinds a cancelled job's processor and so must
+get past ``except Exception`` in it, like ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "DataValidationError",
+    "JobCancelled",
     "JobClosedError",
     "JobFailed",
     "LivestackError",
@@ -68,3 +71,18 @@ class WaitTimeout(LivestackError, TimeoutError):
 
 class JobClosedError(LivestackError):
     """Input was fed to a job (or tag) whose input has already ended."""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a processor whose job was cancelled, to unwind it.
+
+    A sync processor runs on a thread that Python cannot stop from outside, so
+    a cancel reaches it at its next call into its job: reading input, emitting,
+    logging to ``job.logger`` or ``job.invoke``. Let it propagate (``finally``
+    blocks run); the worker then frees the processor's thread. A processor that
+    makes none of these calls runs on until it returns, holding its thread: its
+    job's logs say so and ``worker.stats.busy_after_cancel`` counts it.
+
+    A ``BaseException``, not a :class:`LivestackError`, so that ``except
+    Exception`` in a processor does not swallow it.
+    """

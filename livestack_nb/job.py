@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .errors import DataValidationError, JobClosedError, JobFailed, LivestackError, WaitTimeout
+from .errors import DataValidationError, JobCancelled, JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
 from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
@@ -63,14 +63,6 @@ class LogEntry:
         return f"{self.level} {self.message}"
 
 
-class Cancelled(BaseException):
-    """Raised inside a processor whose job was cancelled, to unwind it.
-
-    A ``BaseException`` so that ``except Exception`` in user code does not
-    swallow it.
-    """
-
-
 class _Keeper(logging.Handler):
     def __init__(self, entries: deque[LogEntry]) -> None:
         super().__init__(logging.DEBUG)
@@ -89,14 +81,24 @@ class _Keeper(logging.Handler):
 _jobs_logger = logging.getLogger("livestack_nb.jobs")
 
 
-def _make_logger(spec: str, job_id: str, entries: deque[LogEntry]) -> logging.Logger:
-    # Not registered with logging's manager: a long session starts many jobs
-    # and registered loggers are never freed. Records still propagate to
-    # "livestack_nb.jobs" so users' logging configuration sees them.
-    logger = logging.Logger(f"livestack_nb.jobs.{spec}.{job_id}", logging.DEBUG)
-    logger.parent = _jobs_logger
-    logger.addHandler(_Keeper(entries))
-    return logger
+class _JobLogger(logging.Logger):
+    """A job's logger: what its processor logs once the job is cancelled raises
+    :class:`JobCancelled` instead (a call into the job, where a cancel reaches it).
+
+    Not registered with logging's manager: a long session starts many jobs and
+    registered loggers are never freed. Records still propagate to
+    "livestack_nb.jobs" so users' logging configuration sees them.
+    """
+
+    def __init__(self, job: LiveJob) -> None:
+        super().__init__(f"livestack_nb.jobs.{job.spec.name}.{job.job_id}", logging.DEBUG)
+        self.parent = _jobs_logger
+        self.addHandler(_Keeper(job._log_entries))
+        self._job = job
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self._job._check_cancelled()
+        super().handle(record)
 
 
 _ENDED = object()
@@ -138,6 +140,7 @@ class Inbox:
         self._holding = False
         self._blocked = 0  # feeders held by backpressure
         self.current: tuple[str, tuple[int, Any, str, int]] | None = None
+        self.waiting = False  # a reader waits for input (a cancel then unwinds it at once)
 
     def put(self, tag: str, chunk: Chunk) -> None:
         n = len(chunk.values)
@@ -212,7 +215,7 @@ class Inbox:
 
     def _take(self, tags: tuple[str, ...]) -> Any:
         if self._cancelled:
-            raise Cancelled()
+            raise JobCancelled("the job was cancelled: its input is closed")
         best: deque[tuple[int, Any, str, int]] | None = None
         best_tag = ""
         for t in tags:
@@ -238,7 +241,11 @@ class Inbox:
                 if r is not None:
                     self._holding = r is not _ENDED
                     return r
-                self._cond.wait()
+                self.waiting = True
+                try:
+                    self._cond.wait()
+                finally:
+                    self.waiting = False
 
     async def aget(self, tags: tuple[str, ...]) -> Any:
         self.release()
@@ -251,7 +258,11 @@ class Inbox:
                     return r
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, fut))
-            await fut
+            self.waiting = True
+            try:
+                await fut
+            finally:
+                self.waiting = False
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -339,7 +350,7 @@ class OutputPort:
         """Send ``value`` on this tag (``await`` it in async processors, or not)."""
         job = self._job
         if job._cancelled:
-            raise Cancelled()
+            raise job._cancellation()
         if value is None:
             return _DONE
         try:
@@ -417,7 +428,7 @@ class LiveJob:
         self.parent_id = parent_id
         self.label = label or spec.name
         self._log_entries: deque[LogEntry] = deque(maxlen=2000)
-        self.logger = _make_logger(spec.name, job_id, self._log_entries)
+        self.logger: logging.Logger = _JobLogger(self)
         self._inputs = input_streams
         self._outputs = output_streams
         for out in output_streams.values():
@@ -435,6 +446,9 @@ class LiveJob:
         self.error: BaseException | None = None
         self.traceback: str | None = None
         self._cancelled = False
+        # The thread running a sync processor or the loop of an async one: a
+        # cancel reaches the processor at its next call into the job there.
+        self._processor_thread: int | None = None
         self.finished = False  # status.done, as a plain attribute for hot paths
         self._parent: tuple[str, int] | None = None
         self._inbox: Inbox | None = None
@@ -486,6 +500,8 @@ class LiveJob:
 
         In an ``async`` processor this returns an awaitable of that list.
         """
+        if self._cancelled:
+            raise self._cancellation()
         values = list(inputs) if inputs is not None else ([] if input is None else [input])
         child = self.env._start(spec, options, parent_id=self.job_id)
         self.children.append(child.job_id)
@@ -565,8 +581,8 @@ class LiveJob:
 
     def fail(self, exc: BaseException) -> None:
         """The job failed: keep the traceback, end outputs so nothing waits."""
-        if self._status.done:
-            return
+        if self._status.done or self._cancelled:
+            return  # a failure on the way out of a cancel is not the job's end
         self.error = exc
         self.traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
         self.logger.error("job failed: %s: %s", type(exc).__name__, exc)
@@ -587,6 +603,14 @@ class LiveJob:
         )
         err.__cause__ = exc
         return err
+
+    def _cancellation(self) -> JobCancelled:
+        return JobCancelled(f"job {self.job_id} of spec {self.spec.name!r} was cancelled")
+
+    def _check_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if the job was cancelled and this is its processor's thread."""
+        if self._cancelled and self._processor_thread == threading.get_ident():
+            raise self._cancellation()
 
     def cancel(self) -> None:
         if self._status.done:
@@ -745,7 +769,14 @@ class JobHandle:
         return self._job._outputs[tag]
 
     def cancel(self) -> None:
-        """Stop the job: its input and outputs end, status cancelled."""
+        """Stop the job: its input and outputs end, status cancelled, at once.
+
+        A processor still running gets :class:`~livestack_nb.JobCancelled` at
+        its next call into the job (reading input, emitting, logging); one busy
+        in its own code runs on until then, or until it returns, holding its
+        thread (its job's logs say so; see ``worker.stats.busy_after_cancel``).
+        Python cannot stop a thread from outside.
+        """
         self._job.cancel()
 
     def wait(self, timeout: float | None = None) -> None:

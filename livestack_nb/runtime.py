@@ -14,6 +14,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from ._interrupt import held_interrupts
+
 __all__ = ["Runtime"]
 
 T = TypeVar("T")
@@ -33,18 +35,21 @@ class Runtime:
         """The loop, started on first use."""
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
+                # Held: a loop thread started but not kept here would run for ever.
+                with held_interrupts():
+                    loop = asyncio.new_event_loop()
+                    ready = threading.Event()
 
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
+                    def run() -> None:
+                        asyncio.set_event_loop(loop)
+                        loop.call_soon(ready.set)
+                        loop.run_forever()
 
-                self._thread = threading.Thread(target=run, name=f"livestack-loop-{self.name}", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
+                    thread = threading.Thread(target=run, name=f"livestack-loop-{self.name}", daemon=True)
+                    thread.start()
+                    self._thread = thread
+                    self._loop = loop
+                    ready.wait()
             return self._loop
 
     @property

@@ -25,8 +25,9 @@ from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataValidationError, LivestackError
-from .job import MAX_BACKLOG, Cancelled, Inbox, LiveJob, may_wait_for_room
+from ._interrupt import held_interrupts
+from .errors import DataValidationError, JobCancelled, LivestackError
+from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
 from .stream import MAX_CHUNK, Chunk
 
@@ -92,7 +93,12 @@ class LiveWorkerDef:
 
 @dataclass
 class WorkerStats:
-    """What a worker has done so far."""
+    """What a worker has done so far.
+
+    ``busy_after_cancel`` counts processors of cancelled jobs that are still
+    running their own code: each holds a thread, which no other job gets until
+    it returns (Python cannot stop a thread; see :meth:`JobHandle.cancel`).
+    """
 
     jobs_started: int = 0
     jobs_completed: int = 0
@@ -100,6 +106,7 @@ class WorkerStats:
     jobs_cancelled: int = 0
     retries: int = 0
     skipped: int = 0
+    busy_after_cancel: int = 0
 
     @property
     def running(self) -> int:
@@ -158,6 +165,7 @@ class LiveWorker:
         self._init_done = definition.init is None
         self._jobs: set[LiveJob] = set()
         self._jobs_lock = threading.Lock()
+        self._busy: dict[LiveJob, float] = {}  # cancelled, processor still running: since when
         self._accepting = True
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -182,6 +190,7 @@ class LiveWorker:
             stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
         if d.is_async:
             return partial(self._launch_async, job)
+        job.on_cancel.append(partial(self._cancelled_while_busy, job))
         return partial(self._launch_sync, job)
 
     def _job_done(self, job: LiveJob) -> None:
@@ -231,7 +240,45 @@ class LiveWorker:
     # -- sync processors ------------------------------------------------------
 
     def _launch_sync(self, job: LiveJob) -> None:
+        with self._jobs_lock:
+            held = len(self._busy)
+        size = self.definition.concurrency
+        if held and self.stats.running + held >= size:
+            job.logger.info(
+                "waiting for a thread: %d of the worker's %d are held by processors of cancelled "
+                "jobs that have not returned",
+                held,
+                size,
+            )
         self._executor.submit(self._run_sync, job)
+
+    def _cancelled_while_busy(self, job: LiveJob) -> None:
+        """On cancel: a processor running its own code (not waiting for input) is told at
+        its next call into the job; until then it holds its thread. Say so, and count it."""
+        inbox = job._inbox
+        with self._jobs_lock:
+            thread = job._processor_thread
+            if thread is None or thread == threading.get_ident() or (inbox is not None and inbox.waiting):
+                return  # not running, cancelling itself, or waiting for input: it unwinds at once
+            self._busy[job] = time.monotonic()
+            self.stats.busy_after_cancel += 1
+            job.logger.warning(
+                "cancelled while its processor runs its own code: it gets JobCancelled at its next "
+                "input read, emit or log; until then, or until it returns, it keeps its thread "
+                "(Python cannot stop a thread)"
+            )
+
+    def _returned(self, job: LiveJob) -> None:
+        """The processor of ``job`` returned: its thread is free."""
+        with self._jobs_lock:
+            job._processor_thread = None
+            since = self._busy.pop(job, None)
+            if since is None:
+                return
+            self.stats.busy_after_cancel -= 1
+            job.logger.info(
+                "its processor returned %.1f s after the cancel; its thread is free", time.monotonic() - since
+            )
 
     def _run_sync(self, job: LiveJob) -> None:
         if not self._started(job):
@@ -240,20 +287,21 @@ class LiveWorker:
         assert inbox is not None
         d = self.definition
         attempt = 0
+        job._processor_thread = threading.get_ident()
         try:
             self.ensure_init()
             while True:
                 try:
                     _emit_returned(job, d.processor(job))
                     break
-                except (Cancelled, DataValidationError):
+                except (JobCancelled, DataValidationError):
                     raise
                 except Exception as e:
                     attempt += 1
                     if not self._may_retry(job, e, attempt, inbox):
                         raise
                     time.sleep(self.retry_delay(attempt))
-        except Cancelled:
+        except JobCancelled:
             pass
         except BaseException as e:
             job.fail(e)
@@ -261,6 +309,7 @@ class LiveWorker:
             job.complete()
         finally:
             inbox.close()
+            self._returned(job)
 
     def _may_retry(self, job: LiveJob, e: Exception, attempt: int, inbox: Inbox) -> bool:
         """Decide what a raising processor gets: a retry of the datapoint, a skip, or failure."""
@@ -295,13 +344,14 @@ class LiveWorker:
                 return
             inbox = job._inbox
             assert inbox is not None
+            job._processor_thread = threading.get_ident()  # the loop's: its logger checks a cancel
             try:
                 self.ensure_init()
                 if self.definition.form == "processor":
                     await self._async_processor(job, inbox)
                 else:
                     await self._async_map(job)
-            except (Cancelled, asyncio.CancelledError):
+            except (JobCancelled, asyncio.CancelledError):
                 pass
             except BaseException as e:
                 job.fail(e)
@@ -309,6 +359,7 @@ class LiveWorker:
                 job.complete()
             finally:
                 inbox.close()
+                job._processor_thread = None
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
@@ -322,7 +373,7 @@ class LiveWorker:
                 else:
                     _emit_returned(job, await result if inspect.isawaitable(result) else result)
                 return
-            except (Cancelled, DataValidationError):
+            except (JobCancelled, DataValidationError):
                 raise
             except Exception as e:
                 attempt += 1
@@ -416,15 +467,30 @@ class _Pool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         with self._cond:
-            if self._shut:
-                raise RuntimeError(f"{self._prefix}: the worker has stopped")
-            self._calls.append((fn, args))
-            if self._idle >= len(self._calls) or len(self._threads) >= self._size:
-                self._cond.notify()
+            if self._queued(fn, args):
                 return
-            t = threading.Thread(target=self._serve, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
-            self._threads.append(t)
-        t.start()
+        # A thread counted but never started would hold its place for ever (with
+        # concurrency=1, every later call would wait for it): it is counted and
+        # started with a kernel interrupt held meanwhile.
+        with held_interrupts():
+            with self._cond:
+                if self._queued(fn, args):
+                    return
+                self._calls.append((fn, args))
+                name = f"{self._prefix}_{len(self._threads)}"
+                t = threading.Thread(target=self._serve, name=name, daemon=True)
+                self._threads.append(t)
+            t.start()
+
+    def _queued(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        """Queue the call if a thread will take it without a new one (the lock is held)."""
+        if self._shut:
+            raise RuntimeError(f"{self._prefix}: the worker has stopped")
+        if self._idle > len(self._calls) or len(self._threads) >= self._size:
+            self._calls.append((fn, args))
+            self._cond.notify()
+            return True
+        return False
 
     def _serve(self) -> None:
         cond = self._cond
@@ -589,7 +655,7 @@ class _InlineRunner:
         act = self.activity
         try:
             self.worker.ensure_init()
-        except Exception as e:
+        except BaseException as e:  # a KeyboardInterrupt raised by the hook too: the job fails, not the drain
             job.fail(e)
         while True:
             item = self._next(linger)

@@ -97,3 +97,61 @@ def live_notebook(n: int = 400, wait: bool = True, delay: float = 0.0) -> nbform
         cells=cells,
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
+
+
+HOSTILE_WIDGETS = f"""\
+import livestack_nb as ls
+from livestack_nb.widgets import FlowGraph, JobPanel, StreamPlot
+from pydantic import BaseModel
+
+H = {HOSTILE!r}
+
+# a plot whose series, title and x field are named by it, one series of strings it cannot draw
+points = ls.JobSpec("points", input=int, output=dict)
+points.define_worker(lambda i: {{H: float(i % 7), "words": H}})
+drawn = points.start()
+drawn.feed_many(range(60))
+drawn.end()
+drawn.wait(timeout=60)
+display(StreamPlot(drawn.output(), x="seq", y=[H, "words"], title=f"plot {{H}}"))
+
+# a flow whose name, port, node label and spec name carry it, and a node failing with it
+echo = ls.JobSpec("echo", input=str, output=str)
+echo.define_worker(lambda s: s)
+bad = ls.JobSpec(f"spec {{H}}", input=str, output=str)
+
+def boom(s: str) -> str:
+    raise ValueError(f"failed on {{s}}")
+
+bad.define_worker(boom)
+flow = ls.Liveflow(f"flow {{H}}")
+flow.connect(echo, bad.labeled(f"label {{H}}"))
+flow.expose(echo.input(), f"in {{H}}")
+run = flow.start()
+run.input(f"in {{H}}").feed(H)
+run.input(f"in {{H}}").end()
+display(FlowGraph(run))
+
+# a job with it as an option value, in a log record and in the traceback of its failure
+class Note(BaseModel):
+    note: str = ""
+
+@ls.job_spec(name=f"panel {{H}}", inputs={{"default": str}}, outputs={{"default": str}}, options=Note)
+def talk(job: ls.LiveJob):
+    for s in job.input:
+        job.logger.warning("seen %s", s)
+        raise ValueError(f"traceback {{s}}")
+
+told = talk.start(options={{"note": H}})
+told.feed(H)
+told.end()
+JobPanel(told)
+"""
+
+
+def hostile_notebook() -> nbformat.NotebookNode:
+    """One notebook showing :data:`HOSTILE` through a StreamPlot, a FlowGraph and a JobPanel."""
+    return new_notebook(
+        cells=[new_markdown_cell("# Hostile strings"), new_code_cell(HOSTILE_WIDGETS)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 import pytest
 from browser import ARTIFACTS, chromium, chromium_path, jupyter_server, shot
-from live_notebook import HOSTILE, live_notebook
+from live_notebook import HOSTILE, hostile_notebook, live_notebook
 
 from livestack_nb.testing import wait_until
 
@@ -37,9 +37,9 @@ def browser(server: Any) -> Iterator[Any]:
 def _open_and_run(
     browser: Any, server: Any, ui: str, nb: nbformat.NotebookNode | None = None
 ) -> tuple[Any, list[str]]:
+    """Open ``nb`` (the live notebook by default) in ``ui`` and run all its cells."""
     name = f"live-{ui}-{uuid.uuid4().hex[:6]}.ipynb"
-    nb = nb or live_notebook(n=N, wait=False, delay=0.004)
-    nbformat.write(nb, Path(server.root) / name)
+    nbformat.write(nb or live_notebook(n=N, wait=False, delay=0.004), Path(server.root) / name)
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -209,6 +209,61 @@ def test_max_rows_and_window_change_on_a_shown_table_and_plot(browser: Any, serv
         shot(page.locator(".lsnb-plot.lsnb-live").first, "lab-plot-resized")
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / "resize-failure.png"))
+
+
+def test_hostile_strings_are_text_in_the_live_plot_graph_and_panel(browser: Any, server: Any) -> None:
+    """The hostile string as series and field names, a title, node, port and spec names, a
+    failure, an option value, a log record and a traceback: text everywhere, no element made."""
+    page, dialogs = _open_and_run(browser, server, "lab", hostile_notebook())
+    try:
+        # the plot: drawn (a series of strings it cannot draw does not stop it), named as text
+        plot = page.locator(".lsnb-plot.lsnb-live").first
+        plot.wait_for(timeout=60_000)
+        canvas = plot.locator("canvas").first
+        wait_until(lambda: _series_pixels(canvas) > 50, timeout=30, message="the plot drew its series")
+        assert f"plot {HOSTILE}" in (plot.locator(".lsnb-header").text_content() or "")
+        assert plot.locator(".u-legend .u-label").all_text_contents() == ["seq", HOSTILE, "words"]
+        shot(plot, "hostile-plot")
+        # the graph: flow, port, node and spec names, and the failure, as text
+        graph = page.locator(".lsnb-graph.lsnb-live").first
+        failed = graph.locator(".lsnb-node.lsnb-status-failed")
+        failed.wait_for(timeout=60_000)
+        assert f"flow {HOSTILE}" in (graph.locator(".lsnb-header").text_content() or "")
+        assert failed.get_attribute("data-node") == f"label {HOSTILE}"
+        assert failed.locator(".lsnb-node-name").text_content() == f"label {HOSTILE}"
+        assert failed.locator(".lsnb-node-status").text_content() == f"spec {HOSTILE} · failed"
+        assert f"failed on {HOSTILE}" in (failed.locator("title").text_content() or "")
+        assert f"in {HOSTILE}" in graph.locator(".lsnb-port-name").all_text_contents()
+        failed.click()
+        detail = graph.locator("pre.lsnb-error")
+        wait_until(lambda: f"failed on {HOSTILE}" in (detail.text_content() or ""), timeout=10)
+        shot(graph, "hostile-graph")
+        # the panel: the option value, the log record and the traceback, as text
+        panel = page.locator(".lsnb-panel.lsnb-live").first
+        panel.locator(".lsnb-badge.lsnb-status-failed").wait_for(timeout=30_000)
+        assert f"panel {HOSTILE}" in (panel.locator(".lsnb-header").text_content() or "")
+        assert HOSTILE in (panel.locator(".lsnb-options").text_content() or "")
+        logs = panel.locator(".lsnb-logs")
+        wait_until(lambda: f"seen {HOSTILE}" in (logs.text_content() or ""), timeout=10)
+        assert f"ValueError: traceback {HOSTILE}" in (panel.locator("pre.lsnb-error").text_content() or "")
+        shot(panel, "hostile-panel")
+        # nothing was made from it, live or in the (hidden) snapshots, and its onerror never ran
+        made = page.evaluate(
+            "document.querySelectorAll('img[src=\"x\"], [onerror], .lsnb-widget img, .lsnb-snapshot img')"
+            ".length"
+        )
+        assert made == 0
+        assert not dialogs  # (filled as playwright is called: the calls above let it see any)
+        # ...which this page would have shown: the same string put in as markup runs its onerror
+        page.evaluate(f"document.createElement('div').innerHTML = {HOSTILE!r}")
+
+        def alerted() -> bool:
+            page.evaluate("0")  # a call into playwright lets the dialog event in
+            return dialogs == ["1"]
+
+        wait_until(alerted, timeout=10, message="the onerror of markup ran")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "hostile-failure.png"))
         raise
     finally:
         page.close()

@@ -1,12 +1,19 @@
-"""In a real kernel, an interrupt returns control at once and leaves jobs and the env usable."""
+"""An interrupt returns control at once and leaves jobs and the env usable: in a real
+kernel, and at every point of a first job's set-up where Python could deliver one."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import pytest
+from conftest import closing_env
+from interrupt_points import InterruptAt
 from kernel import kernel
 
+import livestack_nb as ls
 from livestack_nb.testing import wait_until
 
 SETUP = """\
@@ -100,3 +107,127 @@ def test_a_cell_running_a_long_sync_processor_can_be_interrupted(tmp_path):
         cell = "print('crunching', flush=True); crunch.run([3600])"
         _interrupted(k, cell, "crunching", bound=25.0, mark=mark)
         assert k.printed("print(crunch.run([0, 0], timeout=20))", "cell-after").strip() == "[0, 0]"
+
+
+def _first_job_spec(form: str, name: str, init: Callable[[], None]) -> ls.JobSpec:
+    """A new spec of ``form`` with an ``init`` hook and one thread: its first job sets a worker up."""
+    spec = ls.JobSpec(name, input=int, output=int)
+
+    def processor(job: ls.LiveJob) -> None:
+        for x in job.input:
+            job.output.emit(x)
+
+    async def async_processor(job: ls.LiveJob) -> None:
+        async for x in job.input:
+            job.output.emit(x)
+
+    def same(x: int) -> int:
+        return x
+
+    fn = {"processor": processor, "async": async_processor, "map": same}[form]
+    spec.define_worker(fn, concurrency=1, init=init)
+    return spec
+
+
+@pytest.mark.parametrize("form", ["processor", "async", "map"])
+def test_an_interrupt_anywhere_in_a_first_jobs_set_up_leaves_the_spec_able_to_run_jobs(form: str) -> None:
+    """A kernel interrupt at each point of ``spec.start()`` (worker, runner, thread or loop
+    made for the first job). Before the job is whole it is held, and then cancels that job;
+    after, the job runs (its caller may not have the handle: ``env.latest_job`` finds it).
+    Never a job left "requested", and the same spec, whose one thread that job may hold,
+    starts and completes the next job."""
+    n = 0
+    while True:
+        n += 1
+        inits: list[int] = []
+        with closing_env() as env:
+            spec = _first_job_spec(form, f"{form}-{n}", partial(inits.append, 1))
+            point = InterruptAt(n)
+            try:
+                with point:
+                    spec.start()
+            except KeyboardInterrupt:
+                pass
+            if not point.fired:
+                break  # n went past the last point
+            where = f"interrupted at point {n} {point.where}"
+            made = env.latest_job(spec)
+            if made is not None:
+                wait_until(lambda j=made: j.status is not ls.JobStatus.REQUESTED, timeout=5, message=where)
+                assert made.status in (ls.JobStatus.RUNNING, ls.JobStatus.CANCELLED), where
+                made.cancel()  # as its caller would, to free the spec's one thread
+            assert spec.run([1, 2, 3], timeout=5) == [1, 2, 3], where
+            assert inits == [1], where  # the hook ran once, before the first job that ran
+            assert not [r for r in env.jobs() if r.status == "requested"], where
+    assert n > 100, f"only {n - 1} points: the trace did not see the set-up"
+
+
+@pytest.mark.parametrize("form", ["processor", "async", "map"])
+def test_an_init_hook_raising_keyboard_interrupt_fails_its_job_and_the_next_job_runs_it_again(
+    env: ls.LiveEnv, form: str
+) -> None:
+    calls: list[int] = []
+
+    def init() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    spec = _first_job_spec(form, form, init)
+    job = spec.start()
+    job.end()  # (no feed: the hook may fail the job, and end its input, first)
+    with pytest.raises(ls.JobFailed) as failed:
+        job.wait(timeout=5)
+    assert isinstance(failed.value.__cause__, KeyboardInterrupt)
+    assert spec.run([1, 2], timeout=5) == [1, 2]
+    assert calls == [0, 1]
+
+
+GATED = """\
+import os
+import livestack_nb as ls
+from livestack_nb.testing import wait_until
+from livestack_nb.vault.memory import MemoryVault
+
+class Gate(MemoryVault):
+    \"\"\"Holds the first job's set-up (as it records the job) until the gate file exists.\"\"\"
+    def add_job(self, record):
+        if not os.path.exists(GATE):
+            print("setting up", flush=True)
+            wait_until(lambda: os.path.exists(GATE), timeout=30)
+        super().add_job(record)
+
+env = ls.LiveEnv(vault=Gate())
+ls.use_env(env)
+first = ls.JobSpec("first", input=int, output=int)
+
+def copy(job: ls.LiveJob):
+    for x in job.input:
+        job.output.emit(x)
+
+first.define_worker(copy, concurrency=1)
+"""
+
+
+def test_a_kernel_interrupt_while_a_first_job_is_set_up_cancels_it_and_the_spec_runs_the_next(tmp_path):
+    gate = tmp_path / "gate"
+    with kernel() as k:
+        k.run(f"GATE = {str(gate)!r}\n" + GATED, "cell-setup")
+        msg_id = k.send("first.start()", "cell-start")
+        k.wait_for_output(msg_id, "setting up")
+        k.km.interrupt_kernel()  # lands while the set-up holds...
+        gate.touch()  # ...which then goes on to its end
+        reply, _ = k.finish(msg_id, timeout=30)
+        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+        out = k.printed(
+            "job = env.latest_job(first)\n"
+            "print(job.status, [e.message for e in job.logs])\n"
+            "print(first.run([1, 2], timeout=20))\n"
+            "print(sorted(r.status for r in env.jobs()))",
+            "cell-after",
+        )
+        assert out.split("\n")[:3] == [
+            "cancelled ['cancelled: the kernel was interrupted while the job was set up']",
+            "[1, 2]",
+            "['cancelled', 'completed']",
+        ], out
