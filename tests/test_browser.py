@@ -209,6 +209,9 @@ def test_max_rows_and_window_change_on_a_shown_table_and_plot(browser: Any, serv
         shot(page.locator(".lsnb-plot.lsnb-live").first, "lab-plot-resized")
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / "resize-failure.png"))
+        raise
+    finally:
+        page.close()
 
 
 def test_hostile_strings_are_text_in_the_live_plot_graph_and_panel(browser: Any, server: Any) -> None:
