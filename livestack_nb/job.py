@@ -132,7 +132,8 @@ class Inbox:
     """
 
     def __init__(self, tags: Iterable[str], activity: Activity | None = None) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # entered as the lock itself: see _interrupt.py
+        self._cond = threading.Condition(self._mutex)
         self._queues: dict[str, deque[tuple[int, Any, str, int]]] = {t: deque() for t in tags}
         self._open = set(self._queues)
         self._arrival = 0
@@ -148,7 +149,7 @@ class Inbox:
         n = len(chunk.values)
         if self._activity is not None:
             self._activity.add(n)
-        with self._cond:
+        with self._mutex:
             q = self._queues[tag]
             a, sid, s0 = self._arrival, chunk.stream_id, chunk.seq0
             q.extend((a + i, v, sid, s0 + i) for i, v in enumerate(chunk.values))
@@ -166,12 +167,12 @@ class Inbox:
         return sum(map(len, self._queues.values()))
 
     def end(self, tag: str) -> None:
-        with self._cond:
+        with self._mutex:
             self._open.discard(tag)
             self._wake()
 
     def cancel(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._cancelled = True
             self._wake()
 
@@ -183,7 +184,7 @@ class Inbox:
 
     def requeue_current(self) -> None:
         """Put the datapoint being processed back in front (a retry)."""
-        with self._cond:
+        with self._mutex:
             if self.current is not None:
                 tag, item = self.current
                 self._queues[tag].appendleft(item)
@@ -206,7 +207,7 @@ class Inbox:
 
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
-        with self._cond:
+        with self._mutex:
             left = self._backlog()
             for q in self._queues.values():
                 q.clear()
@@ -237,7 +238,7 @@ class Inbox:
     def get(self, tags: tuple[str, ...]) -> Any:
         """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
         self.release()
-        with self._cond:
+        with self._mutex:
             while True:
                 r = self._take(tags)
                 if r is not None:
@@ -253,7 +254,7 @@ class Inbox:
         self.release()
         loop = asyncio.get_running_loop()
         while True:
-            with self._cond:
+            with self._mutex:
                 r = self._take(tags)
                 if r is not None:
                     self._holding = r is not _ENDED

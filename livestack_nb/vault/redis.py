@@ -295,8 +295,10 @@ class RedisVault(Vault):
         self._queue: deque[Any] = deque()
         self._backlog = 0
         self._kicked = False
-        self._cond = threading.Condition()
-        self._room = threading.Condition()
+        # entered as their locks: see livestack_nb/_interrupt.py
+        self._cond_lock, self._room_lock = threading.RLock(), threading.RLock()
+        self._cond = threading.Condition(self._cond_lock)
+        self._room = threading.Condition(self._room_lock)
         self._stopping = False
         self._closed = False
         self._error: BaseException | None = None
@@ -341,7 +343,7 @@ class RedisVault(Vault):
         backlog = self._backlog = self._backlog + values
         if (backlog >= self.batch_values or values == 0) and not self._kicked:
             self._kicked = True
-            with self._cond:
+            with self._cond_lock:
                 self._cond.notify()
         return backlog > self.max_backlog
 
@@ -355,7 +357,7 @@ class RedisVault(Vault):
         return record
 
     def wait_for_room(self) -> None:
-        with self._room:
+        with self._room_lock:
             while self._backlog > self.max_backlog // 2 and self._writer.is_alive() and not self._stopping:
                 self._room.wait(0.1)
 
@@ -387,7 +389,7 @@ class RedisVault(Vault):
         except LivestackError as e:
             error = e
         self._closed = True
-        with self._cond:
+        with self._cond_lock:
             self._stopping = True
             self._cond.notify()
         self._writer.join()
@@ -406,7 +408,7 @@ class RedisVault(Vault):
     def _run(self) -> None:
         try:
             while True:
-                with self._cond:
+                with self._cond_lock:
                     if not self._stopping and not self._kicked:
                         self._cond.wait(self.interval)
                     self._kicked = False
@@ -420,7 +422,7 @@ class RedisVault(Vault):
                 if stopping and not queue:
                     return
         finally:
-            with self._room:
+            with self._room_lock:
                 self._room.notify_all()
 
     def _write(self, items: list[Any]) -> None:
@@ -472,7 +474,7 @@ class RedisVault(Vault):
             self._error = e
             log.exception("redis vault %r: a write failed; %d values were not stored", self.url, taken)
         self._backlog = max(0, self._backlog - taken)
-        with self._room:
+        with self._room_lock:
             self._room.notify_all()
         for m in markers:
             m.error = error

@@ -298,8 +298,10 @@ class SQLiteVault(Vault):
         self._data: deque[tuple[Codec, ChunkLike]] = deque()  # chunks of streams (see _run)
         self._backlog = 0  # values queued and not yet written (approximate; a trigger only)
         self._kicked = False
-        self._cond = threading.Condition()
-        self._room = threading.Condition()
+        # entered as their locks: see livestack_nb/_interrupt.py
+        self._cond_lock, self._room_lock = threading.RLock(), threading.RLock()
+        self._cond = threading.Condition(self._cond_lock)
+        self._room = threading.Condition(self._room_lock)
         self._stopping = False
         self._closed = False
         self._error: BaseException | None = None
@@ -428,7 +430,7 @@ class SQLiteVault(Vault):
     def _kick(self) -> None:
         """Wake the writer now rather than at the end of its interval."""
         self._kicked = True
-        with self._cond:
+        with self._cond_lock:
             self._cond.notify()
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
@@ -450,7 +452,7 @@ class SQLiteVault(Vault):
         return record
 
     def wait_for_room(self) -> None:
-        with self._room:
+        with self._room_lock:
             while self._backlog > self.max_backlog // 2 and self._writer.is_alive() and not self._stopping:
                 self._room.wait(0.1)
 
@@ -466,7 +468,7 @@ class SQLiteVault(Vault):
             return
         marker = Flush()
         self._put(marker)
-        with self._cond:
+        with self._cond_lock:
             self._kicked = True
             self._cond.notify()
         while not marker.done.wait(0.5):
@@ -485,7 +487,7 @@ class SQLiteVault(Vault):
         except LivestackError as e:
             error = e
         self._closed = True
-        with self._cond:
+        with self._cond_lock:
             self._stopping = True
             self._cond.notify()
         self._writer.join()
@@ -504,7 +506,7 @@ class SQLiteVault(Vault):
         con.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         try:
             while True:
-                with self._cond:
+                with self._cond_lock:
                     if not self._stopping and not self._kicked:
                         self._cond.wait(self.interval)
                     self._kicked = False
@@ -525,7 +527,7 @@ class SQLiteVault(Vault):
                     return
         finally:
             con.close()
-            with self._room:
+            with self._room_lock:
                 self._room.notify_all()
 
     def _write(
@@ -581,7 +583,7 @@ class SQLiteVault(Vault):
                     "sqlite vault %r: a write failed; nothing more is written to this file", str(self.path)
                 )
         self._backlog = max(0, self._backlog - taken)
-        with self._room:
+        with self._room_lock:
             self._room.notify_all()
         for m in markers:
             m.error = error
