@@ -11,6 +11,12 @@ the state is whole.
 
 Only livestack-nb's own code runs held, and it does not block: no user code
 (options are validated before), no wait but for a thread to start.
+
+Elsewhere on paths the main thread runs (feeding, ending, cancelling a job),
+a lock is entered as itself, ``with lock:``, never through a
+``threading.Condition`` made on it: a Condition's ``__enter__`` is Python code,
+and an interrupt landing as it returns leaves the lock taken by a ``with``
+block that never began, so nothing ever releases it.
 """
 
 from __future__ import annotations

@@ -130,7 +130,8 @@ class Inbox:
     """
 
     def __init__(self, tags: Iterable[str], activity: Activity | None = None) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # entered as the lock itself: see _interrupt.py
+        self._cond = threading.Condition(self._mutex)
         self._queues: dict[str, deque[tuple[int, Any, str, int]]] = {t: deque() for t in tags}
         self._open = set(self._queues)
         self._arrival = 0
@@ -146,7 +147,7 @@ class Inbox:
         n = len(chunk.values)
         if self._activity is not None:
             self._activity.add(n)
-        with self._cond:
+        with self._mutex:
             q = self._queues[tag]
             a, sid, s0 = self._arrival, chunk.stream_id, chunk.seq0
             q.extend((a + i, v, sid, s0 + i) for i, v in enumerate(chunk.values))
@@ -164,12 +165,12 @@ class Inbox:
         return sum(map(len, self._queues.values()))
 
     def end(self, tag: str) -> None:
-        with self._cond:
+        with self._mutex:
             self._open.discard(tag)
             self._wake()
 
     def cancel(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._cancelled = True
             self._wake()
 
@@ -181,7 +182,7 @@ class Inbox:
 
     def requeue_current(self) -> None:
         """Put the datapoint being processed back in front (a retry)."""
-        with self._cond:
+        with self._mutex:
             if self.current is not None:
                 tag, item = self.current
                 self._queues[tag].appendleft(item)
@@ -204,7 +205,7 @@ class Inbox:
 
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
-        with self._cond:
+        with self._mutex:
             left = self._backlog()
             for q in self._queues.values():
                 q.clear()
@@ -235,7 +236,7 @@ class Inbox:
     def get(self, tags: tuple[str, ...]) -> Any:
         """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
         self.release()
-        with self._cond:
+        with self._mutex:
             while True:
                 r = self._take(tags)
                 if r is not None:
@@ -251,7 +252,7 @@ class Inbox:
         self.release()
         loop = asyncio.get_running_loop()
         while True:
-            with self._cond:
+            with self._mutex:
                 r = self._take(tags)
                 if r is not None:
                     self._holding = r is not _ENDED

@@ -56,6 +56,7 @@ measurable: what a chunk costs is paid once per 4,096 values.
 """
 
 _clock: Callable[[], float] = time.time
+_ident = threading.get_ident
 
 
 def now() -> float:
@@ -266,10 +267,14 @@ class DataStream(reactivex.Observable[Any]):
         self._held = 0
         self._count = 0
         self._pending: deque[Chunk | _End | _Join] = deque()
-        self._delivering = False
+        # The thread delivering (its ident), 0 if none: one at a time, in order. A
+        # claim is let go by whoever made it, also when a KeyboardInterrupt stops
+        # its delivery; what that left pending goes with the next delivery.
+        self._delivering = 0
         self._listeners: tuple[_Listener, ...] = ()
         self._closed = False
         self._end_delivered = False
+        self._ending: list[_Listener] = []  # listeners still to be told of the end
         self._error: BaseException | None = None
         self._last_time: float | None = None
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
@@ -307,41 +312,54 @@ class DataStream(reactivex.Observable[Any]):
         now = _clock()
         stored = self._offload_values(values) if self._offload else None
         act = self._activity
-        with self._state_lock:
-            if self._closed:
-                raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
-            seq0 = self._count
-            chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
-            self._count = seq0 + n
-            self._keep(chunk, n)
-            self._last_time = now
-            if now - self._last_sample >= 0.1:
-                self._last_sample = now
-                # The count *before* this batch: a single burst then shows a rate.
-                self._samples.append((now, seq0))
-            if act is not None:
-                act.add(n)
-            rec = self._recorder
-            behind = rec is not None and rec(chunk)
-            if self._delivering:
-                self._pending.append(chunk)
-                if behind:
-                    self._fall_back()
-                return seq0
-            self._delivering = True
-            listeners = self._listeners
-        if behind:
-            self._fall_back()
-        # Nobody was delivering: hand this chunk over directly, then flush
-        # whatever other threads queued meanwhile.
+        me = _ident()
+        claimed = False
         try:
-            self._deliver_chunk(chunk, listeners)
-        except BaseException:
             with self._state_lock:
-                self._delivering = False
+                if self._closed:
+                    raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
+                seq0 = self._count
+                chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
+                self._count = seq0 + n
+                self._keep(chunk, n)
+                self._last_time = now
+                if now - self._last_sample >= 0.1:
+                    self._last_sample = now
+                    # The count *before* this batch: a single burst then shows a rate.
+                    self._samples.append((now, seq0))
+                if act is not None:
+                    act.add(n)
+                rec = self._recorder
+                behind = rec is not None and rec(chunk)
+                if self._delivering:
+                    self._pending.append(chunk)
+                    if behind:
+                        self._fall_back()
+                    return seq0
+                claimed = True
+                self._delivering = me
+                listeners = self._listeners
+                direct = not self._pending  # else what an interrupted delivery left goes first
+                if not direct:
+                    self._pending.append(chunk)
+            if behind:
+                self._fall_back()
+            # Nobody was delivering: hand this chunk over directly, then flush
+            # whatever other threads queued meanwhile.
+            if direct:
+                self._deliver_chunk(chunk, listeners)
+            self._deliver()
+        except BaseException:
+            if claimed:
+                self._let_go(me)
             raise
-        self._deliver()
         return seq0
+
+    def _let_go(self, me: int) -> None:
+        """Give up a claim to deliver (if still held by this thread): a delivery was stopped."""
+        with self._state_lock:
+            if self._delivering == me:
+                self._delivering = 0
 
     def _fall_back(self) -> None:
         """The vault is far behind: wait (outside the lock) until it has room."""
@@ -408,16 +426,26 @@ class DataStream(reactivex.Observable[Any]):
             yield _readable(c, self)
 
     def end(self, error: BaseException | None = None) -> None:
-        """No more values: listeners get ``on_end`` (``on_error`` if ``error``). Idempotent."""
-        with self._state_lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._pending.append(_End(error))
-            if self._delivering:
-                return
-            self._delivering = True
-        self._deliver()
+        """No more values: listeners get ``on_end`` (``on_error`` if ``error``). Idempotent
+        (and ending again delivers what an interrupted delivery left, the end too)."""
+        item = _End(error)
+        me = _ident()
+        claimed = False
+        try:
+            with self._state_lock:
+                self._closed = True
+                pending = self._pending
+                if not (self._end_delivered or any(type(p) is _End for p in pending)):
+                    pending.append(item)
+                if self._delivering or not pending:
+                    return
+                claimed = True
+                self._delivering = me
+            self._deliver()
+        except BaseException:
+            if claimed:
+                self._let_go(me)
+            raise
 
     @property
     def ended(self) -> bool:
@@ -457,32 +485,46 @@ class DataStream(reactivex.Observable[Any]):
         return stored
 
     def _deliver(self) -> None:
+        """Deliver what is pending, in order, then let go of the claim (the caller made it,
+        and lets go of it itself if this raises)."""
         pending = self._pending
         lock = self._state_lock
-        try:
-            while True:
-                with lock:
-                    if not pending:
-                        self._delivering = False
-                        return
-                    item = pending.popleft()
-                    listeners = self._listeners
-                if type(item) is Chunk:
-                    self._deliver_chunk(item, listeners)
-                elif type(item) is _End:
-                    self._error = item.error
-                    with lock:
-                        self._end_delivered = True
-                        self._listeners = ()
-                    for listener in listeners:
-                        self._end_listener(listener, item.error)
-                else:
-                    assert isinstance(item, _Join)
-                    self._join(item)
-        except BaseException:
+        while True:
             with lock:
-                self._delivering = False
-            raise
+                if not pending:
+                    self._delivering = 0
+                    return
+                item = pending[0]
+                if type(item) is not _End:
+                    pending.popleft()
+                    listeners = self._listeners
+                elif not self._end_delivered:
+                    self._error = item.error
+                    self._ending = list(self._listeners)
+                    self._end_delivered = True
+                    self._listeners = ()
+            if type(item) is Chunk:
+                self._deliver_chunk(item, listeners)
+            elif type(item) is _End:
+                self._tell_end(item.error)
+            else:
+                assert isinstance(item, _Join)
+                self._join(item)
+
+    def _tell_end(self, error: BaseException | None) -> None:
+        """Tell each listener of the end, dropping it once told, then drop the end itself:
+        an end stopped half way (a KeyboardInterrupt) is finished by the next delivery."""
+        ending = self._ending
+        while True:
+            with self._state_lock:
+                if not ending:
+                    self._pending.popleft()  # the end, told to all
+                    return
+                listener = ending[-1]
+            self._end_listener(listener, error)
+            with self._state_lock:
+                if ending and ending[-1] is listener:
+                    ending.pop()
 
     def _deliver_chunk(self, chunk: Chunk, listeners: tuple[_Listener, ...]) -> None:
         seq0 = chunk.seq0
@@ -518,13 +560,20 @@ class DataStream(reactivex.Observable[Any]):
     # -- consuming ---------------------------------------------------------
 
     def _add(self, listener: _Listener, *, replay: bool) -> Disposable:
-        with self._state_lock:
-            self._pending.append(_Join(listener, self._count, replay))
-            start = not self._delivering
-            if start:
-                self._delivering = True
-        if start:
-            self._deliver()
+        me = _ident()
+        claimed = False
+        try:
+            with self._state_lock:
+                self._pending.append(_Join(listener, self._count, replay))
+                if not self._delivering:
+                    claimed = True
+                    self._delivering = me
+            if claimed:
+                self._deliver()
+        except BaseException:
+            if claimed:
+                self._let_go(me)
+            raise
         return Disposable(lambda: self._remove(listener))
 
     def _join(self, join: _Join) -> None:

@@ -462,18 +462,19 @@ class _Pool:
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._threads: list[threading.Thread] = []
         self._idle = 0
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # entered as the lock itself: see _interrupt.py
+        self._cond = threading.Condition(self._mutex)
         self._shut = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        with self._cond:
+        with self._mutex:
             if self._queued(fn, args):
                 return
         # A thread counted but never started would hold its place for ever (with
         # concurrency=1, every later call would wait for it): it is counted and
         # started with a kernel interrupt held meanwhile.
         with held_interrupts():
-            with self._cond:
+            with self._mutex:
                 if self._queued(fn, args):
                     return
                 self._calls.append((fn, args))
@@ -495,7 +496,7 @@ class _Pool:
     def _serve(self) -> None:
         cond = self._cond
         while True:
-            with cond:
+            with self._mutex:
                 while not self._calls and not self._shut:
                     self._idle += 1
                     try:
@@ -513,13 +514,13 @@ class _Pool:
 
     def shutdown(self) -> None:
         """Drop calls not yet started; threads end once their call returns."""
-        with self._cond:
+        with self._mutex:
             self._shut = True
             self._calls.clear()
             self._cond.notify_all()
 
     def threads(self) -> list[threading.Thread]:
-        with self._cond:
+        with self._mutex:
             return list(self._threads)
 
 
@@ -537,7 +538,8 @@ class _InlineRunner:
         self.pending: deque[Any] = deque()
         self.queued = 0  # values in ``pending``
         self.blocked = 0  # feeders held by backpressure
-        self.lock = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # entered as the lock itself: see _interrupt.py
+        self.lock = threading.Condition(self._mutex)
         self.draining = True  # nothing runs until launch()
         self.activity = job.activity
         d = worker.definition
@@ -555,7 +557,7 @@ class _InlineRunner:
 
     def discard(self) -> None:
         """Drop what is queued (the job was cancelled)."""
-        with self.lock:
+        with self._mutex:
             items = list(self.pending)
             self.pending.clear()
             self.queued = 0
@@ -568,7 +570,7 @@ class _InlineRunner:
     def launch(self) -> None:
         if not self.worker._started(self.job):
             return
-        with self.lock:
+        with self._mutex:
             if not self.pending:
                 self.draining = False
                 return
@@ -580,24 +582,36 @@ class _InlineRunner:
         act = self.activity
         if act is not None and item is not _END:
             act.add(len(item.values))
-        with self.lock:
+        with self._mutex:
             self.pending.append(item)
             if item is not _END:
                 self.queued += len(item.values)
             start = not self.draining
-            self.draining = True
+            if start and inline:
+                self.draining = True
         if start:
             if inline:
                 self.drain(False)
             else:
-                self.worker._executor.submit(self.drain, True)
+                self._start_drain()
         if not inline and self.queued > MAX_BACKLOG and may_wait_for_room():
             self._wait_for_room()
+
+    def _start_drain(self) -> None:
+        """Claim the drain and hand it to a worker thread as one, a kernel interrupt held
+        meanwhile: claimed and never handed over, nothing would drain this job again.
+        (An item queued before the claim waits for the next drain; nothing is held.)"""
+        with held_interrupts():
+            with self._mutex:
+                if self.draining:
+                    return
+                self.draining = True
+            self.worker._executor.submit(self.drain, True)
 
     def _wait_for_room(self) -> None:
         """Backpressure: hold a feeder that got ahead until half the backlog is done."""
         job = self.job
-        with self.lock:
+        with self._mutex:
             self.blocked += 1
             try:
                 while self.queued > MAX_BACKLOG // 2 and not (job.finished or job._cancelled):
@@ -615,7 +629,7 @@ class _InlineRunner:
         thread hand-off each.
         """
         pending = self.pending
-        with self.lock:
+        with self._mutex:
             if not pending and linger:
                 self.lock.wait(LINGER)
             if not pending:

@@ -162,6 +162,50 @@ def test_an_interrupt_anywhere_in_a_first_jobs_set_up_leaves_the_spec_able_to_ru
     assert n > 100, f"only {n - 1} points: the trace did not see the set-up"
 
 
+@pytest.mark.parametrize("call", ["feed", "end"])
+@pytest.mark.parametrize("form", ["processor", "async", "map"])
+def test_an_interrupt_anywhere_in_a_feed_or_end_leaves_the_job_able_to_take_input_and_end(
+    form: str, call: str
+) -> None:
+    """A kernel interrupt at each point of a job's first ``feed`` (which starts a map's
+    thread) or of its ``end``: the value may or may not have gone in, but the job takes
+    the next one, ends when ended (again), and cancelling or closing never hangs."""
+    n = 0
+    while True:
+        n += 1
+        with closing_env():
+            spec = _first_job_spec(form, f"{form}-{n}", _no_init)
+            job = spec.start()
+            if call == "end":
+                job.feed(1)
+            point = InterruptAt(n)
+            try:
+                with point:
+                    if call == "feed":
+                        job.feed(1)
+                    else:
+                        job.end()
+            except KeyboardInterrupt:
+                pass
+            if not point.fired:
+                break
+            where = f"interrupted at point {n} {point.where}"
+            if call == "feed":
+                job.feed(2)
+            job.end()  # (again, for an interrupted end: it delivers what that left)
+            try:
+                job.wait(timeout=5)
+            except ls.WaitTimeout:
+                job.cancel()  # must not hang either
+                raise AssertionError(f"{where}: the job never ended") from None
+            assert job.result() in (([1, 2], [2]) if call == "feed" else ([1],)), where
+    assert n > 20, f"only {n - 1} points: the trace did not see the call"
+
+
+def _no_init() -> None:
+    pass
+
+
 @pytest.mark.parametrize("form", ["processor", "async", "map"])
 def test_an_init_hook_raising_keyboard_interrupt_fails_its_job_and_the_next_job_runs_it_again(
     env: ls.LiveEnv, form: str

@@ -107,8 +107,10 @@ class WriteBehindVault(Vault):
         self._queued = 0
         self._written = 0
         self._kicked = False
-        self._cond = threading.Condition()  # wakes the writer
-        self._room = threading.Condition()  # wakes producers held in wait_for_room
+        # Entered as their locks, not through the Conditions: see livestack_nb/_interrupt.py.
+        self._cond_lock, self._room_lock = threading.RLock(), threading.RLock()
+        self._cond = threading.Condition(self._cond_lock)  # wakes the writer
+        self._room = threading.Condition(self._room_lock)  # wakes producers held in wait_for_room
         self._stopping = False
         self._closed = False
         self._crash: BaseException | None = None  # what stopped the writer thread, if anything did
@@ -154,7 +156,7 @@ class WriteBehindVault(Vault):
     def _kick(self) -> None:
         """Wake the writer now rather than at the end of its interval."""
         self._kicked = True
-        with self._cond:
+        with self._cond_lock:
             self._cond.notify()
 
     def recorder(self, stream_id: str, tag: str, value_type: Any) -> Recorder:
@@ -178,7 +180,7 @@ class WriteBehindVault(Vault):
         return record
 
     def wait_for_room(self) -> None:
-        with self._room:
+        with self._room_lock:
             while (
                 self._queued - self._written > self.max_backlog // 2
                 and self._writer.is_alive()
@@ -224,7 +226,7 @@ class WriteBehindVault(Vault):
         except LivestackError as e:
             error = e
         self._closed = True
-        with self._cond:
+        with self._cond_lock:
             self._stopping = True
             self._cond.notify()
         self._writer.join()
@@ -263,7 +265,7 @@ class WriteBehindVault(Vault):
     def _run(self) -> None:
         try:
             while True:
-                with self._cond:
+                with self._cond_lock:
                     if not self._stopping and not self._kicked:
                         self._cond.wait(self.interval)
                     self._kicked = False
@@ -276,7 +278,7 @@ class WriteBehindVault(Vault):
                 queued = self._queued  # what `batch` holds, but for a put racing with this line
                 error = self._write(batch) if batch or markers else None
                 self._written = queued  # every round, so such a race is settled by the next
-                with self._room:
+                with self._room_lock:
                     self._room.notify_all()
                 for m in markers:
                     m.error = error
@@ -287,7 +289,7 @@ class WriteBehindVault(Vault):
             self._crash = e
             raise
         finally:
-            with self._room:
+            with self._room_lock:
                 self._room.notify_all()
 
 
