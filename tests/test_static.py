@@ -13,6 +13,7 @@ from live_notebook import HOSTILE, live_notebook
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from pydantic import BaseModel
+from widget_support import parse_and_explode
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
@@ -103,13 +104,7 @@ def _width(root: ET.Element) -> float:
 
 
 def test_a_failed_flow_snapshot_is_an_svg_with_the_failed_node_red_and_its_error(comms, env):
-    @ls.job_spec
-    def parse(x: int) -> int:
-        return x
-
-    @ls.job_spec
-    def explode(x: int) -> int:
-        raise ValueError(f"bad {HOSTILE}")
+    parse, explode = parse_and_explode()
 
     flow = ls.Liveflow("boom")
     hostile = parse.labeled(HOSTILE)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import traitlets
 from pydantic import BaseModel
-from widget_support import HOSTILE
+from widget_support import HOSTILE, parse_and_explode
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
@@ -133,13 +133,7 @@ def test_a_plot_sends_numeric_fields_over_a_rolling_window(comms):
 
 
 def test_a_failing_flow_shows_the_failed_node_with_its_error(comms, env):
-    @ls.job_spec
-    def parse(x: int) -> int:
-        return x
-
-    @ls.job_spec
-    def explode(x: int) -> int:
-        raise ValueError(f"bad {HOSTILE}")
+    parse, explode = parse_and_explode()
 
     flow = ls.Liveflow("boom")
     flow.connect(parse, explode)

@@ -11,7 +11,24 @@ from typing import Any
 import comm
 from comm.base_comm import BaseComm
 
+import livestack_nb as ls
+
 HOSTILE = "<img src=x onerror=alert(1)>"  # shown as text everywhere, never as an element
+
+
+def parse_and_explode() -> tuple[ls.JobSpec, ls.JobSpec]:
+    """Two specs for a flow that fails: ``parse`` passes values on, ``explode``
+    raises with the hostile string in its message."""
+
+    @ls.job_spec
+    def parse(x: int) -> int:
+        return x
+
+    @ls.job_spec
+    def explode(x: int) -> int:
+        raise ValueError(f"bad {HOSTILE}")
+
+    return parse, explode
 
 
 class RecordingComm(BaseComm):  # type: ignore[misc]
