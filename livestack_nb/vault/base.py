@@ -16,7 +16,7 @@ abstract methods to be correct, and overrides the batch ones to be fast.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -125,6 +125,25 @@ class ChunkLike(Protocol):
     offloaded: bool
     parent_stream: str | None
     parent_seqs: Sequence[int] | None
+
+
+def points_of(
+    stream_id: str, batches: Iterable[BatchRecord], after: int, limit: int | None
+) -> list[DatapointRecord]:
+    """The datapoints with ``seq > after`` in ``batches`` (in seq order), at most ``limit``:
+    the per-datapoint view of a vault that stores batches."""
+    out: list[DatapointRecord] = []
+    for b in batches:
+        parents = b.parent_seqs
+        for i, v in enumerate(b.values):
+            seq = b.seq0 + i
+            if seq <= after:
+                continue
+            lineage = () if parents is None else (f"{b.parent_stream}:{parents[i]}",)
+            out.append(DatapointRecord(stream_id, seq, b.time, v, lineage))
+            if limit is not None and len(out) >= limit:
+                return out
+    return out
 
 
 Recorder = Callable[[ChunkLike], bool]

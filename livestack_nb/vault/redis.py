@@ -76,6 +76,7 @@ from .base import (
     StatusRecord,
     StreamRecord,
     ValidationFailureRecord,
+    points_of,
 )
 
 __all__ = ["GROUP", "MAX_ENTRY", "RedisVault", "safe_url"]
@@ -558,18 +559,7 @@ class RedisVault(WriteBehindVault):
                 return
 
     def datapoints(self, stream_id: str, after: int = -1, limit: int | None = None) -> list[DatapointRecord]:
-        out: list[DatapointRecord] = []
-        for b in self.batches(stream_id, after + 1):
-            parents = b.parent_seqs
-            for i, v in enumerate(b.values):
-                seq = b.seq0 + i
-                if seq <= after:
-                    continue
-                lineage = () if parents is None else (f"{b.parent_stream}:{parents[i]}",)
-                out.append(DatapointRecord(stream_id, seq, b.time, v, lineage))
-                if limit is not None and len(out) >= limit:
-                    return out
-        return out
+        return points_of(stream_id, self.batches(stream_id, after + 1), after, limit)
 
     def decode(self, stream_id: str, fields: dict[Any, Any], value_type: Any) -> Iterator[BatchRecord]:
         """The batches of one stream entry, values validated by ``value_type``.
