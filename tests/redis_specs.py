@@ -34,15 +34,6 @@ def picky(x: int) -> int:
 
 
 @ls.job_spec
-def burn(n: int) -> int:
-    """CPU-bound: a pure-Python loop of ``n`` steps."""
-    total = 0
-    for i in range(n):
-        total += i * i % 7
-    return total
-
-
-@ls.job_spec
 def pid_of(x: int, options: Pace) -> int:
     """Which process ran it (after ``delay`` seconds)."""
     import os
