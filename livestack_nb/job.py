@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 import threading
 import traceback as tb
 from collections import deque
@@ -97,8 +98,15 @@ class _JobLogger(logging.Logger):
         self._job = job
 
     def handle(self, record: logging.LogRecord) -> None:
-        self._job._check_cancelled()
+        # Only the processor's own records: livestack-nb logs to the job while
+        # it cancels it (a failing subscriber, say), and raising there would
+        # stop the cancel half way.
+        if not record.pathname.startswith(_PACKAGE_DIR):
+            self._job._check_cancelled()
         super().handle(record)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 _ENDED = object()

@@ -137,3 +137,21 @@ def test_env_close_returns_within_its_timeout_with_a_processor_that_never_return
     assert [t for t in threading.enumerate() if t.name == "livestack-busy-return_0"]  # left running
     busy.release.set()
     assert busy.returned.wait(10)  # and the env fixture sees its thread end
+
+
+def test_a_processor_cancelling_its_own_job_ends_it_though_a_subscriber_raises(env):
+    """The library logs the subscriber's failure to the job while it cancels it: that
+    record must not raise the cancellation into the cancel itself."""
+
+    @ls.job_spec(inputs={"default": int}, outputs={"default": int})
+    def quitter(job: ls.LiveJob) -> None:
+        for x in job.input:
+            job.output.emit(x)
+            job.cancel()
+
+    job = quitter.start()
+    job.output().subscribe(on_completed=lambda: 1 / 0)
+    job.feed(1)
+    job.wait(timeout=10)
+    assert job.status is ls.JobStatus.CANCELLED
+    assert any("ZeroDivisionError" in e.message for e in job.logs)
