@@ -252,3 +252,10 @@ def test_the_snapshots_use_the_front_ends_colours():
     plot_ts = (ROOT / "labextension" / "src" / "plot.ts").read_text()
     colours = re.search(r"const COLOURS = \[([^\]]*)\]", plot_ts)
     assert colours and re.findall(r"'(#[0-9a-f]{6})'", colours.group(1)) == list(PALETTE)
+
+
+def test_a_plot_of_values_too_far_apart_to_draw_says_so(comms):
+    s = DataStream("extremes")
+    s.push([1e308, -1e308])  # finite, but their span is not
+    root = _svg(lw.StreamPlot(s, y=["value"]).snapshot_html())
+    assert "values too far apart to draw" in _texts(root)

@@ -66,6 +66,13 @@ def _runs(pts: Sequence[Point], i: int) -> list[list[tuple[float, float]]]:
     return [r for r in runs if r]
 
 
+def _blank(width: float, height: float, note: str) -> str:
+    """A framed drawing with only ``note`` in it."""
+    words = text(width / 2, height / 2, note, text_anchor="middle", font_size=13, fill="#888")
+    frame = el("rect", {"width": width, "height": height, "fill": "none", "stroke": GRID})
+    return svg_root(width, height, frame, words, max_width=width)
+
+
 def plot_svg(
     pts: Sequence[Point],
     fields: Sequence[str],
@@ -78,10 +85,11 @@ def plot_svg(
 ) -> str:
     """An SVG of ``pts`` (``(x, [y per field])``, oldest first), ``kind`` line, scatter or bar."""
     ys = [v for _, row in pts for v in row if v is not None]
+    xs = sorted({p[0] for p in pts})
     if not pts or not ys:
-        note = text(width / 2, height / 2, empty, text_anchor="middle", font_size=13, fill="#888")
-        frame = el("rect", {"width": width, "height": height, "fill": "none", "stroke": GRID})
-        return svg_root(width, height, frame, note, max_width=width)
+        return _blank(width, height, empty)
+    if not (math.isfinite(max(ys) - min(ys)) and math.isfinite(xs[-1] - xs[0])):
+        return _blank(width, height, "values too far apart to draw")  # spans past 1e308
     last: list[float | None] = [None] * len(fields)
     for _, row in pts:
         last = [v if v is not None else old for v, old in zip(row, last, strict=False)]
@@ -98,7 +106,6 @@ def plot_svg(
     yticks, _ = nice_ticks(lo, hi, 5)
     ylabels = [_num(v, ystep) for v in yticks]
 
-    xs = sorted({p[0] for p in pts})
     slot = min((b - a for a, b in itertools.pairwise(xs)), default=1.0)
     x0, x1 = xs[0], xs[-1]
     if kind == "bar":  # room for half a bar at either end
