@@ -260,6 +260,8 @@ class LiveWorker:
             thread = job._processor_thread
             if thread is None or thread == threading.get_ident() or (inbox is not None and inbox.waiting):
                 return  # not running, cancelling itself, or waiting for input: it unwinds at once
+            if job in self._busy:
+                return  # cancelled twice (the user and env.close at once): counted once
             self._busy[job] = time.monotonic()
             self.stats.busy_after_cancel += 1
             job.logger.warning(
