@@ -331,19 +331,22 @@ class DataStream(reactivex.Observable[Any]):
                     act.add(n)
                 rec = self._recorder
                 behind = rec is not None and rec(chunk)
-                if self._delivering:
+                if self._delivering:  # another thread delivers it
                     self._pending.append(chunk)
-                    if behind:
-                        self._fall_back()
-                    return seq0
-                claimed = True
-                self._delivering = me
-                listeners = self._listeners
-                direct = not self._pending  # else what an interrupted delivery left goes first
-                if not direct:
-                    self._pending.append(chunk)
+                else:
+                    claimed = True
+                    self._delivering = me
+                    listeners = self._listeners
+                    # Queued first when what an interrupted delivery left must go
+                    # before it, or when the wait for the vault could be
+                    # interrupted: a chunk kept must be delivered too.
+                    direct = not self._pending and not behind
+                    if not direct:
+                        self._pending.append(chunk)
             if behind:
                 self._fall_back()
+            if not claimed:
+                return seq0
             # Nobody was delivering: hand this chunk over directly, then flush
             # whatever other threads queued meanwhile.
             if direct:

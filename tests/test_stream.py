@@ -293,3 +293,24 @@ def test_a_disposed_listener_hears_nothing_more(env):
     job.wait(timeout=10)
     assert seen == [1, 2]
     assert ends == []
+
+
+def test_a_value_whose_wait_for_the_vault_is_interrupted_is_still_delivered():
+    """A stream whose vault is behind waits for room after keeping a chunk; an
+    interrupt in that wait leaves the chunk kept, so it must reach readers too."""
+    from livestack_nb.stream import DataStream
+
+    interrupts = [KeyboardInterrupt()]
+
+    def wait_for_room() -> None:
+        if interrupts:
+            raise interrupts.pop()
+
+    s = DataStream("behind")
+    s.record_to(lambda chunk: True, wait_for_room, lambda start, stop: [])
+    seen: list[int] = []
+    s.subscribe(seen.append)
+    with pytest.raises(KeyboardInterrupt):
+        s.push([1])
+    s.push([2])
+    assert seen == [1, 2] and s.values() == [1, 2]
