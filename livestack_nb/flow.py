@@ -342,7 +342,7 @@ class Liveflow(JobSpec):
         if isinstance(options, FlowOptions):
             return options
         if options is None:
-            return FlowOptions()
+            options = {}
         if not isinstance(options, Mapping):
             raise DataValidationError(
                 f"flow {self.name!r}: options must map node labels to their options, "
@@ -360,7 +360,11 @@ class Liveflow(JobSpec):
                 tag="options",
                 field=unknown[0],
             )
-        return FlowOptions(nodes=raw)
+        # Each node's options validated now, with every node's defaults: their
+        # validators are user code, and a run's set-up holds interrupts.
+        return FlowOptions(
+            nodes={lbl: n.spec.validate_options(raw.get(lbl)) for lbl, n in self._nodes.items()}
+        )
 
     def _back_edges(self, ins: dict[str, InputRef]) -> set[Key]:
         """Connections that close a cycle (found by depth-first search)."""

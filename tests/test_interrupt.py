@@ -275,3 +275,34 @@ def test_a_kernel_interrupt_while_a_first_job_is_set_up_cancels_it_and_the_spec_
             "[1, 2]",
             "['cancelled', 'completed']",
         ], out
+
+
+def test_option_validators_of_a_flows_nodes_run_before_interrupts_are_held(env):
+    """Validators are user code and may take their time: Ctrl-C must reach them,
+    so a flow run validates its nodes' options before its set-up holds SIGINT."""
+    import signal
+
+    from pydantic import BaseModel, model_validator
+
+    handlers: list[object] = []
+
+    class Heat(BaseModel):
+        level: int = 1
+
+        @model_validator(mode="after")
+        def note_handler(self) -> Heat:
+            handlers.append(signal.getsignal(signal.SIGINT))
+            return self
+
+    @ls.job_spec(options=Heat)
+    def oven(x: int, options: Heat) -> int:
+        return x * options.level
+
+    flow = ls.Liveflow("heated")
+    flow.add(oven)
+    for options in (None, {"oven": {"level": 2}}):
+        handlers.clear()
+        run = env.start(flow, options)
+        run.end()
+        run.wait(timeout=10)
+        assert handlers and all(h is signal.default_int_handler for h in handlers), handlers
