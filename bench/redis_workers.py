@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis_bench_specs as specs
+from throughput import feed_all
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -120,14 +121,7 @@ def throughput(base: str, n: int, per_item: bool = False) -> float:
             data = list(range(n))
             t0 = time.perf_counter()
             job = specs.inc.start(env=env)
-            if per_item:
-                feed = job.feed
-                for x in data:
-                    feed(x)
-            else:
-                job.feed_many(data)
-            job.end()
-            job.wait(600)
+            feed_all(job, data, per_item)
             elapsed = time.perf_counter() - t0
             assert len(job.output()) == n, len(job.output())
             assert job.output().last() == n

@@ -81,34 +81,37 @@ def make_flow(env: ls.LiveEnv) -> ls.Liveflow:
     return flow
 
 
-def liveflow_batch(data: list[int]) -> int:
-    """The flow fed with ``feed_many`` (values go through in chunks)."""
+def feed_all(job: ls.JobHandle, data: list[int], per_item: bool) -> None:
+    """Feed ``data`` to a job or flow run, end its input and wait for it: with one
+    ``feed_many`` call (chunks), or one ``feed`` call per value as a notebook loop would."""
+    if per_item:
+        feed = job.feed
+        for x in data:
+            feed(x)
+    else:
+        job.feed_many(data)
+    job.end()
+    job.wait(600)
+
+
+def liveflow(data: list[int], per_item: bool) -> int:
     env = ls.LiveEnv()
     try:
-        flow = make_flow(env)
-        run = env.start(flow)
-        run.feed_many(data)
-        run.end()
-        run.wait(600)
+        run = env.start(make_flow(env))
+        feed_all(run, data, per_item)
         return len(run.output())
     finally:
         env.close()
+
+
+def liveflow_batch(data: list[int]) -> int:
+    """The flow fed with ``feed_many`` (values go through in chunks)."""
+    return liveflow(data, per_item=False)
 
 
 def liveflow_per_item(data: list[int]) -> int:
     """The flow fed one ``feed`` call per value, as a notebook loop would."""
-    env = ls.LiveEnv()
-    try:
-        flow = make_flow(env)
-        run = env.start(flow)
-        feed = run.feed
-        for x in data:
-            feed(x)
-        run.end()
-        run.wait(600)
-        return len(run.output())
-    finally:
-        env.close()
+    return liveflow(data, per_item=True)
 
 
 def measure(fn: Callable[[list[int]], int], data: list[int], repeat: int) -> tuple[float, int]:

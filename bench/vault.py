@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from throughput import make_flow  # bench/ is on sys.path when this file runs
+from throughput import feed_all, make_flow  # bench/ is on sys.path when this file runs
 
 import livestack_nb as ls
 
@@ -32,14 +32,7 @@ def run_flow(vault: str, data: list[int], per_item: bool) -> tuple[float, int]:
         gc.collect()
         t0 = time.perf_counter()
         run = env.start(flow)
-        if per_item:
-            feed = run.feed
-            for x in data:
-                feed(x)
-        else:
-            run.feed_many(data)
-        run.end()
-        run.wait(600)
+        feed_all(run, data, per_item)
         elapsed = time.perf_counter() - t0
         return elapsed, len(run.output())
     finally:
