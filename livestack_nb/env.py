@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -42,9 +43,16 @@ from .vault.base import (
 )
 from .worker import LiveWorker
 
-__all__ = ["LiveEnv", "current_env", "register_spec", "use_env"]
+__all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
 
 _names = itertools.count(1)
+
+DEFAULT_KEEP_JOBS = 100
+"""Finished top-level jobs (a flow run with its jobs counts as one) an env keeps in memory.
+
+A run of a few specs over a thousand events holds about 150 KB (its streams'
+history): a hundred of them is a few MB however long the session runs.
+"""
 
 
 class _StoredOptions(BaseModel):
@@ -77,6 +85,15 @@ class LiveEnv:
         How many datapoints each stream keeps in memory.
     large_value_threshold:
         ``bytes``/``str`` values longer than this go to the storage provider.
+    keep_jobs:
+        How many finished jobs the env keeps in memory (default
+        :data:`DEFAULT_KEEP_JOBS`), counting a flow run or a job with the jobs
+        it started as one; ``None`` keeps every one. Older finished jobs are
+        forgotten with their streams' in-memory history, so a notebook that
+        runs a flow in a loop, or a worker serving jobs for days, stays
+        bounded. A handle already held (a widget showing the job) keeps
+        working; ``env.job(id)`` of a forgotten job reads it back from a
+        durable vault, and with the memory vault says it was forgotten.
 
     Examples
     --------
@@ -95,9 +112,12 @@ class LiveEnv:
         autostart: bool = True,
         history: int = DEFAULT_HISTORY,
         large_value_threshold: int = 1_000_000,
+        keep_jobs: int | None = DEFAULT_KEEP_JOBS,
     ) -> None:
         if not isinstance(history, int) or history < 1:
             raise LivestackError(f"history must be an int >= 1, not {history!r}")
+        if keep_jobs is not None and (not isinstance(keep_jobs, int) or keep_jobs < 0):
+            raise LivestackError(f"keep_jobs must be None or an int >= 0, not {keep_jobs!r}")
         self.vault = open_vault(vault)
         self._durable = self.vault.durable
         try:
@@ -116,6 +136,13 @@ class LiveEnv:
         self._workers: dict[str, LiveWorker] = {}
         self._retired: list[LiveWorker] = []
         self._jobs: dict[str, LiveJob] = {}
+        self.keep_jobs = keep_jobs
+        # Retention (see keep_jobs): finished top-level jobs in the order they
+        # ended, and each top-level job's descendants, forgotten with it.
+        self._finished: deque[str] = deque()
+        self._family: dict[str, list[str]] = {}
+        self._root_of: dict[str, str] = {}
+        self._forgotten = 0
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
         _all_envs.add(self)
@@ -358,7 +385,40 @@ class LiveEnv:
         # Known here last: what the env knows (and cancels on close), the vault has.
         with self._lock:
             self._jobs[job_id] = job
+            root = self._root_of.get(parent_id, parent_id) if parent_id is not None else None
+            if root is not None and root in self._jobs:
+                self._root_of[job_id] = root
+                self._family.setdefault(root, []).append(job_id)
+        job.add_done_callback(self._finished_job)
         return job
+
+    # -- retention --------------------------------------------------------------------
+
+    def _finished_job(self, job: LiveJob) -> None:
+        """A job ended: once a top-level one did, forget the oldest beyond ``keep_jobs``."""
+        keep = self.keep_jobs
+        if keep is None:
+            return
+        with self._lock:
+            if job.job_id in self._root_of or self._jobs.get(job.job_id) is not job:
+                return  # a flow's or a parent's job: kept, and forgotten, with it
+            self._finished.append(job.job_id)
+            drop = []
+            while len(self._finished) > keep:
+                drop.append(self._finished.popleft())
+            for root in drop:
+                self._forget_family(root)
+
+    def _forget_family(self, root: str) -> None:
+        """Drop ``root`` and the jobs it started from what the env holds (the lock is held)."""
+        ids = [root, *self._family.pop(root, ())]
+        for job_id in ids:
+            self._root_of.pop(job_id, None)
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._forgotten += 1
+                job.release()
+        self.vault.forget(ids)
 
     def _options_record(self, spec: JobSpec, options: Any) -> Any:
         """A job's options as its vault record keeps them.
@@ -432,7 +492,14 @@ class LiveEnv:
         record = self.vault.job(job_id)
         if record is None:
             where = f" or in {self.vault!r}" if self._durable else ""
-            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}")
+            forgot = ""
+            if self._forgotten and not self._durable:
+                forgot = (
+                    f"; if it finished before the last {self.keep_jobs} finished jobs it was "
+                    f"forgotten (keep_jobs={self.keep_jobs}): keep a handle, raise keep_jobs, "
+                    "or use a durable vault, which finds every job"
+                )
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}{forgot}")
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
@@ -474,7 +541,7 @@ class LiveEnv:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:
-                del self._jobs[job.job_id]
+                self._forget_family(job.job_id)
 
     def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""

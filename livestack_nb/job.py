@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import traceback as tb
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -95,14 +96,15 @@ class _JobLogger(logging.Logger):
         super().__init__(f"livestack_nb.jobs.{job.spec.name}.{job.job_id}", logging.DEBUG)
         self.parent = _jobs_logger
         self.addHandler(_Keeper(job._log_entries))
-        self._job = job
+        self._job = weakref.ref(job)  # not a cycle: a forgotten job is freed without the gc
 
     def handle(self, record: logging.LogRecord) -> None:
         # Only the processor's own records: livestack-nb logs to the job while
         # it cancels it (a failing subscriber, say), and raising there would
         # stop the cancel half way.
-        if not record.pathname.startswith(_PACKAGE_DIR):
-            self._job._check_cancelled()
+        job = self._job()
+        if job is not None and not record.pathname.startswith(_PACKAGE_DIR):
+            job._check_cancelled()
         super().handle(record)
 
 
@@ -328,7 +330,11 @@ class Inputs:
     """``job.input``: iterate for the default tag, call for another, ``merge`` for several."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
+
+    @property
+    def _job(self) -> LiveJob:
+        return _alive(self._ref)
 
     def __call__(self, tag: str = DEFAULT) -> TagReader:
         return TagReader(self._job, (tag,), merged=False)
@@ -379,17 +385,24 @@ class OutputPort:
         return self._stream
 
 
+def _alive(ref: weakref.ReferenceType[LiveJob]) -> LiveJob:
+    job = ref()
+    if job is None:
+        raise LivestackError("the job of this input or output no longer exists")
+    return job
+
+
 class Outputs:
     """``job.output``: call with a tag for its port; ``emit`` is the default tag's."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
         self._ports: dict[str, OutputPort] = {}
 
     def __call__(self, tag: str = DEFAULT) -> OutputPort:
         port = self._ports.get(tag)
         if port is None:
-            port = self._ports[tag] = OutputPort(self._job, tag)
+            port = self._ports[tag] = OutputPort(_alive(self._ref), tag)
         return port
 
     def emit(self, value: Any) -> _Done:
@@ -493,6 +506,25 @@ class LiveJob:
             self.failure_note = "as recorded in the vault"
         if self._status.done:
             self._done.set()
+
+    def release(self) -> None:
+        """Drop the links only a running job needs, once it has ended and its env forgot it.
+
+        A job, its streams, its processor's runner and its flow's run refer to
+        one another while it runs; left so, a forgotten job would only be
+        freed by Python's cycle collector, which runs too rarely to keep a
+        loop of thousands of runs bounded. After this, what nothing else
+        holds is freed at once; a handle still held (a widget showing the job)
+        keeps its statuses, logs and output streams.
+        """
+        if not self._status.done or self._processor_thread not in (None, threading.get_ident()):
+            return  # a cancelled processor still runs its own code: it keeps what it uses
+        self._callbacks.clear()
+        self.on_cancel.clear()
+        self.output._ports.clear()
+        for out in self._outputs.values():
+            if out.on_subscriber_error == self._subscriber_failed:
+                out.on_subscriber_error = None
 
     # -- worker side ---------------------------------------------------------
 
