@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ._interrupt import held_interrupts
+from .dead_letter import DEAD_LETTER_TYPE, ERRORS, DeadLetter
 from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
@@ -253,11 +254,13 @@ class LiveEnv:
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
         job_id: str | None = None,
+        dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Any]:
         """Create a job with its streams wired, and return it with its launcher.
 
         Nothing runs until the launcher is called, so a flow can wire all its
-        jobs first.
+        jobs first. ``dead_letter=True`` gives the job an errors stream whatever
+        its spec's ``on_error`` (a flow's policy); ``None`` follows the spec.
         """
         self._check_open()
         self.register(spec)
@@ -270,6 +273,7 @@ class LiveEnv:
                 label=label,
                 input_streams=input_streams or {},
                 output_streams=output_streams or {},
+                dead_letter=dead_letter,
             )
         opts = spec.validate_options(options)
         if not self.autostart and self.vault.queues:
@@ -293,6 +297,7 @@ class LiveEnv:
             input_streams=input_streams,
             output_streams=output_streams,
             activity=activity,
+            dead_letter=dead_letter,
         )
         return job, worker.attach(job)
 
@@ -344,10 +349,23 @@ class LiveEnv:
         input_streams: dict[str, DataStream] | None = None,
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
+        dead_letter: bool | None = None,
     ) -> LiveJob:
-        """Create and record a job; tags without a given stream get a new one."""
+        """Create and record a job; tags without a given stream get a new one.
+
+        A job that dead-letters (``dead_letter``, else its spec's
+        ``on_error="dead_letter"``) also gets an ``errors`` stream, recorded
+        as an output of tag ``"errors"``.
+        """
         recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
+        if dead_letter is None:
+            dead_letter = spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
+        if dead_letter and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"spec {spec.name!r} has an output tag {ERRORS!r} of its own: its dead letters "
+                f"(on_error='dead_letter') would have nowhere to go; rename that tag"
+            )
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
         for tag in owned:
@@ -360,6 +378,8 @@ class LiveEnv:
                 outs[tag] = self.new_stream(
                     f"{job_id}/out/{tag}", tag, spec.out_tags[tag], fused=True, activity=activity
                 )
+        if dead_letter and ERRORS not in outs:
+            outs[ERRORS] = self.new_stream(f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False)
         job = LiveJob(
             spec,
             self,
@@ -373,6 +393,8 @@ class LiveEnv:
             owned_inputs=owned,
         )
         job.activity = activity
+        if dead_letter or (ERRORS in outs and ERRORS not in spec.out_tags):
+            job.errors = outs[ERRORS]
         self.vault.add_job(
             JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
@@ -504,11 +526,13 @@ class LiveEnv:
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
         spec = self._specs.get(record.spec)
-        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
+        dead = outs.get(ERRORS) if spec is None or ERRORS not in spec.out_tags else None
+        tags = set(outs) - {ERRORS} if dead is not None else set(outs)
+        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != tags:
             # A stand-in with the stored tags; values come back as plain JSON data.
             spec = JobSpec(record.spec)
             spec.in_tags = {t: TagType(Any) for t in ins}
-            spec.out_tags = {t: TagType(Any) for t in outs}
+            spec.out_tags = {t: TagType(Any) for t in outs if not (dead is not None and t == ERRORS)}
         try:
             options = spec.validate_options(record.options or {})
         except Exception:  # the spec's options changed since: keep them as recorded
@@ -532,8 +556,13 @@ class LiveEnv:
             job_id=job_id,
             parent_id=record.parent_id,
             input_streams={t: restored(sid, t, spec.in_tags[t].tp) for t, sid in ins.items()},
-            output_streams={t: restored(sid, t, spec.out_tags[t].tp) for t, sid in outs.items()},
+            output_streams={
+                t: restored(sid, t, DeadLetter if t == ERRORS and dead is not None else spec.out_tags[t].tp)
+                for t, sid in outs.items()
+            },
         )
+        if dead is not None:
+            job.errors = job._outputs[ERRORS]
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .dead_letter import DEAD_LETTER_TYPE, ERRORS
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
 from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed
@@ -111,6 +112,14 @@ class Liveflow(JobSpec):
     connections, exposures:
         The declarative form: ``[ls.conn(a, b), ...]`` and
         ``[ls.expose(box.output(), "boxes"), ...]``.
+    on_error:
+        ``"dead_letter"``: every job of a run sends a value its processor
+        could not process (after its spec's retries) to the run's ``errors``
+        stream (``run.errors``) and goes on, whatever its spec's own
+        ``on_error``. ``None`` (default): each spec's own policy. Either way,
+        the dead letters of all jobs of a run are gathered in ``run.errors``
+        and drawn in the graph as an ``errors`` node. Settable later
+        (``flow.on_error = ...``); it applies to the runs started after.
 
     Examples
     --------
@@ -129,10 +138,13 @@ class Liveflow(JobSpec):
         name: str,
         connections: Iterable[Connection] = (),
         exposures: Iterable[Exposure] = (),
+        *,
+        on_error: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a flow needs a non-empty name, not {name!r}")
         self.name = name
+        self.on_error = on_error
         self.options_model = FlowOptions
         self.worker_def = None
         self._lock = threading.RLock()
@@ -244,6 +256,29 @@ class Liveflow(JobSpec):
             ports[name] = port
         return Exposure(port, name)
 
+    @property
+    def on_error(self) -> str | None:
+        """The flow's policy for values a job cannot process (see the class docstring)."""
+        return self._on_error
+
+    @on_error.setter
+    def on_error(self, value: str | None) -> None:
+        if value not in (None, "dead_letter"):
+            raise LivestackError(
+                f"flow {self.name!r}: on_error must be None (each spec's own policy) or "
+                f"'dead_letter', not {value!r}; 'fail' and 'skip' are set per spec"
+            )
+        self._on_error = value
+
+    def _dead_letters(self, label: str, forced: bool | None = None) -> bool:
+        """Whether the node ``label`` sends failing values to the errors stream in a run."""
+        if forced or self._on_error == "dead_letter":
+            return True
+        spec = self._nodes[label].spec
+        if isinstance(spec, Liveflow):
+            return any(spec._dead_letters(lbl) for lbl in spec._nodes)
+        return spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
+
     def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:
         raise LivestackError(f"flow {self.name!r} runs its specs' workers; it has no worker of its own")
 
@@ -299,7 +334,8 @@ class Liveflow(JobSpec):
     def graph(self) -> Graph:
         """The flow's shape (no jobs yet)."""
         ins, outs = self.ports()
-        return self._graph(ins, outs, {}, {}, None)
+        dead = {lbl: None for lbl in self._nodes if self._dead_letters(lbl)}
+        return self._graph(ins, outs, {}, {}, None, dead)
 
     def _graph(
         self,
@@ -308,7 +344,9 @@ class Liveflow(JobSpec):
         job_ids: dict[str, str],
         streams: dict[tuple[str, str], DataStream],
         job_id: str | None,
+        dead: Mapping[str, str | None],
     ) -> Graph:
+        """The graph; ``dead`` maps the labels of nodes that dead-letter to their errors stream id."""
         def sid(label: str, tag: str) -> str | None:
             s = streams.get((label, tag))
             return s.stream_id if s is not None else None
@@ -317,6 +355,12 @@ class Liveflow(JobSpec):
             GraphNode(label, n.spec.name, tuple(n.spec.in_tags), tuple(n.spec.out_tags), job_ids.get(label))
             for label, n in self._nodes.items()
         )
+        dead_edges: tuple[GraphEdge, ...] = ()
+        if dead:
+            # The dead letters as a node of their own, fed by each job that sends some.
+            sink = ERRORS if ERRORS not in self._nodes else f"{ERRORS} (dead letters)"
+            nodes += (GraphNode(sink, "dead letters", (ERRORS,), ()),)
+            dead_edges = tuple(GraphEdge(lbl, ERRORS, sink, ERRORS, sid) for lbl, sid in dead.items())
         edges = tuple(
             GraphEdge(
                 c.source.node.label,
@@ -327,7 +371,7 @@ class Liveflow(JobSpec):
                 c.transform is not None,
             )
             for c in self._connections.values()
-        )
+        ) + dead_edges
         exposures = tuple(
             [GraphExposure(name, r.node.label, r.tag, "in") for name, r in ins.items()]
             + [
@@ -401,8 +445,13 @@ class Liveflow(JobSpec):
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Callable[[], None]]:
-        """Create the run's jobs and streams, wired; return the flow job and its launcher."""
+        """Create the run's jobs and streams, wired; return the flow job and its launcher.
+
+        ``dead_letter=True`` (the policy of a flow this one is nested in)
+        makes every job of the run dead-letter.
+        """
         with self._lock:
             if not self._nodes:
                 raise WiringError(f"flow {self.name!r} has no specs yet: connect or add some")
@@ -415,6 +464,7 @@ class Liveflow(JobSpec):
                 label,
                 input_streams,
                 output_streams,
+                dead_letter,
             )
             return run.job, run.launch
 
@@ -507,6 +557,7 @@ class _Run:
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        dead_letter: bool | None = None,
     ) -> None:
         self.flow = flow
         self.env = env
@@ -576,7 +627,21 @@ class _Run:
                 self.forwards.append(fwd)
                 in_streams[key] = stream
 
-        graph = flow._graph(ins, outs, child_ids, out_streams, job_id)
+        # Dead letters: each job that sends some has its own errors stream
+        # (one edge each in the graph); the run's gathers them all.
+        dead = {lbl: f"{child_ids[lbl]}/out/{ERRORS}" for lbl in nodes if flow._dead_letters(lbl, dead_letter)}
+        if dead and ERRORS in outs:
+            raise WiringError(
+                f"flow {flow.name!r} exposes an output named {ERRORS!r}, the name its run's dead letters "
+                f"(on_error='dead_letter') go by; expose that output under another name"
+            )
+        graph = flow._graph(ins, outs, child_ids, out_streams, job_id, dead)
+        run_outputs = {name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()}
+        self.errors: DataStream | None = None
+        if dead:
+            self.errors = run_outputs[ERRORS] = env.new_stream(
+                f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False
+            )
         self.job = env.make_job(
             flow,
             options,
@@ -585,7 +650,7 @@ class _Run:
             graph=graph,
             label=label,
             input_streams=flow_inputs,
-            output_streams={name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()},
+            output_streams=run_outputs,
         )
         self.job._owned_inputs = owned
         self.job.on_cancel.append(self.cancel_children)
@@ -603,7 +668,10 @@ class _Run:
                     output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags},
                     activity=act,
                     job_id=child_ids[lbl],
+                    dead_letter=True if lbl in dead else None,
                 )
+                if child.errors is not None and self.errors is not None:
+                    child.errors.listen_chunks(self.gather_errors)
                 self.children.append(child)
                 self.launchers.append(launch)
         except BaseException as e:
@@ -616,6 +684,11 @@ class _Run:
             child.add_done_callback(self.child_done)
         for s in idle:
             s.end()
+
+    def gather_errors(self, chunk: Chunk) -> None:
+        """A job's dead letters go on to the run's errors stream (lineage kept)."""
+        assert self.errors is not None
+        self.errors.push(list(chunk.values), chunk.stream_id, range(chunk.seq0, chunk.seq0 + len(chunk.values)))
 
     def launch(self) -> None:
         self.job.mark_running()

@@ -478,6 +478,9 @@ class LiveJob:
         self.on_cancel: list[Callable[[], None]] = []
         self.failure_note: str | None = None
         self.children: list[str] = []
+        # The dead-letter stream (see livestack_nb.dead_letter), set by the env
+        # when the job's policy is on_error="dead_letter".
+        self.errors: DataStream | None = None
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
@@ -805,9 +808,22 @@ class JobHandle:
             s.end()
 
     def output(self, tag: str = DEFAULT) -> DataStream:
-        """The output stream of ``tag``."""
-        self._job.spec._tag("output", tag)
-        return self._job._outputs[tag]
+        """The output stream of ``tag`` (``"errors"``: the dead letters, see :attr:`errors`)."""
+        job = self._job
+        if tag not in job.spec.out_tags and job.errors is not None and job._outputs.get(tag) is job.errors:
+            return job.errors
+        job.spec._tag("output", tag)
+        return job._outputs[tag]
+
+    @property
+    def errors(self) -> DataStream | None:
+        """The job's dead letters (``ls.DeadLetter``: value, error, traceback), or ``None``.
+
+        A job whose spec (or flow) has ``on_error="dead_letter"`` sends each
+        value its processor could not process here, and goes on. A flow run's
+        stream holds the dead letters of all its jobs.
+        """
+        return self._job.errors
 
     def cancel(self) -> None:
         """Stop the job: its input and outputs end, status cancelled, at once.

@@ -622,8 +622,11 @@ def job_spec(
     init:
         Called once per worker before its first job (``init(worker)`` or ``init()``).
     on_error:
-        ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
-        datapoint is logged, counted and dropped, and the job goes on).
+        ``"fail"`` (the job fails after the retries), ``"skip"`` (the
+        datapoint is logged, counted and dropped, and the job goes on) or
+        ``"dead_letter"`` (the datapoint, its error and traceback go to the
+        job's ``errors`` stream as an ``ls.DeadLetter``, and the job goes on;
+        see :mod:`livestack_nb.dead_letter`).
     """
     # The defining scope: types local to a function are only strings under
     # postponed annotations, and only this frame can resolve them.

@@ -25,7 +25,9 @@ from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from . import dead_letter
 from ._interrupt import held_interrupts
+from .dead_letter import ERRORS, check_on_error
 from .errors import DataValidationError, JobCancelled, LivestackError
 from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
@@ -65,8 +67,12 @@ class LiveWorkerDef:
             raise LivestackError(f"{where}: retries must be an int >= 0, not {retries!r}")
         if retry_backoff < 0:
             raise LivestackError(f"{where}: retry_backoff must be >= 0, not {retry_backoff!r}")
-        if on_error not in ("fail", "skip"):
-            raise LivestackError(f"{where}: on_error must be 'fail' or 'skip', not {on_error!r}")
+        check_on_error(on_error, where)
+        if on_error == "dead_letter" and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"{where}: on_error='dead_letter' sends failing values to the output tag {ERRORS!r}, "
+                f"but the spec has an output tag of that name itself; rename it"
+            )
         if init is not None and not callable(init):
             raise LivestackError(f"{where}: init must be callable, not {init!r}")
         info = describe_processor(processor)
@@ -95,7 +101,8 @@ class LiveWorkerDef:
 class WorkerStats:
     """What a worker has done so far.
 
-    ``busy_after_cancel`` counts processors of cancelled jobs that are still
+    ``dead_letters`` counts values sent to a job's errors stream
+    (``on_error="dead_letter"``); ``busy_after_cancel`` counts processors of cancelled jobs that are still
     running their own code: each holds a thread, which no other job gets until
     it returns (Python cannot stop a thread; see :meth:`JobHandle.cancel`).
     """
@@ -106,6 +113,7 @@ class WorkerStats:
     jobs_cancelled: int = 0
     retries: int = 0
     skipped: int = 0
+    dead_letters: int = 0
     busy_after_cancel: int = 0
 
     @property
@@ -321,6 +329,12 @@ class LiveWorker:
             job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
             inbox.requeue_current()
             return True
+        if job.errors is not None and inbox.current is not None:
+            tag, (_, value, sid, seq) = inbox.current
+            self.stats.dead_letters += 1
+            dead_letter.send(job, tag, value, e, attempt, (sid, seq))
+            inbox.current = None
+            return True
         if d.on_error == "skip" and inbox.current is not None:
             self.stats.skipped += 1
             job.logger.error("datapoint skipped after %d attempts: %s: %s", attempt, type(e).__name__, e)
@@ -405,6 +419,11 @@ class LiveWorker:
                         )
                         await asyncio.sleep(self.retry_delay(attempt))
                         continue
+                    if job.errors is not None:
+                        self.stats.dead_letters += 1
+                        dead_letter.send(job, DEFAULT, value, e, attempt, job._parent)
+                        results = []
+                        break
                     if self.definition.on_error == "skip":
                         self.stats.skipped += 1
                         job.logger.error("datapoint skipped: %s: %s", type(e).__name__, e)
@@ -715,7 +734,7 @@ class _InlineRunner:
             except Exception as e:
                 i = len(results)
                 try:
-                    append(self.recover(values[i], e))
+                    append(self.recover(values[i], e, (chunk.stream_id, chunk.seq0 + i)))
                 except _Failed as f:
                     failure = f.exc
                     break
@@ -773,7 +792,7 @@ class _InlineRunner:
                     del out[mark:], parents[mark:]
                     attempt += 1
                     try:
-                        self._retry_or_raise(e, attempt)
+                        self._retry_or_raise(e, attempt, v, (sid, seq))
                     except _Skipped:
                         break
                     except _Failed as f:
@@ -782,8 +801,9 @@ class _InlineRunner:
                         return
         self._push(out, sid, parents)
 
-    def _retry_or_raise(self, exc: Exception, attempt: int) -> None:
-        """Return (after the backoff) to retry; raise ``_Skipped`` or ``_Failed`` per the policy."""
+    def _retry_or_raise(self, exc: Exception, attempt: int, value: Any, parent: tuple[str, int]) -> None:
+        """Return (after the backoff) to retry; raise ``_Skipped`` (skipped, or sent to the
+        errors stream) or ``_Failed`` per the policy."""
         worker, job = self.worker, self.job
         d = worker.definition
         if attempt <= d.retries:
@@ -793,6 +813,10 @@ class _InlineRunner:
             if job.status.done:
                 raise _Failed(exc)
             return
+        if job.errors is not None:
+            worker.stats.dead_letters += 1
+            dead_letter.send(job, DEFAULT, value, exc, attempt, parent)
+            raise _Skipped
         if d.on_error == "skip":
             worker.stats.skipped += 1
             job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
@@ -809,13 +833,13 @@ class _InlineRunner:
         kept = [i for i, r in enumerate(results) if r is not None and r is not _SKIP]
         return [results[i] for i in kept], [seq0 + i for i in kept]
 
-    def recover(self, value: Any, exc: Exception) -> Any:
+    def recover(self, value: Any, exc: Exception, parent: tuple[str, int]) -> Any:
         """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._retry_or_raise(exc, attempt)
+                self._retry_or_raise(exc, attempt, value, parent)
             except _Skipped:
                 return _SKIP
             try:
