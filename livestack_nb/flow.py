@@ -347,6 +347,7 @@ class Liveflow(JobSpec):
         dead: Mapping[str, str | None],
     ) -> Graph:
         """The graph; ``dead`` maps the labels of nodes that dead-letter to their errors stream id."""
+
         def sid(label: str, tag: str) -> str | None:
             s = streams.get((label, tag))
             return s.stream_id if s is not None else None
@@ -361,17 +362,20 @@ class Liveflow(JobSpec):
             sink = ERRORS if ERRORS not in self._nodes else f"{ERRORS} (dead letters)"
             nodes += (GraphNode(sink, "dead letters", (ERRORS,), ()),)
             dead_edges = tuple(GraphEdge(lbl, ERRORS, sink, ERRORS, sid) for lbl, sid in dead.items())
-        edges = tuple(
-            GraphEdge(
-                c.source.node.label,
-                c.source.tag,
-                c.target.node.label,
-                c.target.tag,
-                sid(c.source.node.label, c.source.tag),
-                c.transform is not None,
+        edges = (
+            tuple(
+                GraphEdge(
+                    c.source.node.label,
+                    c.source.tag,
+                    c.target.node.label,
+                    c.target.tag,
+                    sid(c.source.node.label, c.source.tag),
+                    c.transform is not None,
+                )
+                for c in self._connections.values()
             )
-            for c in self._connections.values()
-        ) + dead_edges
+            + dead_edges
+        )
         exposures = tuple(
             [GraphExposure(name, r.node.label, r.tag, "in") for name, r in ins.items()]
             + [
@@ -629,7 +633,9 @@ class _Run:
 
         # Dead letters: each job that sends some has its own errors stream
         # (one edge each in the graph); the run's gathers them all.
-        dead = {lbl: f"{child_ids[lbl]}/out/{ERRORS}" for lbl in nodes if flow._dead_letters(lbl, dead_letter)}
+        dead = {
+            lbl: f"{child_ids[lbl]}/out/{ERRORS}" for lbl in nodes if flow._dead_letters(lbl, dead_letter)
+        }
         if dead and ERRORS in outs:
             raise WiringError(
                 f"flow {flow.name!r} exposes an output named {ERRORS!r}, the name its run's dead letters "
@@ -688,7 +694,9 @@ class _Run:
     def gather_errors(self, chunk: Chunk) -> None:
         """A job's dead letters go on to the run's errors stream (lineage kept)."""
         assert self.errors is not None
-        self.errors.push(list(chunk.values), chunk.stream_id, range(chunk.seq0, chunk.seq0 + len(chunk.values)))
+        self.errors.push(
+            list(chunk.values), chunk.stream_id, range(chunk.seq0, chunk.seq0 + len(chunk.values))
+        )
 
     def launch(self) -> None:
         self.job.mark_running()

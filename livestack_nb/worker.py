@@ -296,7 +296,7 @@ class LiveWorker:
         inbox = job._inbox
         assert inbox is not None
         d = self.definition
-        attempt = 0
+        attempt, last = 0, None
         job._processor_thread = threading.get_ident()
         try:
             self.ensure_init()
@@ -307,7 +307,7 @@ class LiveWorker:
                 except (JobCancelled, DataValidationError):
                     raise
                 except Exception as e:
-                    attempt += 1
+                    attempt, last = _count_attempt(inbox, attempt, last)
                     if not self._may_retry(job, e, attempt, inbox):
                         raise
                     time.sleep(self.retry_delay(attempt))
@@ -379,7 +379,7 @@ class LiveWorker:
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
-        attempt = 0
+        attempt, last = 0, None
         while True:
             try:
                 result = fn(job)
@@ -392,7 +392,7 @@ class LiveWorker:
             except (JobCancelled, DataValidationError):
                 raise
             except Exception as e:
-                attempt += 1
+                attempt, last = _count_attempt(inbox, attempt, last)
                 if not self._may_retry(job, e, attempt, inbox):
                     raise
                 await asyncio.sleep(self.retry_delay(attempt))
@@ -846,6 +846,13 @@ class _InlineRunner:
                 return self.fn(value)
             except Exception as e:
                 exc = e
+
+
+def _count_attempt(inbox: Inbox, attempt: int, last: Any) -> tuple[int, Any]:
+    """The attempt a processor's failure is, counted per datapoint: a new one starts at 1
+    (retries are per datapoint, also after an earlier one was retried, skipped or dead-lettered)."""
+    item = inbox.current[1] if inbox.current is not None else None
+    return (attempt + 1 if item is last else 1), item
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:
