@@ -237,3 +237,28 @@ def test_a_long_run_with_a_few_bad_lines_completes(env):
     job.wait(timeout=30)
     assert len(job.output()) == 50_000 - 3
     assert [d.value for d in job.errors.values()] == ["#7", "#20000", "#49999"]
+
+
+def test_dead_letters_of_a_worker_process_reach_the_client_through_redis(make_env, tmp_path):
+    import dead_letter_specs
+    from redis_support import Worker, running_redis
+
+    from livestack_nb.vault.redis import RedisVault
+
+    with running_redis(tmp_path) as url:
+        env = make_env(vault=url, autostart=False)
+        assert isinstance(env.vault, RedisVault)
+        worker = Worker("dead_letter_specs:parse_int", url)
+        try:
+            job = dead_letter_specs.parse_int.start(env=env)
+            job.feed_many(LINES)
+            job.end()
+            job.wait(timeout=60)
+            assert job.status is ls.JobStatus.COMPLETED
+            assert job.result() == [int(x) for x in LINES if x not in BAD]
+            wait_until(lambda: job.errors is not None and len(job.errors) == 2, timeout=10)
+            assert [d.value for d in job.errors.values()] == BAD
+            assert all(d.spec == "parse_int" and "int(line)" in d.traceback for d in job.errors.values())
+        finally:
+            assert worker.stop() == 0
+            env.close()
