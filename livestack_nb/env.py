@@ -312,8 +312,14 @@ class LiveEnv:
         *,
         fused: bool,
         activity: Activity | None = None,
+        durable: bool = True,
     ) -> DataStream:
-        """A stream with this env's history bound and storage."""
+        """A stream with this env's history bound and storage.
+
+        With a durable vault it is written through, unless ``durable`` is
+        false (an ephemeral tag, or a flow's ``store=`` choice): then it is
+        live and in memory only, like a stream of the memory vault.
+        """
         stream = DataStream(
             stream_id,
             tag,
@@ -324,7 +330,7 @@ class LiveEnv:
             fused=fused,
             activity=activity,
         )
-        if self._durable:
+        if self._durable and durable:
             self._attach_archive(stream, record=True)
         return stream
 
@@ -368,15 +374,28 @@ class LiveEnv:
             )
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
+        # A job that a worker process may run needs its streams in the vault:
+        # ephemeral tags apply to jobs that run here (and in flows, always here).
+        ephemeral = spec.ephemeral if graph is not None or not self.vault.queues else frozenset()
         for tag in owned:
             ins[tag] = self.new_stream(
-                f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity
+                f"{job_id}/in/{tag}",
+                tag,
+                spec.in_tags[tag],
+                fused=False,
+                activity=activity,
+                durable=f"in:{tag}" not in ephemeral,
             )
         outs = dict(output_streams or {})
         for tag in spec.out_tags:
             if tag not in outs:
                 outs[tag] = self.new_stream(
-                    f"{job_id}/out/{tag}", tag, spec.out_tags[tag], fused=True, activity=activity
+                    f"{job_id}/out/{tag}",
+                    tag,
+                    spec.out_tags[tag],
+                    fused=True,
+                    activity=activity,
+                    durable=f"out:{tag}" not in ephemeral,
                 )
         if dead_letter and ERRORS not in outs:
             outs[ERRORS] = self.new_stream(f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False)

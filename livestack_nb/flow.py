@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from .job import LiveJob
     from .worker import LiveWorkerDef
 
-__all__ = ["Connection", "Exposure", "FlowOptions", "Liveflow", "conn", "expose"]
+__all__ = ["STORE", "Connection", "Exposure", "FlowOptions", "Liveflow", "conn", "expose"]
+
+STORE = ("all", "exposed", "outputs", "none")
+"""What a flow's run may have a durable vault write: see ``Liveflow(store=...)``."""
 
 Key = tuple[str, str, str, str]
 
@@ -120,6 +123,15 @@ class Liveflow(JobSpec):
         the dead letters of all jobs of a run are gathered in ``run.errors``
         and drawn in the graph as an ``errors`` node. Settable later
         (``flow.on_error = ...``); it applies to the runs started after.
+    store:
+        What a durable vault writes of a run: ``"all"`` (default: every
+        stream, intermediate ones too), ``"exposed"`` (the flow's exposed
+        inputs and outputs), ``"outputs"`` (its exposed outputs only) or
+        ``"none"``. Streams not written are live and in memory only (bounded
+        by the env's ``history``); statuses and lineage are recorded either
+        way, and a spec's ``ephemeral`` tags are never written. Settable
+        later; see the README's "What is stored" for what each choice
+        survives.
 
     Examples
     --------
@@ -140,11 +152,14 @@ class Liveflow(JobSpec):
         exposures: Iterable[Exposure] = (),
         *,
         on_error: str | None = None,
+        store: str = "all",
     ) -> None:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a flow needs a non-empty name, not {name!r}")
         self.name = name
         self.on_error = on_error
+        self.store = store
+        self.ephemeral: frozenset[str] = frozenset()
         self.options_model = FlowOptions
         self.worker_def = None
         self._lock = threading.RLock()
@@ -269,6 +284,18 @@ class Liveflow(JobSpec):
                 f"'dead_letter', not {value!r}; 'fail' and 'skip' are set per spec"
             )
         self._on_error = value
+
+    @property
+    def store(self) -> str:
+        """What a durable vault writes of a run (see the class docstring)."""
+        return self._store
+
+    @store.setter
+    def store(self, value: str) -> None:
+        if value not in STORE:
+            choices = ", ".join(repr(c) for c in STORE)
+            raise LivestackError(f"flow {self.name!r}: store must be one of {choices}, not {value!r}")
+        self._store = value
 
     def _dead_letters(self, label: str, forced: bool | None = None) -> bool:
         """Whether the node ``label`` sends failing values to the errors stream in a run."""
@@ -576,14 +603,21 @@ class _Run:
         job_id = job_id or env.new_job_id(flow)
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
 
+        store = flow.store
         exposed_out = {(r.node.label, r.tag): name for name, r in outs.items()}
         out_streams: dict[tuple[str, str], DataStream] = {}
         for lbl, n in nodes.items():
             for tag, tp in n.spec.out_tags.items():
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
+                kept = store == "all" or (store in ("exposed", "outputs") and name is not None)
                 out_streams[(lbl, tag)] = given or env.new_stream(
-                    f"{job_id}/{lbl}/out/{tag}", tag, tp, fused=True, activity=act
+                    f"{job_id}/{lbl}/out/{tag}",
+                    tag,
+                    tp,
+                    fused=True,
+                    activity=act,
+                    durable=kept and f"out:{tag}" not in n.spec.ephemeral,
                 )
 
         incoming: dict[tuple[str, str], list[Connection]] = defaultdict(list)
@@ -603,12 +637,21 @@ class _Run:
                 if name is not None:
                     ext = input_streams.get(name)
                     if ext is None:
-                        ext = env.new_stream(f"{job_id}/in/{name}", name, tp, fused=False, activity=act)
+                        ext = env.new_stream(
+                            f"{job_id}/in/{name}",
+                            name,
+                            tp,
+                            fused=False,
+                            activity=act,
+                            durable=store in ("all", "exposed") and f"in:{tag}" not in n.spec.ephemeral,
+                        )
                         owned.append(ext)
                     flow_inputs[name] = ext
                 if not cs:
                     if ext is None:
-                        ext = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False)
+                        ext = env.new_stream(
+                            f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False, durable=store == "all"
+                        )
                         idle.append(ext)
                     in_streams[key] = ext
                     continue
@@ -622,7 +665,14 @@ class _Run:
                 ):
                     in_streams[key] = out_streams[(src.node.label, src.tag)]
                     continue
-                stream = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=ext is None, activity=act)
+                stream = env.new_stream(
+                    f"{job_id}/{lbl}/in/{tag}",
+                    tag,
+                    tp,
+                    fused=ext is None,
+                    activity=act,
+                    durable=store == "all" and f"in:{tag}" not in n.spec.ephemeral,
+                )
                 fwd = _Forward(self, stream, tp, lbl, n.spec.name)
                 for c in cs:
                     fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back)
@@ -644,9 +694,16 @@ class _Run:
         graph = flow._graph(ins, outs, child_ids, out_streams, job_id, dead)
         run_outputs = {name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()}
         self.errors: DataStream | None = None
+        # A job's own errors stream is written with store="all"; the run's
+        # (all of them gathered) unless store="none".
+        node_errors = {
+            lbl: env.new_stream(sid, ERRORS, DEAD_LETTER_TYPE, fused=False, durable=store == "all")
+            for lbl, sid in dead.items()
+            if not isinstance(nodes[lbl].spec, Liveflow)
+        }
         if dead:
             self.errors = run_outputs[ERRORS] = env.new_stream(
-                f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False
+                f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False, durable=store != "none"
             )
         self.job = env.make_job(
             flow,
@@ -671,7 +728,8 @@ class _Run:
                     graph=graph,
                     label=lbl,
                     input_streams={t: in_streams[(lbl, t)] for t in n.spec.in_tags},
-                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags},
+                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags}
+                    | ({ERRORS: node_errors[lbl]} if lbl in node_errors else {}),
                     activity=act,
                     job_id=child_ids[lbl],
                     dead_letter=True if lbl in dead else None,
