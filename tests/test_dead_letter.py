@@ -262,3 +262,20 @@ def test_dead_letters_of_a_worker_process_reach_the_client_through_redis(make_en
         finally:
             assert worker.stop() == 0
             env.close()
+
+
+def test_the_readme_dead_letter_example_runs_as_written():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Dead letters", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[1, 2, 4]",
+        "three | ValueError: invalid literal for int() with base 10: 'three'",
+    ]

@@ -156,3 +156,16 @@ def test_the_memory_vault_is_unchanged_by_store_choices(make_env):
     flow.connect(parse, pick)
     run = _run(flow, env)
     wait_until(lambda: run.output().values() == list(range(0, 20_000, 100)), timeout=5)
+
+
+def test_the_readme_example_of_what_is_stored_runs_as_written():
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## What is stored", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    code += "\nassert parse_flow.store == 'outputs' and tokens.ephemeral == {'out:default'}\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
