@@ -279,3 +279,25 @@ def test_the_readme_dead_letter_example_runs_as_written():
         "[1, 2, 4]",
         "three | ValueError: invalid literal for int() with base 10: 'three'",
     ]
+
+
+def test_a_nested_flow_takes_its_parents_policy_and_its_letters_reach_the_outer_run(env):
+    @ls.job_spec(name="nest-parse")
+    def parse(line: str) -> int:
+        return int(line)
+
+    @ls.job_spec(name="nest-neg")
+    def neg(x: int) -> int:
+        return -x
+
+    inner = ls.Liveflow("nest-inner")
+    inner.connect(parse, neg)
+    outer = ls.Liveflow("nest-outer", on_error="dead_letter")
+    outer.connect(inner, neg.labeled("again"))
+    run = outer.start()
+    run.feed_many(["1", "x", "3"])
+    run.end()
+    run.wait(timeout=10)
+    assert run.result() == [1, 3]
+    assert [(d.node, d.value) for d in run.errors.values()] == [("nest-parse", "x")]
+    assert {e.source for e in run.graph.edges if e.target == "errors"} == {"nest-inner", "again"}
