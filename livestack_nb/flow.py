@@ -12,6 +12,7 @@ flight anywhere in it.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -508,7 +509,9 @@ class _Forward:
     or from an exposed input that also has connections."""
 
     def __init__(self, run: _Run, stream: DataStream, in_type: TagType, label: str, spec_name: str) -> None:
-        self.run = run
+        # Weakly: the run holds its forwards, and a finished run must be freed
+        # without Python's cycle collector (see LiveJob.release).
+        self._run = weakref.ref(run)
         self.spec_name = spec_name
         self.stream = stream
         self.in_type = in_type
@@ -531,7 +534,9 @@ class _Forward:
     def forward(self, connection: Connection | None, chunk: Chunk) -> None:
         values = chunk.values
         parents: list[int] | range = range(chunk.seq0, chunk.seq0 + len(values))
-        run = self.run
+        run = self._run()
+        if run is None:
+            return  # the run is gone: nothing reads this any more
         if connection is not None and connection.transform is not None:
             fn = connection.transform
             out: list[Any] = []
@@ -570,9 +575,17 @@ class _Forward:
             return
         if self.has_back:
             self.waiting = True
-            self.run.check_quiet()
+            run = self._run()
+            if run is not None:
+                run.check_quiet()
         else:
             self.stream.end()
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    fn = method()
+    if fn is not None:
+        fn()
 
 
 class _Run:
@@ -598,7 +611,10 @@ class _Run:
         nodes = flow._nodes
         conns = list(flow._connections.values())
         back = flow._back_edges(ins)
-        self.activity = Activity(self.check_quiet) if back else None
+        # Weakly: the run's streams hold the activity, and a strong link back
+        # would keep a finished run for Python's cycle collector (see LiveJob.release).
+        quiet = weakref.WeakMethod(self.check_quiet)
+        self.activity = Activity(lambda: _call(quiet)) if back else None
         act = self.activity
         job_id = job_id or env.new_job_id(flow)
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}

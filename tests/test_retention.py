@@ -106,7 +106,26 @@ def test_running_jobs_are_never_forgotten(make_env):
         env.job(slow.job_id)
 
 
-@pytest.mark.parametrize("form", ["map", "flat", "processor", "async map", "async processor", "flow"])
+def _loop() -> ls.Liveflow:
+    @ls.job_spec(name="free-step")
+    def step(x: int) -> int | None:
+        return x - 1 if x > 0 else None
+
+    @ls.job_spec(name="free-pass")
+    def through(x: int) -> int:
+        return x
+
+    flow = ls.Liveflow("free-loop")
+    flow.connect(through, step)
+    flow.connect(step, through)
+    flow.expose(through.input(), "default")
+    flow.expose(step.output(), "default")
+    return flow
+
+
+@pytest.mark.parametrize(
+    "form", ["map", "flat", "processor", "async map", "async processor", "flow", "cycle"]
+)
 def test_a_forgotten_job_is_freed_without_the_cycle_collector(make_env, form):
     @ls.job_spec(name="free-map")
     def fmap(x: int) -> int:
@@ -139,17 +158,18 @@ def test_a_forgotten_job_is_freed_without_the_cycle_collector(make_env, form):
         "async map": famap,
         "async processor": faproc,
         "flow": _flow("free-flow"),
+        "cycle": _loop(),
     }[form]
     env = make_env(keep_jobs=0)
     _run(spec, env, [1])  # warm up the worker
     with no_cycle_collector():
         run = spec.start(env=env)
         family = [j for j in env._jobs.values() if run.job_id in (j.job_id, j.parent_id)]
-        assert len(family) == (3 if form == "flow" else 1)
+        assert len(family) == (3 if form in ("flow", "cycle") else 1)
         jobs = [weakref.ref(j) for j in family]
         streams = [weakref.ref(s) for j in family for s in [*j._inputs.values(), *j._outputs.values()]]
         del family
-        run.feed_many(list(range(100)))
+        run.feed_many(list(range(100 if form != "cycle" else 20)))
         run.end()
         run.wait(timeout=10)
         assert len(run.output()) > 0
