@@ -174,8 +174,15 @@ def test_the_flow_graph_widget_counts_dead_letters_on_edges_into_the_errors_node
     assert any(e["id"] == edge for e in graph.shape["edges"])
     wait_until(lambda: graph.state()["edges"].get(edge, {}).get("count") == 2, timeout=5)
     assert "dead letters" in graph.snapshot_html()
-    single = lw.FlowGraph(spec.start())
+    single_job = spec.start()
+    single = lw.FlowGraph(single_job)
     assert any(p["name"] == "errors" for p in single.shape["ports"])
+    single_job.feed_many(["x", "1"])
+    single_job.end()
+    single_job.wait(timeout=10)
+    panel = lw.JobPanel(single_job)
+    assert panel.state()["outputs"] == {"default": 1, "errors": 1}
+    assert "out errors: 1" in panel.snapshot_html()
 
 
 def test_dead_letters_are_stored_and_read_back_from_sqlite(make_env, tmp_path):
