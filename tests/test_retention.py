@@ -1,6 +1,8 @@
 """Bounded memory across runs: an env keeps its last ``keep_jobs`` finished jobs
 (a flow run with its jobs counting as one) and forgets older ones."""
 
+# ruff: noqa: F811 - the fixtures imported from redis_support are test parameters
+
 from __future__ import annotations
 
 import gc
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from redis_support import redis_server, redis_url  # noqa: F401 - fixtures
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
@@ -201,3 +204,46 @@ def test_keep_jobs_none_keeps_everything_and_bad_values_are_refused(make_env):
     for bad in (-1, 1.5, "10"):
         with pytest.raises(ls.LivestackError, match=r"keep_jobs must be None or an int >= 0"):
             ls.LiveEnv(keep_jobs=bad)  # type: ignore[arg-type]
+
+
+def test_a_queue_worker_serving_many_jobs_holds_none_of_them(redis_url):
+    """What ``livestack-nb worker`` runs: every served job is forgotten and freed once acknowledged."""
+    import threading
+
+    import redis_specs
+
+    from livestack_nb.remote import QueueWorker
+
+    # Two envs whose reader threads start at different times: closed here, not by make_env,
+    # whose check of leftover threads would count the other env's.
+    client = ls.LiveEnv(vault=redis_url, autostart=False)
+    worker_env = ls.LiveEnv(vault=redis_url)
+    worker = QueueWorker(worker_env, redis_specs.shout, concurrency=4)
+    stop = threading.Event()
+    serving = threading.Thread(target=worker.serve, args=(stop,), name="livestack-test-serve")
+    serving.start()
+    try:
+        with no_cycle_collector():
+            for _ in range(4):
+                jobs = [redis_specs.shout.start(env=client) for _ in range(25)]
+                for j in jobs:
+                    j.feed_many(["a", "b"])
+                    j.end()
+                for j in jobs:
+                    assert j.result(timeout=30) == ["A", "B"]
+            wait_until(lambda: worker.completed == 100, timeout=30)
+            wait_until(lambda: not worker_env._jobs, timeout=10, message="the worker env holds no job")
+
+            def held() -> int:
+                return sum(1 for o in gc.get_objects() if isinstance(o, LiveJob) and o.env is worker_env)
+
+            # Freed by reference counting, not the collector. The vault's reader thread
+            # keeps its last follower (a job's status) in a local until it reads again:
+            # one job at most, however many were served.
+            wait_until(lambda: held() <= 1, timeout=10, message="every served job freed")
+            assert len(client._jobs) == 100  # the client keeps its last keep_jobs=100
+    finally:
+        stop.set()
+        serving.join(10)
+        worker_env.close()
+        client.close()
