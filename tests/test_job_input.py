@@ -186,3 +186,17 @@ def test_bind_feeds_each_change_and_stops_when_disposed(comms):
     assert binding.fed == 2
     job.end()
     assert job.result(timeout=10) == [200.5, 220.5]
+
+
+def test_a_form_and_a_binding_have_static_snapshots_that_escape(comms):
+    spec = ls.JobSpec("<b>hot</b>", input=str, output=str)
+    spec.define_worker(lambda s: s)
+    job = spec.start()
+    form = lw.JobInput(job)
+    snap = form.snapshot_html()
+    assert 'class="lsnb-snapshot"' in snap and "&lt;b&gt;hot&lt;/b&gt;" in snap and "<b>hot" not in snap
+    assert "value: Text" in snap
+    box = ipywidgets.Text(value="<i>x</i>")
+    binding = lw.bind(box, job.input())
+    assert "&lt;i&gt;x&lt;/i&gt;" in binding.snapshot_html() and "<i>" not in binding.snapshot_html()
+    job.cancel()

@@ -79,6 +79,7 @@ class JobInput(ipywidgets.VBox):  # type: ignore[misc]
         self.add_class("lsnb-input")
         # The static snapshot that follows is hidden next to a shown form (see style/index.css).
         self.add_class("lsnb-live")
+        self._snapshot_handle: Any = None
         _track(self)
 
     # -- what the buttons do ------------------------------------------------------
@@ -113,6 +114,10 @@ class JobInput(ipywidgets.VBox):  # type: ignore[misc]
             return False
         self.fed += 1
         self.status.value = f"fed {self.fed}"
+        if self._snapshot_handle is not None:
+            self._snapshot_handle.update(
+                {"text/html": self.snapshot_html(), "text/plain": self._text()}, raw=True
+            )
         return True
 
     def end(self) -> None:
@@ -168,8 +173,11 @@ class JobInput(ipywidgets.VBox):  # type: ignore[misc]
         bundle = dict(self._repr_mimebundle_())
         bundle["text/plain"] = f"[JobInput: {self.title}]"
         display(bundle, raw=True)  # type: ignore[no-untyped-call]
-        html_ = self.snapshot_html()
-        display({"text/html": html_, "text/plain": f"{self.title}: fed {self.fed}"}, raw=True)  # type: ignore[no-untyped-call]
+        snapshot = {"text/html": self.snapshot_html(), "text/plain": self._text()}
+        self._snapshot_handle = display(snapshot, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+
+    def _text(self) -> str:
+        return f"{self.title}: fed {self.fed}"
 
     def dispose(self) -> None:
         """Close the form and its controls (when its cell runs again)."""
@@ -206,6 +214,8 @@ class Binding:
         self.error: Exception | None = None
         self.disposed = False
         control.observe(self._changed, names=names)
+        if hasattr(control, "add_class"):
+            control.add_class("lsnb-live")  # its snapshot is hidden next to it
         _track(self)
 
     def _changed(self, change: dict[str, Any]) -> None:
@@ -219,6 +229,24 @@ class Binding:
             return
         self.error = None
         self.fed += 1
+
+    def snapshot_html(self) -> str:
+        """Escaped HTML of the binding, as a saved notebook shows it."""
+        value = html.escape(str(getattr(self.control, self.names, "")))
+        where = html.escape(f"{self.feeder.tag!r} ({self.feeder.stream.stream_id})")
+        return (
+            f'<div class="lsnb-snapshot">{html.escape(type(self.control).__name__)} = {value}'
+            f" · feeds input {where} · fed {self.fed}</div>"
+        )
+
+    def _ipython_display_(self) -> None:
+        """Show the control, then a static snapshot of it for readers without widgets."""
+        from IPython.display import display
+
+        bundle = dict(self.control._repr_mimebundle_())
+        bundle["text/plain"] = repr(self)
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
+        display({"text/html": self.snapshot_html(), "text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
 
     def dispose(self) -> None:
         """Stop feeding (the control and the job are left alone)."""
