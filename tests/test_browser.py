@@ -363,3 +363,69 @@ def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         b.chromium_path()
+
+
+FORM = """\
+import livestack_nb as ls
+from typing import Literal
+from pydantic import BaseModel, Field
+
+class Click(BaseModel):
+    by: int = Field(1, ge=1, le=10)
+    who: Literal["chef", "guest"] = "guest"
+
+@ls.job_spec(inputs={"default": Click}, outputs={"default": int})
+def counter(job: ls.LiveJob):
+    count = 0
+    for click in job.input:
+        count += click.by
+        job.output.emit(count)
+
+tally = counter.start()
+display(ls.widgets.JobInput(tally))
+tally.output()
+"""
+
+
+def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
+    browser: Any, server: Any
+) -> None:
+    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(FORM)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        form = page.locator(".lsnb-input")
+        form.wait_for(timeout=60_000)
+        table = page.locator(".lsnb-table.lsnb-live")
+        table.wait_for(timeout=60_000)
+        by = form.locator(".lsnb-field-by input")
+        by.fill("2")
+        by.press("Enter")
+        form.locator(".lsnb-field-who select").select_option("chef")
+        for clicks in (1, 2, 3):
+            form.locator("button.lsnb-feed").click()
+            wait_until(lambda c=clicks: _count(page) == c, timeout=15, message=f"{clicks} clicks counted")
+        assert table.locator("tbody tr td").nth(2).text_content() == "6"
+        assert form.locator(".lsnb-input-status").text_content() == "fed 3"
+        shot(page.locator(".jp-OutputArea").first, "lab-job-input-fed")
+        # a value the type refuses: the error by its field, nothing fed
+        by.fill("50")
+        by.press("Enter")
+        form.locator("button.lsnb-feed").click()
+        error = form.locator(".widget-hbox:has(.lsnb-field-by) .lsnb-field-error")
+        wait_until(lambda: error.text_content() == "Input should be less than or equal to 10", timeout=15)
+        assert form.locator(".widget-hbox:has(.lsnb-field-who) .lsnb-field-error").text_content() == ""
+        shot(form, "lab-job-input-error")
+        assert _count(page) == 3
+        # End: the job ends, the table says so
+        form.locator("button.lsnb-end").click()
+        wait_until(lambda: "ended" in (table.locator(".lsnb-header").text_content() or ""), timeout=15)
+        assert form.locator("button.lsnb-feed").is_disabled()
+        # the form's static snapshot is hidden next to it
+        assert not page.locator(".lsnb-snapshot").first.is_visible()
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "job-input-failure.png"))
+        raise
+    finally:
+        page.close()

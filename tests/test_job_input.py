@@ -87,7 +87,10 @@ def test_a_value_that_does_not_fit_shows_its_error_by_the_field_and_feeds_nothin
     form = lw.JobInput(job)
     assert not form.submit(pizza="funghi", size=99)
     assert list(form.errors) == ["size"]
-    assert "size" in form.form.fields["size"].error.value and "20" in form.form.fields["size"].error.value
+    size_error = form.form.fields["size"].error
+    assert size_error.value == "Input should be less than or equal to 20"  # pydantic's words by the field
+    assert "spec 'orders3', input tag 'default'" in size_error.tooltip  # the whole error on hover
+    assert form.errors["size"].startswith("spec 'orders3', input tag 'default' expects Order: field 'size'")
     assert form.form.fields["pizza"].error.value == ""
     assert len(job.input().stream) == 0 and form.fed == 0
     # a nested field's error goes next to that field

@@ -133,13 +133,15 @@ class JobInput(ipywidgets.VBox):  # type: ignore[misc]
         self.errors = {}
         for f in self.form.fields.values():
             f.error.value = ""
+            f.error.tooltip = None
 
     def _show_error(self, path: str | None, message: str) -> None:
         target = self._field_for(path)
         key = target.path if target is not None else ""
         self.errors[key] = message
         if target is not None:
-            target.error.value = message
+            target.error.value = _short(message, path)
+            target.error.tooltip = message
             self.status.value = f"not fed: {key}"
         else:
             self.status.value = f"not fed: {message}"
@@ -190,6 +192,13 @@ class JobInput(ipywidgets.VBox):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"<JobInput {self.job.job_id} {self.tag!r}>"
+
+
+def _short(message: str, path: str | None) -> str:
+    """What fits next to a field: pydantic's words, without the spec and the value."""
+    if path:
+        message = message.split(f"field {path!r}: ", 1)[-1]
+    return message.rsplit("; got ", 1)[0]
 
 
 class Binding:
