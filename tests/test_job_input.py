@@ -203,3 +203,23 @@ def test_a_form_and_a_binding_have_static_snapshots_that_escape(comms):
     binding = lw.bind(box, job.input())
     assert "&lt;i&gt;x&lt;/i&gt;" in binding.snapshot_html() and "<i>" not in binding.snapshot_html()
     job.cancel()
+
+
+def test_rerunning_a_cell_unbinds_its_controls_and_closes_its_form(comms):
+    from livestack_nb.widgets._scope import scope
+
+    job = _echo(int, "rerun").start()
+    slider = ipywidgets.IntSlider()
+    scope.enter_cell("cell-a")
+    binding = lw.bind(slider, job.input())
+    form = lw.JobInput(job)
+    scope.enter_cell("cell-b")
+    slider.value = 1
+    assert binding.fed == 1
+    scope.enter_cell("cell-a")  # the cell runs again: its binding and its form go
+    slider.value = 2
+    assert binding.fed == 1 and binding.disposed
+    assert form.comm is None and form.feed_button.comm is None
+    scope.enter_cell(None)
+    job.end()
+    assert job.result(timeout=10) == [1]
