@@ -429,3 +429,57 @@ def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
         raise
     finally:
         page.close()
+
+
+FEEDING = """\
+import itertools, time
+import livestack_nb as ls
+
+slow = ls.JobSpec("slow", input=int, output=int)
+slow.define_worker(lambda x: x)
+
+def paced():
+    for i in itertools.count():
+        time.sleep(0.001)
+        yield i
+
+counted = slow.start()
+done = counted.feed_from(range(20_000))      # a known length: a bar with an ETA
+endless = slow.start()
+feeding = endless.feed_from(paced())        # no length: a bar without an end, and Cancel
+display(ls.widgets.JobPanel(counted))
+ls.widgets.JobPanel(endless)
+"""
+
+
+def test_the_job_panel_shows_a_feeds_progress_and_its_cancel_button_stops_it(
+    browser: Any, server: Any
+) -> None:
+    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(FEEDING)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        panels = page.locator(".lsnb-panel.lsnb-live")
+        wait_until(lambda: panels.count() == 2, timeout=60)
+        known, endless = panels.nth(0), panels.nth(1)
+        text = known.locator(".lsnb-feeding-text")
+        wait_until(lambda: "20,000/20,000" in (text.text_content() or ""), timeout=30, message="the feed ended")
+        assert (text.text_content() or "").startswith("done default: 20,000/20,000")
+        bar = known.locator("progress")
+        assert bar.evaluate("b => [b.value, b.max]") == [20000, 20000]
+        assert known.locator(".lsnb-feeding-cancel").count() == 0
+        row = endless.locator(".lsnb-feeding-feeding")
+        row.wait_for(timeout=30_000)
+        wait_until(lambda: re.search(r"feeding default: [\d,]+ · [\d.k]+/s", row.text_content() or ""), timeout=30)
+        shot(endless, "lab-panel-feeding")
+        endless.locator(".lsnb-feeding-cancel").click()
+        done = endless.locator(".lsnb-feeding-cancelled")
+        done.wait_for(timeout=15_000)
+        assert endless.locator(".lsnb-feeding-cancel").count() == 0
+        shot(endless, "lab-panel-feed-cancelled")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "feeding-failure.png"))
+        raise
+    finally:
+        page.close()
