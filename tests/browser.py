@@ -82,8 +82,14 @@ class Server:
 
 
 @contextmanager
-def jupyter_server(root: Path, log: Path) -> Iterator[Server]:
-    """Start ``jupyter lab`` (which also serves Notebook 7's pages) and stop it afterwards."""
+def jupyter_server(
+    root: Path, log: Path, python: str = sys.executable, pythonpath: bool = True
+) -> Iterator[Server]:
+    """Start ``jupyter lab`` (which also serves Notebook 7's pages) and stop it afterwards.
+
+    ``python`` is the interpreter it runs with (an installed venv's); ``pythonpath=False``
+    keeps this checkout off the path of the server and its kernels.
+    """
     settings = root.parent / "lab-settings"
     news = settings / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True, exist_ok=True)
@@ -98,10 +104,12 @@ def jupyter_server(root: Path, log: Path) -> Iterator[Server]:
             filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
         ),
     )
+    if not pythonpath:
+        env.pop("PYTHONPATH")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                python, "-m", "jupyterlab", "--no-browser", "--allow-root",
                 f"--port={port}", "--ServerApp.ip=127.0.0.1",
                 f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
                 "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=",
