@@ -164,7 +164,9 @@ def voila_path(python: str = sys.executable) -> None:
 
 
 @contextmanager
-def voila_server(root: Path, log: Path, python: str = sys.executable, pythonpath: bool = True) -> Iterator[VoilaServer]:
+def voila_server(
+    root: Path, log: Path, python: str = sys.executable, pythonpath: bool = True
+) -> Iterator[VoilaServer]:
     """Start ``voila`` (its tree of ``root``) with ``python`` and stop it afterwards."""
     voila_path(python)
     port = _free_port()

@@ -464,14 +464,15 @@ def test_the_job_panel_shows_a_feeds_progress_and_its_cancel_button_stops_it(
         wait_until(lambda: panels.count() == 2, timeout=60)
         known, endless = panels.nth(0), panels.nth(1)
         text = known.locator(".lsnb-feeding-text")
-        wait_until(lambda: "20,000/20,000" in (text.text_content() or ""), timeout=30, message="the feed ended")
+        wait_until(lambda: "20,000/20,000" in (text.text_content() or ""), timeout=30, message="fed")
         assert (text.text_content() or "").startswith("done default: 20,000/20,000")
         bar = known.locator("progress")
         assert bar.evaluate("b => [b.value, b.max]") == [20000, 20000]
         assert known.locator(".lsnb-feeding-cancel").count() == 0
         row = endless.locator(".lsnb-feeding-feeding")
         row.wait_for(timeout=30_000)
-        wait_until(lambda: re.search(r"feeding default: [\d,]+ · [\d.k]+/s", row.text_content() or ""), timeout=30)
+        progress = r"feeding default: [\d,]+ · [\d.k]+/s"
+        wait_until(lambda: re.search(progress, row.text_content() or ""), timeout=30)
         shot(endless, "lab-panel-feeding")
         endless.locator(".lsnb-feeding-cancel").click()
         done = endless.locator(".lsnb-feeding-cancelled")

@@ -95,7 +95,9 @@ def test_the_package_is_imported_from_the_venv_and_its_extension_is_installed_fr
     listed = installed.run("-m", "jupyter", "labextension", "list")
     text = listed.stdout + listed.stderr
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    assert re.search(rf"livestack-nb v{re.escape(__version__)} enabled OK \(python, livestack-nb\)", plain), plain
+    assert re.search(rf"livestack-nb v{re.escape(__version__)} enabled OK \(python, livestack-nb\)", plain), (
+        plain
+    )
     assert str(installed.venv) in plain  # the venv's share/jupyter/labextensions, not a linked checkout
     ext = installed.venv / "share" / "jupyter" / "labextensions" / "livestack-nb"
     assert ext.is_dir() and not ext.is_symlink()
@@ -125,8 +127,8 @@ def test_jupyterlab_from_the_installed_wheel_shows_a_live_widget(installed: Inst
 
     root = installed.home / "lab"
     root.mkdir()
-    with jupyter_server(root, ARTIFACTS / "clean-install-lab.log", installed.python, pythonpath=False) as server, \
-            chromium() as browser:  # fmt: skip
+    log = ARTIFACTS / "clean-install-lab.log"
+    with jupyter_server(root, log, installed.python, pythonpath=False) as server, chromium() as browser:
         nb = new_notebook(
             cells=[new_code_cell(LIVE)],
             metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -136,8 +138,11 @@ def test_jupyterlab_from_the_installed_wheel_shows_a_live_widget(installed: Inst
             table = page.locator(".lsnb-table.lsnb-live")
             table.wait_for(timeout=60_000)
             seen = {_count(page)}
-            wait_until(lambda: seen.add(_count(page)) or len({c for c in seen if 0 < c < 1000}) >= 2, timeout=60,
-                       message="the table filled live")  # fmt: skip
+            wait_until(
+                lambda: seen.add(_count(page)) or len({c for c in seen if 0 < c < 1000}) >= 2,
+                timeout=60,
+                message="the table filled live",
+            )
             wait_until(lambda: _count(page) == 1000, timeout=60)
             printed = page.locator(".jp-OutputArea-output pre").first.text_content() or ""
             assert f"imported from {installed.venv}" in printed, printed
@@ -166,7 +171,8 @@ def test_the_sdist_carries_the_built_front_end_and_a_wheel_builds_from_it_withou
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     (sdist,) = tmp_path.glob("livestack_nb-*.tar.gz")
-    names = tarfile.open(sdist).getnames()
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
     top = f"livestack_nb-{__version__}"
     for needed in ("livestack_nb/labextension/package.json", "livestack_nb/labextension/static/style.js",
                    "labextension/src/index.ts", "install.json", "CHANGELOG.md", "README.md"):  # fmt: skip
@@ -179,4 +185,6 @@ def test_the_sdist_carries_the_built_front_end_and_a_wheel_builds_from_it_withou
     env["PATH"] = str(bare)
     _pip("wheel", str(sdist), "--no-deps", "-w", str(tmp_path / "dist"), cwd=tmp_path, env=env)
     (wheel,) = (tmp_path / "dist").glob("livestack_nb-*.whl")
-    assert any(n.endswith("labextensions/livestack-nb/package.json") for n in zipfile.ZipFile(wheel).namelist())
+    assert any(
+        n.endswith("labextensions/livestack-nb/package.json") for n in zipfile.ZipFile(wheel).namelist()
+    )

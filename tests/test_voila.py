@@ -12,7 +12,6 @@ import json
 import re
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -81,8 +80,11 @@ def check_dashboard(browser: Any, base_url: str, name: str, shots: str) -> None:
         wait_until(lambda: tables.count() == 2, timeout=120, message="both live tables drew")
         readings = tables.nth(0)
         seen = {_count(readings)}
-        wait_until(lambda: seen.add(_count(readings)) or len({c for c in seen if 0 < c < 1500}) >= 3, timeout=60,
-                   message="the table filled live")  # fmt: skip
+        wait_until(
+            lambda: seen.add(_count(readings)) or len({c for c in seen if 0 < c < 1500}) >= 3,
+            timeout=60,
+            message="the table filled live",
+        )
         shot(readings, f"{shots}-table-filling")
         form = page.locator(".lsnb-input")
         by = form.locator(".lsnb-field-by input")
