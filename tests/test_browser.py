@@ -79,7 +79,7 @@ def _count(page: Any, index: int = 0) -> int:
 
 
 def _series_pixels(canvas: Any) -> int:
-    """How many pixels of the canvas have the first series' colour (#1f77b4)."""
+    """How many pixels of the canvas have (about) the first series' colour (#0072b2; #1f77b4 before)."""
     return int(
         canvas.evaluate(
             """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -481,6 +481,40 @@ def test_the_job_panel_shows_a_feeds_progress_and_its_cancel_button_stops_it(
         shot(endless, "lab-panel-feed-cancelled")
     except BaseException:
         page.screenshot(path=str(ARTIFACTS / "feeding-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+TIME_PLOT = """\
+from livestack_nb.stream import DataStream
+from livestack_nb.widgets import StreamPlot
+
+s = DataStream("shifts")
+s.push([{"ts": 1_767_225_600 + 600 * i, **{f"oven{j}": (i * (j + 1)) % 17 for j in range(10)}} for i in range(60)])
+StreamPlot(s, x="ts", window=60)
+"""
+
+
+def test_a_plot_of_a_time_field_with_ten_series(browser: Any, server: Any) -> None:
+    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(TIME_PLOT)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        plot = page.locator(".lsnb-plot.lsnb-live").first
+        plot.wait_for(timeout=60_000)
+        canvas = plot.locator("canvas").first
+        wait_until(lambda: _series_pixels(canvas) > 50, timeout=30, message="the plot drew")
+        assert plot.locator(".u-legend .u-label").all_text_contents()[:3] == ["ts", "oven0", "oven1"]
+        # the cursor's x readout is a date and time, not epoch seconds
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        readout = plot.locator(".u-legend .u-series").first.locator(".u-value")
+        wait_until(lambda: re.search(r"2026|1/1/26|\d:\d\d", readout.text_content() or ""), timeout=10)
+        shot(plot, "lab-plot-time-ten-series")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "time-plot-failure.png"))
         raise
     finally:
         page.close()
