@@ -491,7 +491,8 @@ from livestack_nb.stream import DataStream
 from livestack_nb.widgets import StreamPlot
 
 s = DataStream("shifts")
-s.push([{"ts": 1_767_225_600 + 600 * i, **{f"oven{j}": (i * (j + 1)) % 17 for j in range(10)}} for i in range(60)])
+ovens = lambda i: {f"oven{j}": (i * (j + 1)) % 17 for j in range(10)}
+s.push([{"ts": 1_767_225_600 + 600 * i, **ovens(i)} for i in range(60)])
 StreamPlot(s, x="ts", window=60)
 """
 

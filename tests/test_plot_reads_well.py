@@ -1,4 +1,4 @@
-"""Plots that read well: time fields on a time axis, a colour-blind-safe palette that does not repeat early."""
+"""Plots that read well: time fields on a time axis, a colour-blind-safe palette that repeats late."""
 
 from __future__ import annotations
 
