@@ -303,7 +303,9 @@ class LiveEnv:
             return vault.batches(sid, start, stop, tp)
 
         recorder = vault.recorder(sid, stream.tag, tp) if record else None
-        stream.record_to(recorder, vault.wait_for_room, archive)
+        # What a stream recorded may still be queued for the vault's writer: a
+        # whole read flushes it before reading back what memory let go of.
+        stream.record_to(recorder, vault.wait_for_room, archive, vault.flush if record else None)
 
     def make_job(
         self,

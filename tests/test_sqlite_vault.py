@@ -129,19 +129,22 @@ def test_replay_reads_beyond_the_memory_bound_without_gaps_or_duplicates(make_en
     job.end()
     job.wait(timeout=20)
     out = job.output()
-    assert len(out) == 3001 and len(out.values()) == 10
+    assert len(out) == 3001 and out.values() == list(range(1, 3002))  # whole, from the file
+    assert out.values(last=10) == list(range(2992, 3002))
     assert collect(out.replay()) == list(range(1, 3002))
     env.close()
 
     again = make_env(vault=url(db), history=10)
     stored = again.job(job.job_id).output()
     assert len(stored) == 3001
-    assert stored.values() == list(range(2992, 3002))
+    assert stored.values() == list(range(1, 3002))
+    assert stored.values(last=10) == list(range(2992, 3002))
     assert collect(stored.replay()) == list(range(1, 3002))
-    ids = [p.id for p in stored.datapoints()]
+    ids = [p.id for p in stored.datapoints(last=10)]
     assert ids == [f"{stored.stream_id}:{i}" for i in range(2991, 3001)]
+    assert len(stored.datapoints()) == 3001
     source = again.job(job.job_id).input().stream.stream_id
-    assert [p.parents for p in stored.datapoints()] == [(f"{source}:{i}",) for i in range(2991, 3001)]
+    assert [p.parents for p in stored.datapoints(last=10)] == [(f"{source}:{i}",) for i in range(2991, 3001)]
 
 
 def test_lineage_and_parent_child_jobs_are_recorded(make_env, tmp_path):
