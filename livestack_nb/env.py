@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -196,18 +196,98 @@ class LiveEnv:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def start(self, spec: JobSpec, options: Any = None) -> JobHandle:
-        """Start a job of ``spec``; same as ``spec.start(options, env=self)``."""
-        return JobHandle(self._start(spec, options))
+    def start(
+        self,
+        spec: JobSpec,
+        options: Any = None,
+        *,
+        job_id: str | None = None,
+        before_launch: Callable[[JobHandle], None] | None = None,
+    ) -> JobHandle:
+        """Start a job of ``spec``; same as ``spec.start(options, env=self)``.
 
-    def _start(self, spec: JobSpec, options: Any, *, parent_id: str | None = None) -> LiveJob:
+        ``job_id`` names the job (see :meth:`JobSpec.start`). ``before_launch``
+        is called with the handle once the job is wired, before it can run:
+        a caller that must see every output (a one-shot run of a spec that
+        emits before reading input) subscribes there.
+        """
+        if job_id is not None:
+            self._check_new_job_id(job_id)
+        holder: list[JobHandle] = []
+
+        def ready(job: LiveJob) -> None:
+            holder.append(JobHandle(job))
+            if before_launch is not None:
+                before_launch(holder[0])
+
+        self._start(spec, options, job_id=job_id, before_launch=ready)
+        return holder[0]
+
+    def _check_new_job_id(self, job_id: str) -> None:
+        if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > 200:
+            raise LivestackError(
+                f"a job id must be a non-empty string of at most 200 characters, not {job_id!r}"
+            )
+        if "/" in job_id or any(c.isspace() for c in job_id):
+            raise LivestackError(f"job id {job_id!r}: no '/' or whitespace (stream ids are made from it)")
+        known = self._jobs.get(job_id)
+        record = None if known is not None else self.vault.job(job_id)
+        if known is not None or record is not None:
+            spec, status = (known.spec.name, known.status.value) if known else (record.spec, record.status)  # type: ignore[union-attr]
+            raise LivestackError(
+                f"job id {job_id!r} is taken in env {self.name!r}: a job of spec {spec!r} ({status}); "
+                "use env.job(job_id) to reach it, or choose another id"
+            )
+
+    def run(
+        self,
+        spec: JobSpec,
+        values: Any = (),
+        options: Any = None,
+        *,
+        output: str | None = None,
+        timeout: float | None = None,
+        job_id: str | None = None,
+    ) -> list[Any]:
+        """One-shot: start, feed, end, wait, and return the output's values; see :meth:`JobSpec.run`."""
+        feeds = _feeds_by_tag(spec, values)
+        out_tag = _output_tag(spec, output)
+        collected: list[Any] = []
+
+        def collect(handle: JobHandle) -> None:
+            # Subscribed before the job can run: a spec that emits before it
+            # reads any input loses nothing.
+            handle._job._outputs[out_tag].add_listener(collected.extend)
+
+        job = self.start(spec, options, job_id=job_id, before_launch=collect)
+        try:
+            for tag, vals in feeds.items():
+                job.input(tag).feed_many(vals)
+            job.end()
+            job.wait(timeout)
+            return collected
+        except BaseException:
+            job.cancel()
+            raise
+
+    def _start(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str | None = None,
+        job_id: str | None = None,
+        before_launch: Callable[[LiveJob], None] | None = None,
+    ) -> LiveJob:
         # Options first: their validators are user code, and stay interruptible.
         options = spec.validate_options(options)
         # The set-up itself is whole or not done: a kernel interrupt landing in
         # it is held until the job is wired and launched, then cancels that job
         # (its caller never gets the handle) and is raised. See _interrupt.py.
         with held_interrupts() as held:
-            job, launch = self.prepare(spec, options, parent_id=parent_id)
+            job, launch = self.prepare(spec, options, parent_id=parent_id, job_id=job_id)
+            if before_launch is not None:
+                before_launch(job)
             launch()
             if held.interrupted:
                 job.logger.warning("cancelled: the kernel was interrupted while the job was set up")
@@ -529,6 +609,34 @@ class LiveEnv:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"
         return f"<LiveEnv {self.name!r} vault={type(self.vault).__name__} {state}>"
+
+
+def _feeds_by_tag(spec: JobSpec, values: Any) -> dict[str, list[Any]]:
+    """What a one-shot run feeds, by input tag: a mapping is by tag, anything else
+    goes to the spec's one input (``"default"`` or its only tag)."""
+    tags = list(spec.in_tags)
+    if isinstance(values, Mapping):
+        unknown = sorted(str(k) for k in values if k not in spec.in_tags)
+        if unknown:
+            raise LivestackError(
+                f"spec {spec.name!r}: run() got values for input tag(s) {unknown}, but its input tags "
+                f"are {sorted(tags)}; pass {{tag: [values...]}} for several tags, a list for one"
+            )
+        return {str(t): list(v) for t, v in values.items()}
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LivestackError(
+            f"spec {spec.name!r}: run() takes a list of values (or {{tag: [values...]}}), "
+            f"not {type(values).__name__}"
+        )
+    vals = list(values)
+    return {spec.sole_tag("input", "run(values)"): vals} if vals or len(tags) == 1 else {}
+
+
+def _output_tag(spec: JobSpec, output: str | None) -> str:
+    if output is not None:
+        spec._tag("output", output)
+        return output
+    return spec.sole_tag("output", "run() (pass output=tag)")
 
 
 _current: contextvars.ContextVar[LiveEnv | None] = contextvars.ContextVar("livestack_env", default=None)

@@ -368,6 +368,22 @@ class JobSpec:
                 f"spec {self.name!r} has no {side} tag {tag!r}; its {side} tags are {sorted(tags)}"
             ) from None
 
+    def sole_tag(self, side: str, what: str) -> str:
+        """The tag a call that names none uses: ``"default"``, else the only one there is.
+
+        Raises :class:`LivestackError` naming the tags when there are several
+        and none is ``"default"``.
+        """
+        tags = self.in_tags if side == "input" else self.out_tags
+        if DEFAULT in tags:
+            return DEFAULT
+        if len(tags) == 1:
+            return next(iter(tags))
+        raise LivestackError(
+            f"spec {self.name!r}: {what} cannot choose among its {side} tags {sorted(tags)}, "
+            "none of which is 'default': name the tag"
+        )
+
     # -- flow wiring -------------------------------------------------------
 
     def input(self, tag: str = DEFAULT) -> InputRef:
@@ -416,35 +432,45 @@ class JobSpec:
 
     # -- running -----------------------------------------------------------
 
-    def start(self, options: Any = None, *, env: LiveEnv | None = None) -> JobHandle:
+    def start(
+        self, options: Any = None, *, env: LiveEnv | None = None, job_id: str | None = None
+    ) -> JobHandle:
         """Start a job of this spec and return its handle at once.
 
         The job runs in the background (worker threads or the env's event
         loop); feed it with ``handle.feed``, end it with ``handle.end()``.
+        ``job_id`` names the job (Livestack's ``enqueueJob({jobId})``), so
+        another cell finds it with ``env.job(job_id)``; an id already taken in
+        the env or its vault is refused with a :class:`LivestackError`.
         """
         from .env import current_env
 
-        return (env or current_env()).start(self, options)
+        return (env or current_env()).start(self, options, job_id=job_id)
 
     def run(
         self,
-        values: Iterable[Any] = (),
+        values: Iterable[Any] | Mapping[str, Iterable[Any]] = (),
         options: Any = None,
         *,
+        output: str | None = None,
         timeout: float | None = None,
         env: LiveEnv | None = None,
+        job_id: str | None = None,
     ) -> list[Any]:
-        """Feed ``values``, end the input, wait, and return the default output's values."""
-        job = self.start(options, env=env)
-        try:
-            collected = job._collect()  # every value, not only the history kept in memory
-            job.feed_many(values)
-            job.end()
-            job.wait(timeout)
-            return collected
-        except BaseException:
-            job.cancel()
-            raise
+        """One-shot (Livestack's ``enqueueAndGetResult``): feed, end, wait, return the outputs.
+
+        ``values`` go to the spec's one input tag (``"default"``, or the only
+        one it has); ``{"dough": [...], "sauce": [...]}`` feeds several tags.
+        The values returned are every one of the output tag (``"default"``,
+        the only one, or ``output=``), also those emitted before any input
+        was read. A choice that is ambiguous raises :class:`LivestackError`
+        naming the tags.
+        """
+        from .env import current_env
+
+        return (env or current_env()).run(
+            self, values, options, output=output, timeout=timeout, job_id=job_id
+        )
 
     def op(self, **options: Any) -> Callable[[reactivex.Observable[Any]], reactivex.Observable[Any]]:
         """This spec as a reactivex operator: ``source.pipe(spec.op(spice=2))``.
