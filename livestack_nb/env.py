@@ -28,7 +28,7 @@ from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
 from .runtime import Runtime
-from .spec import JobSpec, TagType
+from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream
 from .vault.base import (
@@ -51,6 +51,12 @@ class _StoredOptions(BaseModel):
     """Options of a stored job whose spec is not registered here (kept as recorded)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class _StandIn(JobSpec):
+    """The spec of a stored job whose own spec is not known here: its stored tags, any types."""
+
+    declared = False
 
 
 class LiveEnv:
@@ -518,16 +524,26 @@ class LiveEnv:
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
-        spec = self._specs.get(record.spec)
+        spec = self._specs.get(record.spec) or declared_spec(record.spec)
         if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
             # A stand-in with the stored tags; values come back as plain JSON data.
-            spec = JobSpec(record.spec)
+            spec = _StandIn(record.spec)
             spec.in_tags = {t: TagType(Any) for t in ins}
             spec.out_tags = {t: TagType(Any) for t in outs}
         try:
             options = spec.validate_options(record.options or {})
         except Exception:  # the spec's options changed since: keep them as recorded
             options = _StoredOptions.model_validate(record.options or {})
+        if (
+            not JobStatus(record.status).done and self.vault.queues and self.vault.is_remote(job_id)  # type: ignore[attr-defined]
+        ):
+            # A queued job that has not ended: its input is read from the vault,
+            # so this process can feed it, and follow its outputs live.
+            from .remote import reattach_remote
+
+            job = reattach_remote(self, spec, options, record)
+            with self._lock:
+                return self._jobs.setdefault(job_id, job)
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:
             stream = DataStream(

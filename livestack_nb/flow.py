@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
-from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed
+from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed, declare
 from .stream import Activity, Chunk, DataStream
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ class Liveflow(JobSpec):
             self.connect(c.source, c.target, transform=c.transform)
         for e in exposures:
             self.expose(e.port, e.name)
+        declare(self)
         from .env import register_spec
 
         register_spec(self)

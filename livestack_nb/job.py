@@ -683,6 +683,13 @@ class InputFeeder:
 
     def _closed(self) -> JobClosedError:
         job = self._job
+        if job.stored and not job.status.done:
+            return JobClosedError(
+                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job.status.value} by "
+                "another process, and runs there reading its input from that process's memory: it "
+                "cannot be fed from here. Feed it where it was started, or run it on a Redis vault "
+                "(autostart=False and worker processes), where any process can feed a job by id"
+            )
         return JobClosedError(
             f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
             f"({job.status.value}); it takes no more values"

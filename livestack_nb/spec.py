@@ -13,6 +13,7 @@ import inspect
 import reprlib
 import sys
 import typing
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
@@ -313,6 +314,9 @@ class JobSpec:
     (['default'], ['default'])
     """
 
+    declared: ClassVar[bool] = True
+    """Whether a new spec of this class becomes the process's spec of its name (see :func:`declare`)."""
+
     def __init__(
         self,
         name: str,
@@ -330,6 +334,8 @@ class JobSpec:
         self.out_tags: dict[str, TagType] = _tags(name, "output", output, outputs)
         self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
         self.worker_def: LiveWorkerDef | None = None
+        if self.declared:
+            declare(self)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -486,6 +492,27 @@ class JobSpec:
         ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.in_tags.items())
         outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.out_tags.items())
         return f"<JobSpec {self.name!r} in({ins}) out({outs})>"
+
+
+# -- specs known by name -------------------------------------------------------
+
+_declared: weakref.WeakValueDictionary[str, JobSpec] = weakref.WeakValueDictionary()
+
+
+def declare(spec: JobSpec) -> None:
+    """Make ``spec`` the process's spec of its name (the newest definition wins).
+
+    Why: a job read back from a vault names its spec; once the module that
+    defines the spec is imported, every env of the process reads that job's
+    values as the spec's types, not only the env that was current when the
+    module ran (see ``LiveEnv.job``).
+    """
+    _declared[spec.name] = spec
+
+
+def declared_spec(name: str) -> JobSpec | None:
+    """The spec of that name defined last in this process, if it is still alive."""
+    return _declared.get(name)
 
 
 # -- the decorator -------------------------------------------------------------
