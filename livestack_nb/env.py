@@ -27,6 +27,7 @@ from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
+from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
@@ -122,6 +123,8 @@ class LiveEnv:
         self._workers: dict[str, LiveWorker] = {}
         self._retired: list[LiveWorker] = []
         self._jobs: dict[str, LiveJob] = {}
+        self._named: dict[str, NamedStream] = {}
+        self._named_locks: list[Any] = []  # open lock files of named streams this env publishes to
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
         _all_envs.add(self)
@@ -382,6 +385,59 @@ class LiveEnv:
             self._attach_archive(stream, record=True)
         return stream
 
+    def stream(self, name: str, type: Any = None) -> NamedStream:
+        """The named stream ``name``, made on first use (Livestack's ``DataStream.getOrCreate``).
+
+        Any cell or spec of this env (``job.env.stream(name)``), and with a
+        durable vault any process on it, gets the same stream by its name:
+        ``stream.emit(x)`` appends a value checked against ``type``, and
+        the stream is read like any other (``for v in stream`` from its first
+        value, ``subscribe`` for live values, ``replay()``, widgets). See
+        :mod:`livestack_nb.named` for what each vault shares.
+
+        Raises
+        ------
+        LivestackError
+            The name is empty, or the stream exists here with another ``type``.
+        """
+        self._check_open()
+        if not isinstance(name, str) or not name.strip():
+            raise LivestackError(f"a stream name must be a non-empty string, not {name!r}")
+        with self._lock:
+            named = self._named.get(name)
+            if named is not None:
+                check_type(named, type)
+                return named
+            named = NamedStream(self, name, TagType(Any if type is None else type))
+            self._open_named(named)
+            self._named[name] = named
+            return named
+
+    def _open_named(self, named: NamedStream) -> None:
+        vault, sid = self.vault, named.stream_id
+        if not self._durable:
+            return
+        if vault.queues:
+            from .remote import share_named
+
+            share_named(self, named)
+            return
+        self._attach_archive(named, record=True)
+        count = vault.count(sid)
+        if count:
+            named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))
+
+        def first_publish() -> None:
+            # One publisher at a time per named stream on a file: a lock held until
+            # this env closes (or its process dies), then what others published
+            # since this env opened the stream is caught up before going on.
+            self._named_locks.append(publisher_lock(vault, named))
+            stored = vault.count(sid)
+            if stored > len(named):
+                named.catch_up(vault.batches(sid, len(named), stored, named.type.tp))
+
+        named._first_publish = first_publish
+
     def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
 
@@ -620,7 +676,12 @@ class LiveEnv:
         global _default
         if _default is self:
             _default = None
-        self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        try:
+            self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        finally:
+            for lock in self._named_locks:  # after the last write: the next publisher reads it all
+                with contextlib.suppress(OSError):
+                    lock.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"

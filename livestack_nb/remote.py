@@ -45,6 +45,7 @@ from .vault.base import StatusRecord
 
 if TYPE_CHECKING:
     from .env import LiveEnv
+    from .named import NamedStream
     from .vault.redis import RedisVault
 
 __all__ = ["QueueWorker", "prepare_remote"]
@@ -114,6 +115,40 @@ def _drain(vault: RedisVault, stream: DataStream) -> None:
     """Push everything stored of ``stream`` that it does not have yet."""
     for b in vault.batches(stream.stream_id, len(stream), None, stream.type.tp):
         _push(stream, b.seq0, b.values, b.parent_stream, b.parent_seqs)
+
+
+def share_named(env: LiveEnv, stream: NamedStream) -> None:
+    """Make a named stream live across every process on the env's Redis server.
+
+    What this process publishes is appended at the stream's end in Redis (by
+    a hidden writer: several processes append to one stream); the stream
+    itself follows Redis from the first value, so every process sees every
+    value once, in the server's order, its own included.
+    """
+    vault = _vault(env)
+    sid = stream.stream_id
+    vault.share(sid)
+    writer = DataStream(
+        sid,
+        stream.tag,
+        stream.type,
+        history=1,
+        storage=env.storage,
+        large_value_threshold=env.large_value_threshold,
+    )
+    env._attach_archive(writer, record=True)
+
+    def write(values: list[Any]) -> None:
+        writer.push(values)
+
+    stream._write = write
+
+    def end_remote(error: BaseException | None) -> None:
+        vault.end_stream(sid, None if error is None else str(error))
+
+    stream._end_remote = end_remote
+    env._attach_archive(stream, record=False)
+    _follow_into(vault, stream, on_end=stream.end)
 
 
 # -- the client's side ----------------------------------------------------------------

@@ -402,14 +402,20 @@ class DataStream(reactivex.Observable[Any]):
         ``batches`` are the stored batches of the last ``history`` values;
         older ones are read from the archive by :meth:`replay`.
         """
+        self.resume(count, batches)
+        with self._state_lock:
+            self._closed = True
+            self._end_delivered = True
+
+    def resume(self, count: int, batches: Iterable[Any]) -> None:
+        """Go on after ``count`` values stored earlier (a named stream opened again):
+        the next value pushed gets seq ``count``. ``batches`` as for :meth:`restore`."""
         with self._state_lock:
             for chunk in self._from_batches(batches, max(0, count - self.history), count):
                 self._chunks.append(chunk)
                 self._held += len(chunk.stored)
                 self._last_time = chunk.time
             self._count = count
-            self._closed = True
-            self._end_delivered = True
 
     def _from_batches(self, batches: Iterable[Any], start: int, stop: int) -> Iterator[Chunk]:
         """Chunks (as kept in memory) from stored batches, cut to ``[start, stop)``."""
