@@ -245,6 +245,12 @@ class Liveflow(JobSpec):
             ports[name] = port
         return Exposure(port, name)
 
+    def derive(self, name: str, *, options: Mapping[str, Any] | None = None) -> JobSpec:
+        raise LivestackError(
+            f"flow {self.name!r} cannot be derived: derive its specs and wire them into a new flow "
+            "(per-node options are given at start: flow.start({label: options}))"
+        )
+
     def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:
         raise LivestackError(f"flow {self.name!r} runs its specs' workers; it has no worker of its own")
 

@@ -413,6 +413,9 @@ class LiveJob:
         ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
     storage, env:
         The env's storage provider and the env itself.
+    worker_params:
+        The parameters of the worker definition running the job (the same
+        for all its jobs; distinct from ``options``, which are the job's).
     """
 
     def __init__(
@@ -436,6 +439,9 @@ class LiveJob:
         self.graph = graph or Graph()
         self.parent_id = parent_id
         self.label = label or spec.name
+        # The parameters of the worker running the job (its definition's
+        # ``worker_params``; Livestack's ``instanceParams``), set when a worker takes it.
+        self.worker_params: Any = {}
         self._log_entries: deque[LogEntry] = deque(maxlen=2000)
         self.logger: logging.Logger = _JobLogger(self)
         self._inputs = input_streams

@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticSchemaGenerationError,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from .errors import DataValidationError, LivestackError
 
@@ -417,11 +425,18 @@ class JobSpec:
         retries: int = 0,
         retry_backoff: float = 0.05,
         on_error: str = "fail",
+        worker_params: Mapping[str, Any] | BaseModel | None = None,
     ) -> LiveWorkerDef:
         """Define how this spec is cooked: its processor and its worker's policy.
 
         ``processor`` takes the form ``@job_spec`` documents: a map function, a
         generator (flat-map), or a function of ``job: LiveJob``.
+        ``worker_params`` are the worker's own parameters (Livestack's
+        ``instanceParams``: a model path, a GPU, a region), the same for every
+        job it runs and distinct from each job's options: a processor reads
+        them as ``job.worker_params``, a map or flat-map by taking a parameter
+        named ``worker_params``; a worker process adds some with ``--param
+        key=value``.
         """
         from .worker import LiveWorkerDef
 
@@ -433,8 +448,67 @@ class JobSpec:
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         return self.worker_def
+
+    def derive(self, name: str, *, options: Mapping[str, Any] | None = None) -> JobSpec:
+        """A new spec from this one (Livestack's ``derive``): the same tags and worker
+        under another ``name``, with ``options`` as new defaults of its job options.
+
+        The options model of the new spec is a subclass of this one's (a
+        processor annotated with the old model still accepts it); options
+        given at ``start`` still override these defaults.
+
+        Raises
+        ------
+        LivestackError
+            The name is taken by this spec, or a default names no option or
+            does not fit its type (the message names the spec and the field).
+        """
+        if not isinstance(name, str) or not name or name == self.name:
+            raise LivestackError(f"spec {self.name!r}: derive() needs a new, non-empty name, not {name!r}")
+        model = self.options_model
+        if options:
+            fields = model.model_fields
+            unknown = sorted(str(k) for k in options if k not in fields)
+            if unknown:
+                raise LivestackError(
+                    f"spec {self.name!r}: derive({name!r}) got defaults for unknown option(s) {unknown}; "
+                    f"its options are {sorted(fields)}"
+                )
+            model = create_model(  # type: ignore[call-overload]
+                model.__name__,
+                __base__=model,
+                __module__=model.__module__,
+                **{
+                    k: (fields[k].annotation, Field(default=v, validate_default=True))
+                    for k, v in options.items()
+                },
+            )
+            try:
+                model.model_validate({})
+            except ValidationError as e:
+                raise validation_error(
+                    e, dict(options), spec=name, tag="options", side="options", type_name=model.__name__
+                ) from None
+        new = JobSpec(name, inputs=self.inputs, outputs=self.outputs, options=model)
+        d = self.worker_def
+        if d is not None:
+            new.define_worker(
+                d.processor,
+                concurrency=d.concurrency,
+                init=d.init,
+                retries=d.retries,
+                retry_backoff=d.retry_backoff,
+                on_error=d.on_error,
+                worker_params=d.worker_params,
+            )
+        new.__doc__ = self.__doc__
+        from .env import register_spec
+
+        register_spec(new)
+        return new
 
     # -- running -----------------------------------------------------------
 
@@ -575,11 +649,17 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
     is_asyncgen = inspect.isasyncgenfunction(fn)
     is_gen = inspect.isgeneratorfunction(fn) or is_asyncgen
     is_async = inspect.iscoroutinefunction(fn) or is_asyncgen
-    info: dict[str, Any] = {"is_async": is_async, "takes_options": False, "options": None}
+    info: dict[str, Any] = {
+        "is_async": is_async,
+        "takes_options": False,
+        "takes_worker_params": False,
+        "options": None,
+    }
     if params and _is_job_param(params[0], hints.get(params[0].name, inspect.Parameter.empty)):
         info.update(form="processor", input=Any, output=Any)
         return info
-    data = [p for p in params if p.name != "options"]
+    data = [p for p in params if p.name not in ("options", "worker_params")]
+    info["takes_worker_params"] = any(p.name == "worker_params" for p in params)
     if not data:
         raise LivestackError(
             f"processor {name!r} takes no data parameter: a map takes one value, "
@@ -628,6 +708,7 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
 ) -> Callable[[Callable[..., Any]], JobSpec]: ...
 
 
@@ -646,6 +727,7 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
 ) -> JobSpec | Callable[[Callable[..., Any]], JobSpec]:
     """Declare a spec and its processor in one go.
 
@@ -677,6 +759,9 @@ def job_spec(
     on_error:
         ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
         datapoint is logged, counted and dropped, and the job goes on).
+    worker_params:
+        The worker's own parameters, distinct from job options (see
+        :meth:`JobSpec.define_worker`).
     """
     # The defining scope: types local to a function are only strings under
     # postponed annotations, and only this frame can resolve them.
@@ -714,6 +799,7 @@ def job_spec(
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         spec.__doc__ = f.__doc__
         from .env import register_spec
