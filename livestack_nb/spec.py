@@ -165,9 +165,22 @@ def _shown(value: Any) -> str:
 def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     """Whether values of ``out_tp`` can feed an input of ``in_tp`` without a transform.
 
-    Deliberately conservative about lossy coercions (``str`` into ``int``) and
-    generous where pydantic converts faithfully (``int`` into ``float``, a
-    ``dict`` into a model).
+    The rule (checked when a flow is wired):
+
+    - the same type, a subclass, or ``Any`` on either side;
+    - a pydantic model only from the same model or a subclass: two models
+      with the same field names are different types (pydantic itself refuses
+      an instance of one for the other), so a structural fit is not accepted;
+    - an untyped ``dict`` into a model, and a bare container (``list``) into a
+      parametrised one (``list[int]``) or back: their contents are only known
+      per value, and are checked per value (``DataValidationError``);
+    - ``int`` into ``float`` (pydantic converts it exactly), nothing else lossy
+      (``str`` into ``int``);
+    - a union output only if every member fits (``Optional[X]`` does not feed
+      ``X``: ``None`` would not fit), a union input if the output fits any member;
+    - containers of the same kind if their parameters fit (``list[Dough]`` does
+      not feed ``list[Order]``); any other class (a ``pandas.DataFrame``) only by
+      the class rule.
     """
     a, b = out_tp.tp, in_tp.tp
     if a is Any or b is Any or a == b:
@@ -178,26 +191,18 @@ def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     a_opts = _union_members(a)
     if a_opts is not None:
         return all(can_feed(TagType(m), in_tp) for m in a_opts)
-    if isinstance(a, type) and isinstance(b, type):
+    ao, bo = get_origin(a), get_origin(b)
+    if isinstance(a, type) and isinstance(b, type) and ao is None and bo is None:
         if issubclass(a, b):
             return True
         if b is float and a is int:
             return True
-        if issubclass(b, BaseModel):
-            if a is dict:
-                return True
-            return issubclass(a, BaseModel) and _fields_fit(a, b)
-        return False
-    ao, bo = get_origin(a), get_origin(b)
+        return issubclass(b, BaseModel) and a is dict
+    if isinstance(b, type) and bo is None and issubclass(b, BaseModel):
+        return ao is dict  # dict[str, ...] into a model: checked per value
     if ao is not None and ao == bo:
         return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b), strict=False))
-    return False
-
-
-def _fields_fit(a: type[BaseModel], b: type[BaseModel]) -> bool:
-    """Model to model: every required field of ``b`` exists in ``a``."""
-    required = {n for n, f in b.model_fields.items() if f.is_required()}
-    return required <= set(a.model_fields)
+    return (ao is None and a is bo) or (bo is None and b is ao)  # list into list[int], and back
 
 
 def _union_members(tp: Any) -> tuple[Any, ...] | None:
