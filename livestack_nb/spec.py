@@ -575,23 +575,30 @@ class JobSpec:
 
 # -- specs known by name -------------------------------------------------------
 
-_declared: weakref.WeakValueDictionary[str, JobSpec] = weakref.WeakValueDictionary()
+_declared: dict[str, list[weakref.ref[JobSpec]]] = {}
 
 
 def declare(spec: JobSpec) -> None:
-    """Make ``spec`` the process's spec of its name (the newest definition wins).
+    """Make ``spec`` the process's spec of its name (the newest definition still alive wins).
 
     Why: a job read back from a vault names its spec; once the module that
     defines the spec is imported, every env of the process reads that job's
     values as the spec's types, not only the env that was current when the
-    module ran (see ``LiveEnv.job``).
+    module ran (see ``LiveEnv.job``). Held weakly: a spec nothing else holds
+    is forgotten, and the definition before it is found again.
     """
-    _declared[spec.name] = spec
+    refs = _declared.setdefault(spec.name, [])
+    refs[:] = [r for r in refs if r() is not None and r() is not spec]
+    refs.append(weakref.ref(spec))
 
 
 def declared_spec(name: str) -> JobSpec | None:
-    """The spec of that name defined last in this process, if it is still alive."""
-    return _declared.get(name)
+    """The spec of that name defined last in this process and still alive, if any."""
+    for ref in reversed(_declared.get(name, ())):
+        spec = ref()
+        if spec is not None:
+            return spec
+    return None
 
 
 # -- the decorator -------------------------------------------------------------

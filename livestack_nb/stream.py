@@ -219,6 +219,8 @@ class DataStream(reactivex.Observable[Any]):
     (what memory no longer holds is read back from the vault), else what is
     still in memory. Values are delivered on the thread that
     produced them (a worker thread or the env's loop), like any hot RxPY source.
+    In plain Python, ``for v in stream`` / ``async for`` read it as it comes
+    and ``next_value()`` takes one value at a time (see :meth:`__iter__`).
 
     Parameters
     ----------

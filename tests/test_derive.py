@@ -20,7 +20,7 @@ class Oven(BaseModel):
     size: int = 12
 
 
-@ls.job_spec
+@ls.job_spec(name="oven")
 def bake(pizza: str, options: Oven) -> str:
     return f"{options.size}in {pizza}, spice {options.spice}"
 
@@ -40,7 +40,7 @@ def test_derive_makes_a_new_spec_with_other_option_defaults(env):
 
 def test_derive_refuses_bad_names_and_defaults_naming_the_field(env):
     with pytest.raises(ls.LivestackError, match="needs a new, non-empty name"):
-        bake.derive("bake")
+        bake.derive("oven")
     with pytest.raises(
         ls.LivestackError, match=r"unknown option\(s\) \['heat'\]; its options are \['size', 'spice'\]"
     ):

@@ -36,12 +36,12 @@ def _spec(name: str, inp: Any, out: Any) -> ls.JobSpec:
 
 def test_a_model_does_not_feed_another_model_with_the_same_fields(env):
     knead = _spec("knead", dict, Dough)
-    bake = _spec("bake", Order, Order)
+    bake = _spec("bake-order", Order, Order)
     flow = ls.Liveflow("wrong-model")
     with pytest.raises(ls.WiringError) as e:
         flow.connect(knead, bake)
     msg = str(e.value)
-    assert "cannot connect knead.output('default') (Dough) to bake.input('default') (Order)" in msg
+    assert "cannot connect knead.output('default') (Dough) to bake-order.input('default') (Order)" in msg
     assert "pass transform= to convert them" in msg
     # converting explicitly is allowed, and runs
     flow.connect(knead, bake, transform=lambda d: Order(**d.model_dump()))
