@@ -158,3 +158,13 @@ def test_a_job_id_taken_by_an_earlier_process_on_a_sqlite_file_is_refused(make_e
         double.start(job_id="order-7", env=env)
     env.register(double)
     assert env.job("order-7").output().values() == [2]
+
+
+def test_a_source_spec_as_an_operator_loses_none_of_its_first_outputs(env):
+    import reactivex
+
+    for _ in range(200):
+        got: list[int] = []
+        reactivex.empty().pipe(async_source.op()).subscribe(got.append)
+        env.latest_job(async_source).wait(timeout=10)  # type: ignore[union-attr]
+        assert got == [1]
