@@ -428,6 +428,8 @@ class DataStream(reactivex.Observable[Any]):
                 stored = list(stored)
                 for i in b.offloaded:
                     stored[i] = _Offloaded(stored[i])
+            if b.seq0 >= stop:  # a stored row may hold batches past the range asked for
+                return
             c = Chunk(sid, b.seq0, b.time, stored, b.parent_stream, b.parent_seqs)
             c.offloaded = bool(b.offloaded)
             if c.seq0 < start:

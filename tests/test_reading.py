@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from redis_support import Worker, redis_server, redis_url, workers  # noqa: F401
 
 import livestack_nb as ls
-from livestack_nb.testing import wait_until
+from livestack_nb.testing import collect, wait_until
 
 
 @ls.job_spec
@@ -314,3 +314,28 @@ def test_with_redis_a_pure_client_reads_a_worker_processes_outputs_as_they_come(
     again = make_env(vault=redis_url, autostart=False)
     again.register(redis_specs.slow_square)
     assert list(again.job(job.job_id).output()) == [x * x for x in range(40)]
+
+
+def test_a_whole_read_from_sqlite_has_no_duplicate_where_a_stored_row_spans_the_memory_bound(
+    make_env, tmp_path
+):
+    # The writer stores several pushes (4,096 values each, each its own timestamp) in one
+    # row. Where the first value still in memory fell inside such a row, before its last
+    # push, the read of the older part went on past it and the values after came twice.
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    env = make_env(vault=url)
+    job = double.start(env=env)
+    job.feed_many(range(40_000))
+    job.end()
+    job.wait(timeout=30)
+    expected = [2 * x for x in range(40_000)]
+    assert job.output().values() == expected
+    env.close()
+    for k in range(1, 9):  # the memory bound inside each push in turn
+        history = 40_000 - (4096 * k + 100)
+        again = make_env(vault=url, history=history)
+        stored = again.job(job.job_id).output()
+        assert stored.values() == expected, history
+        assert list(stored) == expected, history
+        assert collect(stored.replay(), timeout=10) == expected, history
+        again.close()
