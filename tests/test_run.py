@@ -168,3 +168,15 @@ def test_a_source_spec_as_an_operator_loses_none_of_its_first_outputs(env):
         reactivex.empty().pipe(async_source.op()).subscribe(got.append)
         env.latest_job(async_source).wait(timeout=10)  # type: ignore[union-attr]
         assert got == [1]
+
+
+def test_a_flow_with_several_exposed_inputs_runs_by_tag(env):
+    flow = ls.Liveflow("by-tag")
+    flow.add(assemble)
+    flow.expose(assemble.input("dough"), "dough")
+    flow.expose(assemble.input("sauce"), "sauce")
+    flow.expose(assemble.output("pizza"), "pizza")
+    got = flow.run({"dough": [{"flour": 1}, {"flour": 2}], "sauce": ["a", "b"]}, timeout=10)
+    assert got == ["1g with a", "2g with b"]
+    with pytest.raises(ls.LivestackError, match=r"input tags \['dough', 'sauce'\]"):
+        flow.run([{"flour": 1}], timeout=10)
