@@ -11,7 +11,10 @@ import sys
 
 import pytest
 import redis_specs
-from pizzeria import Order
+from pizzeria import Order, bake
+
+# Defined the same way here and in the process that runs the job: as a module would.
+bake_by_id = bake.derive("bake-by-id")
 from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, workers  # noqa: F401
 
 import livestack_nb as ls
@@ -82,9 +85,10 @@ SQLITE_JOB = """\
 import sys, threading
 import livestack_nb as ls
 from pizzeria import bake
+bake_by_id = bake.derive("bake-by-id")
 env = ls.LiveEnv(vault="sqlite:///" + sys.argv[1])
 with env:
-    job = bake.start(job_id="bake-7")
+    job = bake_by_id.start(job_id="bake-7")
     job.feed({"pizza": "margherita"})
     env.flush()
     print("started", flush=True)
