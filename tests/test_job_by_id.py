@@ -12,12 +12,12 @@ import sys
 import pytest
 import redis_specs
 from pizzeria import Order, bake
-
-# Defined the same way here and in the process that runs the job: as a module would.
-bake_by_id = bake.derive("bake-by-id")
 from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, workers  # noqa: F401
 
 import livestack_nb as ls
+
+# Defined the same way here and in the process that runs the job: as a module would.
+bake_by_id = bake.derive("bake-by-id")
 
 
 def _python(code: str, **kw: object) -> subprocess.Popen[str]:
