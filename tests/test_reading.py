@@ -363,3 +363,17 @@ def test_next_value_from_several_threads_gives_each_value_to_one_of_them(env):
         t.join(20)
     assert sorted(v for g in got for v in g) == [2 * x for x in range(2000)]
     assert all(g == sorted(g) for g in got)
+
+
+def test_a_table_of_a_long_stream_neither_warns_nor_reads_it_whole(make_env):
+    from livestack_nb.widgets import StreamTable
+
+    make_env(history=50)
+    job = double.start()
+    job.feed_many(range(1000))
+    job.end()
+    job.wait(timeout=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = StreamTable(job.output(), max_rows=200)  # more than memory holds
+        table.close()
