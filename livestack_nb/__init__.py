@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ._version import VERSION
+from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -75,6 +76,7 @@ __all__ = [
     "DataStream",
     "DataValidationError",
     "Datapoint",
+    "DeadLetter",
     "JobCancelled",
     "JobClosedError",
     "JobFailed",
