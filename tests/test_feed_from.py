@@ -97,7 +97,8 @@ def test_cancel_stops_the_feed_and_leaves_the_input_open():
     assert len(job.input().stream) == fed  # what was fed stays fed, nothing after
     job.feed(-1)  # the input is still open
     job.end()
-    assert job.result(timeout=30)[-1] == -1
+    job.wait(timeout=30)
+    assert job.output().values(last=1) == [-1]
 
 
 def test_a_value_that_does_not_fit_stops_the_feed_and_is_kept_on_the_handle():
