@@ -519,3 +519,51 @@ def test_a_plot_of_a_time_field_with_ten_series(browser: Any, server: Any) -> No
         raise
     finally:
         page.close()
+
+
+MEDIA = """\
+import sys
+sys.path.insert(0, {tests!r})
+from media_support import png_bytes, wav_bytes
+from livestack_nb.stream import DataStream
+
+s = DataStream("media")
+s.push([png_bytes(rgb=(0, 114, 178)), wav_bytes(), b"<img src=x onerror=alert(1)>"])
+s
+"""
+
+
+def test_images_and_audio_in_a_table_are_built_from_their_bytes(browser: Any, server: Any) -> None:
+    tests = str(Path(__file__).resolve().parent)
+    page, dialogs = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(MEDIA.format(tests=tests))],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        table = page.locator(".lsnb-table.lsnb-live")
+        table.wait_for(timeout=60_000)
+        img = table.locator("img.lsnb-thumb")
+        img.wait_for(timeout=30_000)
+        # decoded from a Blob of the bytes: its real size, its pixels the PNG's colour
+        wait_until(lambda: img.evaluate("i => i.complete && i.naturalWidth") == 24, timeout=15)
+        assert (img.get_attribute("src") or "").startswith("blob:")
+        pixel = img.evaluate(
+            """i => { const c = document.createElement('canvas'); c.width = i.naturalWidth;
+                      c.height = i.naturalHeight; const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+                      return Array.from(g.getImageData(5, 5, 1, 1).data); }"""
+        )
+        assert pixel == [0, 114, 178, 255]
+        audio = table.locator("audio.lsnb-audio")
+        assert (audio.get_attribute("src") or "").startswith("blob:")
+        wait_until(lambda: 0.45 < (audio.evaluate("a => a.duration") or 0) < 0.55, timeout=15,
+                   message="the player read the WAV's length")  # fmt: skip
+        # bytes that are no media stay text, and make no element
+        table.locator("td", has_text="<img src=x onerror=alert(1)>").wait_for(timeout=10_000)
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert not dialogs
+        shot(table, "lab-table-media")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "media-failure.png"))
+        raise
+    finally:
+        page.close()
