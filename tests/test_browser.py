@@ -387,10 +387,11 @@ tally.output()
 """
 
 
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
 def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
-    browser: Any, server: Any
+    browser: Any, server: Any, ui: str
 ) -> None:
-    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+    page, _ = _open_and_run(browser, server, ui, nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(FORM)],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     ))  # fmt: skip
@@ -408,7 +409,7 @@ def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
             wait_until(lambda c=clicks: _count(page) == c, timeout=15, message=f"{clicks} clicks counted")
         assert table.locator("tbody tr td").nth(2).text_content() == "6"
         assert form.locator(".lsnb-input-status").text_content() == "fed 3"
-        shot(page.locator(".jp-OutputArea").first, "lab-job-input-fed")
+        shot(page.locator(".jp-OutputArea").first, f"{ui}-job-input-fed")
         # a value the type refuses: the error by its field, nothing fed
         by.fill("50")
         by.press("Enter")
@@ -416,7 +417,7 @@ def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
         error = form.locator(".widget-hbox:has(.lsnb-field-by) .lsnb-field-error")
         wait_until(lambda: error.text_content() == "Input should be less than or equal to 10", timeout=15)
         assert form.locator(".widget-hbox:has(.lsnb-field-who) .lsnb-field-error").text_content() == ""
-        shot(form, "lab-job-input-error")
+        shot(form, f"{ui}-job-input-error")
         assert _count(page) == 3
         # End: the job ends, the table says so
         form.locator("button.lsnb-end").click()
@@ -425,7 +426,7 @@ def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
         # the form's static snapshot is hidden next to it
         assert not page.locator(".lsnb-snapshot").first.is_visible()
     except BaseException:
-        page.screenshot(path=str(ARTIFACTS / "job-input-failure.png"))
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-job-input-failure.png"))
         raise
     finally:
         page.close()
