@@ -25,7 +25,7 @@ def _echo(tp: object, name: str) -> ls.JobSpec:
     return spec
 
 
-def test_feed_from_returns_at_once_and_feeds_from_its_own_thread():
+def test_feed_from_returns_at_once_and_feeds_from_its_own_thread(env):
     job = _echo(int, "held").start()
     release = threading.Event()
 
@@ -45,7 +45,7 @@ def test_feed_from_returns_at_once_and_feeds_from_its_own_thread():
     assert job.result(timeout=10) == [1, 2, 3, 4]
 
 
-def test_200k_values_all_fed_in_order_with_progress_and_no_thread_left():
+def test_200k_values_all_fed_in_order_with_progress_and_no_thread_left(env):
     job = _echo(int, "many").start()
     seen: list[int] = []
     job.output().subscribe(seen.append)
@@ -61,7 +61,7 @@ def test_200k_values_all_fed_in_order_with_progress_and_no_thread_left():
     wait_until(lambda: not [t for t in livestack_threads() if t.name.startswith("livestack-feed")], timeout=5)
 
 
-def test_eta_while_feeding_when_the_length_is_known():
+def test_eta_while_feeding_when_the_length_is_known(env):
     job = _echo(int, "eta").start()
     gate = threading.Semaphore(0)
 
@@ -86,7 +86,7 @@ def test_eta_while_feeding_when_the_length_is_known():
     job.cancel()
 
 
-def test_cancel_stops_the_feed_and_leaves_the_input_open():
+def test_cancel_stops_the_feed_and_leaves_the_input_open(env):
     job = _echo(int, "endless").start()
     feeding = job.feed_from(itertools.count())
     wait_until(lambda: feeding.count > 1000, timeout=10)
@@ -101,7 +101,7 @@ def test_cancel_stops_the_feed_and_leaves_the_input_open():
     assert job.output().values(last=1) == [-1]
 
 
-def test_a_value_that_does_not_fit_stops_the_feed_and_is_kept_on_the_handle():
+def test_a_value_that_does_not_fit_stops_the_feed_and_is_kept_on_the_handle(env):
     job = _echo(Order, "orders").start()
     values = [{"pizza": "funghi"}] * 5 + [{"pizza": "bad", "size": "huge"}]
     feeding = job.feed_from(values, chunk=5)
@@ -113,7 +113,7 @@ def test_a_value_that_does_not_fit_stops_the_feed_and_is_kept_on_the_handle():
     job.wait(timeout=10)
 
 
-def test_an_iterable_that_raises_and_an_ended_input_are_kept_on_the_handle():
+def test_an_iterable_that_raises_and_an_ended_input_are_kept_on_the_handle(env):
     job = _echo(int, "raising").start()
 
     def broken() -> Iterator[int]:
@@ -130,7 +130,7 @@ def test_an_iterable_that_raises_and_an_ended_input_are_kept_on_the_handle():
     assert late.count == 0
 
 
-def test_bad_arguments_are_named():
+def test_bad_arguments_are_named(env):
     job = _echo(str, "words").start()
     with pytest.raises(ls.LivestackError, match=r"input 'default' takes an iterable of values, not str"):
         job.feed_from("abc")
@@ -144,7 +144,7 @@ def test_bad_arguments_are_named():
     job.cancel()
 
 
-def test_wait_times_out_while_the_feed_goes_on():
+def test_wait_times_out_while_the_feed_goes_on(env):
     job = _echo(int, "waiting").start()
     release = threading.Event()
     feeding = job.feed_from(x for x in [1] if release.wait(10))
@@ -155,7 +155,7 @@ def test_wait_times_out_while_the_feed_goes_on():
     job.cancel()
 
 
-def test_a_flow_runs_input_feeds_from_an_iterable():
+def test_a_flow_runs_input_feeds_from_an_iterable(env):
     double = ls.JobSpec("double", input=int, output=int)
     double.define_worker(lambda x: 2 * x)
     first = _echo(int, "first")
@@ -189,7 +189,7 @@ async def _aproc(job: ls.LiveJob) -> None:
 
 
 @pytest.mark.parametrize("fn", [_map, _flat, _proc, _aproc], ids=["map", "flat-map", "processor", "async"])
-def test_every_spec_form_is_fed_from_an_iterable(fn):
+def test_every_spec_form_is_fed_from_an_iterable(env, fn):
     spec = ls.JobSpec(f"form_{fn.__name__}", input=int, output=int)
     spec.define_worker(fn)
     job = spec.start()
@@ -197,7 +197,7 @@ def test_every_spec_form_is_fed_from_an_iterable(fn):
     assert job.result(timeout=60) == list(range(1, 3001))
 
 
-def test_the_job_panel_shows_each_feed_and_cancels_it_when_the_front_end_asks(comms):
+def test_the_job_panel_shows_each_feed_and_cancels_it_when_the_front_end_asks(env, comms):
     job = _echo(int, "paneled").start()
     panel = ls.widgets.JobPanel(job)
     panel.comm.hello()

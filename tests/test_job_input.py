@@ -44,7 +44,7 @@ def _kinds(form: lw.JobInput) -> dict[str, str]:
     return {p: type(f.control).__name__ for p, f in form.form.fields.items()}
 
 
-def test_the_form_follows_the_models_fields(comms):
+def test_the_form_follows_the_models_fields(env, comms):
     job = _echo(Order, "orders").start()
     form = lw.JobInput(job)
     assert _kinds(form) == {
@@ -64,7 +64,7 @@ def test_the_form_follows_the_models_fields(comms):
     job.cancel()
 
 
-def test_submit_feeds_what_the_form_holds_and_end_ends(comms):
+def test_submit_feeds_what_the_form_holds_and_end_ends(env, comms):
     job = _echo(Order, "orders2").start()
     form = lw.JobInput(job)
     assert form.submit(pizza="funghi", size=10, crust={"stuffed": True}, box=Size.large)
@@ -82,7 +82,7 @@ def test_submit_feeds_what_the_form_holds_and_end_ends(comms):
     assert "ended" in form.status.value
 
 
-def test_a_value_that_does_not_fit_shows_its_error_by_the_field_and_feeds_nothing(comms):
+def test_a_value_that_does_not_fit_shows_its_error_by_the_field_and_feeds_nothing(env, comms):
     job = _echo(Order, "orders3").start()
     form = lw.JobInput(job)
     assert not form.submit(pizza="funghi", size=99)
@@ -106,7 +106,7 @@ def test_a_value_that_does_not_fit_shows_its_error_by_the_field_and_feeds_nothin
     job.wait(timeout=10)
 
 
-def test_a_scalar_tag_is_one_field(comms):
+def test_a_scalar_tag_is_one_field(env, comms):
     job = _echo(int, "numbers").start()
     form = lw.JobInput(job)
     assert _kinds(form) == {"value": "IntText"}
@@ -128,7 +128,7 @@ def test_a_scalar_tag_is_one_field(comms):
     text.job.cancel()
 
 
-def test_a_form_of_an_ended_input_says_so_and_feeds_nothing(comms):
+def test_a_form_of_an_ended_input_says_so_and_feeds_nothing(env, comms):
     job = _echo(int, "closed").start()
     form = lw.JobInput(job)
     job.end()
@@ -137,7 +137,7 @@ def test_a_form_of_an_ended_input_says_so_and_feeds_nothing(comms):
     assert "ended" in form.status.value and "ended" in form.errors[""]
 
 
-def test_bad_arguments_are_named(comms):
+def test_bad_arguments_are_named(env, comms):
     job = _echo(Order, "orders4").start()
     with pytest.raises(ls.LivestackError, match="nope"):
         lw.JobInput(job, tag="nope")
@@ -153,7 +153,7 @@ def test_bad_arguments_are_named(comms):
     job.cancel()
 
 
-def test_a_flow_runs_input_takes_a_form(comms):
+def test_a_flow_runs_input_takes_a_form(env, comms):
     double = ls.JobSpec("double", input=int, output=int)
     double.define_worker(lambda x: 2 * x)
     first = _echo(int, "pass_on")
@@ -171,7 +171,7 @@ def test_a_flow_runs_input_takes_a_form(comms):
     assert run.output("doubled").values() == [42]
 
 
-def test_bind_feeds_each_change_and_stops_when_disposed(comms):
+def test_bind_feeds_each_change_and_stops_when_disposed(env, comms):
     job = _echo(float, "oven").start()
     slider = ipywidgets.FloatSlider(value=180, min=0, max=300)
     binding = lw.bind(slider, job.input(), transform=lambda v: v + 0.5)
@@ -191,7 +191,7 @@ def test_bind_feeds_each_change_and_stops_when_disposed(comms):
     assert job.result(timeout=10) == [200.5, 220.5]
 
 
-def test_a_form_and_a_binding_have_static_snapshots_that_escape(comms):
+def test_a_form_and_a_binding_have_static_snapshots_that_escape(env, comms):
     spec = ls.JobSpec("<b>hot</b>", input=str, output=str)
     spec.define_worker(lambda s: s)
     job = spec.start()
@@ -205,7 +205,7 @@ def test_a_form_and_a_binding_have_static_snapshots_that_escape(comms):
     job.cancel()
 
 
-def test_rerunning_a_cell_unbinds_its_controls_and_closes_its_form(comms):
+def test_rerunning_a_cell_unbinds_its_controls_and_closes_its_form(env, comms):
     from livestack_nb.widgets._scope import scope
 
     job = _echo(int, "rerun").start()
