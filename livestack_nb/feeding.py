@@ -78,6 +78,8 @@ class Feeding:
         self._buf: list[Any] = []
         self._read_done = False
         self._read_error: BaseException | None = None
+        # a list, tuple or range is never slow to give its next value: no reader thread
+        self._sized = isinstance(values, (list, tuple, range))
         name = f"livestack-feed-{tag}-{self.id}"
         self._reader = threading.Thread(target=self._read, name=f"{name}-read", daemon=True)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -108,10 +110,22 @@ class Feeding:
                 self._read_done = True
                 cond.notify_all()
 
+    def _run_sized(self) -> None:
+        """Chunks cut directly from a list, tuple or range (never slow to give a value)."""
+        it = iter(self._values)
+        while not self._stop.is_set():
+            chunk = list(itertools.islice(it, self._chunk))
+            if not chunk:
+                break
+            self._feed_many(chunk)
+            self.count += len(chunk)
+
     def _run(self) -> None:
         cond, n = self._cond, self._chunk
         try:
-            while not self._stop.is_set():
+            if self._sized:
+                self._run_sized()
+            while not self._sized and not self._stop.is_set():
                 with cond:
                     cond.wait_for(
                         lambda: len(self._buf) >= n or self._read_done or self._stop.is_set(), LINGER
@@ -236,5 +250,6 @@ def start_feeding(
     with _lock:
         _by_stream.setdefault(stream, []).append(f)
     f._thread.start()
-    f._reader.start()
+    if not f._sized:
+        f._reader.start()
     return f
