@@ -51,6 +51,9 @@ def _display_live(obj: object) -> None:
 def _register_display_hooks() -> None:
     """In a running kernel, show streams, flows and jobs as live widgets.
 
+    Also registers the comm target of JupyterLab's Kitchen side panel
+    (``livestack_nb.widgets.kitchen``), whose module loads when the panel asks.
+
     IPython is only looked up (never imported here) and the widgets package
     is imported on first display; see ``livestack_nb.widgets._display``.
     """
@@ -62,6 +65,15 @@ def _register_display_hooks() -> None:
     formatter = ip.display_formatter.ipython_display_formatter
     for module, name in _DISPLAYED:
         formatter.for_type_by_name(module, name, _display_live)
+    comm_manager = getattr(ip.kernel, "comm_manager", None)
+    if comm_manager is not None:  # the Kitchen side panel's target, by name only
+        comm_manager.register_target("livestack-nb:kitchen", _open_kitchen)
+
+
+def _open_kitchen(comm: object, msg: object) -> None:
+    from .widgets.kitchen import open_kitchen
+
+    open_kitchen(comm, msg)
 
 
 _register_display_hooks()

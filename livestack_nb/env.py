@@ -205,6 +205,22 @@ class LiveEnv:
         """Names of the specs registered here."""
         return sorted(self._specs)
 
+    def workers(self) -> list[LiveWorker]:
+        """The in-process workers started here, one per spec (for listings such as the Kitchen panel)."""
+        with self._lock:
+            return list(self._workers.values())
+
+    def streams(self) -> list[NamedStream]:
+        """The named streams opened here with :meth:`stream`, by name."""
+        with self._lock:
+            return [self._named[n] for n in sorted(self._named)]
+
+    def live_jobs(self) -> list[JobHandle]:
+        """Handles of the jobs this process holds in memory (running or recently finished)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [JobHandle(j) for j in jobs]
+
     def _worker_for(self, spec: JobSpec) -> LiveWorker:
         d = spec.worker_def
         if d is None:

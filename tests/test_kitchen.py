@@ -1,0 +1,209 @@
+"""The Kitchen side panel's kernel half, in a real kernel, spoken to as the panel speaks.
+
+The panel opens a comm to ``livestack-nb:kitchen``; these tests send the same
+comm messages over the kernel's shell channel and read its iopub.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from typing import Any
+
+from kernel import Kernel, kernel
+
+from livestack_nb.testing import wait_until
+
+TARGET = "livestack-nb:kitchen"
+
+
+class Panel:
+    """One comm to the kitchen target, read from the kernel's iopub."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.comm_id = uuid.uuid4().hex
+        self.msgs: list[tuple[float, dict[str, Any]]] = []  # (arrival time, data)
+        self.closed = False
+        self.opened_models: list[str] = []  # comm_open of widget models, in order
+
+    def open(self) -> None:
+        content = {"comm_id": self.comm_id, "target_name": TARGET, "data": {}}
+        self.k.kc.shell_channel.send(self.k.kc.session.msg("comm_open", content))
+
+    def send(self, data: dict[str, Any]) -> None:
+        content = {"comm_id": self.comm_id, "data": data}
+        self.k.kc.shell_channel.send(self.k.kc.session.msg("comm_msg", content))
+
+    def close(self) -> None:
+        content = {"comm_id": self.comm_id, "data": {}}
+        self.k.kc.shell_channel.send(self.k.kc.session.msg("comm_close", content))
+
+    def read(self, seconds: float = 0.2) -> None:
+        """Read iopub for ``seconds``, keeping this comm's messages."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                m = self.k.kc.get_iopub_msg(timeout=left)
+            except queue.Empty:
+                return
+            c = m["content"]
+            if m["msg_type"] == "comm_open" and c.get("target_name") == "jupyter.widget":
+                self.opened_models.append(c["comm_id"])
+            if c.get("comm_id") != self.comm_id:
+                continue
+            if m["msg_type"] == "comm_msg":
+                self.msgs.append((time.monotonic(), c["data"]))
+            elif m["msg_type"] == "comm_close":
+                self.closed = True
+
+    def last(self, kind: str = "snapshot") -> dict[str, Any] | None:
+        for _, d in reversed(self.msgs):
+            if d.get("type") == kind:
+                return d
+        return None
+
+    def wait_for(self, pred: Any, timeout: float = 30, message: str = "") -> None:
+        def ok() -> bool:
+            self.read(0.1)
+            return bool(pred())
+
+        wait_until(ok, timeout=timeout, message=message)
+
+
+def test_a_kernel_without_livestack_nb_refuses_the_panel_and_importing_it_loads_nothing_heavy():
+    with kernel() as k:
+        p = Panel(k)
+        p.open()
+        p.wait_for(lambda: p.closed, message="the kernel closed the comm (no livestack-nb here)")
+        assert p.msgs == []
+        out = k.printed(
+            "import sys, livestack_nb\n"
+            "print('livestack_nb.widgets' in sys.modules, 'ipywidgets' in sys.modules)"
+        )
+        assert out.split() == ["False", "False"]  # the target is registered by name only
+        p2 = Panel(k)
+        p2.open()
+        p2.wait_for(lambda: p2.last() is not None, message="a first snapshot")
+        assert not p2.closed
+        snap = p2.last()
+        assert snap is not None and snap["jobs"] == [] and "env" in snap
+
+
+SETUP = """\
+import time
+import livestack_nb as ls
+
+@ls.job_spec(concurrency=2)
+def ticker(job: ls.LiveJob):
+    for i in range(10**9):
+        job.output.emit(i)
+        if job.status.done:
+            return
+        time.sleep(0.0005)
+
+@ls.job_spec
+def double(x: int) -> int:
+    return 2 * x
+
+orders = ls.current_env().stream("orders", type=int)
+orders.emit(1)
+done = double.start(job_id="double-1"); done.feed(3); done.end(); done.wait(10)
+hot = ticker.start(job_id="hot-1")
+"""
+
+
+def test_the_panel_lists_specs_jobs_workers_and_streams_at_most_ten_messages_a_second():
+    with kernel() as k:
+        k.run(SETUP)
+        p = Panel(k)
+        p.open()
+
+        def has_hot() -> bool:
+            s = p.last()
+            return s is not None and any(j["id"] == "hot-1" and j["outputs"] > 0 for j in s["jobs"])
+
+        p.wait_for(has_hot, message="the running job with outputs")
+        snap = p.last()
+        assert snap is not None
+        assert {"ticker", "double"} <= set(snap["specs"])
+        jobs = {j["id"]: j for j in snap["jobs"]}
+        assert jobs["double-1"]["status"] == "completed"
+        assert (jobs["double-1"]["inputs"], jobs["double-1"]["outputs"]) == (1, 1)
+        assert jobs["hot-1"]["status"] == "running" and jobs["hot-1"]["created"] > 0
+        workers = {w["spec"]: w for w in snap["workers"]}
+        assert workers["ticker"] == {**workers["ticker"], "concurrency": 2, "busy": 1}
+        assert snap["streams"] == [{"name": "orders", "count": 1, "rate": snap["streams"][0]["rate"]}]
+        assert snap["counts"]["running"] >= 1 and snap["counts"]["completed"] >= 1
+
+        # Under load (a job emitting thousands a second) the panel gets <= 10 messages a second.
+        start = len(p.msgs)
+        p.read(3.0)
+        window = [t for t, _ in p.msgs[start:]]
+        assert len(window) >= 10, "the counts moved, so snapshots kept coming"
+        span = window[-1] - window[0]
+        assert len(window) <= 10 * span + 2, f"{len(window)} messages in {span:.2f}s"
+        counts = [d["jobs"] for _, d in p.msgs[start:]]
+        hot_outs = [next(j["outputs"] for j in js if j["id"] == "hot-1") for js in counts]
+        assert hot_outs == sorted(hot_outs) and hot_outs[-1] > hot_outs[0]
+
+        # Cancel from the panel.
+        p.send({"type": "cancel", "job_id": "hot-1"})
+
+        def cancelled() -> bool:
+            s = p.last()
+            return s is not None and any(j["id"] == "hot-1" and j["status"] == "cancelled" for j in s["jobs"])
+
+        p.wait_for(cancelled, message="hot-1 cancelled from the panel")
+
+        # An idle kitchen sends nothing (ages are start times, counted by the browser).
+        p.wait_for(lambda: p.msgs and time.monotonic() - p.msgs[-1][0] > 6, timeout=20, message="quiet")
+        before = len(p.msgs)
+        p.read(1.0)
+        assert len(p.msgs) == before
+        p.close()
+
+
+def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_what_was_wrong():
+    with kernel() as k:
+        k.run(SETUP)
+        p = Panel(k)
+        p.open()
+        p.wait_for(lambda: p.last() is not None, message="a first snapshot")
+        p.send({"type": "open", "kind": "job", "id": "double-1"})
+        p.wait_for(lambda: p.last("opened") is not None, message="the job panel opened")
+        opened = p.last("opened")
+        assert opened is not None and opened["model_id"] in p.opened_models
+        assert opened["title"].startswith("double double-1")
+        p.send({"type": "open", "kind": "stream", "id": "orders"})
+        p.wait_for(lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 2, message="the table opened")
+        table = [d for _, d in p.msgs if d.get("type") == "opened"][-1]
+        out = k.printed(
+            "from livestack_nb.widgets.kitchen import kitchens\n"
+            "kw = kitchens()[0]\n"
+            f"print(sorted(type(w).__name__ for w in kw.opened.values()), {table['model_id']!r} in kw.opened)"
+        )
+        assert out.strip() == "['JobPanel', 'StreamTable'] True"
+        p.send({"type": "close", "model_id": table["model_id"]})
+        p.send({"type": "open", "kind": "stream", "id": "nope"})
+        p.send({"type": "open", "kind": "oven", "id": "x"})
+        p.send({"type": "cancel", "job_id": "no-such-job"})
+        p.send({"type": "bake"})
+        p.wait_for(lambda: sum(d.get("type") == "error" for _, d in p.msgs) == 4, message="four errors")
+        errors = [d["error"] for _, d in p.msgs if d.get("type") == "error"]
+        assert "no named stream 'nope'" in errors[0] and "orders" in errors[0]
+        assert "cannot open a 'oven'" in errors[1]
+        assert "no-such-job" in errors[2]
+        assert "unknown kitchen request" in errors[3]
+        out = k.printed("print(len(kw.opened))")
+        assert out.strip() == "1"
+        p.close()
+        out = k.printed(
+            "import threading\n"
+            "from livestack_nb.testing import wait_until\n"
+            "wait_until(lambda: not kitchens(), timeout=10)\n"
+            "print(len(kitchens()), len(kw.opened), "
+            "[t.name for t in threading.enumerate() if t.name == 'livestack-kitchen'])"
+        )
+        assert out.strip() == "0 0 []"
