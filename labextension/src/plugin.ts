@@ -1,10 +1,11 @@
 /**
- * The JupyterLab (and Notebook 7) plugin: registers livestack-nb's widget
- * models and views with the ipywidgets manager under the module name the
- * Python side uses.
+ * The JupyterLab (and Notebook 7) plugins: livestack-nb's widget models and
+ * views, registered with the ipywidgets manager under the module name the
+ * Python side uses, and the Kitchen side panel (./kitchen).
  */
 import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
 import * as widgetExports from './index';
+import { kitchenPlugin } from './kitchen';
 import { MODULE_NAME, MODULE_VERSION } from './version';
 
 const plugin = {
@@ -21,4 +22,4 @@ const plugin = {
   }
 };
 
-export default plugin;
+export default [plugin, kitchenPlugin];
