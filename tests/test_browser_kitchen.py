@@ -161,6 +161,7 @@ def test_the_kitchen_lists_jobs_live_opens_them_in_tabs_and_cancels_them(
         table = page.locator(".lsnb-kitchen-tab .lsnb-table.lsnb-live")
         table.wait_for(timeout=30_000)
         wait_until(lambda: "5 events" in (table.text_content() or ""), timeout=30, message="5 orders")
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-kitchen-page.png"))
 
         # Cancel from the panel; the filter shows only cancelled jobs.
         hot.locator(".lsnb-kitchen-cancel").click()

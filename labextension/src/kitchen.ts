@@ -320,7 +320,7 @@ export class KitchenPanel extends Widget {
     if (!snap) {
       const none = el(
         'div',
-        'lsnb-kitchen-state lsnb-kitchen-none',
+        this.comm ? 'lsnb-kitchen-state lsnb-kitchen-connecting' : 'lsnb-kitchen-state lsnb-kitchen-none',
         this.comm
           ? 'Connecting to the kernel…'
           : 'No livestack-nb env in this kernel: import livestack_nb in the notebook.'
