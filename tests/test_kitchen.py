@@ -171,6 +171,16 @@ def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_wha
         p = Panel(k)
         p.open()
         p.wait_for(lambda: p.last() is not None, message="a first snapshot")
+        # A background feed (job.feed_from) shows its progress on its job's row.
+        k.run('fed = double.start(job_id="fed-1"); feeding = fed.feed_from(range(20_000), end=True)')
+
+        def fed() -> list[Any]:
+            s = p.last()
+            return [j["feeds"] for j in (s["jobs"] if s else []) if j["id"] == "fed-1"]
+
+        p.wait_for(lambda: fed() and fed()[0] and fed()[0][0]["state"] == "done", message="fed-1 fed")
+        feed = fed()[0][0]
+        assert (feed["tag"], feed["count"], feed["total"]) == ("default", 20_000, 20_000)
         p.send({"type": "open", "kind": "job", "id": "double-1"})
         p.wait_for(lambda: p.last("opened") is not None, message="the job panel opened")
         opened = p.last("opened")
