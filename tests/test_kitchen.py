@@ -217,3 +217,54 @@ def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_wha
             "[t.name for t in threading.enumerate() if t.name == 'livestack-kitchen'])"
         )
         assert out.strip() == "0 0 []"
+
+
+def test_a_snapshot_lists_the_jobs_an_earlier_process_left_in_a_sqlite_vault(tmp_path):
+    import livestack_nb as ls
+    from livestack_nb.widgets.kitchen import snapshot
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+
+    @ls.job_spec
+    def triple(x: int) -> int:
+        return 3 * x
+
+    with ls.LiveEnv(url) as first:
+        job = triple.start(job_id="t-1")
+        job.feed(2)
+        job.end()
+        job.wait(10)
+        live = snapshot(first, first.jobs())
+        (row,) = live["jobs"]
+        assert (row["id"], row["status"], row["inputs"], row["outputs"]) == ("t-1", "completed", 1, 1)
+        assert [w["spec"] for w in live["workers"]] == ["triple"]
+    first.close()
+    later = ls.LiveEnv(url)
+    try:
+        snap = snapshot(later, later.jobs())
+        (row,) = snap["jobs"]
+        # known from the vault only: its status, not its counts
+        assert (row["id"], row["spec"], row["status"], row["inputs"]) == ("t-1", "triple", "completed", None)
+        assert snap["counts"] == {"completed": 1} and snap["workers"] == [] and snap["streams"] == []
+    finally:
+        later.close()
+
+
+def test_a_kernel_serves_at_most_max_open_panels_closing_the_oldest():
+    from livestack_nb.widgets.kitchen import MAX_OPEN
+
+    with kernel() as k:
+        k.run("import livestack_nb")
+        panels = [Panel(k) for _ in range(MAX_OPEN + 1)]
+        for p in panels:
+            p.open()
+        # every panel reads the same iopub: read once and hand the messages round
+        first = panels[0]
+
+        def done() -> bool:
+            first.read(0.1)
+            return first.closed
+
+        wait_until(done, timeout=30, message="the oldest panel closed")
+        out = k.printed("from livestack_nb.widgets.kitchen import kitchens\nprint(len(kitchens()))")
+        assert out.strip() == str(MAX_OPEN)

@@ -110,6 +110,8 @@ export class KitchenPanel extends Widget {
     }
     this.follow(shell.currentWidget);
     this.render();
+    // a page going away closes its comm, so the kernel stops sending to it
+    window.addEventListener('beforeunload', () => this.disconnect(''));
   }
 
   /** Follow ``w`` if it is a notebook; other widgets (our own tabs) keep the last one. */

@@ -31,7 +31,7 @@ from ..feeding import feedings_of
 from ..job import JobHandle
 from ._base import LiveWidget
 
-__all__ = ["MAX_JOBS", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
+__all__ = ["MAX_JOBS", "MAX_OPEN", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
 
 #: The comm target name the panel opens.
 TARGET = "livestack-nb:kitchen"
@@ -39,6 +39,9 @@ TARGET = "livestack-nb:kitchen"
 MAX_RATE = 10.0
 #: Most jobs listed (the newest); the counts per status cover all of them.
 MAX_JOBS = 300
+#: Most panels a kernel serves at once: a browser page reloaded cannot say goodbye, so
+#: the oldest comm beyond this is closed (a panel still there asks again).
+MAX_OPEN = 8
 #: Seconds between two reads of the vault's job records (cheap in memory, a query elsewhere).
 RECORDS_EVERY = 1.0
 
@@ -157,6 +160,10 @@ class Kitchen:
         comm.on_close(lambda _msg: self.close())
         with _open_lock:
             _open.append(self)
+            stale = _open[:-MAX_OPEN]
+        for k in stale:
+            k.close()
+            k.comm.close()
         self._thread = threading.Thread(target=self._run, name="livestack-kitchen", daemon=True)
         self._thread.start()
 
