@@ -163,6 +163,12 @@ def test_the_kitchen_lists_jobs_live_opens_them_in_tabs_and_cancels_them(
         wait_until(lambda: "5 events" in (table.text_content() or ""), timeout=30, message="5 orders")
         page.screenshot(path=str(ARTIFACTS / f"{ui}-kitchen-page.png"))
 
+        # ... or as a live plot.
+        kitchen.locator(".lsnb-kitchen-plot[data-stream='orders']").click()
+        plot = page.locator(".lsnb-kitchen-tab .lsnb-plot.lsnb-live")
+        plot.wait_for(timeout=30_000)
+        plot.locator("canvas").first.wait_for(timeout=30_000)
+
         # Cancel from the panel; the filter shows only cancelled jobs.
         hot.locator(".lsnb-kitchen-cancel").click()
         wait_until(

@@ -189,12 +189,16 @@ def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_wha
         p.send({"type": "open", "kind": "stream", "id": "orders"})
         p.wait_for(lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 2, message="the table opened")
         table = [d for _, d in p.msgs if d.get("type") == "opened"][-1]
+        p.send({"type": "open", "kind": "plot", "id": "orders"})
+        p.wait_for(
+            lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 3, message="the plot opened"
+        )
         out = k.printed(
             "from livestack_nb.widgets.kitchen import kitchens\n"
             "kw = kitchens()[0]\n"
             f"print(sorted(type(w).__name__ for w in kw.opened.values()), {table['model_id']!r} in kw.opened)"
         )
-        assert out.strip() == "['JobPanel', 'StreamTable'] True"
+        assert out.strip() == "['JobPanel', 'StreamPlot', 'StreamTable'] True"
         p.send({"type": "close", "model_id": table["model_id"]})
         p.send({"type": "open", "kind": "stream", "id": "nope"})
         p.send({"type": "open", "kind": "oven", "id": "x"})
@@ -207,7 +211,7 @@ def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_wha
         assert "no-such-job" in errors[2]
         assert "unknown kitchen request" in errors[3]
         out = k.printed("print(len(kw.opened))")
-        assert out.strip() == "1"
+        assert out.strip() == "2"
         p.close()
         out = k.printed(
             "import threading\n"

@@ -495,7 +495,14 @@ export class KitchenPanel extends Widget {
       row.dataset.stream = st.name;
       row.title = `${st.name}: click to open a live table`;
       row.onclick = () => this.send({ type: 'open', kind: 'stream', id: st.name });
-      s.appendChild(row);
+      const line = el('div', 'lsnb-kitchen-line lsnb-kitchen-stream-line');
+      line.appendChild(row);
+      const plot = el('button', 'lsnb-kitchen-plot', 'Plot');
+      plot.dataset.stream = st.name;
+      plot.title = `${st.name}: open a live plot`;
+      plot.onclick = () => this.send({ type: 'open', kind: 'plot', id: st.name });
+      line.appendChild(plot);
+      s.appendChild(line);
     }
   }
 

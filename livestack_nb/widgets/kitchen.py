@@ -13,9 +13,10 @@ at most ~10 messages a second however busy the kitchen is. Ages are sent as
 start times (the browser counts them), so an idle kitchen sends nothing.
 
 Messages from the panel: ``{"type": "cancel", "job_id": ...}`` cancels a job;
-``{"type": "open", "kind": "job" | "stream", "id": ...}`` makes a
-:class:`~livestack_nb.widgets.JobPanel` or
-:class:`~livestack_nb.widgets.StreamTable` and answers ``{"type": "opened",
+``{"type": "open", "kind": "job" | "stream" | "plot", "id": ...}`` makes a
+:class:`~livestack_nb.widgets.JobPanel`, or a
+:class:`~livestack_nb.widgets.StreamTable` or
+:class:`~livestack_nb.widgets.StreamPlot` of a named stream, and answers ``{"type": "opened",
 "model_id": ...}`` for the panel to show in a main-area tab;
 ``{"type": "close", "model_id": ...}`` disposes it when the tab closes.
 """
@@ -63,7 +64,7 @@ def _job_row(h: JobHandle) -> dict[str, Any]:
     spec = h.spec
     ins = [h.input(t).stream for t in spec.in_tags]
     outs = [h.output(t) for t in spec.out_tags]
-    rate = sum(s.stats.rate for s in outs)
+    rate = 0.0 if h.done else sum(s.stats.rate for s in outs)  # a finished job emits nothing
     statuses = h.statuses
     feeds = [f.progress() for s in ins for f in feedings_of(s)]
     return {
@@ -230,22 +231,27 @@ class Kitchen:
             self._send({"type": "error", "request": data, "error": f"{type(e).__name__}: {e}"})
 
     def open(self, kind: str, ident: str) -> LiveWidget:
-        """The widget the panel shows in a tab: a job's JobPanel or a named stream's StreamTable."""
+        """What the panel shows in a tab: a job's JobPanel, a named stream's StreamTable or StreamPlot."""
         env = current_env()
         widget: LiveWidget
         if kind == "job":
             from .panel import JobPanel
 
             widget = JobPanel(env.job(ident))
-        elif kind == "stream":
-            from .table import StreamTable
-
+        elif kind in ("stream", "plot"):
             names = {s.name: s for s in env.streams()}
             if ident not in names:
                 raise KeyError(f"no named stream {ident!r} in env {env.name!r}; known: {sorted(names)}")
-            widget = StreamTable(names[ident])
+            if kind == "stream":
+                from .table import StreamTable
+
+                widget = StreamTable(names[ident])
+            else:
+                from .plot import StreamPlot
+
+                widget = StreamPlot(names[ident])
         else:
-            raise ValueError(f"cannot open a {kind!r}: expected 'job' or 'stream'")
+            raise ValueError(f"cannot open a {kind!r}: expected 'job', 'stream' or 'plot'")
         self.opened[widget.model_id] = widget
         return widget
 
