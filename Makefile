@@ -3,6 +3,7 @@
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
+#   make faults - the long fault suite: hundreds of seeded rounds of killed and stalled workers (needs redis-server)
 #   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ STAMP  := $(VENV)/.installed
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 
-.PHONY: run test lint typecheck pytest bench bench-redis examples clean
+.PHONY: run test lint typecheck pytest bench bench-redis faults examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,11 @@ bench: $(STAMP) $(FRONT)
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
+
+# FAULTS_ROUNDS rounds from a random seed, or FAULTS_SEED=S to replay from S
+FAULTS_ROUNDS ?= 300
+faults: $(STAMP)
+	$(BIN)/python tests/faults/run.py --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
 
 examples: $(STAMP) $(FRONT)
 	$(BIN)/python tests/examples_support.py

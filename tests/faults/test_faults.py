@@ -1,0 +1,175 @@
+"""Faults with real processes and a real redis-server: workers killed or stalled
+mid-job, a client killed while feeding, the server restarted with and without
+its data. See harness.py for the randomised rounds (``make faults`` runs many).
+"""
+
+# ruff: noqa: F811 - the fixtures imported from redis_support are test parameters
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import fault_specs
+import pytest
+from harness import HERE, ROOT, Pool, run_round
+from redis_support import free_port, redis_server, redis_url, running_redis  # noqa: F401
+
+import livestack_nb as ls
+from livestack_nb.testing import wait_until
+from livestack_nb.vault.redis import RedisVault
+
+N = 24  # values per job in the targeted tests
+
+
+def _client(make_env: Any, url: str) -> tuple[ls.LiveEnv, RedisVault]:
+    env = make_env(vault=url, autostart=False)
+    assert isinstance(env.vault, RedisVault)
+    return env, env.vault
+
+
+def _start_all(
+    env: ls.LiveEnv, delay: float
+) -> tuple[dict[str, ls.JobHandle], dict[str, dict[str, list[Any]]]]:
+    """One job of every spec form, each output tag collected live from the start."""
+    jobs, seen = {}, {}
+    for name, spec in fault_specs.SPECS.items():
+        job = jobs[name] = spec.start(options={"delay": delay}, env=env)
+        seen[name] = {}
+        for tag in spec.out_tags:
+            got = seen[name][tag] = []
+            job.output(tag).subscribe(got.append)
+    return jobs, seen
+
+
+def _exact(
+    url: str, jobs: dict[str, ls.JobHandle], seen: dict[str, dict[str, list[Any]]], xs: list[int]
+) -> None:
+    """Every job completed once, each tag's outputs exact live and read back from a new env."""
+    for job in jobs.values():
+        job.wait(timeout=60)
+    check = ls.LiveEnv(vault=url, autostart=False)
+    try:
+        for name, job in jobs.items():
+            expected = fault_specs.EXPECTED[name](xs)
+            ends = [r.status for r in check.vault.statuses(job.job_id) if r.status != "running"][1:]
+            assert ends == ["completed"], (name, ends)
+            back = check.job(job.job_id)
+            for tag, want in expected.items():
+                assert seen[name][tag] == want, (name, tag, "live")
+                assert back.output(tag).values() == want, (name, tag, "read back")
+    finally:
+        check.close()
+
+
+def test_fault_rounds_lose_nothing_and_repeat_nothing(redis_server, tmp_path):
+    """Short randomised rounds (``FAULTS_ROUNDS`` from seed ``FAULTS_SEED``); ``make faults``: hundreds."""
+    rounds = int(os.environ.get("FAULTS_ROUNDS", "6"))
+    seed = int(os.environ.get("FAULTS_SEED", "1"))
+    pool = Pool(f"{redis_server}?prefix=faults{seed}", tmp_path)
+    report = []
+    try:
+        for s in range(seed, seed + rounds):
+            out = run_round(s, pool)
+            report.append(out)
+            assert not out.failures, f"seed {s} (replay: FAULTS_SEED={s} FAULTS_ROUNDS=1): {out.faults}\n" + (
+                "\n".join(out.failures)
+            )
+    finally:
+        pool.close()
+    assert sum(len(o.faults) for o in report) >= rounds  # every round injected at least one
+
+
+def _running_count(vault: RedisVault, job_id: str) -> int:
+    return [r.status for r in vault.statuses(job_id)].count("running")
+
+
+@pytest.mark.parametrize("fault", ["kill", "stall"])
+def test_every_spec_form_taken_over_mid_job_gives_each_output_once(make_env, redis_url, tmp_path, fault):
+    """A worker holds a job of every form, each with some (not all) outputs stored and the
+    client still feeding, when it is killed (or stalled past its lease, then woken)."""
+    env, vault = _client(make_env, redis_url)
+    pool = Pool(redis_url, tmp_path)
+    try:
+        pool.resize(1)
+        ((doomed_name, doomed),) = pool.alive()
+        jobs, seen = _start_all(env, delay=0.05)
+        xs = list(range(N))
+        for job in jobs.values():
+            job.feed_many(xs[: N // 2])
+        totals = {n: len(fault_specs.EXPECTED[n](xs)["default"]) for n in jobs}
+
+        def part_way() -> bool:
+            return all(0 < vault.count(j.output().stream_id) < totals[n] for n, j in jobs.items())
+
+        wait_until(part_way, timeout=30, interval=0.01, message="every job part-way")
+        if fault == "kill":
+            doomed.kill()
+            doomed.wait(10)
+        else:
+            doomed.send_signal(signal.SIGSTOP)
+        pool.resize(2 if fault == "stall" else 1)  # the survivor, started now
+        for job in jobs.values():  # the rest of the input while the job changes hands
+            for x in xs[N // 2 :]:
+                job.feed(x)
+            job.end()
+        if fault == "stall":
+            wait_until(
+                lambda: all(_running_count(vault, j.job_id) >= 2 for j in jobs.values()),
+                timeout=30,
+                message="every job taken over",
+            )
+            doomed.send_signal(signal.SIGCONT)  # wakes: its writes are fenced off, it stops its copies
+            wait_until(
+                lambda: pool.log(doomed_name).count("taken over by another worker") == len(jobs),
+                timeout=30,
+                message="the woken worker dropped its copies",
+            )
+        _exact(redis_url, jobs, seen, xs)
+        for job in jobs.values():
+            assert _running_count(vault, job.job_id) == 2  # run twice, recorded once
+    finally:
+        pool.close()
+
+
+def test_a_killed_client_fails_its_open_job_and_frees_the_workers_slot(make_env, redis_url, tmp_path):
+    url = f"{redis_url}&client_lease=1"
+    env, vault = _client(make_env, url)
+    pool = Pool(url, tmp_path, concurrency=1)
+    pyenv = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+    client = subprocess.Popen(
+        [sys.executable, str(HERE / "client_proc.py"), url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=pyenv,
+        cwd=HERE,
+    )
+    try:
+        pool.resize(1)
+        assert client.stdout is not None
+        job_id = client.stdout.readline().strip()
+        wait_until(lambda: vault.count(f"{job_id}/out/default") == 3, timeout=30, message="the fed part done")
+        client.kill()  # killed while feeding: its input never ends
+        client.wait(10)
+        killed = time.monotonic()
+
+        def status() -> str:
+            record = vault.job(job_id)
+            return record.status if record is not None else "?"
+
+        wait_until(lambda: status() == "failed", timeout=30, message="the orphaned job failed")
+        assert time.monotonic() - killed < 10  # the lease (1 s) and a heartbeat or two
+        detail = vault.statuses(job_id)[-1].detail or ""
+        assert "client gone" in detail and "input 'default'" in detail, detail
+        # its slot (concurrency 1) is free: the next job of the spec runs to the end
+        assert fault_specs.double_some.run([1, 2, 3], env=env, timeout=30) == [2, 4, 6]
+        assert env.job(job_id).output().values() == [2, 4, 6]  # what it did before is kept
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.wait(10)
+        pool.close()
