@@ -107,7 +107,8 @@ return 1
 _FENCE = f"""
 local function fenced(queue, mid, consumer)
   if mid == '' then return false end
-  local p = redis.call('XPENDING', queue, '{GROUP}', mid, mid, 1)
+  local p = redis.pcall('XPENDING', queue, '{GROUP}', mid, mid, 1)
+  if p.err then return true end  -- no queue: a server that lost its data
   return #p == 0 or p[1][2] ~= consumer
 end
 """
@@ -186,8 +187,8 @@ return 1
 _TOUCH = f"""
 local lost = {{}}
 for i = 2, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], '{GROUP}', ARGV[i], ARGV[i], 1)
-  if #p == 1 and p[1][2] == ARGV[1] then
+  local p = redis.pcall('XPENDING', KEYS[1], '{GROUP}', ARGV[i], ARGV[i], 1)
+  if not p.err and #p == 1 and p[1][2] == ARGV[1] then
     redis.call('XCLAIM', KEYS[1], '{GROUP}', ARGV[1], 0, ARGV[i], 'JUSTID')
   else
     lost[#lost + 1] = ARGV[i]

@@ -12,6 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import fault_specs
@@ -173,3 +176,85 @@ def test_a_killed_client_fails_its_open_job_and_frees_the_workers_slot(make_env,
             client.kill()
         client.wait(10)
         pool.close()
+
+
+@contextmanager
+def _server(data: Path, port: int, *, aof: bool) -> Iterator[str]:
+    with running_redis(data, port, aof=aof) as url:
+        yield url
+
+
+def _half_done(vault: RedisVault, jobs: dict[str, ls.JobHandle]) -> None:
+    wait_until(
+        lambda: all(vault.count(j.output().stream_id) > 0 for j in jobs.values()),
+        timeout=30,
+        message="every job under way",
+    )
+
+
+def test_a_redis_restart_with_aof_loses_nothing_and_every_job_completes_exactly(tmp_path):
+    """redis-server (appendonly, fsync always) is stopped and started again mid-run, on the
+    same port and files: workers and client retry with backoff and carry on."""
+    data, port = tmp_path / "data", free_port()
+    data.mkdir()
+    xs = list(range(N))
+    first = _server(data, port, aof=True)
+    url = first.__enter__() + "?reconnect_timeout=20"  # what fails does not hold up the test for long
+    pool = Pool(url, tmp_path)
+    env = ls.LiveEnv(vault=url, autostart=False)
+    try:
+        pool.resize(2)
+        jobs, seen = _start_all(env, delay=0.03)
+        for job in jobs.values():
+            job.feed_many(xs[: N // 2])
+        _half_done(env.vault, jobs)  # type: ignore[arg-type]
+        first.__exit__(None, None, None)  # SIGTERM: the server writes its AOF and exits
+        for job in jobs.values():  # fed while the server is down: queued, sent once it is back
+            for x in xs[N // 2 :]:
+                job.feed(x)
+            job.end()
+        wait_until(
+            lambda: "retrying" in pool.log("w0") + pool.log("w1"), timeout=30, message="workers cut off"
+        )
+        with _server(data, port, aof=True):
+            _exact(url, jobs, seen, xs)
+            assert env.vault.losses == 0  # type: ignore[attr-defined]
+            env.close()
+            pool.close()
+    finally:
+        pool.close()
+        env.close()
+
+
+def test_a_redis_restart_without_persistence_fails_every_wait_saying_what_was_lost(tmp_path):
+    """The server comes back empty: every job waiting on it fails with a LivestackError that
+    says the server lost its data; nothing hangs, and the workers serve new jobs."""
+    data, port = tmp_path / "data", free_port()
+    data.mkdir()
+    first = _server(data, port, aof=False)
+    url = first.__enter__() + "?reconnect_timeout=20"
+    pool = Pool(url, tmp_path)
+    env = ls.LiveEnv(vault=url, autostart=False)
+    try:
+        pool.resize(1)
+        jobs, _ = _start_all(env, delay=0.05)
+        for job in jobs.values():
+            job.feed_many(range(N))
+        _half_done(env.vault, jobs)  # type: ignore[arg-type]
+        first.__exit__(None, None, None)
+        with _server(data, port, aof=False):
+            began = time.monotonic()
+            for job in jobs.values():
+                with pytest.raises(
+                    ls.LivestackError, match="restarted without the data recorded before"
+                ) as info:
+                    job.wait(timeout=60)
+                assert job.job_id in str(info.value) and "gone" in str(info.value)
+            assert time.monotonic() - began < 30
+            wait_until(lambda: pool.log("w0").count("lost with the server's data") == len(jobs), timeout=30)
+            assert fault_specs.triple.run([1, 2], env=env, timeout=30) == [3, 6]  # served again
+            env.close()
+            pool.close()
+    finally:
+        pool.close()
+        env.close()
