@@ -547,12 +547,17 @@ class QueueWorker:
                     vault.end_stream(s.stream_id)
                 try:
                     vault.flush()
-                    vault.ack(spec.name, [message_id])
+                    if vault.ack(spec.name, [message_id], self.name):
+                        self.completed += 1
+                    else:  # what it recorded was refused: the new owner's record stands
+                        self.taken_over += 1
+                        j.logger.warning(
+                            "taken over by another worker before it ended here; nothing recorded"
+                        )
                 except Exception as e:
                     log.error(
                         "worker %s: job %s ended but could not be acknowledged: %s", self.name, j.job_id, e
                     )
-                self.completed += 1
             else:
                 with contextlib.suppress(Exception):
                     vault.flush()  # what it wrote under the fence went first
@@ -581,5 +586,5 @@ class QueueWorker:
                     job.cancel()
                 # whoever ended it recorded that: nothing is left to do for the message
                 with contextlib.suppress(Exception):
-                    self.vault.ack(self.spec.name, mine)
+                    self.vault.ack(self.spec.name, mine, self.name)
                 return

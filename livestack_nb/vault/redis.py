@@ -181,6 +181,18 @@ redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 return 1
 """
 
+# KEYS: queue. ARGV: consumer, message ids. Acknowledges those still pending for the consumer.
+_ACK = f"""
+local n = 0
+for i = 2, #ARGV do
+  local p = redis.pcall('XPENDING', KEYS[1], '{GROUP}', ARGV[i], ARGV[i], 1)
+  if not p.err and #p == 1 and p[1][2] == ARGV[1] then
+    n = n + redis.call('XACK', KEYS[1], '{GROUP}', ARGV[i])
+  end
+end
+return n
+"""
+
 # KEYS: queue. ARGV: consumer, message ids. Refreshes the messages still pending for the
 # consumer (their idle time back to 0) and returns those that are not: taken over by
 # another worker after this one went silent, or acknowledged by it.
@@ -407,6 +419,7 @@ class RedisVault(WriteBehindVault):
         self._status_script = self._r.register_script(_STATUS)
         self._enqueue_script = self._r.register_script(_ENQUEUE)
         self._touch_script = self._r.register_script(_TOUCH)
+        self._ack_script = self._r.register_script(_ACK)
         # job id or stream id -> (queue key, message id, consumer): see _FENCE
         self._fences: dict[str, tuple[str, str, str]] = {}
         # What this process recorded is in the server's data as long as this key holds
@@ -1060,10 +1073,19 @@ class RedisVault(WriteBehindVault):
         pipe.execute()
         self._leases_renewed = now
 
-    def ack(self, spec: str, ids: Sequence[str]) -> None:
-        """The messages are done with (their jobs ended, or they were reported)."""
-        if ids:
-            self._r.xack(self.queue_key(spec), GROUP, *ids)
+    def ack(self, spec: str, ids: Sequence[str], consumer: str | None = None) -> int:
+        """The messages are done with (their jobs ended, or they were reported); how many were
+        acknowledged.
+
+        With ``consumer``, only those still pending for it: a worker that was silent
+        past its lease must not acknowledge the message another worker took over (that
+        would fence the new owner off its own job).
+        """
+        if not ids:
+            return 0
+        if consumer is None:
+            return int(self._r.xack(self.queue_key(spec), GROUP, *ids))
+        return int(self._ack_script(keys=[self.queue_key(spec)], args=[consumer, *ids]))
 
     def heartbeat(self, consumer: str, spec: str, ttl: float) -> None:
         """Say that worker ``consumer`` of ``spec`` is alive for the next ``ttl`` s."""
