@@ -258,3 +258,83 @@ def test_a_redis_restart_without_persistence_fails_every_wait_saying_what_was_lo
     finally:
         pool.close()
         env.close()
+
+
+def test_a_jobs_end_is_written_after_its_outputs_also_when_a_rerun_resends_them(redis_url):
+    """The cause of the lost takeover outputs: a re-run's outputs overlap what the first run
+    stored, Redis refuses the entry, and it was sent again only after the rest of the batch,
+    the job's ``completed`` among it; a reader that saw the status read the outputs too
+    early. The order of the writes, as Redis executed them, is watched here (keyspace
+    notifications), so this holds without depending on timing."""
+    from livestack_nb.stream import Chunk
+    from livestack_nb.vault.base import StatusRecord
+
+    vault = RedisVault(redis_url)
+    r = vault._r
+    r.config_set("notify-keyspace-events", "Kt")
+    events = r.pubsub()
+    try:
+        events.psubscribe(f"__keyspace@0__:{vault.prefix}:*")
+        events.get_message(timeout=5)  # the subscription itself
+        sid = "job-1/out/default"
+        record = vault.recorder(sid, "default", int)
+        record(Chunk(sid, 0, 1.0, [0, 1, 2, 3], None, None))  # the first run stored 4 outputs
+        vault.flush()
+        record(Chunk(sid, 0, 2.0, list(range(10)), None, None))  # the re-run: all 10 at once
+        vault.add_status(StatusRecord("job-1", "completed", 2.0))
+        vault.flush()
+        order = []
+        while len(order) < 3:
+            m = events.get_message(timeout=5)
+            assert m is not None, order
+            if m["type"] == "pmessage" and m["data"] == b"xadd":
+                order.append(m["channel"].decode().split(f"{vault.prefix}:", 1)[1])
+        assert order == ["stream:job-1/out/default", "stream:job-1/out/default", "job:job-1:statuses"]
+        assert [p.value for p in vault.datapoints(sid)] == list(range(10))
+    finally:
+        events.close()
+        r.config_set("notify-keyspace-events", "")
+        vault.close()
+
+
+def test_a_worker_whose_job_was_taken_over_has_every_write_for_it_refused(redis_url):
+    """The fence, step by step: once another worker holds a job's queue message, the first
+    one's outputs, ends, statuses and acknowledgement are refused, and its heartbeat says so."""
+    from livestack_nb.stream import Chunk
+    from livestack_nb.vault.base import JobRecord, StatusRecord
+
+    a, b = RedisVault(redis_url), RedisVault(redis_url)
+    try:
+        a.add_job(JobRecord("job-1", "spec", "requested"))
+        a.enqueue("spec", "job-1")
+        a.flush()
+        a.ensure_group("spec")
+        ((mid, _),) = a.take("spec", "A", 1, 0.1)
+        out = "job-1/out/default"
+        for vault, consumer in ((a, "A"), (b, "B")):
+            vault.fence("job-1", [out], "spec", mid, consumer)
+        a.recorder(out, "default", int)(Chunk(out, 0, 1.0, [10, 11], None, None))
+        a.add_status(StatusRecord("job-1", "running", 1.0))
+        a.flush()
+        assert b.claim_stale("spec", "B", 0.0, 1)[0][0] == mid  # A went silent: B takes it over
+        assert a.touch("spec", "A", [mid]) == [mid]  # A's heartbeat: no longer its job
+        a.recorder(out, "default", int)(Chunk(out, 2, 2.0, [99], None, None))  # A, woken, goes on
+        a.add_status(StatusRecord("job-1", "failed", 2.0, "A's late view"))
+        a.end_stream(out)
+        a.flush()
+        assert a.ack("spec", [mid], "A") == 0
+        b.recorder(out, "default", int)(Chunk(out, 0, 3.0, [10, 11, 12], None, None))
+        b.add_status(StatusRecord("job-1", "running", 3.0))
+        b.add_status(StatusRecord("job-1", "completed", 3.0))
+        b.end_stream(out)
+        b.flush()
+        assert b.ack("spec", [mid], "B") == 1
+        assert [p.value for p in b.datapoints(out)] == [10, 11, 12]  # 99 never stored
+        assert [s.status for s in b.statuses("job-1")] == ["requested", "running", "running", "completed"]
+        assert b.ended(out) and b.pending("spec") == {}
+        a.enqueue("spec", "job-1")  # a resent enqueue puts the job on the queue once
+        a.flush()
+        assert a._r.xlen(a.queue_key("spec")) == 1
+    finally:
+        a.close()
+        b.close()
