@@ -370,6 +370,7 @@ class QueueWorker:
         vault, spec = self.vault, self.spec.name
         beat_every = self.lease / 3
         next_beat = 0.0
+        backoff = 0.0  # seconds to wait before reading the queue again (0: it answers)
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
@@ -387,15 +388,22 @@ class QueueWorker:
                 if len(messages) < free:
                     block = min(0.2, beat_every)
                     messages += vault.take(spec, self.name, free - len(messages), block)
-            except Exception as e:  # Redis restarting or unreachable: keep trying, do not die
-                log.warning("worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e)
-                stop.wait(min(1.0, beat_every))
+            except Exception as e:  # Redis restarting or unreachable: keep trying (backoff), do not die
+                if not backoff:
+                    log.warning(
+                        "worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e
+                    )
+                backoff = min(1.0, beat_every, max(0.05, backoff * 2))
+                stop.wait(backoff)
                 if "NOGROUP" in str(e):  # a server that lost its data: make the queue again
                     vault._groups.discard(spec)
                     with contextlib.suppress(Exception):
                         vault.check_epoch()
                         vault.ensure_group(spec)
                 continue
+            if backoff:
+                backoff = 0.0
+                log.warning("worker %s: the queue of %r answers again", self.name, spec)
             for message_id, fields in messages:
                 with self._lock:
                     if message_id in self._inflight:
