@@ -533,7 +533,13 @@ class QueueWorker:
             vault.reject(spec.name, message_id, fields, str(e), self.name)
             return
         if record.status in _DONE:
-            vault.ack(spec.name, [message_id])  # it ended; only the acknowledgement was lost
+            # It ended; what its worker did not get to write before it died was the ends
+            # of its outputs (written after the status) and the acknowledgement.
+            for link in vault.streams(job_id):
+                if link.direction == "out":
+                    vault.end_stream(link.stream_id)
+            vault.flush()
+            vault.ack(spec.name, [message_id])
             return
         job = self.env.make_job(spec, options, job_id=job_id, parent_id=record.parent_id)
         outs = [s.stream_id for s in job._outputs.values()]
