@@ -462,6 +462,8 @@ class QueueWorker:
         except Exception as e:  # a missed beat is not fatal; the next one may go through
             log.warning("worker %s: heartbeat failed: %s", self.name, e)
             return
+        if lost and not self.vault.check_epoch():
+            return  # not taken over: the server lost everything (its callbacks dropped the jobs)
         for message_id in lost:
             with self._lock:
                 job = self._inflight.get(message_id)
@@ -490,9 +492,12 @@ class QueueWorker:
             return
         vault = self.vault
         keys = [lease_key(vault, j.job_id) for j, _ in waiting]
-        for (job, open_), held in zip(waiting, vault.held(keys), strict=True):
-            if held:
-                continue
+        gone = [
+            (job, open_) for (job, open_), held in zip(waiting, vault.held(keys), strict=True) if not held
+        ]
+        if not gone or not vault.check_epoch():
+            return  # every client is there, or the server lost the leases with everything else
+        for job, open_ in gone:
             still_open = [s for s in open_ if not vault.ended(s.stream_id)]
             if not still_open or job.status.done:
                 continue  # ended meanwhile: the end marker is on its way to the follower
