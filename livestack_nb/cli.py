@@ -190,7 +190,9 @@ def _worker(args: argparse.Namespace) -> int:
         for worker in workers:
             print(
                 f"livestack-nb worker {worker.name}: stopped after {worker.completed} jobs "
-                f"({worker.rejected} malformed messages reported)",
+                f"({worker.rejected} malformed messages reported, {worker.taken_over} taken over by "
+                f"another worker, {worker.clients_gone} failed as client gone, {worker.lost} lost "
+                "with the server's data)",
                 flush=True,
             )
     finally:

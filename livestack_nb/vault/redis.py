@@ -9,7 +9,8 @@ Key layout (every key starts with the prefix, ``livestack`` by default,
 ``?prefix=`` in the URL to change it)::
 
     {p}:jobs                    ZSET    job ids scored by creation time
-    {p}:job:{id}                HASH    spec, parent, options (JSON), created, status (latest)
+    {p}:job:{id}                HASH    spec, parent, options (JSON), created, status (latest),
+                                        queued (set once the job is on its queue)
     {p}:job:{id}:statuses       STREAM  append-only history: status, time, detail
     {p}:job:{id}:streams        HASH    "in:{tag}" / "out:{tag}" -> stream id
     {p}:job:{id}:children       LIST    jobs this job started
@@ -21,6 +22,8 @@ Key layout (every key starts with the prefix, ``livestack`` by default,
     {p}:validation_failures     LIST    values refused at a tag (JSON)
     {p}:rejected                LIST    malformed queue messages, as reported (JSON)
     {p}:wake:{random}           STREAM  wakes this process's reader when it follows a new key
+    {p}:lease:{job}             STRING  the client's lease on a job with open input (expires)
+    {p}:epoch                   STRING  a token set once: gone means the server lost its data
 
 Datapoints: an entry holds consecutive datapoints of one stream. Its id is
 ``0-{seq after the last}``, so ids are the datapoint seqs and Redis itself
@@ -50,7 +53,14 @@ says which seqs were never stored).
 
 Live followers (a notebook mirroring a job that runs elsewhere, a worker
 reading a job's input) share one reader thread that blocks in ``XREAD`` on
-every followed key.
+every followed key; it also renews the leases this process holds.
+
+Faults: a lost connection is retried with backoff by the writer (the batch is
+sent again: every write is idempotent) and by the reader, for up to
+``reconnect_timeout`` seconds. Once the server answers again, ``{p}:epoch``
+tells whether it kept its data; if not (a restart without persistence), what
+was recorded is gone, and :meth:`RedisVault.on_lost` callbacks are told.
+A worker's writes for a job are fenced by its queue message (see ``_FENCE``).
 """
 
 from __future__ import annotations
