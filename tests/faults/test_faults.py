@@ -251,7 +251,8 @@ def test_a_redis_restart_without_persistence_fails_every_wait_saying_what_was_lo
                     job.wait(timeout=60)
                 assert job.job_id in str(info.value) and "gone" in str(info.value)
             assert time.monotonic() - began < 30
-            wait_until(lambda: pool.log("w0").count("stopping here, recording nothing") == len(jobs), timeout=30)
+            dropped = "stopping here, recording nothing"
+            wait_until(lambda: pool.log("w0").count(dropped) == len(jobs), timeout=30, message="dropped")
             assert fault_specs.triple.run([1, 2], env=env, timeout=30) == [3, 6]  # served again
             env.close()
             pool.close()
