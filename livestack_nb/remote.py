@@ -344,6 +344,7 @@ class QueueWorker:
         self.taken_over = 0  # jobs this worker lost to another (it had been silent past its lease)
         self.clients_gone = 0  # jobs failed because the process feeding them stopped renewing its lease
         self.lost = 0  # jobs the server lost (it restarted without its data)
+        self._unheld: set[str] = set()  # jobs whose client lease was missing at the last heartbeat
         env.register(spec)
 
     @property
@@ -492,9 +493,15 @@ class QueueWorker:
             return
         vault = self.vault
         keys = [lease_key(vault, j.job_id) for j, _ in waiting]
-        gone = [
-            (job, open_) for (job, open_), held in zip(waiting, vault.held(keys), strict=True) if not held
-        ]
+        missing = {
+            job.job_id: (job, open_)
+            for (job, open_), held in zip(waiting, vault.held(keys), strict=True)
+            if not held
+        }
+        # Failed only when found missing at two heartbeats in a row: a lease renewed late
+        # (its client just got its server back, say) is not taken for a dead client.
+        gone = [missing[i] for i in missing if i in self._unheld]
+        self._unheld = set(missing)
         if not gone or not vault.check_epoch():
             return  # every client is there, or the server lost the leases with everything else
         for job, open_ in gone:

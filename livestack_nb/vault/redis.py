@@ -966,6 +966,7 @@ class RedisVault(WriteBehindVault):
                 continue
             if failing_since is not None:
                 failing_since, given_up, delay = None, False, 0.05
+                self._leases_renewed = 0.0  # renewed at once: they may have lapsed meanwhile
                 if not self.check_epoch():
                     continue  # what is followed is gone; the callbacks stopped following it
             for key_b, entries in got or ():
