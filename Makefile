@@ -60,10 +60,11 @@ bench: $(STAMP) $(FRONT)
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
 
-# FAULTS_ROUNDS rounds from a random seed, or FAULTS_SEED=S to replay from S
+# FAULTS_ROUNDS rounds from a random seed, or FAULTS_SEED=S to replay from S; workers
+# killed and stalled, and the redis-server (append-only file) restarted
 FAULTS_ROUNDS ?= 300
 faults: $(STAMP)
-	$(BIN)/python tests/faults/run.py --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
+	$(BIN)/python tests/faults/run.py --restarts --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
 
 examples: $(STAMP) $(FRONT)
 	$(BIN)/python tests/examples_support.py

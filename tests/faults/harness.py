@@ -11,7 +11,8 @@ one job of each spec and feeds it from a thread (one value at a time or in
 batches) while a second thread injects the faults: SIGKILL (a replacement
 worker is started when none is left, or by the plan's choice) or SIGSTOP
 for longer than the lease, then SIGCONT (the worker wakes after its jobs were
-taken over). Faults land while the client is still feeding and after it
+taken over); with ``--restarts`` (``make faults`` only), also the redis-server
+restarted (it keeps an append-only file). Faults land while the client is still feeding and after it
 ended. Then every job must be completed, and each tag's outputs, seen live
 and read back from a new env, must equal the plain Python computation: no
 value lost, none twice, in order.
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import fault_specs
+from redis_support import _pinged, free_port
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -40,14 +42,52 @@ ROOT = HERE.parent.parent
 LEASE = 1.0
 
 
-class Pool:
-    """The worker processes of a run; each serves every spec of :mod:`fault_specs`."""
+class Server:
+    """A redis-server with an append-only file (fsync always) that a round may restart:
+    stopped (SIGTERM: it writes its file) and started again on the same port and files."""
 
-    def __init__(self, url: str, logs: Path, *, lease: float = LEASE, concurrency: int = 2) -> None:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data)]
+        args += ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _pinged(self.port), timeout=30, message="redis answers")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Pool:
+    """The worker processes of a run; each serves every spec of :mod:`fault_specs`.
+
+    With a :class:`Server`, rounds also restart it (the ``restart`` fault).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        logs: Path,
+        *,
+        lease: float = LEASE,
+        concurrency: int = 2,
+        server: Server | None = None,
+    ) -> None:
         self.url = url
         self.logs = logs
         self.lease = lease
         self.concurrency = concurrency
+        self.server = server
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.started = 0
         self._probe = ls.LiveEnv(vault=url, autostart=False)
@@ -120,7 +160,7 @@ class Plan:
     faults: list[Fault]
 
     @classmethod
-    def of(cls, seed: int, lease: float = LEASE) -> Plan:
+    def of(cls, seed: int, lease: float = LEASE, *, restarts: bool = False) -> Plan:
         rng = random.Random(seed)
         workers = rng.randint(1, 3)
         inputs = {s: [rng.randrange(1000) for _ in range(rng.randint(5, 30))] for s in fault_specs.SPECS}
@@ -131,7 +171,7 @@ class Plan:
         gaps = [rng.choice([0.0, 0.0, 0.002, 0.01, 0.03]) for _ in order]
         faults = []
         for _ in range(rng.randint(1, 3)):
-            kind = rng.choice(["kill", "stop"])
+            kind = rng.choice(["kill", "stop", "restart"] if restarts else ["kill", "stop"])
             faults.append(
                 Fault(
                     at=rng.uniform(0.0, 2.5),
@@ -180,6 +220,11 @@ def _inject(plan: Plan, pool: Pool, t0: float, out: Outcome, stop: threading.Eve
     for f in plan.faults:
         if stop.wait(max(0.0, t0 + f.at - time.monotonic())):
             return
+        if f.kind == "restart":
+            assert pool.server is not None
+            out.faults.append(f"{time.monotonic() - t0:.2f}s redis-server restarted")
+            pool.server.restart()
+            continue
         alive = pool.alive()
         if not alive:
             continue
@@ -201,7 +246,7 @@ def _inject(plan: Plan, pool: Pool, t0: float, out: Outcome, stop: threading.Eve
 
 def run_round(seed: int, pool: Pool, *, timeout: float = 90.0) -> Outcome:
     """Run the round of ``seed``; its :class:`Outcome` lists what failed (empty: exact)."""
-    plan = Plan.of(seed, pool.lease)
+    plan = Plan.of(seed, pool.lease, restarts=pool.server is not None)
     out = Outcome(seed)
     began = time.monotonic()
     pool.resize(plan.workers)

@@ -1,6 +1,6 @@
 """The long fault suite: ``make faults`` (or ``python tests/faults/run.py --rounds N [--seed S]``).
 
-Starts a redis-server on a free loopback port, runs ``--rounds`` rounds
+Starts a redis-server (append-only file) on a free loopback port, runs ``--rounds`` rounds
 (seeds ``S, S+1, ...``; ``S`` random unless given) and prints one line per
 round and the totals. Exits 1 if any round failed; each failure names its
 seed, to replay with ``--seed SEED --rounds 1``.
@@ -18,25 +18,30 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parent.parent)]
 
-from harness import Pool, run_round  # noqa: E402
-from redis_support import running_redis  # noqa: E402
+from harness import Pool, Server, run_round  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--restarts", action="store_true", help="also restart redis-server (AOF) mid-round")
     args = p.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     print(f"fault suite: {args.rounds} rounds from seed {seed}", flush=True)
-    failed, faults, takeovers = [], 0, 0
+    failed, takeovers = [], 0
+    kinds = {"SIGKILL": 0, "SIGSTOP": 0, "restarted": 0}
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp, running_redis(Path(tmp)) as url:
-        pool = Pool(f"{url}?prefix=faults", Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp))
+        server.start()
+        pool = Pool(f"{server.url}?prefix=faults", Path(tmp), server=server if args.restarts else None)
         try:
             for s in range(seed, seed + args.rounds):
                 out = run_round(s, pool)
-                faults += len(out.faults)
+                for f in out.faults:
+                    for k in kinds:
+                        kinds[k] += k in f
                 takeovers += out.takeovers
                 state = "ok" if not out.failures else "FAILED"
                 print(f"seed {s}: {state} in {out.seconds:.1f}s; {'; '.join(out.faults)}", flush=True)
@@ -46,8 +51,11 @@ def main() -> int:
                     failed.append(s)
         finally:
             pool.close()
+            server.stop()
     print(
-        f"{args.rounds} rounds, {faults} faults injected, {takeovers} jobs taken over, "
+        f"{args.rounds} rounds, {sum(kinds.values())} faults injected ({kinds['SIGKILL']} SIGKILL, "
+        f"{kinds['SIGSTOP']} SIGSTOP+SIGCONT, {kinds['restarted']} redis-server restarts), "
+        f"{takeovers} jobs taken over, "
         f"{len(failed)} rounds failed {failed} in {time.monotonic() - began:.0f}s",
         flush=True,
     )
