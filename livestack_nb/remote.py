@@ -463,7 +463,7 @@ class QueueWorker:
         except Exception as e:  # a missed beat is not fatal; the next one may go through
             log.warning("worker %s: heartbeat failed: %s", self.name, e)
             return
-        if lost and not self.vault.check_epoch():
+        if lost and not self.vault.check_epoch(wait=True):
             return  # not taken over: the server lost everything (its callbacks dropped the jobs)
         for message_id in lost:
             with self._lock:
@@ -502,7 +502,7 @@ class QueueWorker:
         # (its client just got its server back, say) is not taken for a dead client.
         gone = [missing[i] for i in missing if i in self._unheld]
         self._unheld = set(missing)
-        if not gone or not vault.check_epoch():
+        if not gone or not vault.check_epoch(wait=True):
             return  # every client is there, or the server lost the leases with everything else
         for job, open_ in gone:
             still_open = [s for s in open_ if not vault.ended(s.stream_id)]

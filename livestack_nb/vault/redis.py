@@ -432,10 +432,14 @@ class RedisVault(WriteBehindVault):
         self._ack_script = self._r.register_script(_ACK)
         # job id or stream id -> (queue key, message id, consumer): see _FENCE
         self._fences: dict[str, tuple[str, str, str]] = {}
+        # stream id -> the seq after the last entry this process stored (see _segments)
+        self._next_seq: dict[str, int] = {}
         # What this process recorded is in the server's data as long as this key holds
         # the token read here: a server that restarted without its data has lost it.
         self._epoch_lock = threading.Lock()
         self._epoch = self._new_epoch()
+        self._settled = threading.Event()  # clear while on_lost callbacks are being told
+        self._settled.set()
         self._lost_callbacks: list[Callable[[str], None]] = []
         self.losses = 0  # how often the server was found without the data recorded before
         self._leases: dict[str, float] = {}  # key -> ttl (s): kept alive by the reader thread
@@ -490,30 +494,41 @@ class RedisVault(WriteBehindVault):
 
         return stop
 
-    def check_epoch(self) -> bool:
+    def check_epoch(self, *, wait: bool = False) -> bool:
         """After a lost connection: whether the server still has this process's data.
 
         If it has not (it restarted without persistence), every :meth:`on_lost`
         callback is told what was lost, and a new epoch starts, so the vault
-        serves new jobs. Returns ``False`` then.
+        serves new jobs. Returns ``False`` then. With ``wait``, a call that finds
+        another thread telling the callbacks returns once they are done (so what
+        they dropped is not taken for something else): never from a thread they
+        may wait on, such as the writer's.
         """
         with self._epoch_lock:
             try:
                 now = self._r.get(self.k("epoch"))
             except Exception:  # unreachable again: the next reconnection checks
-                return True
-            if now is not None and bytes(now) == self._epoch:
-                return True
-            self._epoch = self._new_epoch()
-            self.losses += 1
-            callbacks = list(self._lost_callbacks)
+                now = self._epoch
+            lost = now is None or bytes(now) != self._epoch
+            if lost:
+                self._epoch = self._new_epoch()
+                self.losses += 1
+                callbacks = list(self._lost_callbacks)
+                self._settled.clear()
+        if not lost:
+            if wait:
+                self._settled.wait(30)
+            return True
         message = (
             f"{self._label}: the server restarted without the data recorded before (it keeps none: "
             "no appendonly/save); the jobs it held, their input, outputs, statuses and queue "
             "messages, are gone"
         )
         log.error("%s", message)
-        self._tell_lost(callbacks, message)
+        try:
+            self._tell_lost(callbacks, message)
+        finally:
+            self._settled.set()
         return False
 
     def _tell_lost(self, callbacks: list[Callable[[str], None]], message: str) -> None:
@@ -599,27 +614,40 @@ class RedisVault(WriteBehindVault):
         return error
 
     def _segments(self, batch: list[Any]) -> list[list[Any]]:
-        """``batch`` cut where a record follows datapoints; consecutive chunks of a stream
-        merged into one entry (see :meth:`_write`)."""
+        """``batch`` cut where a record follows datapoints that may be refused; consecutive
+        chunks of a stream merged into one entry (see :meth:`_write`).
+
+        An entry that starts at the seq this process last stored for its stream is
+        appended as sent (only a fenced-off writer, whose records are refused too, could
+        have moved the stream on), so a job's steady stream of outputs and statuses goes
+        as one pipeline; the cut costs a round trip only where a stream is new to this
+        process: the first outputs of a job taken over, which may overlap the earlier run's.
+        """
         segments: list[list[Any]] = []
         current: list[Any] = []
-        has_data = False
+        unsure = False  # `current` holds an entry the append script may refuse
         open_entries: dict[str, _Entry] = {}
+        known = self._next_seq
+        ahead: dict[str, tuple[int, bool]] = {}  # stream -> (next seq after this batch's entries, sure)
         for item in batch:
             if type(item) is tuple:  # (codec, chunk): merged into the stream's open entry
                 codec, chunk = item
-                entry = open_entries.get(codec.stream_id)
+                sid = codec.stream_id
+                entry = open_entries.get(sid)
                 if entry is None or not entry.take(chunk):
                     if entry is not None:
                         current.append(entry)
-                    open_entries[codec.stream_id] = _Entry(codec, chunk)
-                has_data = True
+                    open_entries[sid] = _Entry(codec, chunk)
+                nxt, sure = ahead.get(sid) or (known.get(sid, -1), True)
+                sure = sure and nxt == chunk.seq0
+                unsure = unsure or not sure
+                ahead[sid] = (chunk.seq0 + len(chunk.stored), sure)
                 continue
             current.extend(open_entries.values())  # what came before this item is sent before it
             open_entries.clear()
-            if has_data:
+            if unsure:
                 segments.append(current)
-                current, has_data = [], False
+                current, unsure = [], False
             if type(item) is StatusRecord:
                 item = _Token(item, uuid.uuid4().hex)  # the same token however often it is sent
             current.append(item)
@@ -680,9 +708,13 @@ class RedisVault(WriteBehindVault):
             if isinstance(result, Exception):
                 raise result
             code, nxt = int(result[0]), int(result[1])
-            if code == 1:
-                return
             sid = entry.codec.stream_id
+            if code == 1:
+                if len(self._next_seq) >= 100_000:  # streams that never ended: start over
+                    self._next_seq.clear()
+                self._next_seq[sid] = nxt
+                return
+            self._next_seq.pop(sid, None)
             if code == -1:
                 log.debug("stream %r has ended; %d late values dropped", sid, len(entry.values))
                 return
@@ -752,6 +784,7 @@ class RedisVault(WriteBehindVault):
             return 1
         if kind is _End:
             sid = item.stream_id
+            self._next_seq.pop(sid, None)
             keys, args = self._fenced(sid, [self.stream_key(sid), self.k("ended")], [sid, item.error or ""])
             self._end(keys=keys, args=args, client=pipe)
             return 1
