@@ -1,5 +1,6 @@
-"""A notebook's stand-in for the client-death test: starts a job, feeds part of its
-input, says so, and waits to be killed (it never ends the input)."""
+"""A notebook's stand-in for the client-death test: starts two jobs, ends the input of
+the first (slow: it still runs when this process dies), feeds part of the second's
+input without ending it, says so, and waits to be killed."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import livestack_nb as ls
 
 if __name__ == "__main__":
     env = ls.LiveEnv(vault=sys.argv[1], autostart=False)
-    job = fault_specs.double_some.start(env=env)
-    job.feed_many([1, 2, 3])
+    ended = fault_specs.triple.start(options={"delay": 0.3}, env=env)
+    ended.feed_many([1, 2, 3, 4, 5])
+    ended.end()
+    open_ = fault_specs.double_some.start(env=env)
+    open_.feed_many([1, 2, 3])
     env.flush()
-    print(job.job_id, flush=True)
+    print(ended.job_id, open_.job_id, flush=True)
     while True:  # killed here, feeding
         time.sleep(0.1)

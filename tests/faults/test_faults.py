@@ -154,8 +154,9 @@ def test_a_killed_client_fails_its_open_job_and_frees_the_workers_slot(make_env,
     try:
         pool.resize(1)
         assert client.stdout is not None
-        job_id = client.stdout.readline().strip()
+        ended_id, job_id = client.stdout.readline().split()
         wait_until(lambda: vault.count(f"{job_id}/out/default") == 3, timeout=30, message="the fed part done")
+        assert vault.count(f"{ended_id}/out/default") < 5  # still running
         client.kill()  # killed while feeding: its input never ends
         client.wait(10)
         killed = time.monotonic()
@@ -171,6 +172,9 @@ def test_a_killed_client_fails_its_open_job_and_frees_the_workers_slot(make_env,
         # its slot (concurrency 1) is free: the next job of the spec runs to the end
         assert fault_specs.double_some.run([1, 2, 3], env=env, timeout=30) == [2, 4, 6]
         assert env.job(job_id).output().values() == [2, 4, 6]  # what it did before is kept
+        # the job whose input the client had ended needs no client: it completes
+        wait_until(lambda: vault.job(ended_id).status == "completed", timeout=30, message="ended job done")
+        assert env.job(ended_id).output().values() == [3, 6, 9, 12, 15]
     finally:
         if client.poll() is None:
             client.kill()
