@@ -95,7 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a job taken over more often than this is recorded failed, not retried (default: 5)",
     )
-    w.add_argument("--name", default=None, help="consumer name in the queue (default: host-pid-random)")
+    w.add_argument(
+        "--name",
+        default=None,
+        help="consumer name in the queue (default: host-pid-random; with several specs, NAME-SPEC each)",
+    )
     w.add_argument("-v", "--verbose", action="store_true", help="log every job taken")
 
     j = sub.add_parser(
