@@ -228,6 +228,7 @@ def test_a_redis_restart_with_aof_loses_nothing_and_every_job_completes_exactly(
     finally:
         pool.close()
         env.close()
+        first.__exit__(None, None, None)  # stopped if a failure came first (a no-op if not)
 
 
 def test_a_redis_restart_without_persistence_fails_every_wait_saying_what_was_lost(tmp_path):
@@ -263,6 +264,7 @@ def test_a_redis_restart_without_persistence_fails_every_wait_saying_what_was_lo
     finally:
         pool.close()
         env.close()
+        first.__exit__(None, None, None)  # stopped if a failure came first (a no-op if not)
 
 
 def test_a_jobs_end_is_written_after_its_outputs_also_when_a_rerun_resends_them(redis_url):
