@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from .errors import LivestackError
 
@@ -100,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="consumer name in the queue (default: host-pid-random; with several specs, NAME-SPEC each)",
     )
+    w.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a server that cannot be reached at start (restarting, say) (default: 60)",
+    )
     w.add_argument("-v", "--verbose", action="store_true", help="log every job taken")
 
     j = sub.add_parser(
@@ -146,7 +154,7 @@ def _worker(args: argparse.Namespace) -> int:
         specs.append(spec)
     if args.concurrency < 1:
         raise LivestackError(f"--concurrency must be >= 1, not {args.concurrency}")
-    env = LiveEnv(vault=args.env)
+    env = _open_env(LiveEnv, args.env, args.wait)
     if not env.vault.queues:
         env.close()
         raise LivestackError(f"--env {args.env!r}: a worker needs a redis:// or rediss:// env")
@@ -202,6 +210,25 @@ def _worker(args: argparse.Namespace) -> int:
     finally:
         env.close()
     return 0
+
+
+def _open_env(make: Any, url: str, wait: float) -> Any:
+    """The worker's env, once its server answers: a worker started while Redis restarts (by a
+    supervisor bringing both back up) waits for it, with backoff, up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            return make(vault=url)
+        except LivestackError as e:
+            if "cannot be reached" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+            if delay == 0.1:
+                print(
+                    f"livestack-nb worker: {e}; waiting up to {wait:g}s for it", file=sys.stderr, flush=True
+                )
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def _jobs(args: argparse.Namespace) -> int:

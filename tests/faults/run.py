@@ -26,13 +26,16 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--restarts", action="store_true", help="also restart redis-server (AOF) mid-round")
+    p.add_argument("--logs", type=Path, default=None, help="keep workers' logs and server files here")
     args = p.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     print(f"fault suite: {args.rounds} rounds from seed {seed}", flush=True)
     failed, takeovers = [], 0
     kinds = {"SIGKILL": 0, "SIGSTOP": 0, "restarted": 0}
     began = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = args.logs or Path(tmp_dir)
+        tmp.mkdir(parents=True, exist_ok=True)
         server = Server(Path(tmp))
         server.start()
         pool = Pool(f"{server.url}?prefix=faults", Path(tmp), server=server if args.restarts else None)

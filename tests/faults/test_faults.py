@@ -345,3 +345,31 @@ def test_a_worker_whose_job_was_taken_over_has_every_write_for_it_refused(redis_
     finally:
         a.close()
         b.close()
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it_and_serves(tmp_path):
+    """A supervisor bringing a worker and the server back up at once: the worker waits
+    (with backoff) for a server that cannot be reached yet, instead of exiting."""
+    data, port = tmp_path / "data", free_port()
+    data.mkdir()
+    url = f"redis://127.0.0.1:{port}/0"
+    log = tmp_path / "worker.log"
+    pyenv = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+    args = [sys.executable, "-m", "livestack_nb.cli", "worker", "fault_specs:triple", "--env", url]
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=HERE, env=pyenv)
+    try:
+        wait_until(lambda: "waiting up to 60s" in log.read_text(), timeout=30, message="the worker waits")
+        assert worker.poll() is None
+        with _server(data, port, aof=False):
+            env = ls.LiveEnv(vault=url, autostart=False)
+            try:
+                assert fault_specs.triple.run([1, 2], env=env, timeout=30) == [3, 6]
+            finally:
+                env.close()
+            worker.terminate()
+            assert worker.wait(30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(30)
