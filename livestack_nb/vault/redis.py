@@ -591,7 +591,9 @@ class RedisVault(WriteBehindVault):
         while i < len(segments):
             try:
                 error = self._send(segments[i]) or error
-            except (redis.ConnectionError, redis.TimeoutError) as e:
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError) as e:
+                # NOSCRIPT: the pipeline was retried on a restarted server, which has not
+                # loaded the scripts yet; sent again, the new pipeline loads them first.
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
@@ -658,6 +660,8 @@ class RedisVault(WriteBehindVault):
 
     def _send(self, segment: list[Any]) -> BaseException | None:
         """One pipeline; then each refused datapoint entry settled. Connection errors raise."""
+        import redis
+
         pipe = self._r.pipeline(transaction=False)
         appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
         ops = 0
@@ -673,6 +677,8 @@ class RedisVault(WriteBehindVault):
         error: BaseException | None = None
         results = pipe.execute(raise_on_error=False)
         for r in results:
+            if isinstance(r, redis.exceptions.NoScriptError):
+                raise r  # the whole segment goes again (see _write)
             if isinstance(r, Exception):
                 log.error("%s: a write failed: %s", self._label, r)
                 error = r
