@@ -4,6 +4,7 @@
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
 #   make faults - the long fault suite: hundreds of seeded rounds of killed and stalled workers (needs redis-server)
+#   make faults-sqlite - SIGKILL a SQLite writer at random moments, 300 seeded rounds (SEED=n to replay)
 #   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ STAMP  := $(VENV)/.installed
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 
-.PHONY: run test lint typecheck pytest bench bench-redis faults examples clean
+.PHONY: run test lint typecheck pytest bench bench-redis faults faults-sqlite examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,10 @@ bench-redis: $(STAMP)
 FAULTS_ROUNDS ?= 300
 faults: $(STAMP)
 	$(BIN)/python tests/faults/run.py --restarts --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
+
+ROUNDS ?= 300
+faults-sqlite: $(STAMP)
+	$(BIN)/python tests/sqlite_faults.py --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
 
 examples: $(STAMP) $(FRONT)
 	$(BIN)/python tests/examples_support.py

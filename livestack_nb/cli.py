@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -97,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a job taken over more often than this is recorded failed, not retried (default: 5)",
     )
     w.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a worker parameter (job.worker_params[KEY]); VALUE is read as JSON if it can be, "
+        "else kept as text; repeat for several",
+    )
+    w.add_argument(
         "--name",
         default=None,
         help="consumer name in the queue (default: host-pid-random; with several specs, NAME-SPEC each)",
@@ -140,6 +149,19 @@ def _load_spec(target: str) -> object:
     return obj
 
 
+def _params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise LivestackError(f"--param {pair!r}: expected KEY=VALUE, for example --param gpu=1")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
 def _worker(args: argparse.Namespace) -> int:
     from .env import LiveEnv
     from .remote import QueueWorker
@@ -154,6 +176,12 @@ def _worker(args: argparse.Namespace) -> int:
         specs.append(spec)
     if args.concurrency < 1:
         raise LivestackError(f"--concurrency must be >= 1, not {args.concurrency}")
+    if args.param:
+        params = _params(args.param)
+        for spec in specs:
+            if spec.worker_def is None:
+                raise LivestackError(f"spec {spec.name!r} has no worker to give --param to")
+            spec.worker_def = spec.worker_def.with_params(**params)
     env = _open_env(LiveEnv, args.env, args.wait)
     if not env.vault.queues:
         env.close()
