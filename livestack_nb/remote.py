@@ -478,6 +478,7 @@ class QueueWorker:
                 messages = [
                     m for m in vault.claim_stale(spec, self.name, self.lease, free) if self._may_retry(*m)
                 ]
+                claimed = {m[0] for m in messages}
                 if len(messages) < free:
                     block = min(0.2, beat_every)
                     messages += vault.take(spec, self.name, free - len(messages), block)
@@ -502,7 +503,7 @@ class QueueWorker:
                     if message_id in self._inflight:
                         continue  # its own message, reclaimed after a late heartbeat: it runs here already
                 try:
-                    self._handle(message_id, fields)
+                    self._handle(message_id, fields, first=message_id not in claimed)
                 except Exception as e:  # one bad message must not stop the worker
                     log.exception("worker %s: message %s could not be handled", self.name, message_id)
                     self.rejected += 1
@@ -619,7 +620,8 @@ class QueueWorker:
                 self._drop(job, f"lost with the server's data ({why})")
         self.vault._groups.discard(self.spec.name)
 
-    def _handle(self, message_id: str, fields: dict[Any, Any]) -> None:
+    def _handle(self, message_id: str, fields: dict[Any, Any], *, first: bool = False) -> None:
+        """Run the job of a queue message; ``first``: its first delivery (no worker ran it before)."""
         vault, spec = self.vault, self.spec
         try:
             raw = fields.get(b"job", fields.get("job"))
@@ -648,6 +650,8 @@ class QueueWorker:
         job = self.env.make_job(spec, options, job_id=job_id, parent_id=record.parent_id)
         outs = [s.stream_id for s in job._outputs.values()]
         vault.fence(job_id, outs, spec.name, message_id, self.name)
+        if first:
+            vault.fresh(outs)  # nothing of it is stored yet: its outputs need no check first
         launch = self.env._worker_for(spec).attach(job)
         stops: list[Callable[[], None]] = []
         for s in job._inputs.values():

@@ -268,6 +268,13 @@ class _End(NamedTuple):
     error: str | None
 
 
+class _Lease(NamedTuple):
+    """Queued by :meth:`RedisVault.hold`: the lease's first setting."""
+
+    key: str
+    ttl: float
+
+
 class _Enqueue(NamedTuple):
     """Queued by :meth:`RedisVault.enqueue`."""
 
@@ -834,6 +841,9 @@ class RedisVault(WriteBehindVault):
                 keys=[self.k("job", item.job_id), self.queue_key(item.spec)], args=[item.job_id], client=pipe
             )
             return 1
+        if kind is _Lease:
+            pipe.set(item.key, "1", px=max(1, int(item.ttl * 1000)))
+            return 1
         raise AssertionError(f"unknown vault item {item!r}")
 
     # -- writes beyond the contract ---------------------------------------------------
@@ -1117,6 +1127,12 @@ class RedisVault(WriteBehindVault):
         for key in (job_id, *stream_ids):
             self._fences[key] = fence
 
+    def fresh(self, stream_ids: Sequence[str]) -> None:
+        """Streams known to hold nothing yet (the outputs of a job on its first delivery):
+        their first entries need no round trip of their own (see :meth:`_segments`)."""
+        for sid in stream_ids:
+            self._next_seq.setdefault(sid, 0)
+
     def unfence(self, job_id: str, stream_ids: Sequence[str]) -> None:
         """Drop a fence (after a flush: what was recorded under it has been written)."""
         for key in (job_id, *stream_ids):
@@ -1129,8 +1145,7 @@ class RedisVault(WriteBehindVault):
         cut off, the key expires ``ttl`` seconds after its last renewal.
         """
         self._leases[key] = ttl
-        with contextlib.suppress(Exception):
-            self._r.set(key, "1", px=max(1, int(ttl * 1000)))
+        self._put(_Lease(key, ttl))  # set in order: before a job queued after it is visible
         self._ensure_reader()
 
         def release() -> None:
