@@ -56,7 +56,9 @@ reading a job's input) share one reader thread that blocks in ``XREAD`` on
 every followed key; it also renews the leases this process holds.
 
 Faults: a lost connection is retried with backoff by the writer (the batch is
-sent again: every write is idempotent) and by the reader, for up to
+sent again: datapoints, statuses, ends and queue messages are stored once however
+often they are sent; a child link or a refused-value report may repeat) and by
+the reader, for up to
 ``reconnect_timeout`` seconds. Once the server answers again, ``{p}:epoch``
 tells whether it kept its data; if not (a restart without persistence), what
 was recorded is gone, and :meth:`RedisVault.on_lost` callbacks are told.
@@ -604,8 +606,8 @@ class RedisVault(WriteBehindVault):
 
         A lost connection (the server restarting) does not lose the batch: what was
         not confirmed is sent again, with backoff, for up to ``reconnect_timeout``
-        seconds (every write here is idempotent: appends are placed by seq, statuses
-        carry a token, a job is enqueued once).
+        seconds (appends are placed by seq, statuses carry a token, ends and enqueues
+        happen once; only a child link or a refused-value report may repeat).
         """
         import redis
 
