@@ -272,3 +272,23 @@ def test_a_kernel_serves_at_most_max_open_panels_closing_the_oldest():
         wait_until(done, timeout=30, message="the oldest panel closed")
         out = k.printed("from livestack_nb.widgets.kitchen import kitchens\nprint(len(kitchens()))")
         assert out.strip() == str(MAX_OPEN)
+
+
+def test_a_snapshot_lists_the_newest_jobs_and_counts_them_all():
+    import livestack_nb as ls
+    from livestack_nb.widgets.kitchen import MAX_JOBS, snapshot
+
+    @ls.job_spec
+    def inc(x: int) -> int:
+        return x + 1
+
+    with ls.LiveEnv(keep_jobs=None) as env:  # every job kept, so the vault lists them all
+        for i in range(MAX_JOBS + 20):
+            assert inc.run([i]) == [i + 1]
+        snap = snapshot(env, env.jobs())
+        assert snap["job_total"] == MAX_JOBS + 20
+        assert snap["counts"] == {"completed": MAX_JOBS + 20}
+        assert len(snap["jobs"]) == MAX_JOBS
+        newest = [r.job_id for r in env.jobs()][-MAX_JOBS:]
+        assert sorted(j["id"] for j in snap["jobs"]) == sorted(newest)
+    env.close()

@@ -90,8 +90,10 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
     process does not hold (earlier processes on a durable vault, forgotten ones).
     """
     live = {h.job_id: h for h in env.live_jobs()}
+    records = list(records or ())  # oldest first, as the vault lists them
+    status = {r.job_id: str(r.status) for r in records}
     rows: dict[str, dict[str, Any]] = {}
-    for r in records or ():
+    for r in records[-MAX_JOBS:]:  # rows only for the newest: a long-lived vault has many
         rows[r.job_id] = {
             "id": r.job_id,
             "spec": r.spec,
@@ -107,10 +109,11 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
             rows[job_id] = _job_row(h)
         except Exception:  # a job being forgotten while looked at: the next look lists it
             continue
+        status[job_id] = rows[job_id]["status"]
     jobs = sorted(rows.values(), key=lambda j: (j["created"] or 0.0, j["id"]))
     counts: dict[str, int] = {}
-    for j in jobs:
-        counts[j["status"]] = counts.get(j["status"], 0) + 1
+    for st in status.values():
+        counts[st] = counts.get(st, 0) + 1
     workers = []
     for w in env.workers():
         workers.append(
@@ -131,7 +134,7 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
         "vault": type(env.vault).__name__,
         "specs": env.specs(),
         "jobs": jobs[-MAX_JOBS:],
-        "job_total": len(jobs),
+        "job_total": len(status),
         "counts": counts,
         "workers": workers,
         "streams": streams,
