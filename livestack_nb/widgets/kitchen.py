@@ -127,8 +127,8 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
         )
     streams = []
     for s in env.streams():
-        st = s.stats
-        streams.append({"name": s.name, "count": st.count, "rate": round(st.rate, 1)})
+        stats = s.stats
+        streams.append({"name": s.name, "count": stats.count, "rate": round(stats.rate, 1)})
     return {
         "env": env.name,
         "vault": type(env.vault).__name__,
