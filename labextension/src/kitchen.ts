@@ -82,6 +82,9 @@ export class KitchenPanel extends Widget {
   private comm: any = null;
   private connected = false;
   private lastTry = 0;
+  private idleSinceTry = false;
+  private watched: any = null;
+  private retryTimer: number | null = null;
   private snap: Snapshot | null = null;
   private filter = 'all';
   private note = '';
@@ -138,6 +141,12 @@ export class KitchenPanel extends Widget {
 
   private onKernel(): void {
     this.disconnect('');
+    const kernel = this.notebook?.sessionContext?.session?.kernel ?? null;
+    if (kernel !== this.watched) {
+      this.watched?.iopubMessage?.disconnect(this.onIopub, this);
+      this.watched = kernel;
+      kernel?.iopubMessage?.connect(this.onIopub, this);
+    }
     this.connect();
   }
 
@@ -145,12 +154,37 @@ export class KitchenPanel extends Widget {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
       this.disconnect('');
       this.render();
-    } else if (status === 'idle' && !this.connected && !this.comm) {
-      // a cell may just have imported livestack_nb: ask again (at most once a second)
-      if (Date.now() - this.lastTry > 1000) {
+    }
+  }
+
+  /** A cell finished (idle after an execute request): it may have imported livestack_nb. */
+  private onIopub(_kernel: any, msg: any): void {
+    if (
+      this.connected ||
+      msg?.header?.msg_type !== 'status' ||
+      msg?.content?.execution_state !== 'idle' ||
+      msg?.parent_header?.msg_type !== 'execute_request'
+    ) {
+      return;
+    }
+    this.idleSinceTry = true;
+    if (!this.comm) {
+      this.scheduleRetry();
+    }
+  }
+
+  /** Ask the kernel again, at most once a second, and never drop the last ask. */
+  private scheduleRetry(): void {
+    if (this.retryTimer !== null) {
+      return;
+    }
+    const delay = Math.max(0, 1000 - (Date.now() - this.lastTry));
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.connected && !this.comm && this.notebook) {
         this.onKernel();
       }
-    }
+    }, delay);
   }
 
   private disconnect(note: string): void {
@@ -175,6 +209,7 @@ export class KitchenPanel extends Widget {
       return;
     }
     this.lastTry = Date.now();
+    this.idleSinceTry = false;
     let comm: any;
     try {
       comm = kernel.createComm(TARGET);
@@ -196,9 +231,13 @@ export class KitchenPanel extends Widget {
     comm.onClose = () => {
       if (this.comm === comm) {
         this.comm = null;
+        const refused = !this.connected;
         this.connected = false;
         this.snap = null;
         this.render();
+        if (refused && this.idleSinceTry) {
+          this.scheduleRetry(); // a cell ran while we asked: it may have imported livestack_nb
+        }
       }
     };
     try {
