@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from . import agg
 from ._version import VERSION
 from .env import LiveEnv, current_env, use_env
 from .errors import (
@@ -23,9 +24,11 @@ from .errors import (
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
+from .keys import Keyed, key_by
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
+from .window import window
 from .worker import LiveWorker, LiveWorkerDef
 
 __version__ = VERSION
@@ -79,6 +82,7 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "JobStatus",
+    "Keyed",
     "LiveEnv",
     "LiveJob",
     "LiveWorker",
@@ -92,9 +96,12 @@ __all__ = [
     "WaitTimeout",
     "WiringError",
     "__version__",
+    "agg",
     "conn",
     "current_env",
     "expose",
     "job_spec",
+    "key_by",
     "use_env",
+    "window",
 ]
