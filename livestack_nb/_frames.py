@@ -157,7 +157,7 @@ class FrameWindows:
             return (seen >= pending["_e"]).to_numpy()
         return (pending["_e"] <= self.watermark).to_numpy()
 
-    def close_all(self) -> pd.DataFrame | None:
+    def close_all(self) -> Any:
         """The end of input: every open window."""
         pending, self.pending = self.pending, None
         if pending is None or not len(pending):

@@ -184,19 +184,24 @@ class TimeWindows(Engine):
         self.spill = SPILL
 
     def _starts(self, t: float) -> list[float]:
+        """The starts of the windows holding time ``t``, newest first.
+
+        Counted in whole slides, with a time a rounding error short of a
+        boundary (``0.1 + 0.2``) taken as on it, as pandas' nanoseconds would.
+        """
         slide = self.slide
-        s = math.floor(t / slide) * slide
-        if s > t:  # float rounding: keep s <= t < s + slide
-            s -= slide
-        elif s + slide <= t:
-            s += slide
+        x = t / slide
+        j = round(x)
+        if abs(x - j) > 1e-9 * max(1.0, abs(x)):
+            j = math.floor(x)
         if self.tumbling:
-            return [s]
+            return [j * slide]
         out = []
-        lo = t - self.size
-        while s > lo:
-            out.append(s)
-            s -= slide
+        reach = (self.size / slide) - 1e-9 * max(1.0, abs(x))
+        i = j
+        while x - i < reach:
+            out.append(i * slide)
+            i -= 1
         return out
 
     def push(self, keys: Sequence[Any], items: Sequence[Any], times: Sequence[float] | None) -> None:
