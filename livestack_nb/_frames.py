@@ -222,7 +222,8 @@ def run_frames(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
     """The window's processor over a stream of DataFrames."""
     import pandas as pd
 
-    out, late_port = job.output("default"), job.output("late")
+    out = job.output("default")
+    late_port = job.output("late") if "late" in spec.out_tags else None
     if shape.count is None and shape.seconds is None:
         _run_sessions(spec, shape, job)
         return
@@ -237,7 +238,9 @@ def run_frames(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
             closed, late = fw.push(frame)
             spec._count(len(frame), 0, 0 if late is None else len(late), 0)
             if late is not None and len(late):
-                late_port.emit(late)
+                job.logger.warning("%d late rows (their windows had closed)", len(late))
+                if late_port is not None:
+                    late_port.emit(late)
             if closed is not None:
                 out.emit(closed)
     closed = fw.close_all()
@@ -251,7 +254,8 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
 
     from .window import _TimeOf
 
-    out, late_port = job.output("default"), job.output("late")
+    out = job.output("default")
+    late_port = job.output("late") if "late" in spec.out_tags else None
     gap = shape.gap if shape.gap is not None else shape.gap_count
     assert gap is not None
     engine = SessionWindows(spec.aggs, gap, shape.lateness)
@@ -264,7 +268,9 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
         engine.out, engine.late = [], []
         spec._count(0, len(rows), len(late), 0)
         if late:
-            late_port.emit(pd.DataFrame(late, columns=columns))
+            job.logger.warning("%d late rows (their sessions had closed)", len(late))
+            if late_port is not None:
+                late_port.emit(pd.DataFrame(late, columns=columns))
         if rows:
             if times is not None and times.dates:
                 for r in rows:

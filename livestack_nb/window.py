@@ -5,8 +5,9 @@ A window is a spec like any other, so it shows in the flow graph, its options
 worker processes and as ``.op()``. Its processor reads its input in batches
 (:meth:`~livestack_nb.job.TagReader.read_batch`) and hands them to an engine of
 :mod:`livestack_nb._windows`; closed windows go to the ``default`` output as
-``{"key", "start", "end", **aggregates}`` and late values to the ``late``
-output, counted in ``spec.stats``. Values that are ``pandas.DataFrame`` s take
+``{"key", "start", "end", **aggregates}``; late values are counted in
+``spec.stats``, named in the job's log and, with ``late=True``, sent to a
+``late`` output. Values that are ``pandas.DataFrame`` s take
 the vectorised path of :mod:`livestack_nb._frames` (``input=pd.DataFrame``).
 """
 
@@ -135,12 +136,14 @@ class WindowSpec(JobSpec):
         key_fn: Callable[[Any], Any] | None,
         time_fn: Callable[[Any], Any] | None,
         input: Any,
+        late: bool = False,
     ) -> None:
         frames = _is_frame_type(input)
         out = input if frames else dict
         fields = {n: (f.annotation, getattr(shape, n)) for n, f in WindowOptions.model_fields.items()}
         options = create_model("WindowOptions", __base__=WindowOptions, **fields)  # type: ignore[call-overload]
-        super().__init__(name, input=input, outputs={"default": out, "late": input}, options=options)
+        outputs = {"default": out, "late": input} if late else {"default": out}
+        super().__init__(name, input=input, outputs=outputs, options=options)
         self.shape = shape
         self.aggs = aggs
         self.key_fn = key_fn
@@ -193,6 +196,7 @@ def window(
     agg: Mapping[str, Agg | Callable[[list[Any]], Any]] | None = None,
     name: str | None = None,
     input: Any = Any,
+    late: bool = False,
 ) -> WindowSpec:
     """A spec that groups its input into windows and emits one aggregate per closed window.
 
@@ -214,8 +218,9 @@ def window(
     lateness:
         Seconds a value may arrive behind the newest time seen. The watermark
         (newest time minus ``lateness``) closes a window once past its end; a
-        value whose windows had all closed goes to the ``late`` output and is
-        counted in ``spec.stats.late``, never into a window, never dropped.
+        value whose windows had all closed is counted in ``spec.stats.late``
+        and named in the job's log, never put in a window; with ``late=True``
+        it also goes to the spec's ``late`` output.
     key:
         The key field or a function of the value (an ``ls.key_by`` spec too);
         values arriving as ``Keyed`` pairs (from ``ls.key_by``) are keyed by it.
@@ -229,6 +234,9 @@ def window(
         The input type (default: any value). ``pandas.DataFrame`` makes the
         vectorised window: each input frame's rows are windowed together and
         the windows it closes come out as one DataFrame.
+    late:
+        Give the spec a second output, ``late``, carrying every late value as
+        it arrived (off by default, so a flow's single output stays its default).
 
     Each closed window emits ``{"key", "start", "end", **aggregates}``: for
     time windows its bounds, for sessions the times of its first and last
@@ -280,7 +288,7 @@ def window(
         if key_fn is not None:
             shown += f" key={getattr(key_fn, 'name', None) or getattr(key_fn, '__name__', 'fn')}"
         name = f"window({shown}: {', '.join(n for n, _ in aggs)})"
-    spec = WindowSpec(name, shape, aggs, key_fn, time_fn, input)
+    spec = WindowSpec(name, shape, aggs, key_fn, time_fn, input, late)
     from .env import register_spec
 
     register_spec(spec)
@@ -316,7 +324,10 @@ class _TimeOf:
             if any(t != t for t in raw):
                 raise LivestackError(f"{self.where}: an event time is NaN")
             return raw
-        bad = next(t for t in raw if not isinstance(t, type(first)) or isinstance(t, bool) or t is None)
+        bad = next(
+            (t for t in raw if isinstance(t, bool) or not isinstance(t, (int, float, dt.datetime))),
+            next((t for t in raw if type(t) is not type(first)), first),  # datetimes mixed with numbers
+        )
         raise LivestackError(
             f"{self.where}: an event time must be a number of seconds or a datetime, not {bad!r}"
         )
@@ -348,12 +359,14 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
         run_frames(spec, shape, job)
         return
     engine = spec.engine(shape)
-    out, late_port = job.output("default"), job.output("late")
+    out = job.output("default")
+    late_port = job.output("late") if "late" in spec.out_tags else None
     processing = shape.time is None and shape.gap_count is None and shape.count is None
     event_time = spec.time_fn or (field_getter(shape.time, spec.name) if shape.time else None)
     times = _TimeOf(event_time, spec.name) if event_time is not None else None
     arrivals = 0
     opened = 0
+    late_seen = [0]
     try:
         while True:
             timeout = None
@@ -383,27 +396,43 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
                 arrivals += len(items)
             elif processing:
                 engine.advance(_time.time())
-            opened = _flush(spec, engine, out, late_port, times, len(batch), opened)
+            opened = _flush(spec, job, engine, out, late_port, times, len(batch), opened, late_seen)
         engine.close_all()
-        _flush(spec, engine, out, late_port, times, 0, opened)
+        _flush(spec, job, engine, out, late_port, times, 0, opened, late_seen)
     finally:
-        if engine.late or spec.stats.late:
-            job.logger.info(
-                "%d late values so far (in spec.stats.late and on the 'late' output)", spec.stats.late
-            )
+        if late_seen[0]:
+            job.logger.warning("%d late values in all (spec.stats.late)", late_seen[0])
 
 
 def _flush(
-    spec: WindowSpec, engine: Engine, out: Any, late_port: Any, times: _TimeOf | None, n: int, opened: int
+    spec: WindowSpec,
+    job: LiveJob,
+    engine: Engine,
+    out: Any,
+    late_port: Any,
+    times: _TimeOf | None,
+    n: int,
+    opened: int,
+    late_seen: list[int],
 ) -> int:
+    """Send what the engine closed and count it; late values are counted, logged
+    (the first few by value) and sent to ``late`` when the spec has it."""
     rows, late = engine.out, engine.late
     engine.out, engine.late = [], []
     now_open = engine.open_windows
     spec._count(n, len(rows), len(late), now_open - opened)
-    for v in late:
-        late_port.emit(v)
+    if late:
+        for v in late[: max(0, LOGGED_LATE - late_seen[0])]:
+            job.logger.warning("late value (its windows had closed): %.200r", v)
+        late_seen[0] += len(late)
+        if late_port is not None:
+            for v in late:
+                late_port.emit(v)
     for row in rows:
         if times is not None and times.dates:
             row["start"], row["end"] = times.back(row["start"]), times.back(row["end"])
         out.emit(row)
     return now_open
+
+
+LOGGED_LATE = 20  # late values named one by one in a job's log; the rest are counted

@@ -26,7 +26,12 @@ _settings = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
-AGGS = [("n", ls.agg.count()), ("total", ls.agg.sum("v")), ("hi", ls.agg.max("v")), ("first", ls.agg.first("v"))]
+AGGS = [
+    ("n", ls.agg.count()),
+    ("total", ls.agg.sum("v")),
+    ("hi", ls.agg.max("v")),
+    ("first", ls.agg.first("v")),
+]
 
 keys = st.sampled_from(["a", "b", "c", "d", "e"])
 events = st.lists(st.tuples(keys, st.integers(0, 200), st.integers(-50, 50)), max_size=80)
@@ -42,7 +47,9 @@ def feed(engine: Any, rows: list[tuple[str, int, int]], cuts: list[int], timed: 
         i += n
         if part:
             engine.push(
-                [k for k, _, _ in part], [{"t": t, "v": v} for _, t, v in part], [t for _, t, _ in part] if timed else None
+                [k for k, _, _ in part],
+                [{"t": t, "v": v} for _, t, v in part],
+                [t for _, t, _ in part] if timed else None,
             )
         if i >= len(rows):
             break
@@ -72,9 +79,13 @@ def test_tumbling_count_windows_match_pandas_groupby(rows, size, cuts):
         df["pos"] = df.groupby("k").cumcount()
         df["w"] = df["pos"] // size
         g = df.groupby(["k", "w"], sort=False)
-        got = g.agg(n=("v", "size"), total=("v", "sum"), hi=("v", "max"), first=("v", "first"), lo=("pos", "min"))
+        got = g.agg(
+            n=("v", "size"), total=("v", "sum"), hi=("v", "max"), first=("v", "first"), lo=("pos", "min")
+        )
         for (k, _), r in got.iterrows():
-            expected.append((k, int(r.lo), int(r.lo) + int(r.n), int(r.n), int(r.total), int(r.hi), int(r["first"])))
+            expected.append(
+                (k, int(r.lo), int(r.lo) + int(r.n), int(r.n), int(r.total), int(r.hi), int(r["first"]))
+            )
     assert sorted(as_rows(engine.out)) == sorted(expected)
     # full windows come out as their last value arrives; the partial ones at the end
     assert [r for r in as_rows(engine.out) if r[3] == size] == sorted(
@@ -170,7 +181,9 @@ def test_tumbling_time_windows_match_pandas_resample(rows, size, cuts):
         for (k, start), r in res.iterrows():
             if r["size"]:  # resample shows empty bins; a window without values emits nothing
                 s = int(start.timestamp())
-                expected.append((k, s, s + size, int(r["size"]), int(r["sum"]), int(r["max"]), int(r["first"])))
+                expected.append(
+                    (k, s, s + size, int(r["size"]), int(r["sum"]), int(r["max"]), int(r["first"]))
+                )
     assert sorted(as_rows(engine.out)) == sorted(expected)
 
 
