@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from itertools import pairwise
 
 import pandas as pd
 import pytest
@@ -80,7 +81,7 @@ def test_top_k_matches_pandas_value_counts(xs, k, cut):
         assert [n for _, n in got] == sorted(counts.to_numpy().tolist(), reverse=True)[:k]
         assert all(counts[v] == n for v, n in got)
         # ties are broken by first appearance
-        for (v1, n1), (v2, n2) in zip(got, got[1:], strict=False):
+        for (v1, n1), (v2, n2) in pairwise(got):
             assert n1 > n2 or xs.index(v1) < xs.index(v2)
 
 

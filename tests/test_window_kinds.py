@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -262,7 +263,7 @@ def test_sessions_with_late_values_lose_nothing_and_stay_apart(rows, gap, latene
         by_key[r["key"]].append((r["start"], r["end"]))
     for spans in by_key.values():  # sessions of a key never overlap
         spans.sort()
-        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] < b[0] for a, b in pairwise(spans))
 
 
 @_settings

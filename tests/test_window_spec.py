@@ -200,7 +200,7 @@ def test_bad_values_fail_the_job_naming_what_was_wrong(env):
         win.run([{"k": "a", "t": 1}, {"t": 2}], timeout=10)
     with pytest.raises(ls.JobFailed, match="must be a number of seconds or a datetime, not 'noon'"):
         win.run([{"k": "a", "t": "noon"}], timeout=10)
-    with pytest.raises(ls.JobFailed, match="input=pd.DataFrame"):
+    with pytest.raises(ls.JobFailed, match=r"input=pd\.DataFrame"):
         win.run([pd.DataFrame({"k": ["a"], "t": [1]})], timeout=10)
 
 
