@@ -283,7 +283,7 @@ class KeyedState(MutableMapping[Any, Any]):
         dirty, self._dirty = self._dirty, {}
         data = self._data
         records: list[Any]
-        if self._since_snapshot + len(dirty) > max(10_000, 4 * len(data)):
+        if self._since_snapshot + len(dirty) > max(1_000, 4 * len(data)):
             records = [{"snapshot": [[k, v] for k, v in data.items()]}]
             self._since_snapshot = 0
         else:
