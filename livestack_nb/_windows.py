@@ -19,7 +19,7 @@ from typing import Any
 
 from .agg import Agg
 
-__all__ = ["CountWindows", "Engine", "SessionWindows", "TimeWindows", "aggregate"]
+__all__ = ["CountWindows", "Engine", "SessionWindows", "TimeWindows", "aggregate", "projection"]
 
 SPILL = 65_536
 """A time or session window folds its held values into its aggregates' accumulators
@@ -27,14 +27,30 @@ once it holds this many, so its memory stays bounded (see :mod:`livestack_nb.agg
 
 
 def aggregate(
-    aggs: Sequence[tuple[str, Agg]], items: list[Any], accs: list[Any] | None = None
+    aggs: Sequence[tuple[str, Agg]], items: list[Any], accs: list[Any] | None = None, projected: bool = False
 ) -> dict[str, Any]:
-    """The aggregates of a window's items (with what earlier spills folded in ``accs``)."""
+    """The aggregates of a window's items (with what earlier spills folded in ``accs``).
+
+    ``projected``: the items already are the one column every aggregate reads.
+    """
     if accs is None:
+        if projected:
+            return {name: a.over(items) for name, a in aggs}
         return {name: a.over(a.column(items)) for name, a in aggs}
     for (_, a), acc in zip(aggs, accs, strict=True):
-        acc.add_many(a.column(items))
+        acc.add_many(items if projected else a.column(items))
     return {name: acc.result() for (name, _), acc in zip(aggs, accs, strict=True)}
+
+
+def projection(aggs: Sequence[tuple[str, Agg]]) -> Agg | None:
+    """The aggregate whose column every aggregate can read, if there is one: then a
+    window keeps only that column of each value (less to hold, nothing to extract
+    again per window). ``count`` reads any column."""
+    others = [a for _, a in aggs if a.kind != "count"]
+    fields = {a.field if isinstance(a.field, str) or a.field is None else id(a.field) for a in others}
+    if len(fields) != 1 or not isinstance(next(iter(fields)), str):
+        return None
+    return others[0]
 
 
 class Engine:
@@ -45,14 +61,26 @@ class Engine:
         self.out: list[dict[str, Any]] = []
         self.late: list[Any] = []
         self.windows = 0  # closed so far
+        self.projected = False  # set by whoever pushes: the values already are one column
 
     def emit(self, key: Any, start: Any, end: Any, items: list[Any], accs: list[Any] | None = None) -> None:
         row = {"key": key, "start": start, "end": end}
-        row.update(aggregate(self.aggs, items, accs))
+        row.update(aggregate(self.aggs, items, accs, self.projected))
         self.out.append(row)
         self.windows += 1
 
-    def push(self, keys: Sequence[Any], items: Sequence[Any], times: Sequence[float] | None) -> None:
+    def _column(self, a: Agg, items: list[Any]) -> list[Any]:
+        return items if self.projected else a.column(items)
+
+    def push(
+        self,
+        keys: Sequence[Any],
+        items: Sequence[Any],
+        times: Sequence[float] | None,
+        originals: Sequence[Any] | None = None,
+    ) -> None:
+        """Take a batch: each item's key, the item (what the aggregates read), its time;
+        ``originals`` are what a late item is reported as (default: the items)."""
         raise NotImplementedError
 
     def advance(self, now: float) -> None:
@@ -93,7 +121,13 @@ class CountWindows(Engine):
         self.recent: dict[Any, deque[Any]] = {}  # sliding: the last ``size`` values
         self.seen: dict[Any, int] = {}  # sliding: how many values of the key
 
-    def push(self, keys: Sequence[Any], items: Sequence[Any], times: Sequence[float] | None = None) -> None:
+    def push(
+        self,
+        keys: Sequence[Any],
+        items: Sequence[Any],
+        times: Sequence[float] | None = None,
+        originals: Sequence[Any] | None = None,
+    ) -> None:
         size = self.size
         if self.tumbling:
             bufs = self.bufs
@@ -204,11 +238,18 @@ class TimeWindows(Engine):
             i -= 1
         return out
 
-    def push(self, keys: Sequence[Any], items: Sequence[Any], times: Sequence[float] | None) -> None:
+    def push(
+        self,
+        keys: Sequence[Any],
+        items: Sequence[Any],
+        times: Sequence[float] | None,
+        originals: Sequence[Any] | None = None,
+    ) -> None:
         assert times is not None
+        src = items if originals is None else originals
         wins, size, lateness = self.wins, self.size, self.lateness
         w = self.watermark
-        for k, v, t in zip(keys, items, times, strict=True):
+        for i, (k, v, t) in enumerate(zip(keys, items, times, strict=True)):
             missed = False
             for s in self._starts(t):
                 e = s + size
@@ -223,7 +264,7 @@ class TimeWindows(Engine):
                 if len(win.items) >= self.spill:
                     self._spill(win)
             if missed:
-                self.late.append(v)
+                self.late.append(src[i])
             if t - lateness > w:
                 w = t - lateness
         self.watermark = w
@@ -233,7 +274,7 @@ class TimeWindows(Engine):
         if win.accs is None:
             win.accs = [a.accumulator() for _, a in self.aggs]
         for (_, a), acc in zip(self.aggs, win.accs, strict=True):
-            acc.add_many(a.column(win.items))
+            acc.add_many(self._column(a, win.items))
         win.items = []
 
     def _close(self, w: float) -> None:
@@ -296,11 +337,18 @@ class SessionWindows(Engine):
         self.arrival = counter()
         self.watermark = -math.inf
 
-    def push(self, keys: Sequence[Any], items: Sequence[Any], times: Sequence[float] | None) -> None:
+    def push(
+        self,
+        keys: Sequence[Any],
+        items: Sequence[Any],
+        times: Sequence[float] | None,
+        originals: Sequence[Any] | None = None,
+    ) -> None:
         assert times is not None
+        src = items if originals is None else originals
         gap, lateness, sessions = self.gap, self.lateness, self.open
         w = self.watermark
-        for k, v, t in zip(keys, items, times, strict=True):
+        for i, (k, v, t) in enumerate(zip(keys, items, times, strict=True)):
             mine = sessions.get(k)
             if mine is None:
                 mine = sessions[k] = []
@@ -308,7 +356,7 @@ class SessionWindows(Engine):
             joined = [s for s in mine if s.last + gap >= w and s.start - gap <= t <= s.last + gap]
             if not joined:
                 if t < w:
-                    self.late.append(v)
+                    self.late.append(src[i])
                     continue
                 s = _Session(t, next(self.order))
                 mine.append(s)
@@ -355,7 +403,7 @@ class SessionWindows(Engine):
         if s.accs is None:
             s.accs = [a.accumulator() for _, a in self.aggs]
         for (_, a), acc in zip(self.aggs, s.accs, strict=True):
-            acc.add_many(a.column(s.items))
+            acc.add_many(self._column(a, s.items))
         s.items, s.arrivals = [], []
 
     def _close(self, w: float) -> None:

@@ -19,11 +19,12 @@ import threading
 import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
-from ._windows import CountWindows, Engine, SessionWindows, TimeWindows
+from ._windows import CountWindows, Engine, SessionWindows, TimeWindows, projection
 from .agg import Agg, as_agg
 from .errors import LivestackError
 from .keys import Keyed, field_getter
@@ -344,10 +345,20 @@ def _keys_of(spec: WindowSpec, shape: WindowOptions, items: list[Any]) -> tuple[
     if spec.key_fn is not None:
         return list(map(spec.key_fn, items)), items
     if shape.key is not None:
-        return list(map(field_getter(shape.key, spec.name), items)), items
+        return _field_of(shape.key, items, spec.name), items
     if items and type(items[0]) is Keyed:
         return [k for k, _ in items], [v for _, v in items]
     return [None] * len(items), items
+
+
+def _field_of(field: str, items: list[Any], where: str) -> list[Any]:
+    """``field`` of every item: in C for a batch of dicts, else one by one (naming a missing one)."""
+    if type(items[0]) is dict:
+        try:
+            return list(map(itemgetter(field), items))
+        except (KeyError, TypeError):
+            pass
+    return list(map(field_getter(field, where), items))
 
 
 def _run(spec: WindowSpec, job: LiveJob) -> None:
@@ -359,6 +370,8 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
         run_frames(spec, shape, job)
         return
     engine = spec.engine(shape)
+    only = projection(spec.aggs)  # every aggregate reads one column: the windows keep only it
+    engine.projected = only is not None
     out = job.output("default")
     late_port = job.output("late") if "late" in spec.out_tags else None
     processing = shape.time is None and shape.gap_count is None and shape.count is None
@@ -383,16 +396,17 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
                         f"spec {spec.name!r} got a DataFrame: a window over frames is made with "
                         "ls.window(..., input=pd.DataFrame)"
                     )
-                keys, items = _keys_of(spec, shape, batch)
+                keys, values = _keys_of(spec, shape, batch)
+                items = values if only is None else only.column(values)
                 if shape.count is not None:
                     engine.push(keys, items, None)
                 elif shape.gap_count is not None:
-                    engine.push(keys, items, range(arrivals, arrivals + len(items)))
+                    engine.push(keys, items, range(arrivals, arrivals + len(items)), batch)
                 elif times is not None:
-                    engine.push(keys, items, times.seconds(items))
+                    engine.push(keys, items, times.seconds(values), batch)
                 else:
                     now = _time.time()
-                    engine.push(keys, items, [now] * len(items))
+                    engine.push(keys, items, [now] * len(items), batch)
                 arrivals += len(items)
             elif processing:
                 engine.advance(_time.time())
