@@ -200,7 +200,7 @@ def main() -> None:
             best[name] = min(best.get(name, float("inf")), took)
     base = best["plain Python"]
     print(f"{n:,} log lines, {len(expected)} alerts, best of {repeat}")
-    print(f"| contender | seconds | lines/s | vs plain Python |\n|---|---|---|---|")
+    print("| contender | seconds | lines/s | vs plain Python |\n|---|---|---|---|")
     for name, took in best.items():
         print(f"| {name} | {took:.3f} | {n / took:,.0f} | {took / base:.2f}x |")
 
