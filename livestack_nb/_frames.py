@@ -108,14 +108,17 @@ class FrameWindows:
             w_prev = np.maximum.accumulate(np.concatenate([[self.watermark], t - self.shape.lateness]))
             rows["_w"] = w_prev[:-1]
             self.watermark = float(w_prev[-1])
-            s = np.floor(t / slide) * slide
-            s = np.where(s > t, s - slide, np.where(s + slide <= t, s + slide, s))
-            rows["_s"] = s
+            x = t / slide
+            j = np.round(x)
+            tol = 16 * np.spacing(np.maximum(np.abs(x), 1.0))
+            j = np.where(np.abs(x - j) <= tol, j, np.floor(x))  # as the value path rounds
+            reach = size / slide - tol
             copies = math.ceil(size / slide)
             parts = []
-            for j in range(copies):
-                part = rows.assign(_s=rows["_s"] - j * slide)
-                parts.append(part[part["_s"] > part["_t"] - size])
+            for back in range(copies):
+                jj = j - back
+                part = rows.assign(_s=jj * slide)
+                parts.append(part[x - jj < reach])
             pairs = pd.concat(parts, ignore_index=True) if copies > 1 else parts[0]
             pairs["_e"] = pairs["_s"] + size
             missed = pairs["_e"] <= pairs["_w"]

@@ -220,18 +220,21 @@ class TimeWindows(Engine):
     def _starts(self, t: float) -> list[float]:
         """The starts of the windows holding time ``t``, newest first.
 
-        Counted in whole slides, with a time a rounding error short of a
-        boundary (``0.1 + 0.2``) taken as on it, as pandas' nanoseconds would.
+        Counted in whole slides, with a time a rounding error (a few units in
+        the last place) short of a boundary taken as on it: ``0.3 / 0.1`` is
+        ``2.9999999999999996``, and 0.3 s belongs to the window from 0.3 s, as
+        in pandas' whole nanoseconds.
         """
         slide = self.slide
         x = t / slide
         j = round(x)
-        if abs(x - j) > 1e-9 * max(1.0, abs(x)):
+        tol = 16 * math.ulp(max(abs(x), 1.0))
+        if abs(x - j) > tol:
             j = math.floor(x)
         if self.tumbling:
             return [j * slide]
         out = []
-        reach = (self.size / slide) - 1e-9 * max(1.0, abs(x))
+        reach = self.size / slide - tol
         i = j
         while x - i < reach:
             out.append(i * slide)
