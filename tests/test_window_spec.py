@@ -288,3 +288,42 @@ def test_windows_are_recorded_in_a_durable_vault(make_env, tmp_path):
         {"key": "a", "start": 0, "end": 2, "n": 2},
         {"key": "b", "start": 0, "end": 1, "n": 1},
     ]
+
+
+# -- the batch read windows use --------------------------------------------------------------
+
+
+def test_read_batch_gives_what_arrived_in_order_waits_with_a_timeout_and_ends(env):
+    seen: list[object] = []
+
+    @ls.job_spec(outputs={"default": int})
+    def batches(job: ls.LiveJob):
+        while True:
+            batch = job.input.read_batch(timeout=0.05)
+            if batch is None:
+                break
+            seen.append(len(batch) if batch else "timeout")
+            for v in batch:
+                job.output.emit(v * 2)
+
+    job = batches.start()
+    job.feed_many(range(10))
+    wait_until(lambda: "timeout" in seen, timeout=5)  # nothing more came: an empty batch, not a hang
+    job.feed(10)
+    job.end()
+    assert job.result(timeout=10) == [v * 2 for v in range(11)]
+    assert sum(n for n in seen if n != "timeout") == 11
+
+
+def test_a_cancel_reaches_a_processor_waiting_in_read_batch(env):
+    @ls.job_spec(outputs={"default": int})
+    def waits(job: ls.LiveJob):
+        while job.input.read_batch() is not None:
+            pass
+
+    job = waits.start()
+    job.feed(1)
+    job.cancel()
+    assert job.status is ls.JobStatus.CANCELLED
+    wait_until(lambda: job._job._processor_thread is None, timeout=5)  # it returned: its thread is free
+    assert env.worker("waits").stats.busy_after_cancel == 0
