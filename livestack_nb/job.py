@@ -18,6 +18,7 @@ import traceback as tb
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -264,19 +265,24 @@ class Inbox:
 
     def get_many(self, tags: tuple[str, ...], timeout: float | None) -> Any:
         """Every item queued on ``tags`` (in arrival order), waiting for at least one
-        up to ``timeout`` seconds (``[]`` then); ``_ENDED`` when all ended."""
+        up to ``timeout`` seconds (``[]`` then); ``_ENDED`` when all ended. Items of
+        one tag come as they are queued, of several as ``(tag, item)``."""
         self.release()
         with self._mutex:
             waited = False
             while True:
                 if self._cancelled:
                     raise JobCancelled("the job was cancelled: its input is closed")
-                items = [(t, item) for t in tags for item in self._queues[t]]
-                if items:
+                if len(tags) == 1:
+                    q = self._queues[tags[0]]
+                    items: list[Any] = list(q)  # (arrival, value, stream, seq) each
+                    q.clear()
+                else:
+                    items = [(t, item) for t in tags for item in self._queues[t]]
                     for t in tags:
                         self._queues[t].clear()
-                    if len(tags) > 1:
-                        items.sort(key=lambda p: p[1][0])
+                    items.sort(key=lambda p: p[1][0])
+                if items:
                     if self._blocked:
                         self._cond.notify_all()
                     self.current = None
@@ -356,6 +362,11 @@ class TagReader:
             return None
         if not r:
             return []
+        if len(self._tags) == 1:
+            _, _, sid, seq = r[-1]
+            self._job._parent = (sid, seq)
+            values = list(map(itemgetter(1), r))
+            return [(self._tags[0], v) for v in values] if self._merged else values
         _, (_, _, sid, seq) = r[-1]
         self._job._parent = (sid, seq)
         if self._merged:
