@@ -16,7 +16,9 @@ runs, and whole once the job has ended (before ``job.wait()`` returns), or at
 ``job.state.flush()``. A restart replays the changelog (from its last
 snapshot: a changelog grown well past the live keys is compacted into one).
 Values are stored as JSON: numbers, strings, lists and dicts come back as
-they went in (tuple keys as tuples), models as dicts.
+they went in (tuple keys as tuples), models as dicts. One process at a time
+writes a spec's state: two processes running jobs of the same spec at once
+on one vault would each append to the changelog from what they hold.
 
 Memory is bounded by an eviction rule: at most ``max_keys`` keys (100,000 by
 default; the least recently used goes first) and, if ``idle`` is set, no key
