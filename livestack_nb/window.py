@@ -81,8 +81,10 @@ class WindowOptions(BaseModel):
                 raise ValueError(f"a count window slides by a whole number of values, not {self.slide}")
         if self.gap_count is not None and (self.time is not None or self.lateness):
             raise ValueError("gap_count= counts values: time= and lateness= do not apply")
-        if self.count is not None and self.lateness:
-            raise ValueError("a count window has no lateness: it closes with its last value")
+        if self.count is not None and (self.time is not None or self.lateness):
+            raise ValueError("a count window counts values: time= and lateness= do not apply")
+        if self.lateness and self.time is None:
+            raise ValueError("lateness= is for event time: name the time field with time=")
         return self
 
     @property

@@ -194,6 +194,12 @@ def test_bad_windows_are_refused_where_they_are_written():
         ls.window(count=2, agg={"n": 3})
     with pytest.raises(ls.LivestackError, match="sessions do not slide"):
         ls.window(gap=3, slide=1, agg={"n": ls.agg.count()})
+    with pytest.raises(ls.LivestackError, match="time= and lateness= do not apply"):
+        ls.window(count=3, time="t", agg={"n": ls.agg.count()})
+    with pytest.raises(ls.LivestackError, match="lateness= is for event time"):
+        ls.window(seconds=3, lateness=1, agg={"n": ls.agg.count()})
+    with pytest.raises(ls.LivestackError, match="key must be a field name or a function"):
+        ls.window(count=3, key=3, agg={"n": ls.agg.count()})
 
 
 def test_bad_values_fail_the_job_naming_what_was_wrong(env):
