@@ -63,3 +63,20 @@ def test_a_window_spec_output_plots_per_key(comms, env):
     pts = plot.points()
     assert plot.y == ["/a", "/b"] and len(pts) == 3
     assert pts[-1][1] == [pytest.approx(4.95), pytest.approx(2.9)]
+
+
+def test_a_table_by_key_shows_each_keys_latest_row(comms):
+    s = DataStream("windows")
+    s.push(rows(("/a", 1, 10.0), ("/b", 1, 20.0), ("/a", 2, 11.0)))
+    table = lw.StreamTable(s, by="key", max_rows=2)
+    table.comm.hello()
+    reset = table.comm.custom()[-1]
+    assert [r[2:] for r in reset["rows"]] == [["/b", "1", "20.0"], ["/a", "2", "11.0"]]
+    s.push(rows(("/c", 1, 5.0)))  # a third key: the one updated longest ago leaves (max_rows=2)
+    table._last_send = float("-inf")
+    table._pump_flush(1e18)
+    again = table.comm.custom()[-1]
+    assert again["type"] == "reset" and [r[2] for r in again["rows"]] == ["/a", "/c"]
+    assert "<td>/b</td>" not in table.snapshot_html() and "<td>/c</td>" in table.snapshot_html()
+    with pytest.raises(ValueError, match="by must be a field name"):
+        lw.StreamTable(s, by="")
