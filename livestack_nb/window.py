@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 import threading
 import time as _time
 from collections.abc import Callable, Mapping
@@ -322,13 +323,13 @@ class _TimeOf:
             except AttributeError:
                 pass
         elif all(type(t) in (int, float) for t in raw) or all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) for t in raw
+            isinstance(t, numbers.Real) and not isinstance(t, bool) for t in raw
         ):
             if any(t != t for t in raw):
                 raise LivestackError(f"{self.where}: an event time is NaN")
             return raw
         bad = next(
-            (t for t in raw if isinstance(t, bool) or not isinstance(t, (int, float, dt.datetime))),
+            (t for t in raw if isinstance(t, bool) or not isinstance(t, (numbers.Real, dt.datetime))),
             next((t for t in raw if type(t) is not type(first)), first),  # datetimes mixed with numbers
         )
         raise LivestackError(

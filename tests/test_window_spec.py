@@ -333,3 +333,11 @@ def test_a_cancel_reaches_a_processor_waiting_in_read_batch(env):
     assert job.status is ls.JobStatus.CANCELLED
     wait_until(lambda: job._job._processor_thread is None, timeout=5)  # it returned: its thread is free
     assert env.worker("waits").stats.busy_after_cancel == 0
+
+
+def test_numpy_numbers_are_event_times_too(env):
+    import numpy as np
+
+    win = ls.window(seconds=10, time="t", agg={"n": ls.agg.count()})
+    rows = win.run([{"t": np.int64(3)}, {"t": np.float32(12.5)}, {"t": 4}], timeout=10)
+    assert [(r["start"], r["n"]) for r in rows] == [(0, 2), (10, 1)]
