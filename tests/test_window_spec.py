@@ -339,5 +339,5 @@ def test_numpy_numbers_are_event_times_too(env):
     import numpy as np
 
     win = ls.window(seconds=10, time="t", agg={"n": ls.agg.count()})
-    rows = win.run([{"t": np.int64(3)}, {"t": np.float32(12.5)}, {"t": 4}], timeout=10)
+    rows = win.run([{"t": np.int64(3)}, {"t": 4}, {"t": np.float32(12.5)}], timeout=10)
     assert [(r["start"], r["n"]) for r in rows] == [(0, 2), (10, 1)]
