@@ -165,6 +165,7 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "sliding count windows": r"count=20, slide=5",
         "a quantile": r'ls\.agg\.quantile\("oven_s", 0\.95\)',
         "a plot per key": r'StreamPlot\(ovens\.output\(\), x="seq", y="p95_s", by="key"',
+        "a table per key": r'StreamTable\(ovens\.output\(\), by="key"',
         "session windows": r"gap=600",
         "a user function as an aggregate": r'"minutes": lambda os:',
         "ls.key_by": r'ls\.key_by\("pizza"\)',
