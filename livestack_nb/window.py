@@ -287,6 +287,14 @@ def window(
         raise LivestackError(f"{where}: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     key_fn = key if callable(key) else None
     time_fn = time if callable(time) else None
+    if _is_frame_type(input):
+        if key_fn is not None or time_fn is not None:
+            raise LivestackError(f"{where}: over DataFrames, key= and time= name columns, not functions")
+        for n, a in aggs:
+            if a.field is not None and not isinstance(a.field, str):
+                raise LivestackError(
+                    f"{where}: over DataFrames, aggregate {n!r} needs a column name as its field"
+                )
     if name is None:
         shown = shape.describe()
         if key_fn is not None:

@@ -341,3 +341,17 @@ def test_numpy_numbers_are_event_times_too(env):
     win = ls.window(seconds=10, time="t", agg={"n": ls.agg.count()})
     rows = win.run([{"t": np.int64(3)}, {"t": 4}, {"t": np.float32(12.5)}], timeout=10)
     assert [(r["start"], r["n"]) for r in rows] == [(0, 2), (10, 1)]
+
+
+def test_a_dataframe_window_names_a_missing_column_and_refuses_functions_where_written(env):
+    aggs = {"n": ls.agg.count()}
+    by_missing = ls.window(seconds=5, time="t", key="k", agg=aggs, input=pd.DataFrame, name="frames-missing")
+    with pytest.raises(ls.JobFailed, match="no key column 'k'"):
+        by_missing.run([pd.DataFrame({"t": [1.0]})], timeout=10)
+    with pytest.raises(ls.LivestackError, match="key= and time= name columns"):
+        ls.window(count=2, key=len, agg=aggs, input=pd.DataFrame)
+    with pytest.raises(ls.LivestackError, match="'hi' needs a column name"):
+        ls.window(count=2, agg={"hi": ls.agg.max(abs)}, input=pd.DataFrame)
+    text_time = ls.window(seconds=5, time="t", agg=aggs, input=pd.DataFrame, name="frames-text")
+    with pytest.raises(ls.JobFailed, match="time column 't' must be numbers or datetimes"):
+        text_time.run([pd.DataFrame({"t": ["noon"]})], timeout=10)
