@@ -12,6 +12,7 @@ import sys
 
 from . import agg
 from ._version import VERSION
+from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -19,12 +20,14 @@ from .errors import (
     JobClosedError,
     JobFailed,
     LivestackError,
+    StreamEnded,
     WaitTimeout,
     WiringError,
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
 from .keys import Keyed, key_by
+from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
@@ -76,6 +79,7 @@ __all__ = [
     "DataStream",
     "DataValidationError",
     "Datapoint",
+    "DeadLetter",
     "JobCancelled",
     "JobClosedError",
     "JobFailed",
@@ -93,6 +97,8 @@ __all__ = [
     "MemoryStorage",
     "StorageProvider",
     "StorageRef",
+    "StreamEnded",
+    "TruncatedHistoryWarning",
     "WaitTimeout",
     "WiringError",
     "__version__",

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import traceback as tb
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -97,14 +98,15 @@ class _JobLogger(logging.Logger):
         super().__init__(f"livestack_nb.jobs.{job.spec.name}.{job.job_id}", logging.DEBUG)
         self.parent = _jobs_logger
         self.addHandler(_Keeper(job._log_entries))
-        self._job = job
+        self._job = weakref.ref(job)  # not a cycle: a forgotten job is freed without the gc
 
     def handle(self, record: logging.LogRecord) -> None:
         # Only the processor's own records: livestack-nb logs to the job while
         # it cancels it (a failing subscriber, say), and raising there would
         # stop the cancel half way.
-        if not record.pathname.startswith(_PACKAGE_DIR):
-            self._job._check_cancelled()
+        job = self._job()
+        if job is not None and not record.pathname.startswith(_PACKAGE_DIR):
+            job._check_cancelled()
         super().handle(record)
 
 
@@ -394,7 +396,11 @@ class Inputs:
     """``job.input``: iterate for the default tag, call for another, ``merge`` for several."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
+
+    @property
+    def _job(self) -> LiveJob:
+        return _alive(self._ref)
 
     def __call__(self, tag: str = DEFAULT) -> TagReader:
         return TagReader(self._job, (tag,), merged=False)
@@ -449,17 +455,24 @@ class OutputPort:
         return self._stream
 
 
+def _alive(ref: weakref.ReferenceType[LiveJob]) -> LiveJob:
+    job = ref()
+    if job is None:
+        raise LivestackError("the job of this input or output no longer exists")
+    return job
+
+
 class Outputs:
     """``job.output``: call with a tag for its port; ``emit`` is the default tag's."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
         self._ports: dict[str, OutputPort] = {}
 
     def __call__(self, tag: str = DEFAULT) -> OutputPort:
         port = self._ports.get(tag)
         if port is None:
-            port = self._ports[tag] = OutputPort(self._job, tag)
+            port = self._ports[tag] = OutputPort(_alive(self._ref), tag)
         return port
 
     def emit(self, value: Any) -> _Done:
@@ -483,6 +496,9 @@ class LiveJob:
         ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
     storage, env:
         The env's storage provider and the env itself.
+    worker_params:
+        The parameters of the worker definition running the job (the same
+        for all its jobs; distinct from ``options``, which are the job's).
     """
 
     def __init__(
@@ -506,6 +522,9 @@ class LiveJob:
         self.graph = graph or Graph()
         self.parent_id = parent_id
         self.label = label or spec.name
+        # The parameters of the worker running the job (its definition's
+        # ``worker_params``; Livestack's ``instanceParams``), set when a worker takes it.
+        self.worker_params: Any = {}
         self._log_entries: deque[LogEntry] = deque(maxlen=2000)
         self.logger: logging.Logger = _JobLogger(self)
         self._inputs = input_streams
@@ -536,6 +555,9 @@ class LiveJob:
         self._state: KeyedState | None = None
         self.failure_note: str | None = None
         self.children: list[str] = []
+        # The dead-letter stream (see livestack_nb.dead_letter), set by the env
+        # when the job's policy is on_error="dead_letter".
+        self.errors: DataStream | None = None
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
@@ -565,6 +587,25 @@ class LiveJob:
         if self._status.done:
             self._done.set()
 
+    def release(self) -> None:
+        """Drop the links only a running job needs, once it has ended and its env forgot it.
+
+        A job, its streams, its processor's runner and its flow's run refer to
+        one another while it runs; left so, a forgotten job would only be
+        freed by Python's cycle collector, which runs too rarely to keep a
+        loop of thousands of runs bounded. After this, what nothing else
+        holds is freed at once; a handle still held (a widget showing the job)
+        keeps its statuses, logs and output streams.
+        """
+        if not self._status.done or self._processor_thread not in (None, threading.get_ident()):
+            return  # a cancelled processor still runs its own code: it keeps what it uses
+        self._callbacks.clear()
+        self.on_cancel.clear()
+        self.output._ports.clear()
+        for out in self._outputs.values():
+            if out.on_subscriber_error == self._subscriber_failed:
+                out.on_subscriber_error = None
+
     # -- worker side ---------------------------------------------------------
 
     @property
@@ -583,11 +624,16 @@ class LiveJob:
         if self._cancelled:
             raise self._cancellation()
         values = list(inputs) if inputs is not None else ([] if input is None else [input])
-        child = self.env._start(spec, options, parent_id=self.job_id)
+        collected: list[Any] = []
+        out_tag = spec.sole_tag("output", "invoke()")
+
+        def collect(child: LiveJob) -> None:  # before it runs: nothing it emits is missed
+            child._outputs[out_tag].add_listener(collected.extend)
+
+        child = self.env._start(spec, options, parent_id=self.job_id, before_launch=collect)
         self.children.append(child.job_id)
         self.logger.debug("invoked %s job %s", spec.name, child.job_id)
         handle = JobHandle(child)
-        collected = handle._collect()
         handle.feed_many(values)
         handle.end()
         try:
@@ -761,6 +807,13 @@ class InputFeeder:
 
     def _closed(self) -> JobClosedError:
         job = self._job
+        if job.stored and not job.status.done:
+            return JobClosedError(
+                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job.status.value} by "
+                "another process, and runs there reading its input from that process's memory: it "
+                "cannot be fed from here. Feed it where it was started, or run it on a Redis vault "
+                "(autostart=False and worker processes), where any process can feed a job by id"
+            )
         return JobClosedError(
             f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
             f"({job.status.value}); it takes no more values"
@@ -843,22 +896,42 @@ class JobHandle:
         return feeder
 
     def feed(self, value: Any) -> None:
-        """Feed one value to the default input (validated at once)."""
-        self.input(DEFAULT).feed(value)
+        """Feed one value to the default input (validated at once).
+
+        The default input is the tag ``"default"``, or the only input there is
+        (a flow with one exposed input).
+        """
+        self.input(self.spec.sole_tag("input", "feed()")).feed(value)
 
     def feed_many(self, values: Iterable[Any]) -> None:
-        """Feed several values to the default input."""
-        self.input(DEFAULT).feed_many(values)
+        """Feed several values to the default input (as :meth:`feed`)."""
+        self.input(self.spec.sole_tag("input", "feed_many()")).feed_many(values)
 
     def end(self) -> None:
         """No more input on any tag; the job finishes what it has."""
         for s in self._job._inputs.values():
             s.end()
 
-    def output(self, tag: str = DEFAULT) -> DataStream:
-        """The output stream of ``tag``."""
-        self._job.spec._tag("output", tag)
-        return self._job._outputs[tag]
+    def output(self, tag: str | None = None) -> DataStream:
+        """The output stream of ``tag``: by default ``"default"``, or the only output there
+        is (``"errors"``: the dead letters, see :attr:`errors`)."""
+        job = self._job
+        if tag is None:
+            tag = job.spec.sole_tag("output", "output()")
+        if tag not in job.spec.out_tags and job.errors is not None and job._outputs.get(tag) is job.errors:
+            return job.errors
+        job.spec._tag("output", tag)
+        return job._outputs[tag]
+
+    @property
+    def errors(self) -> DataStream | None:
+        """The job's dead letters (``ls.DeadLetter``: value, error, traceback), or ``None``.
+
+        A job whose spec (or flow) has ``on_error="dead_letter"`` sends each
+        value its processor could not process here, and goes on. A flow run's
+        stream holds the dead letters of all its jobs.
+        """
+        return self._job.errors
 
     def cancel(self) -> None:
         """Stop the job: its input and outputs end, status cancelled, at once.
@@ -913,10 +986,11 @@ class JobHandle:
         yield from fut.__await__()
         self._raise_if_failed()
 
-    def result(self, timeout: float | None = None) -> list[Any]:
-        """Wait, then return the default output's values still in memory."""
+    def result(self, timeout: float | None = None, *, last: int | None = None) -> list[Any]:
+        """Wait, then return the default output's values (all, or the ``last`` n; see
+        :meth:`DataStream.values`)."""
         self.wait(timeout)
-        return self.output().values()
+        return self.output().values(last)
 
     def _collect(self, tag: str = DEFAULT) -> list[Any]:
         """A list that receives every value of output ``tag`` from now on."""
