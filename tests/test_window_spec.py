@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reactivex import operators as ops
 from support import Recorder
+from test_window_kinds import reference_time_windows
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -355,3 +356,33 @@ def test_a_dataframe_window_names_a_missing_column_and_refuses_functions_where_w
     text_time = ls.window(seconds=5, time="t", agg=aggs, input=pd.DataFrame, name="frames-text")
     with pytest.raises(ls.JobFailed, match="time column 't' must be numbers or datetimes"):
         text_time.run([pd.DataFrame({"t": ["noon"]})], timeout=10)
+
+
+@_settings
+@given(
+    rows=st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 60), st.integers(-9, 9)), max_size=40),
+    sizes=st.lists(st.integers(1, 6), max_size=12),
+    lateness=st.integers(0, 15),
+)
+def test_a_job_fed_any_mix_of_feed_and_feed_many_matches_plain_python(env, rows, sizes, lateness):
+    aggs = {"n": ls.agg.count(), "total": ls.agg.sum("v"), "hi": ls.agg.max("v"), "first": ls.agg.first("v")}
+    win = ls.window(
+        seconds=10, slide=5, time="t", lateness=lateness, key="k", agg=aggs, late=True, name="mix"
+    )
+    job = win.start()
+    values = [{"t": t, "v": v, "k": k} for k, t, v in rows]
+    i = 0
+    for n in [*sizes, len(values)]:
+        part, i = values[i : i + n], i + n
+        if len(part) == 1:
+            job.feed(part[0])
+        elif part:
+            job.feed_many(part)
+    job.end()
+    got = [
+        (r["key"], r["start"], r["end"], r["n"], r["total"], r["hi"], r["first"])
+        for r in job.result(timeout=10)
+    ]
+    expected, late = reference_time_windows(rows, 10, 5, lateness)
+    assert got == expected
+    assert [(v["t"], v["v"]) for v in job.output("late").values()] == [(x["t"], x["v"]) for x in late]
