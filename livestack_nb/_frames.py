@@ -160,6 +160,21 @@ class FrameWindows:
             return (seen >= pending["_e"]).to_numpy()
         return (pending["_e"] <= self.watermark).to_numpy()
 
+    def deadline(self) -> float | None:
+        """When the first open time window ends (processing time closes it then)."""
+        if self.pending is None or not len(self.pending) or "_e" not in self.pending:
+            return None
+        return float(self.pending["_e"].min())
+
+    def advance(self, now: float) -> Any:
+        """Processing time moved on to ``now`` with no frame: the windows it closed."""
+        self.watermark = max(self.watermark, now)
+        if self.pending is None or not len(self.pending):
+            return None
+        closed_mask = self._closed(self.pending)
+        closed, self.pending = self.pending[closed_mask], self.pending[~closed_mask]
+        return self._windows(closed)
+
     def close_all(self) -> Any:
         """The end of input: every open window."""
         pending, self.pending = self.pending, None
@@ -231,10 +246,16 @@ def run_frames(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
         _run_sessions(spec, shape, job)
         return
     fw = FrameWindows(spec, shape)
+    clock = shape.seconds is not None and shape.time is None  # processing time: windows close by the clock
     while True:
-        batch = job.input.read_batch(None)
+        due = fw.deadline() if clock else None
+        batch = job.input.read_batch(None if due is None else max(0.0, due - _time.time()))
         if batch is None:
             break
+        if not batch and clock:
+            closed = fw.advance(_time.time())
+            if closed is not None:
+                out.emit(closed)
         for frame in batch:
             if not isinstance(frame, pd.DataFrame):
                 raise LivestackError(f"spec {spec.name!r} takes DataFrames, not {type(frame).__name__}")

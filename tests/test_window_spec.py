@@ -386,3 +386,14 @@ def test_a_job_fed_any_mix_of_feed_and_feed_many_matches_plain_python(env, rows,
     expected, late = reference_time_windows(rows, 10, 5, lateness)
     assert got == expected
     assert [(v["t"], v["v"]) for v in job.output("late").values()] == [(x["t"], x["v"]) for x in late]
+
+
+def test_a_dataframe_window_on_processing_time_closes_by_the_clock(env):
+    win = ls.window(seconds=0.2, key="k", agg={"n": ls.agg.count()}, input=pd.DataFrame, name="frames-clock")
+    job = win.start()
+    job.feed(pd.DataFrame({"k": ["a", "a", "b"]}))
+    wait_until(lambda: len(job.output()) == 1, timeout=5)  # no end of input: the clock closed them
+    closed = job.output().values()[0]
+    assert sorted(zip(closed["key"], closed["n"], strict=True)) == [("a", 2), ("b", 1)]
+    job.end()
+    job.wait(timeout=5)
