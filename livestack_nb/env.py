@@ -30,7 +30,7 @@ from .job import JobHandle, JobStatus, LiveJob
 from .runtime import Runtime
 from .spec import JobSpec, TagType
 from .storage import StorageProvider, open_storage
-from .stream import DEFAULT_HISTORY, Activity, DataStream
+from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
 from .vault.base import (
     BatchRecord,
     JobRecord,
@@ -111,6 +111,7 @@ class LiveEnv:
         self.large_value_threshold = large_value_threshold
         self.name = f"{project_id}-{next(_names)}"
         self._runtime = Runtime(self.name)
+        self._flusher = Flusher(self.name)  # pushes what per-value calls buffered, on a deadline
         self._lock = threading.RLock()
         self._specs: dict[str, JobSpec] = {}
         self._workers: dict[str, LiveWorker] = {}
@@ -291,6 +292,7 @@ class LiveEnv:
             large_value_threshold=self.large_value_threshold,
             fused=fused,
             activity=activity,
+            flusher=self._flusher,
         )
         if self._durable:
             self._attach_archive(stream, record=True)
@@ -518,6 +520,7 @@ class LiveEnv:
                 job.cancel()
         for w in workers:
             w.stop(timeout, cancel=True)
+        self._flusher.close()
         self._runtime.stop(timeout)
         global _default
         if _default is self:
