@@ -16,6 +16,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import LivestackError
 from .spec import DEFAULT, JobSpec
+from .stream import Chunk
 
 __all__ = ["spec_operator"]
 
@@ -40,12 +41,30 @@ def spec_operator(
                 subs.dispose()
                 job.cancel()
 
+            # The output goes to the observer a chunk at a time, straight from the
+            # stream (no RxPY wrapper per value on the way).
             out = job.output(out_tag)
-            subs.add(out.subscribe(observer.on_next, observer.on_error, observer.on_completed))
+            emit = observer.on_next
+
+            def on_chunk(chunk: Chunk) -> None:
+                for v in chunk.values:
+                    emit(v)
+
+            def on_end(error: BaseException | None) -> None:
+                if error is None:
+                    observer.on_completed()
+                else:
+                    observer.on_error(error if isinstance(error, Exception) else Exception(repr(error)))
+
+            subs.add(out.listen_chunks(on_chunk, on_end))
 
             feeder = job.input(in_tag)
+            stream, exact, append = feeder.stream, feeder._exact, feeder.stream.append
 
             def on_next(value: Any) -> None:
+                if type(value) is exact and not stream._closed:
+                    append(value)  # what feeder.feed does for a value that fits
+                    return
                 try:
                     feeder.feed(value)
                 except LivestackError as e:

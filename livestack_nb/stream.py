@@ -476,38 +476,37 @@ class DataStream(reactivex.Observable[Any]):
         claimed = False
         behind = False
         try:
-            with _held_if_buffered(self._buf):
-                with self._state_lock:
-                    if self._closed:
-                        if not n:
-                            return self._count  # ended meanwhile: the end took the buffer
-                        raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
-                    first = self._take_buffer(now)
+            with _held_if_buffered(self._buf), self._state_lock:
+                if self._closed:
+                    if not n:
+                        return self._count  # ended meanwhile: the end took the buffer
+                    raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
+                first = self._take_buffer(now)
+                if first is not None:
+                    behind = self._admit(first)
+                seq0 = self._count
+                chunk = None
+                if n:
+                    chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
+                    behind = self._admit(chunk) or behind
+                if self._delivering:  # another thread delivers it
                     if first is not None:
-                        behind = self._admit(first)
-                    seq0 = self._count
-                    chunk = None
-                    if n:
-                        chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
-                        behind = self._admit(chunk) or behind
-                    if self._delivering:  # another thread delivers it
+                        self._pending.append(first)
+                    if chunk is not None:
+                        self._pending.append(chunk)
+                else:
+                    claimed = True
+                    self._delivering = me
+                    listeners = self._listeners
+                    # Queued first when what an interrupted delivery left must go
+                    # before it, or when the wait for the vault could be
+                    # interrupted: a chunk kept must be delivered too.
+                    direct = chunk is not None and first is None and not self._pending and not behind
+                    if not direct:
                         if first is not None:
                             self._pending.append(first)
                         if chunk is not None:
                             self._pending.append(chunk)
-                    else:
-                        claimed = True
-                        self._delivering = me
-                        listeners = self._listeners
-                        # Queued first when what an interrupted delivery left must go
-                        # before it, or when the wait for the vault could be
-                        # interrupted: a chunk kept must be delivered too.
-                        direct = chunk is not None and first is None and not self._pending and not behind
-                        if not direct:
-                            if first is not None:
-                                self._pending.append(first)
-                            if chunk is not None:
-                                self._pending.append(chunk)
             if behind:
                 self._fall_back()
             if not claimed:
