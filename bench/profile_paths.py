@@ -9,6 +9,7 @@ Run with ``.venv/bin/python bench/profile_paths.py [ROW] [N] [TOP]``, ROW one of
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import pstats
 import sys
@@ -50,10 +51,8 @@ def profile(fn: Callable[[list[int]], int], data: list[int]) -> pstats.Stats:
         threading.Thread.run = run  # type: ignore[method-assign]
     stats = pstats.Stats(main)
     for p in profiles:
-        try:
+        with contextlib.suppress(TypeError):  # a thread that never ran a profiled call
             stats.add(p)
-        except TypeError:  # a thread that never ran a profiled call
-            pass
     return stats
 
 

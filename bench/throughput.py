@@ -240,7 +240,8 @@ def main() -> None:
     small_rate, _ = measure(liveflow_per_item, small, repeat)
     print(f"{n:,} integers through map x2 + filter (best of {repeat}), {expected:,} out\n")
     print(
-        f"{'contender':<22}{'events/s':>14}{'vs reactivex':>14}{'vs streamz':>12}{'vs loop':>10}{'target':>10}"
+        f"{'contender':<22}{'events/s':>14}{'vs reactivex':>14}"
+        f"{'vs streamz':>12}{'vs loop':>10}{'target':>10}"
     )
     for name, _, _, target in contenders:
         rate = rates[name]

@@ -263,7 +263,7 @@ class Flusher:
             self._start()
 
     def _open_gate(self) -> None:
-        try:
+        try:  # noqa: SIM105 (a plain try: contextlib.suppress exits in Python code, interruptible)
             self._gate.release()
         except RuntimeError:
             pass  # open already
@@ -710,7 +710,7 @@ class DataStream(reactivex.Observable[Any]):
                 if type(item) is Chunk:
                     if self._telling is None:  # (else: what an interrupted delivery left)
                         self._telling = list(reversed(self._listeners))
-                elif type(item) is _Join:
+                elif isinstance(item, _Join):
                     pending.popleft()
                 elif not self._end_delivered:
                     self._error = item.error
