@@ -707,7 +707,7 @@ class DataStream(reactivex.Observable[Any]):
                     self._delivering = 0
                     return
                 item = pending[0]
-                if type(item) is Chunk:
+                if isinstance(item, Chunk):
                     if self._telling is None:  # (else: what an interrupted delivery left)
                         self._telling = list(reversed(self._listeners))
                 elif isinstance(item, _Join):
