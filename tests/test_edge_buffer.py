@@ -9,6 +9,7 @@ at ``end()``, and a feed into a failed job raising at once.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 import time
@@ -136,7 +137,7 @@ def test_a_slow_spec_shows_each_output_when_it_is_computed(env: ls.LiveEnv, form
     job.wait(10)
     assert job.result() == [0, 2, 4, 6, 8]
     assert len(arrivals) == 5
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     # one by one, as computed: not all together at the end
     assert min(gaps) > SLOW / 3, gaps
 
