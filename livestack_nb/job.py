@@ -759,6 +759,7 @@ class InputFeeder:
         self._exact = self._type.cls or _NoValue  # values of exactly this class need no check
         self._spec_name = job.spec.name
         self.stream = job._inputs[tag]
+        self._buf = self.stream.edge
 
     def feed(self, value: Any) -> None:
         """Validate ``value`` against the tag's type and send it to the job.
@@ -772,7 +773,14 @@ class InputFeeder:
             raise self._closed()
         if type(value) is not self._exact:
             value = self._check(value)
-        stream.append(value)
+        if stream._buf_parent is not None:
+            stream.append(value)
+            return
+        buf = self._buf  # stream.append, inlined: the per-value cost is this append
+        buf.append(value)
+        n = len(buf)
+        if n == 1 or n >= MAX_CHUNK:
+            stream.appended(n)
 
     def _check(self, value: Any) -> Any:
         try:

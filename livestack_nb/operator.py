@@ -16,7 +16,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import LivestackError
 from .spec import DEFAULT, JobSpec
-from .stream import Chunk
+from .stream import MAX_CHUNK, Chunk
 
 __all__ = ["spec_operator"]
 
@@ -59,11 +59,15 @@ def spec_operator(
             subs.add(out.listen_chunks(on_chunk, on_end))
 
             feeder = job.input(in_tag)
-            stream, exact, append = feeder.stream, feeder._exact, feeder.stream.append
+            stream, exact = feeder.stream, feeder._exact
+            buf, appended = stream.edge, stream.appended
 
             def on_next(value: Any) -> None:
                 if type(value) is exact and not stream._closed:
-                    append(value)  # what feeder.feed does for a value that fits
+                    buf.append(value)  # what feeder.feed does for a value that fits
+                    n = len(buf)
+                    if n == 1 or n >= MAX_CHUNK:
+                        appended(n)
                     return
                 try:
                     feeder.feed(value)

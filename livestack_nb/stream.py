@@ -412,14 +412,8 @@ class DataStream(reactivex.Observable[Any]):
         buf = self._buf
         buf.append(value)
         n = len(buf)
-        if n == 1:
-            flusher = self._flusher
-            if flusher is None:
-                self.flush()
-            else:
-                flusher.due(self)
-        elif n >= MAX_CHUNK:
-            self.flush()
+        if n == 1 or n >= MAX_CHUNK:
+            self.appended(n)
 
     def append_child(self, value: Any, parent_stream: str, parent_seq: int) -> None:
         """Like :meth:`append`, for a value derived from datapoint ``parent_seq`` of
@@ -430,14 +424,26 @@ class DataStream(reactivex.Observable[Any]):
         buf = self._buf
         buf.append((value, parent_seq))
         n = len(buf)
-        if n == 1:
-            flusher = self._flusher
-            if flusher is None:
-                self.flush()
-            else:
-                flusher.due(self)
-        elif n >= MAX_CHUNK:
+        if n == 1 or n >= MAX_CHUNK:
+            self.appended(n)
+
+    @property
+    def edge(self) -> list[Any]:
+        """The buffer itself, for a caller that appends parentless values to it directly
+        (the list is never replaced) and then calls :meth:`appended` with its length
+        when that is 1 or ``MAX_CHUNK`` or more, as :meth:`append` does."""
+        return self._buf
+
+    def appended(self, n: int) -> None:
+        """The buffer got its first value (flush it soon) or is full (flush it now)."""
+        if n >= MAX_CHUNK:
             self.flush()
+            return
+        flusher = self._flusher
+        if flusher is None:
+            self.flush()
+        else:
+            flusher.due(self)
 
     def _switch_buffer(self, parent_stream: str | None) -> None:
         """Values with another parent stream (or none) follow: push the buffer first."""
