@@ -187,14 +187,23 @@ def specs_as_operators(data: list[int]) -> int:
         flow = make_flow(env)
         a, b, c = (n.spec for n in flow._nodes.values())
         out: list[int] = []
+        errors: list[Exception] = []
         done = threading.Event()
         subject: Subject[int] = Subject()
-        subject.pipe(a.op(), b.op(), c.op()).subscribe(out.append, lambda e: done.set(), done.set)
+
+        def on_error(e: Exception) -> None:
+            errors.append(e)
+            done.set()
+
+        with env:  # the operators' jobs run in this env
+            subject.pipe(a.op(), b.op(), c.op()).subscribe(out.append, on_error, done.set)
         for x in data:
             subject.on_next(x)
         subject.on_completed()
         if not done.wait(600):
             raise SystemExit("the operator chain did not complete")
+        if errors:
+            raise SystemExit(f"the operator chain failed: {errors[0]!r}")
         return len(out)
     finally:
         env.close()
