@@ -9,7 +9,8 @@ c.op())``); a flat-map (generator) spec fed one value at a time. Each is set
 against raw reactivex doing the same work. The last line compares the cost
 per value of one ``feed`` per value at N and at N / 10 values.
 
-Run with ``make bench`` (or ``.venv/bin/python bench/throughput.py [N] [REPEAT]``).
+Run with ``make bench`` (or ``.venv/bin/python bench/throughput.py [N] [REPEAT] [ROWS]``,
+ROWS a comma-separated subset of the livestack-nb rows' names).
 Ratios matter, not absolute figures: every contender does the same work on
 the same machine in the same process.
 """
@@ -236,6 +237,9 @@ def main() -> None:
         ("specs as .op()", specs_as_operators, "raw reactivex", 0.75),
         ("flat-map feed", flatmap_per_item, "raw reactivex", 1.0),
     ]
+    if len(sys.argv) > 3:  # only these rows (and the baselines), e.g. "Liveflow feed,specs as .op()"
+        wanted = {"plain loop", "raw reactivex", "streamz", *sys.argv[3].split(",")}
+        contenders = [c for c in contenders if c[0] in wanted]
     rates: dict[str, float] = {}
     expected = None
     for name, fn, _, _ in contenders:
@@ -246,7 +250,7 @@ def main() -> None:
             raise SystemExit(f"{name} produced {count} values, expected {expected}")
         rates[name] = rate
     small = data[: max(1, n // 10)]
-    small_rate, _ = measure(liveflow_per_item, small, repeat)
+    small_rate = measure(liveflow_per_item, small, repeat)[0] if "Liveflow feed" in rates else 0.0
     print(f"{n:,} integers through map x2 + filter (best of {repeat}), {expected:,} out\n")
     print(
         f"{'contender':<22}{'events/s':>14}{'vs reactivex':>14}"
@@ -259,10 +263,11 @@ def main() -> None:
             f"{name:<22}{rate:>14,.0f}{rate / rates['raw reactivex']:>13.2f}x"
             f"{rate / rates['streamz']:>11.2f}x{rate / rates['plain loop']:>9.2f}x{tgt:>10}"
         )
-    print(
-        f"\nLiveflow feed, cost per value at {n:,} over {len(small):,} values: "
-        f"{small_rate / rates['Liveflow feed']:.2f}x (target <= 1.2x)"
-    )
+    if small_rate:
+        print(
+            f"\nLiveflow feed, cost per value at {n:,} over {len(small):,} values: "
+            f"{small_rate / rates['Liveflow feed']:.2f}x (target <= 1.2x)"
+        )
 
 
 if __name__ == "__main__":

@@ -128,6 +128,7 @@ class _Skipped(Exception):
 _SKIP = object()
 FLAT_FLUSH = 0.05  # seconds a generator's yields may be gathered before they are pushed
 SLOW_YIELD = 0.01  # a yield that took this long is pushed at once
+SLOW_MAP = 0.02  # a map call that took this long (on average over a slice) is pushed at once
 
 
 def _follows(a: Chunk, b: Chunk) -> bool:
@@ -711,7 +712,7 @@ class _InlineRunner:
         cost of a fused flow). The chunk is walked in slices of 1, 2, 4, ...
         values with the clock read between them: results are pushed once
         ``FLAT_FLUSH`` seconds have passed, and at once after a slice that took
-        ``SLOW_YIELD`` or more (the slices then start again from one value), so
+        ``SLOW_MAP`` or more per value (the slices then start again from one), so
         a slow function's outputs are seen as they are computed, not when the
         whole chunk is done. A fast one pays a clock read per slice.
         """
@@ -734,7 +735,9 @@ class _InlineRunner:
                 self.job.fail(failure)
                 return
             now = clock()
-            slow = now - began >= SLOW_YIELD
+            # Slow per value, not per slice: a slice also waits for the GIL and the
+            # machine, which must not break a fast map's chunks into small ones.
+            slow = now - began >= SLOW_MAP * (hi - lo)
             if slow or now - last >= FLAT_FLUSH:
                 self._push(*self._kept(out, seq0 + first), sid)
                 out, first, last = [], hi, now
