@@ -3,8 +3,9 @@ every thread (the feeding thread and livestack-nb's worker threads), merged.
 
 Run with ``.venv/bin/python bench/profile_paths.py [ROW] [N] [TOP]``, ROW one of
 ``flow-feed``, ``processor-feed``, ``processor-feed_many``, ``op``, ``flatmap-feed``
-(default: all). Prints, per row, the functions with the most time of their own
-(``tottime``) in nanoseconds per value fed.
+(default: all). Prints, per row, the function calls per value fed (which the
+machine's load cannot move) and the functions with the most time of their own
+(``tottime``) in nanoseconds per value fed (inflated by the profiler, and by load).
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ def main() -> None:
             entries.append((tt, nc, where))
         entries.sort(reverse=True)
         total = sum(e[0] for e in entries)
-        print(f"\n{row}: {n:,} values, {total / n * 1e9:,.0f} ns/value profiled (all threads, own time)")
+        calls = sum(e[1] for e in entries)
+        print(
+            f"\n{row}: {n:,} values, {total / n * 1e9:,.0f} ns/value profiled (all threads, own time), "
+            f"{calls / n:.2f} function calls/value"
+        )
         print(f"{'ns/value':>10}{'calls/value':>13}  function")
         for tt, nc, where in entries[:top]:
             print(f"{tt / n * 1e9:>10,.0f}{nc / n:>13.3f}  {where}")
