@@ -19,10 +19,10 @@ import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from ._interrupt import held_interrupts
@@ -721,6 +721,7 @@ class _InlineRunner:
             return
         values, seq0, sid = chunk.values, chunk.seq0, chunk.stream_id
         n = len(values)
+        it = iter(values)  # the slices are taken from it: no copy
         out: list[Any] = []
         first = 0  # index in values of out[0]
         lo, size = 0, 1
@@ -729,7 +730,7 @@ class _InlineRunner:
         while lo < n:
             hi = min(n, lo + size)
             began = clock()
-            failure = self._map_into(values, lo, hi, out)
+            failure = self._map_into(it, values, lo, hi, out)
             if failure is not None:
                 self._push(*self._kept(out, seq0 + first), sid)
                 self.job.fail(failure)
@@ -745,20 +746,23 @@ class _InlineRunner:
             lo = hi
         self._push(*self._kept(out, seq0 + first), sid)
 
-    def _map_into(self, values: list[Any], lo: int, hi: int, out: list[Any]) -> BaseException | None:
-        """Append the function's result for ``values[lo:hi]`` to ``out`` (a raising value
-        leaves the fast loop for :meth:`recover`); the failure that ends the job, if any."""
+    def _map_into(
+        self, it: Iterator[Any], values: list[Any], lo: int, hi: int, out: list[Any]
+    ) -> BaseException | None:
+        """Append the function's result for the next ``hi - lo`` values of ``it``
+        (``values[lo:hi]``) to ``out``; a raising value leaves the fast loop for
+        :meth:`recover`. The failure that ends the job, if any."""
         fn = self.fn
         append = out.append
         off = len(out) - lo  # out[i + off] is the result of values[i]
         start = lo
         while start < hi:
             try:
-                for v in values if start == 0 and hi == len(values) else values[start:hi]:
+                for v in islice(it, hi - start):
                     append(fn(v))
                 return None
             except Exception as e:
-                i = len(out) - off
+                i = len(out) - off  # the value that raised (the iterator is past it)
                 try:
                     append(self.recover(values[i], e))
                 except _Failed as f:
