@@ -179,14 +179,14 @@ class Inbox:
 
     def put(self, tag: str, chunk: Chunk) -> None:
         n = len(chunk.values)
-        if self._activity is not None:
-            self._activity.add(n)
         with self._mutex:
             if chunk.seq0 < self._next_seq[tag]:
                 return  # had it already: a delivery stopped by an interrupt, given again
             # (no call between these two: an interrupt cannot split them)
             self._next_seq[tag] = chunk.seq0 + n
             self._queues[tag].append((self._arrival, chunk))
+            if self._activity is not None:
+                self._activity.add(n)
             self._arrival += 1
             self._queued += n
             self._wake()
