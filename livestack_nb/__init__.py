@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ._version import VERSION
+from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -18,11 +19,13 @@ from .errors import (
     JobClosedError,
     JobFailed,
     LivestackError,
+    StreamEnded,
     WaitTimeout,
     WiringError,
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
+from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
@@ -73,6 +76,7 @@ __all__ = [
     "DataStream",
     "DataValidationError",
     "Datapoint",
+    "DeadLetter",
     "JobCancelled",
     "JobClosedError",
     "JobFailed",
@@ -89,6 +93,8 @@ __all__ = [
     "MemoryStorage",
     "StorageProvider",
     "StorageRef",
+    "StreamEnded",
+    "TruncatedHistoryWarning",
     "WaitTimeout",
     "WiringError",
     "__version__",

@@ -16,19 +16,22 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from ._interrupt import held_interrupts
+from .dead_letter import DEAD_LETTER_TYPE, ERRORS, DeadLetter
 from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
+from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
-from .spec import JobSpec, TagType
+from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
 from .vault.base import (
@@ -42,15 +45,28 @@ from .vault.base import (
 )
 from .worker import LiveWorker
 
-__all__ = ["LiveEnv", "current_env", "register_spec", "use_env"]
+__all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
 
 _names = itertools.count(1)
+
+DEFAULT_KEEP_JOBS = 100
+"""Finished top-level jobs (a flow run with its jobs counts as one) an env keeps in memory.
+
+A run of a few specs over a thousand events holds about 150 KB (its streams'
+history): a hundred of them is a few MB however long the session runs.
+"""
 
 
 class _StoredOptions(BaseModel):
     """Options of a stored job whose spec is not registered here (kept as recorded)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class _StandIn(JobSpec):
+    """The spec of a stored job whose own spec is not known here: its stored tags, any types."""
+
+    declared = False
 
 
 class LiveEnv:
@@ -77,6 +93,15 @@ class LiveEnv:
         How many datapoints each stream keeps in memory.
     large_value_threshold:
         ``bytes``/``str`` values longer than this go to the storage provider.
+    keep_jobs:
+        How many finished jobs the env keeps in memory (default
+        :data:`DEFAULT_KEEP_JOBS`), counting a flow run or a job with the jobs
+        it started as one; ``None`` keeps every one. Older finished jobs are
+        forgotten with their streams' in-memory history, so a notebook that
+        runs a flow in a loop, or a worker serving jobs for days, stays
+        bounded. A handle already held (a widget showing the job) keeps
+        working; ``env.job(id)`` of a forgotten job reads it back from a
+        durable vault, and with the memory vault says it was forgotten.
 
     Examples
     --------
@@ -95,9 +120,12 @@ class LiveEnv:
         autostart: bool = True,
         history: int = DEFAULT_HISTORY,
         large_value_threshold: int = 1_000_000,
+        keep_jobs: int | None = DEFAULT_KEEP_JOBS,
     ) -> None:
         if not isinstance(history, int) or history < 1:
             raise LivestackError(f"history must be an int >= 1, not {history!r}")
+        if keep_jobs is not None and (not isinstance(keep_jobs, int) or keep_jobs < 0):
+            raise LivestackError(f"keep_jobs must be None or an int >= 0, not {keep_jobs!r}")
         self.vault = open_vault(vault)
         self._durable = self.vault.durable
         try:
@@ -117,6 +145,16 @@ class LiveEnv:
         self._workers: dict[str, LiveWorker] = {}
         self._retired: list[LiveWorker] = []
         self._jobs: dict[str, LiveJob] = {}
+        self._named: dict[str, NamedStream] = {}
+        self._claimed: set[str] = set()  # job ids given by callers, taken here
+        self._named_locks: list[Any] = []  # open lock files of named streams this env publishes to
+        self.keep_jobs = keep_jobs
+        # Retention (see keep_jobs): finished top-level jobs in the order they
+        # ended, and each top-level job's descendants, forgotten with it.
+        self._finished: deque[str] = deque()
+        self._family: dict[str, list[str]] = {}
+        self._root_of: dict[str, str] = {}
+        self._forgotten = 0
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
         _all_envs.add(self)
@@ -197,18 +235,106 @@ class LiveEnv:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def start(self, spec: JobSpec, options: Any = None) -> JobHandle:
-        """Start a job of ``spec``; same as ``spec.start(options, env=self)``."""
-        return JobHandle(self._start(spec, options))
+    def start(
+        self,
+        spec: JobSpec,
+        options: Any = None,
+        *,
+        job_id: str | None = None,
+        before_launch: Callable[[JobHandle], None] | None = None,
+    ) -> JobHandle:
+        """Start a job of ``spec``; same as ``spec.start(options, env=self)``.
 
-    def _start(self, spec: JobSpec, options: Any, *, parent_id: str | None = None) -> LiveJob:
+        ``job_id`` names the job (see :meth:`JobSpec.start`). ``before_launch``
+        is called with the handle once the job is wired, before it can run:
+        a caller that must see every output (a one-shot run of a spec that
+        emits before reading input) subscribes there.
+        """
+        holder: list[JobHandle] = []
+
+        def ready(job: LiveJob) -> None:
+            holder.append(JobHandle(job))
+            if before_launch is not None:
+                before_launch(holder[0])
+
+        self._start(spec, options, job_id=job_id, before_launch=ready)
+        return holder[0]
+
+    def _check_new_job_id(self, job_id: str) -> None:
+        if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > 200:
+            raise LivestackError(
+                f"a job id must be a non-empty string of at most 200 characters, not {job_id!r}"
+            )
+        if "/" in job_id or any(c.isspace() for c in job_id):
+            raise LivestackError(f"job id {job_id!r}: no '/' or whitespace (stream ids are made from it)")
+        with self._lock:
+            known = self._jobs.get(job_id)
+            if known is None and job_id not in self._claimed and self.vault.claim_job_id(job_id):
+                self._claimed.add(job_id)  # this process's own starts of one id, at once
+                return
+        record = self.vault.job(job_id) if known is None else None
+        if known is not None:
+            what = f"a job of spec {known.spec.name!r} ({known.status.value})"
+        elif record is not None:
+            what = f"a job of spec {record.spec!r} ({record.status})"
+        else:
+            what = "a job another process is starting"
+        raise LivestackError(
+            f"job id {job_id!r} is taken in env {self.name!r}: {what}; "
+            "use env.job(job_id) to reach it, or choose another id"
+        )
+
+    def run(
+        self,
+        spec: JobSpec,
+        values: Any = (),
+        options: Any = None,
+        *,
+        output: str | None = None,
+        timeout: float | None = None,
+        job_id: str | None = None,
+    ) -> list[Any]:
+        """One-shot: start, feed, end, wait, and return the output's values; see :meth:`JobSpec.run`."""
+        feeds = _feeds_by_tag(spec, values)
+        out_tag = _output_tag(spec, output)
+        collected: list[Any] = []
+
+        def collect(handle: JobHandle) -> None:
+            # Subscribed before the job can run: a spec that emits before it
+            # reads any input loses nothing.
+            handle._job._outputs[out_tag].add_listener(collected.extend)
+
+        job = self.start(spec, options, job_id=job_id, before_launch=collect)
+        try:
+            for tag, vals in feeds.items():
+                job.input(tag).feed_many(vals)
+            job.end()
+            job.wait(timeout)
+            return collected
+        except BaseException:
+            job.cancel()
+            raise
+
+    def _start(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str | None = None,
+        job_id: str | None = None,
+        before_launch: Callable[[LiveJob], None] | None = None,
+    ) -> LiveJob:
         # Options first: their validators are user code, and stay interruptible.
         options = spec.validate_options(options)
+        if job_id is not None:  # after the options: a refused start leaves the id free
+            self._check_new_job_id(job_id)
         # The set-up itself is whole or not done: a kernel interrupt landing in
         # it is held until the job is wired and launched, then cancels that job
         # (its caller never gets the handle) and is raised. See _interrupt.py.
         with held_interrupts() as held:
-            job, launch = self.prepare(spec, options, parent_id=parent_id)
+            job, launch = self.prepare(spec, options, parent_id=parent_id, job_id=job_id)
+            if before_launch is not None:
+                before_launch(job)
             launch()
             if held.interrupted:
                 job.logger.warning("cancelled: the kernel was interrupted while the job was set up")
@@ -227,11 +353,13 @@ class LiveEnv:
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
         job_id: str | None = None,
+        dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Any]:
         """Create a job with its streams wired, and return it with its launcher.
 
         Nothing runs until the launcher is called, so a flow can wire all its
-        jobs first.
+        jobs first. ``dead_letter=True`` gives the job an errors stream whatever
+        its spec's ``on_error`` (a flow's policy); ``None`` follows the spec.
         """
         self._check_open()
         self.register(spec)
@@ -244,6 +372,7 @@ class LiveEnv:
                 label=label,
                 input_streams=input_streams or {},
                 output_streams=output_streams or {},
+                dead_letter=dead_letter,
             )
         opts = spec.validate_options(options)
         if not self.autostart and self.vault.queues:
@@ -267,6 +396,7 @@ class LiveEnv:
             input_streams=input_streams,
             output_streams=output_streams,
             activity=activity,
+            dead_letter=dead_letter,
         )
         return job, worker.attach(job)
 
@@ -281,8 +411,14 @@ class LiveEnv:
         *,
         fused: bool,
         activity: Activity | None = None,
+        durable: bool = True,
     ) -> DataStream:
-        """A stream with this env's history bound and storage."""
+        """A stream with this env's history bound and storage.
+
+        With a durable vault it is written through, unless ``durable`` is
+        false (an ephemeral tag, or a flow's ``store=`` choice): then it is
+        live and in memory only, like a stream of the memory vault.
+        """
         stream = DataStream(
             stream_id,
             tag,
@@ -294,9 +430,62 @@ class LiveEnv:
             activity=activity,
             flusher=self._flusher,
         )
-        if self._durable:
+        if self._durable and durable:
             self._attach_archive(stream, record=True)
         return stream
+
+    def stream(self, name: str, type: Any = None) -> NamedStream:
+        """The named stream ``name``, made on first use (Livestack's ``DataStream.getOrCreate``).
+
+        Any cell or spec of this env (``job.env.stream(name)``), and with a
+        durable vault any process on it, gets the same stream by its name:
+        ``stream.emit(x)`` appends a value checked against ``type``, and
+        the stream is read like any other (``for v in stream`` from its first
+        value, ``subscribe`` for live values, ``replay()``, widgets). See
+        :mod:`livestack_nb.named` for what each vault shares.
+
+        Raises
+        ------
+        LivestackError
+            The name is empty, or the stream exists here with another ``type``.
+        """
+        self._check_open()
+        if not isinstance(name, str) or not name.strip():
+            raise LivestackError(f"a stream name must be a non-empty string, not {name!r}")
+        with self._lock:
+            named = self._named.get(name)
+            if named is not None:
+                check_type(named, type)
+                return named
+            named = NamedStream(self, name, TagType(Any if type is None else type))
+            self._open_named(named)
+            self._named[name] = named
+            return named
+
+    def _open_named(self, named: NamedStream) -> None:
+        vault, sid = self.vault, named.stream_id
+        if not self._durable:
+            return
+        if vault.queues:
+            from .remote import share_named
+
+            share_named(self, named)
+            return
+        self._attach_archive(named, record=True)
+        count = vault.count(sid)
+        if count:
+            named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))
+
+        def first_publish() -> None:
+            # One publisher at a time per named stream on a file: a lock held until
+            # this env closes (or its process dies), then what others published
+            # since this env opened the stream is caught up before going on.
+            self._named_locks.append(publisher_lock(vault, named))
+            stored = vault.count(sid)
+            if stored > len(named):
+                named.catch_up(vault.batches(sid, len(named), stored, named.type.tp))
+
+        named._first_publish = first_publish
 
     def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
@@ -305,7 +494,9 @@ class LiveEnv:
             return vault.batches(sid, start, stop, tp)
 
         recorder = vault.recorder(sid, stream.tag, tp) if record else None
-        stream.record_to(recorder, vault.wait_for_room, archive)
+        # What a stream recorded may still be queued for the vault's writer: a
+        # whole read flushes it before reading back what memory let go of.
+        stream.record_to(recorder, vault.wait_for_room, archive, vault.flush if record else None)
 
     def make_job(
         self,
@@ -319,22 +510,50 @@ class LiveEnv:
         input_streams: dict[str, DataStream] | None = None,
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
+        dead_letter: bool | None = None,
     ) -> LiveJob:
-        """Create and record a job; tags without a given stream get a new one."""
+        """Create and record a job; tags without a given stream get a new one.
+
+        A job that dead-letters (``dead_letter``, else its spec's
+        ``on_error="dead_letter"``) also gets an ``errors`` stream, recorded
+        as an output of tag ``"errors"``.
+        """
         recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
+        if dead_letter is None:
+            dead_letter = spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
+        if dead_letter and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"spec {spec.name!r} has an output tag {ERRORS!r} of its own: its dead letters "
+                f"(on_error='dead_letter') would have nowhere to go; rename that tag"
+            )
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
+        # A job that a worker process may run needs its streams in the vault:
+        # ephemeral tags apply to jobs that run here (and in flows, always here).
+        ephemeral = spec.ephemeral if graph is not None or not self.vault.queues else frozenset()
         for tag in owned:
             ins[tag] = self.new_stream(
-                f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity
+                f"{job_id}/in/{tag}",
+                tag,
+                spec.in_tags[tag],
+                fused=False,
+                activity=activity,
+                durable=f"in:{tag}" not in ephemeral,
             )
         outs = dict(output_streams or {})
         for tag in spec.out_tags:
             if tag not in outs:
                 outs[tag] = self.new_stream(
-                    f"{job_id}/out/{tag}", tag, spec.out_tags[tag], fused=True, activity=activity
+                    f"{job_id}/out/{tag}",
+                    tag,
+                    spec.out_tags[tag],
+                    fused=True,
+                    activity=activity,
+                    durable=f"out:{tag}" not in ephemeral,
                 )
+        if dead_letter and ERRORS not in outs:
+            outs[ERRORS] = self.new_stream(f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False)
         job = LiveJob(
             spec,
             self,
@@ -348,6 +567,8 @@ class LiveEnv:
             owned_inputs=owned,
         )
         job.activity = activity
+        if dead_letter or (ERRORS in outs and ERRORS not in spec.out_tags):
+            job.errors = outs[ERRORS]
         self.vault.add_job(
             JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
@@ -360,7 +581,40 @@ class LiveEnv:
         # Known here last: what the env knows (and cancels on close), the vault has.
         with self._lock:
             self._jobs[job_id] = job
+            root = self._root_of.get(parent_id, parent_id) if parent_id is not None else None
+            if root is not None and root in self._jobs:
+                self._root_of[job_id] = root
+                self._family.setdefault(root, []).append(job_id)
+        job.add_done_callback(self._finished_job)
         return job
+
+    # -- retention --------------------------------------------------------------------
+
+    def _finished_job(self, job: LiveJob) -> None:
+        """A job ended: once a top-level one did, forget the oldest beyond ``keep_jobs``."""
+        keep = self.keep_jobs
+        if keep is None:
+            return
+        with self._lock:
+            if job.job_id in self._root_of or self._jobs.get(job.job_id) is not job:
+                return  # a flow's or a parent's job: kept, and forgotten, with it
+            self._finished.append(job.job_id)
+            drop = []
+            while len(self._finished) > keep:
+                drop.append(self._finished.popleft())
+            for root in drop:
+                self._forget_family(root)
+
+    def _forget_family(self, root: str) -> None:
+        """Drop ``root`` and the jobs it started from what the env holds (the lock is held)."""
+        ids = [root, *self._family.pop(root, ())]
+        for job_id in ids:
+            self._root_of.pop(job_id, None)
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._forgotten += 1
+                job.release()
+        self.vault.forget(ids)
 
     def _options_record(self, spec: JobSpec, options: Any) -> Any:
         """A job's options as its vault record keeps them.
@@ -434,20 +688,42 @@ class LiveEnv:
         record = self.vault.job(job_id)
         if record is None:
             where = f" or in {self.vault!r}" if self._durable else ""
-            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}")
+            forgot = ""
+            if self._forgotten and not self._durable:
+                forgot = (
+                    f"; if it finished before the last {self.keep_jobs} finished jobs it was "
+                    f"forgotten (keep_jobs={self.keep_jobs}): keep a handle, raise keep_jobs, "
+                    "or use a durable vault, which finds every job"
+                )
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}{forgot}")
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
-        spec = self._specs.get(record.spec)
-        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
+        spec = self._specs.get(record.spec) or declared_spec(record.spec)
+        dead = outs.get(ERRORS) if spec is None or ERRORS not in spec.out_tags else None
+        tags = set(outs) - {ERRORS} if dead is not None else set(outs)
+        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != tags:
             # A stand-in with the stored tags; values come back as plain JSON data.
-            spec = JobSpec(record.spec)
+            spec = _StandIn(record.spec)
             spec.in_tags = {t: TagType(Any) for t in ins}
-            spec.out_tags = {t: TagType(Any) for t in outs}
+            spec.out_tags = {t: TagType(Any) for t in outs if not (dead is not None and t == ERRORS)}
         try:
             options = spec.validate_options(record.options or {})
         except Exception:  # the spec's options changed since: keep them as recorded
             options = _StoredOptions.model_validate(record.options or {})
+        if (
+            not JobStatus(record.status).done and self.vault.queues and self.vault.is_remote(job_id)  # type: ignore[attr-defined]
+        ):
+            # A queued job that has not ended: its input is read from the vault,
+            # so this process can feed it, and follow its outputs live.
+            from .remote import reattach_remote
+
+            job = reattach_remote(self, spec, options, record)
+            with self._lock:
+                kept = self._jobs.setdefault(job_id, job)
+            if kept is job:
+                job.add_done_callback(self._finished_job)  # forgotten like any job (keep_jobs)
+            return kept
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:
             stream = DataStream(
@@ -467,8 +743,13 @@ class LiveEnv:
             job_id=job_id,
             parent_id=record.parent_id,
             input_streams={t: restored(sid, t, spec.in_tags[t].tp) for t, sid in ins.items()},
-            output_streams={t: restored(sid, t, spec.out_tags[t].tp) for t, sid in outs.items()},
+            output_streams={
+                t: restored(sid, t, DeadLetter if t == ERRORS and dead is not None else spec.out_tags[t].tp)
+                for t, sid in outs.items()
+            },
         )
+        if dead is not None:
+            job.errors = job._outputs[ERRORS]
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
@@ -476,7 +757,7 @@ class LiveEnv:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:
-                del self._jobs[job.job_id]
+                self._forget_family(job.job_id)
 
     def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""
@@ -500,8 +781,9 @@ class LiveEnv:
 
         With a durable vault, once this returns every datapoint emitted,
         status set and job started before the call is in the file, and
-        survives this process being killed.
+        survives this process being killed (values fed one by one are pushed first).
         """
+        self._flusher.flush_now()
         self.vault.flush()
 
     # -- closing --------------------------------------------------------------------
@@ -525,11 +807,44 @@ class LiveEnv:
         global _default
         if _default is self:
             _default = None
-        self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        try:
+            self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        finally:
+            for lock in self._named_locks:  # after the last write: the next publisher reads it all
+                with contextlib.suppress(OSError):
+                    lock.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"
         return f"<LiveEnv {self.name!r} vault={type(self.vault).__name__} {state}>"
+
+
+def _feeds_by_tag(spec: JobSpec, values: Any) -> dict[str, list[Any]]:
+    """What a one-shot run feeds, by input tag: a mapping is by tag, anything else
+    goes to the spec's one input (``"default"`` or its only tag)."""
+    tags = list(spec.in_tags)
+    if isinstance(values, Mapping):
+        unknown = sorted(str(k) for k in values if k not in spec.in_tags)
+        if unknown:
+            raise LivestackError(
+                f"spec {spec.name!r}: run() got values for input tag(s) {unknown}, but its input tags "
+                f"are {sorted(tags)}; pass {{tag: [values...]}} for several tags, a list for one"
+            )
+        return {str(t): list(v) for t, v in values.items()}
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LivestackError(
+            f"spec {spec.name!r}: run() takes a list of values (or {{tag: [values...]}}), "
+            f"not {type(values).__name__}"
+        )
+    vals = list(values)
+    return {spec.sole_tag("input", "run(values)"): vals} if vals or len(tags) == 1 else {}
+
+
+def _output_tag(spec: JobSpec, output: str | None) -> str:
+    if output is not None:
+        spec._tag("output", output)
+        return output
+    return spec.sole_tag("output", "run() (pass output=tag)")
 
 
 _current: contextvars.ContextVar[LiveEnv | None] = contextvars.ContextVar("livestack_env", default=None)

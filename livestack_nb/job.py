@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import traceback as tb
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -95,14 +96,15 @@ class _JobLogger(logging.Logger):
         super().__init__(f"livestack_nb.jobs.{job.spec.name}.{job.job_id}", logging.DEBUG)
         self.parent = _jobs_logger
         self.addHandler(_Keeper(job._log_entries))
-        self._job = job
+        self._job = weakref.ref(job)  # not a cycle: a forgotten job is freed without the gc
 
     def handle(self, record: logging.LogRecord) -> None:
         # Only the processor's own records: livestack-nb logs to the job while
         # it cancels it (a failing subscriber, say), and raising there would
         # stop the cancel half way.
-        if not record.pathname.startswith(_PACKAGE_DIR):
-            self._job._check_cancelled()
+        job = self._job()
+        if job is not None and not record.pathname.startswith(_PACKAGE_DIR):
+            job._check_cancelled()
         super().handle(record)
 
 
@@ -110,6 +112,13 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 _ENDED = object()
+
+
+def _switched(last: DataStream | None, stream: DataStream) -> DataStream:
+    """Values go to ``stream`` now, after ``last``'s: push what ``last`` buffered first."""
+    if last is not None and last._buf:
+        last.flush()
+    return stream
 
 
 class _NoValue:
@@ -167,6 +176,7 @@ class Inbox:
         self.cancelled = False
         self._activity = activity
         self._before_wait = before_wait
+        self.streams: list[DataStream] = []  # the inputs, told when the reader waits (consumer_idle)
         self._blocked = 0  # feeders held by backpressure
         # The cursor: the chunk being read, its tag and arrival, the index of the
         # value last read (-1: none yet), and a value skipped by the policy.
@@ -213,6 +223,10 @@ class Inbox:
         with self._mutex:
             self.cancelled = True
             self._wake()
+
+    def _idle(self, idle: bool) -> None:
+        for stream in self.streams:
+            stream.consumer_idle = idle
 
     def _wake(self) -> None:
         self._cond.notify_all()
@@ -306,10 +320,12 @@ class Inbox:
                 if r is not None:
                     return r
                 self.waiting = True
+                self._idle(True)
                 try:
                     self._cond.wait()
                 finally:
                     self.waiting = False
+                    self._idle(False)
 
     async def anext_chunk(self, tags: tuple[str, ...]) -> Any:
         loop = asyncio.get_running_loop()
@@ -327,10 +343,12 @@ class Inbox:
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, fut))
             self.waiting = True
+            self._idle(True)
             try:
                 await fut
             finally:
                 self.waiting = False
+                self._idle(False)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -410,7 +428,11 @@ class Inputs:
     """``job.input``: iterate for the default tag, call for another, ``merge`` for several."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
+
+    @property
+    def _job(self) -> LiveJob:
+        return _alive(self._ref)
 
     def __call__(self, tag: str = DEFAULT) -> TagReader:
         return TagReader(self._job, (tag,), merged=False)
@@ -450,6 +472,8 @@ class OutputPort:
         stream = self._stream
         if stream._closed:
             raise JobClosedError(f"job {job.job_id}: output {self.tag!r} has ended; it takes no more values")
+        if job._emitted_last is not stream:
+            job._emitted_last = _switched(job._emitted_last, stream)
         inbox = job._inbox
         chunk = None if inbox is None else inbox.chunk
         if chunk is None:
@@ -471,17 +495,24 @@ class OutputPort:
         return self._stream
 
 
+def _alive(ref: weakref.ReferenceType[LiveJob]) -> LiveJob:
+    job = ref()
+    if job is None:
+        raise LivestackError("the job of this input or output no longer exists")
+    return job
+
+
 class Outputs:
     """``job.output``: call with a tag for its port; ``emit`` is the default tag's."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
         self._ports: dict[str, OutputPort] = {}
 
     def __call__(self, tag: str = DEFAULT) -> OutputPort:
         port = self._ports.get(tag)
         if port is None:
-            port = self._ports[tag] = OutputPort(self._job, tag)
+            port = self._ports[tag] = OutputPort(_alive(self._ref), tag)
         return port
 
     def emit(self, value: Any) -> _Done:
@@ -505,6 +536,9 @@ class LiveJob:
         ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
     storage, env:
         The env's storage provider and the env itself.
+    worker_params:
+        The parameters of the worker definition running the job (the same
+        for all its jobs; distinct from ``options``, which are the job's).
     """
 
     def __init__(
@@ -528,6 +562,9 @@ class LiveJob:
         self.graph = graph or Graph()
         self.parent_id = parent_id
         self.label = label or spec.name
+        # The parameters of the worker running the job (its definition's
+        # ``worker_params``; Livestack's ``instanceParams``), set when a worker takes it.
+        self.worker_params: Any = {}
         self._log_entries: deque[LogEntry] = deque(maxlen=2000)
         self.logger: logging.Logger = _JobLogger(self)
         self._inputs = input_streams
@@ -552,10 +589,17 @@ class LiveJob:
         self._processor_thread: int | None = None
         self.finished = False  # status.done, as a plain attribute for hot paths
         self._inbox: Inbox | None = None
+        # The input fed last and the output emitted to last: values handed over one
+        # at a time to another tag push these first, so arrival order across tags holds.
+        self._fed_last: DataStream | None = None
+        self._emitted_last: DataStream | None = None
         self.activity: Activity | None = None
         self.on_cancel: list[Callable[[], None]] = []
         self.failure_note: str | None = None
         self.children: list[str] = []
+        # The dead-letter stream (see livestack_nb.dead_letter), set by the env
+        # when the job's policy is on_error="dead_letter".
+        self.errors: DataStream | None = None
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
@@ -585,6 +629,31 @@ class LiveJob:
         if self._status.done:
             self._done.set()
 
+    def release(self) -> None:
+        """Drop the links only a running job needs, once it has ended and its env forgot it.
+
+        A job, its streams, its processor's runner and its flow's run refer to
+        one another while it runs; left so, a forgotten job would only be
+        freed by Python's cycle collector, which runs too rarely to keep a
+        loop of thousands of runs bounded. After this, what nothing else
+        holds is freed at once; a handle still held (a widget showing the job)
+        keeps its statuses, logs and output streams.
+        """
+        if not self._status.done or self._processor_thread not in (None, threading.get_ident()):
+            return  # a cancelled processor still runs its own code: it keeps what it uses
+        self._callbacks.clear()
+        self.on_cancel.clear()
+        self.output._ports.clear()
+        self._fed_last = self._emitted_last = None
+        inbox = self._inbox
+        if inbox is not None:  # it refers to the job (before_wait) and to its inputs
+            inbox.streams = []
+            inbox._before_wait = None
+            self._inbox = None
+        for out in self._outputs.values():
+            if out.on_subscriber_error == self._subscriber_failed:
+                out.on_subscriber_error = None
+
     # -- worker side ---------------------------------------------------------
 
     @property
@@ -603,11 +672,16 @@ class LiveJob:
         if self._cancelled:
             raise self._cancellation()
         values = list(inputs) if inputs is not None else ([] if input is None else [input])
-        child = self.env._start(spec, options, parent_id=self.job_id)
+        collected: list[Any] = []
+        out_tag = spec.sole_tag("output", "invoke()")
+
+        def collect(child: LiveJob) -> None:  # before it runs: nothing it emits is missed
+            child._outputs[out_tag].add_listener(collected.extend)
+
+        child = self.env._start(spec, options, parent_id=self.job_id, before_launch=collect)
         self.children.append(child.job_id)
         self.logger.debug("invoked %s job %s", spec.name, child.job_id)
         handle = JobHandle(child)
-        collected = handle._collect()
         handle.feed_many(values)
         handle.end()
         try:
@@ -621,6 +695,16 @@ class LiveJob:
             return collected
 
         return wait_async()
+
+    @property
+    def _parent(self) -> tuple[str, int] | None:
+        """The datapoint the processor read last, ``(stream id, seq)`` (the lineage of
+        what it emits; the input of a dead letter); None before it read any."""
+        inbox = self._inbox
+        chunk = None if inbox is None else inbox.chunk
+        if chunk is None or inbox is None or inbox.index < 0:
+            return None
+        return (chunk.stream_id, chunk.seq0 + inbox.index)
 
     def _before_wait(self) -> bool:
         """The processor is about to wait for input: push what it emitted one by one
@@ -773,6 +857,8 @@ class InputFeeder:
             raise self._closed()
         if type(value) is not self._exact:
             value = self._check(value)
+        if self._job._fed_last is not stream:
+            self._job._fed_last = _switched(self._job._fed_last, stream)
         if stream._buf_parent is not None:
             stream.append(value)
             return
@@ -798,6 +884,8 @@ class InputFeeder:
         except DataValidationError as e:
             self._job.env._validation_failed(self._job, e)
             raise
+        if self._job._fed_last is not self.stream:
+            self._job._fed_last = _switched(self._job._fed_last, self.stream)
         try:
             for i in range(0, len(vals), MAX_CHUNK):
                 self.stream.push(vals[i : i + MAX_CHUNK] if len(vals) > MAX_CHUNK else vals)
@@ -817,6 +905,13 @@ class InputFeeder:
             )
             err.__cause__ = job.error
             return err
+        if job.stored and not job.status.done:
+            return JobClosedError(
+                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job.status.value} by "
+                "another process, and runs there reading its input from that process's memory: it "
+                "cannot be fed from here. Feed it where it was started, or run it on a Redis vault "
+                "(autostart=False and worker processes), where any process can feed a job by id"
+            )
         return JobClosedError(
             f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
             f"({job.status.value}); it takes no more values"
@@ -902,28 +997,45 @@ class JobHandle:
     def feed(self, value: Any) -> None:
         """Feed one value to the default input (validated at once).
 
-        As fast per value as ``feed_many``, within a small factor: values are
-        gathered into chunks under the hood and pushed within a few
-        milliseconds (at once on ``end()``).
+        The default input is the tag ``"default"``, or the only input there is
+        (a flow with one exposed input). As fast per value as ``feed_many``,
+        within a small factor: values are gathered into chunks under the hood
+        and pushed within a few milliseconds (at once on ``end()``).
         """
         feeder = self._default
         if feeder is None:
-            feeder = self._default = self.input(DEFAULT)
+            feeder = self._default = self.input(self.spec.sole_tag("input", "feed()"))
         feeder.feed(value)
 
     def feed_many(self, values: Iterable[Any]) -> None:
-        """Feed several values to the default input."""
-        self.input(DEFAULT).feed_many(values)
+        """Feed several values to the default input (as :meth:`feed`)."""
+        self.input(self.spec.sole_tag("input", "feed_many()")).feed_many(values)
 
     def end(self) -> None:
         """No more input on any tag; the job finishes what it has."""
         for s in self._job._inputs.values():
             s.end()
 
-    def output(self, tag: str = DEFAULT) -> DataStream:
-        """The output stream of ``tag``."""
-        self._job.spec._tag("output", tag)
-        return self._job._outputs[tag]
+    def output(self, tag: str | None = None) -> DataStream:
+        """The output stream of ``tag``: by default ``"default"``, or the only output there
+        is (``"errors"``: the dead letters, see :attr:`errors`)."""
+        job = self._job
+        if tag is None:
+            tag = job.spec.sole_tag("output", "output()")
+        if tag not in job.spec.out_tags and job.errors is not None and job._outputs.get(tag) is job.errors:
+            return job.errors
+        job.spec._tag("output", tag)
+        return job._outputs[tag]
+
+    @property
+    def errors(self) -> DataStream | None:
+        """The job's dead letters (``ls.DeadLetter``: value, error, traceback), or ``None``.
+
+        A job whose spec (or flow) has ``on_error="dead_letter"`` sends each
+        value its processor could not process here, and goes on. A flow run's
+        stream holds the dead letters of all its jobs.
+        """
+        return self._job.errors
 
     def cancel(self) -> None:
         """Stop the job: its input and outputs end, status cancelled, at once.
@@ -978,10 +1090,11 @@ class JobHandle:
         yield from fut.__await__()
         self._raise_if_failed()
 
-    def result(self, timeout: float | None = None) -> list[Any]:
-        """Wait, then return the default output's values still in memory."""
+    def result(self, timeout: float | None = None, *, last: int | None = None) -> list[Any]:
+        """Wait, then return the default output's values (all, or the ``last`` n; see
+        :meth:`DataStream.values`)."""
         self.wait(timeout)
-        return self.output().values()
+        return self.output().values(last)
 
     def _collect(self, tag: str = DEFAULT) -> list[Any]:
         """A list that receives every value of output ``tag`` from now on."""

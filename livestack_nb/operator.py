@@ -8,7 +8,7 @@ subscriber as ``on_error``. Disposing the subscription cancels the job.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import reactivex
 from reactivex import abc as rx_abc
@@ -17,6 +17,9 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from .errors import LivestackError
 from .spec import DEFAULT, JobSpec
 from .stream import MAX_CHUNK, Chunk
+
+if TYPE_CHECKING:
+    from .job import JobHandle
 
 __all__ = ["spec_operator"]
 
@@ -33,30 +36,34 @@ def spec_operator(
         def subscribe(
             observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None
         ) -> rx_abc.DisposableBase:
-            job = spec.start(options or None)
+            from .env import current_env
+
             subs = CompositeDisposable()
+
+            def wire(handle: JobHandle) -> None:  # before the job runs: a source loses nothing
+                # The output goes to the observer a chunk at a time, straight from the
+                # stream (no RxPY wrapper per value on the way).
+                out = handle.output(out_tag)
+                emit = observer.on_next
+
+                def on_chunk(chunk: Chunk) -> None:
+                    for v in chunk.values:
+                        emit(v)
+
+                def on_end(error: BaseException | None) -> None:
+                    if error is None:
+                        observer.on_completed()
+                    else:
+                        observer.on_error(error if isinstance(error, Exception) else Exception(repr(error)))
+
+                subs.add(out.listen_chunks(on_chunk, on_end))
+
+            job = current_env().start(spec, options or None, before_launch=wire)
 
             def fail(e: Exception) -> None:
                 observer.on_error(e)
                 subs.dispose()
                 job.cancel()
-
-            # The output goes to the observer a chunk at a time, straight from the
-            # stream (no RxPY wrapper per value on the way).
-            out = job.output(out_tag)
-            emit = observer.on_next
-
-            def on_chunk(chunk: Chunk) -> None:
-                for v in chunk.values:
-                    emit(v)
-
-            def on_end(error: BaseException | None) -> None:
-                if error is None:
-                    observer.on_completed()
-                else:
-                    observer.on_error(error if isinstance(error, Exception) else Exception(repr(error)))
-
-            subs.add(out.listen_chunks(on_chunk, on_end))
 
             feeder = job.input(in_tag)
             stream, exact = feeder.stream, feeder._exact

@@ -13,11 +13,20 @@ import inspect
 import reprlib
 import sys
 import typing
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticSchemaGenerationError,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from .errors import DataValidationError, LivestackError
 
@@ -156,9 +165,22 @@ def _shown(value: Any) -> str:
 def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     """Whether values of ``out_tp`` can feed an input of ``in_tp`` without a transform.
 
-    Deliberately conservative about lossy coercions (``str`` into ``int``) and
-    generous where pydantic converts faithfully (``int`` into ``float``, a
-    ``dict`` into a model).
+    The rule (checked when a flow is wired):
+
+    - the same type, a subclass, or ``Any`` on either side;
+    - a pydantic model only from the same model or a subclass: two models
+      with the same field names are different types (pydantic itself refuses
+      an instance of one for the other), so a structural fit is not accepted;
+    - an untyped ``dict`` into a model, and a bare container (``list``) into a
+      parametrised one (``list[int]``) or back: their contents are only known
+      per value, and are checked per value (``DataValidationError``);
+    - ``int`` into ``float`` (pydantic converts it exactly), nothing else lossy
+      (``str`` into ``int``);
+    - a union output only if every member fits (``Optional[X]`` does not feed
+      ``X``: ``None`` would not fit), a union input if the output fits any member;
+    - containers of the same kind if their parameters fit (``list[Dough]`` does
+      not feed ``list[Order]``); any other class (a ``pandas.DataFrame``) only by
+      the class rule.
     """
     a, b = out_tp.tp, in_tp.tp
     if a is Any or b is Any or a == b:
@@ -169,26 +191,18 @@ def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     a_opts = _union_members(a)
     if a_opts is not None:
         return all(can_feed(TagType(m), in_tp) for m in a_opts)
-    if isinstance(a, type) and isinstance(b, type):
+    ao, bo = get_origin(a), get_origin(b)
+    if isinstance(a, type) and isinstance(b, type) and ao is None and bo is None:
         if issubclass(a, b):
             return True
         if b is float and a is int:
             return True
-        if issubclass(b, BaseModel):
-            if a is dict:
-                return True
-            return issubclass(a, BaseModel) and _fields_fit(a, b)
-        return False
-    ao, bo = get_origin(a), get_origin(b)
+        return issubclass(b, BaseModel) and a is dict
+    if isinstance(b, type) and bo is None and issubclass(b, BaseModel):
+        return ao is dict  # dict[str, ...] into a model: checked per value
     if ao is not None and ao == bo:
         return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b), strict=False))
-    return False
-
-
-def _fields_fit(a: type[BaseModel], b: type[BaseModel]) -> bool:
-    """Model to model: every required field of ``b`` exists in ``a``."""
-    required = {n for n, f in b.model_fields.items() if f.is_required()}
-    return required <= set(a.model_fields)
+    return (ao is None and a is bo) or (bo is None and b is ao)  # list into list[int], and back
 
 
 def _union_members(tp: Any) -> tuple[Any, ...] | None:
@@ -226,6 +240,36 @@ def _options_model(model: Any, where: str) -> type[BaseModel]:
     if isinstance(model, type) and issubclass(model, BaseModel):
         return model
     raise LivestackError(f"{where}: options must be a pydantic BaseModel subclass, not {model!r}")
+
+
+def _ephemeral(spec: JobSpec, tags: bool | Iterable[str]) -> frozenset[str]:
+    """The tags of ``spec`` whose streams are never written (see ``JobSpec(ephemeral=...)``),
+    as ``"in:<tag>"`` and ``"out:<tag>"``."""
+    known = {f"in:{t}" for t in spec.in_tags} | {f"out:{t}" for t in spec.out_tags}
+    if tags is True:
+        return frozenset(known)
+    if tags is False:
+        return frozenset()
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise LivestackError(
+            f"spec {spec.name!r}: ephemeral must be True, False or a list of tag names, not {tags!r}"
+        )
+    out: set[str] = set()
+    unknown: list[str] = []
+    for name in tags:
+        side, _, tag = str(name).rpartition(":")
+        sides = [side] if side in ("in", "out") else ["in", "out"]
+        found = {f"{s}:{tag if side in ('in', 'out') else name}" for s in sides} & known
+        if not found:
+            unknown.append(str(name))
+        out |= found
+    if unknown:
+        raise LivestackError(
+            f"spec {spec.name!r}: ephemeral names unknown tag(s) {sorted(unknown)}; its tags are "
+            f"inputs {sorted(spec.in_tags)}, outputs {sorted(spec.out_tags)} "
+            f"(a name marks that tag on both sides; 'in:<tag>' or 'out:<tag>' only one)"
+        )
+    return frozenset(out)
 
 
 def _tags(spec_name: str, side: str, one: Any, many: Mapping[str, Any] | None) -> dict[str, TagType]:
@@ -305,6 +349,12 @@ class JobSpec:
         Several tags at once, ``{tag: type}``; these replace ``input``/``output``.
     options:
         A pydantic model of the job options (default: no options).
+    ephemeral:
+        Tags whose streams are live and in memory only, never written to a
+        durable vault: ``True`` for every tag of the spec, or tag names (a
+        name marks the input and the output tag of that name;
+        ``"in:<tag>"`` or ``"out:<tag>"`` only one side). For high-rate data
+        nobody needs after a restart; see the README's "What is stored".
 
     Examples
     --------
@@ -312,6 +362,9 @@ class JobSpec:
     >>> sorted(spec.inputs), sorted(spec.outputs)
     (['default'], ['default'])
     """
+
+    declared: ClassVar[bool] = True
+    """Whether a new spec of this class becomes the process's spec of its name (see :func:`declare`)."""
 
     def __init__(
         self,
@@ -322,6 +375,7 @@ class JobSpec:
         inputs: Mapping[str, Any] | None = None,
         outputs: Mapping[str, Any] | None = None,
         options: type[BaseModel] | None = None,
+        ephemeral: bool | Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a spec needs a non-empty name, not {name!r}")
@@ -330,6 +384,9 @@ class JobSpec:
         self.out_tags: dict[str, TagType] = _tags(name, "output", output, outputs)
         self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
         self.worker_def: LiveWorkerDef | None = None
+        self.ephemeral: frozenset[str] = _ephemeral(self, ephemeral)
+        if self.declared:
+            declare(self)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -368,6 +425,22 @@ class JobSpec:
                 f"spec {self.name!r} has no {side} tag {tag!r}; its {side} tags are {sorted(tags)}"
             ) from None
 
+    def sole_tag(self, side: str, what: str) -> str:
+        """The tag a call that names none uses: ``"default"``, else the only one there is.
+
+        Raises :class:`LivestackError` naming the tags when there are several
+        and none is ``"default"``.
+        """
+        tags = self.in_tags if side == "input" else self.out_tags
+        if DEFAULT in tags:
+            return DEFAULT
+        if len(tags) == 1:
+            return next(iter(tags))
+        raise LivestackError(
+            f"spec {self.name!r}: {what} cannot choose among its {side} tags {sorted(tags)}, "
+            "none of which is 'default': name the tag"
+        )
+
     # -- flow wiring -------------------------------------------------------
 
     def input(self, tag: str = DEFAULT) -> InputRef:
@@ -395,11 +468,18 @@ class JobSpec:
         retries: int = 0,
         retry_backoff: float = 0.05,
         on_error: str = "fail",
+        worker_params: Mapping[str, Any] | BaseModel | None = None,
     ) -> LiveWorkerDef:
         """Define how this spec is cooked: its processor and its worker's policy.
 
         ``processor`` takes the form ``@job_spec`` documents: a map function, a
         generator (flat-map), or a function of ``job: LiveJob``.
+        ``worker_params`` are the worker's own parameters (Livestack's
+        ``instanceParams``: a model path, a GPU, a region), the same for every
+        job it runs and distinct from each job's options: a processor reads
+        them as ``job.worker_params``, a map or flat-map by taking a parameter
+        named ``worker_params``; a worker process adds some with ``--param
+        key=value``.
         """
         from .worker import LiveWorkerDef
 
@@ -411,40 +491,111 @@ class JobSpec:
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         return self.worker_def
 
+    def derive(self, name: str, *, options: Mapping[str, Any] | None = None) -> JobSpec:
+        """A new spec from this one (Livestack's ``derive``): the same tags and worker
+        under another ``name``, with ``options`` as new defaults of its job options.
+
+        The options model of the new spec is a subclass of this one's (a
+        processor annotated with the old model still accepts it); options
+        given at ``start`` still override these defaults.
+
+        Raises
+        ------
+        LivestackError
+            The name is taken by this spec, or a default names no option or
+            does not fit its type (the message names the spec and the field).
+        """
+        if not isinstance(name, str) or not name or name == self.name:
+            raise LivestackError(f"spec {self.name!r}: derive() needs a new, non-empty name, not {name!r}")
+        model = self.options_model
+        if options:
+            fields = model.model_fields
+            unknown = sorted(str(k) for k in options if k not in fields)
+            if unknown:
+                raise LivestackError(
+                    f"spec {self.name!r}: derive({name!r}) got defaults for unknown option(s) {unknown}; "
+                    f"its options are {sorted(fields)}"
+                )
+            model = create_model(  # type: ignore[call-overload]
+                model.__name__,
+                __base__=model,
+                __module__=model.__module__,
+                **{
+                    k: (fields[k].annotation, Field(default=v, validate_default=True))
+                    for k, v in options.items()
+                },
+            )
+            try:
+                model.model_validate({})
+            except ValidationError as e:
+                raise validation_error(
+                    e, dict(options), spec=name, tag="options", side="options", type_name=model.__name__
+                ) from None
+        new = JobSpec(
+            name, inputs=self.inputs, outputs=self.outputs, options=model, ephemeral=sorted(self.ephemeral)
+        )
+        d = self.worker_def
+        if d is not None:
+            new.define_worker(
+                d.processor,
+                concurrency=d.concurrency,
+                init=d.init,
+                retries=d.retries,
+                retry_backoff=d.retry_backoff,
+                on_error=d.on_error,
+                worker_params=d.worker_params,
+            )
+        new.__doc__ = self.__doc__
+        from .env import register_spec
+
+        register_spec(new)
+        return new
+
     # -- running -----------------------------------------------------------
 
-    def start(self, options: Any = None, *, env: LiveEnv | None = None) -> JobHandle:
+    def start(
+        self, options: Any = None, *, env: LiveEnv | None = None, job_id: str | None = None
+    ) -> JobHandle:
         """Start a job of this spec and return its handle at once.
 
         The job runs in the background (worker threads or the env's event
         loop); feed it with ``handle.feed``, end it with ``handle.end()``.
+        ``job_id`` names the job (Livestack's ``enqueueJob({jobId})``), so
+        another cell finds it with ``env.job(job_id)``; an id already taken in
+        the env or its vault is refused with a :class:`LivestackError`.
         """
         from .env import current_env
 
-        return (env or current_env()).start(self, options)
+        return (env or current_env()).start(self, options, job_id=job_id)
 
     def run(
         self,
-        values: Iterable[Any] = (),
+        values: Iterable[Any] | Mapping[str, Iterable[Any]] = (),
         options: Any = None,
         *,
+        output: str | None = None,
         timeout: float | None = None,
         env: LiveEnv | None = None,
+        job_id: str | None = None,
     ) -> list[Any]:
-        """Feed ``values``, end the input, wait, and return the default output's values."""
-        job = self.start(options, env=env)
-        try:
-            collected = job._collect()  # every value, not only the history kept in memory
-            job.feed_many(values)
-            job.end()
-            job.wait(timeout)
-            return collected
-        except BaseException:
-            job.cancel()
-            raise
+        """One-shot (Livestack's ``enqueueAndGetResult``): feed, end, wait, return the outputs.
+
+        ``values`` go to the spec's one input tag (``"default"``, or the only
+        one it has); ``{"dough": [...], "sauce": [...]}`` feeds several tags.
+        The values returned are every one of the output tag (``"default"``,
+        the only one, or ``output=``), also those emitted before any input
+        was read. A choice that is ambiguous raises :class:`LivestackError`
+        naming the tags.
+        """
+        from .env import current_env
+
+        return (env or current_env()).run(
+            self, values, options, output=output, timeout=timeout, job_id=job_id
+        )
 
     def op(self, **options: Any) -> Callable[[reactivex.Observable[Any]], reactivex.Observable[Any]]:
         """This spec as a reactivex operator: ``source.pipe(spec.op(spice=2))``.
@@ -460,6 +611,34 @@ class JobSpec:
         ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.in_tags.items())
         outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.out_tags.items())
         return f"<JobSpec {self.name!r} in({ins}) out({outs})>"
+
+
+# -- specs known by name -------------------------------------------------------
+
+_declared: dict[str, list[weakref.ref[JobSpec]]] = {}
+
+
+def declare(spec: JobSpec) -> None:
+    """Make ``spec`` the process's spec of its name (the newest definition still alive wins).
+
+    Why: a job read back from a vault names its spec; once the module that
+    defines the spec is imported, every env of the process reads that job's
+    values as the spec's types, not only the env that was current when the
+    module ran (see ``LiveEnv.job``). Held weakly: a spec nothing else holds
+    is forgotten, and the definition before it is found again.
+    """
+    refs = _declared.setdefault(spec.name, [])
+    refs[:] = [r for r in refs if r() is not None and r() is not spec]
+    refs.append(weakref.ref(spec))
+
+
+def declared_spec(name: str) -> JobSpec | None:
+    """The spec of that name defined last in this process and still alive, if any."""
+    for ref in reversed(_declared.get(name, ())):
+        spec = ref()
+        if spec is not None:
+            return spec
+    return None
 
 
 # -- the decorator -------------------------------------------------------------
@@ -522,11 +701,17 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
     is_asyncgen = inspect.isasyncgenfunction(fn)
     is_gen = inspect.isgeneratorfunction(fn) or is_asyncgen
     is_async = inspect.iscoroutinefunction(fn) or is_asyncgen
-    info: dict[str, Any] = {"is_async": is_async, "takes_options": False, "options": None}
+    info: dict[str, Any] = {
+        "is_async": is_async,
+        "takes_options": False,
+        "takes_worker_params": False,
+        "options": None,
+    }
     if params and _is_job_param(params[0], hints.get(params[0].name, inspect.Parameter.empty)):
         info.update(form="processor", input=Any, output=Any)
         return info
-    data = [p for p in params if p.name != "options"]
+    data = [p for p in params if p.name not in ("options", "worker_params")]
+    info["takes_worker_params"] = any(p.name == "worker_params" for p in params)
     if not data:
         raise LivestackError(
             f"processor {name!r} takes no data parameter: a map takes one value, "
@@ -575,6 +760,8 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
+    ephemeral: bool | Iterable[str] = (),
 ) -> Callable[[Callable[..., Any]], JobSpec]: ...
 
 
@@ -593,6 +780,8 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
+    ephemeral: bool | Iterable[str] = (),
 ) -> JobSpec | Callable[[Callable[..., Any]], JobSpec]:
     """Declare a spec and its processor in one go.
 
@@ -622,8 +811,17 @@ def job_spec(
     init:
         Called once per worker before its first job (``init(worker)`` or ``init()``).
     on_error:
-        ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
-        datapoint is logged, counted and dropped, and the job goes on).
+        ``"fail"`` (the job fails after the retries), ``"skip"`` (the
+        datapoint is logged, counted and dropped, and the job goes on) or
+        ``"dead_letter"`` (the datapoint, its error and traceback go to the
+        job's ``errors`` stream as an ``ls.DeadLetter``, and the job goes on;
+        see :mod:`livestack_nb.dead_letter`).
+    ephemeral:
+        ``True``, or names of tags, whose streams a durable vault never
+        writes (see :class:`JobSpec`).
+    worker_params:
+        The worker's own parameters, distinct from job options (see
+        :meth:`JobSpec.define_worker`).
     """
     # The defining scope: types local to a function are only strings under
     # postponed annotations, and only this frame can resolve them.
@@ -646,6 +844,7 @@ def job_spec(
             inputs=inputs,
             outputs=outputs,
             options=opts,
+            ephemeral=ephemeral,
         )
         if info["form"] != "processor" and (
             len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags or DEFAULT not in spec.out_tags
@@ -661,6 +860,7 @@ def job_spec(
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         spec.__doc__ = f.__doc__
         from .env import register_spec

@@ -13,19 +13,24 @@ env's loop when ``async``); ``concurrency`` bounds how many run at once.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
+from . import dead_letter
 from ._interrupt import held_interrupts
+from .dead_letter import ERRORS, check_on_error
 from .errors import DataValidationError, JobCancelled, LivestackError
 from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
@@ -57,6 +62,7 @@ class LiveWorkerDef:
         retries: int = 0,
         retry_backoff: float = 0.05,
         on_error: str = "fail",
+        worker_params: Mapping[str, Any] | BaseModel | None = None,
     ) -> None:
         where = f"worker of spec {spec.name!r}"
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -65,10 +71,19 @@ class LiveWorkerDef:
             raise LivestackError(f"{where}: retries must be an int >= 0, not {retries!r}")
         if retry_backoff < 0:
             raise LivestackError(f"{where}: retry_backoff must be >= 0, not {retry_backoff!r}")
-        if on_error not in ("fail", "skip"):
-            raise LivestackError(f"{where}: on_error must be 'fail' or 'skip', not {on_error!r}")
+        check_on_error(on_error, where)
+        if on_error == "dead_letter" and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"{where}: on_error='dead_letter' sends failing values to the output tag {ERRORS!r}, "
+                f"but the spec has an output tag of that name itself; rename it"
+            )
         if init is not None and not callable(init):
             raise LivestackError(f"{where}: init must be callable, not {init!r}")
+        if worker_params is not None and not isinstance(worker_params, (Mapping, BaseModel)):
+            raise LivestackError(
+                f"{where}: worker_params must be a dict or a pydantic model, "
+                f"not {type(worker_params).__name__}"
+            )
         info = describe_processor(processor)
         if info["form"] != "processor" and (len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags):
             raise LivestackError(
@@ -85,6 +100,21 @@ class LiveWorkerDef:
         self.form: str = info["form"]
         self.is_async: bool = info["is_async"]
         self.takes_options: bool = info["takes_options"]
+        self.takes_worker_params: bool = info["takes_worker_params"]
+        self.worker_params: Mapping[str, Any] | BaseModel = (
+            dict(worker_params) if isinstance(worker_params, Mapping) else worker_params or {}
+        )
+
+    def with_params(self, **params: Any) -> LiveWorkerDef:
+        """The same definition with ``params`` added to its worker parameters (a worker
+        process started with ``--param key=value``)."""
+        if isinstance(self.worker_params, BaseModel):
+            merged: Mapping[str, Any] | BaseModel = self.worker_params.model_copy(update=params)
+        else:
+            merged = {**self.worker_params, **params}
+        new = copy.copy(self)
+        new.worker_params = merged
+        return new
 
     def __repr__(self) -> str:
         kind = ("async " if self.is_async else "") + self.form
@@ -95,7 +125,8 @@ class LiveWorkerDef:
 class WorkerStats:
     """What a worker has done so far.
 
-    ``busy_after_cancel`` counts processors of cancelled jobs that are still
+    ``dead_letters`` counts values sent to a job's errors stream
+    (``on_error="dead_letter"``); ``busy_after_cancel`` counts processors of cancelled jobs that are still
     running their own code: each holds a thread, which no other job gets until
     it returns (Python cannot stop a thread; see :meth:`JobHandle.cancel`).
     """
@@ -106,6 +137,7 @@ class WorkerStats:
     jobs_cancelled: int = 0
     retries: int = 0
     skipped: int = 0
+    dead_letters: int = 0
     busy_after_cancel: int = 0
 
     @property
@@ -183,9 +215,11 @@ class LiveWorker:
             self._jobs.add(job)
         job.add_done_callback(self._job_done)
         d = self.definition
+        job.worker_params = d.worker_params
         if d.form != "processor" and not d.is_async:
             return _InlineRunner(self, job).launch
         inbox = job._inbox = Inbox(job.spec.in_tags, job.activity, job._before_wait)
+        inbox.streams = list(job._inputs.values())
         for tag, stream in job._inputs.items():
             stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
         if d.is_async:
@@ -229,8 +263,11 @@ class LiveWorker:
 
     def call(self, job: LiveJob) -> Callable[[Any], Any]:
         """The processor as a one-argument function for ``job`` (options bound)."""
-        fn = self.definition.processor
-        if self.definition.takes_options:
+        d = self.definition
+        fn = d.processor
+        if d.takes_worker_params:
+            fn = partial(fn, worker_params=d.worker_params)
+        if d.takes_options:
             return partial(fn, options=job.options)
         return fn
 
@@ -288,7 +325,7 @@ class LiveWorker:
         inbox = job._inbox
         assert inbox is not None
         d = self.definition
-        attempt = 0
+        attempt, last = 0, None
         job._processor_thread = threading.get_ident()
         try:
             self.ensure_init()
@@ -299,7 +336,7 @@ class LiveWorker:
                 except (JobCancelled, DataValidationError):
                     raise
                 except Exception as e:
-                    attempt += 1
+                    attempt, last = _count_attempt(inbox, attempt, last)
                     if not self._may_retry(job, e, attempt, inbox):
                         raise
                     time.sleep(self.retry_delay(attempt))
@@ -320,6 +357,13 @@ class LiveWorker:
             self.stats.retries += 1
             job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
             inbox.requeue_current()
+            return True
+        if job.errors is not None and inbox.current:
+            chunk, i = inbox.chunk, inbox.index
+            assert chunk is not None  # (inbox.current says so)
+            self.stats.dead_letters += 1
+            dead_letter.send(job, inbox.tag, chunk.values[i], e, attempt, (chunk.stream_id, chunk.seq0 + i))
+            inbox.skip_current()
             return True
         if d.on_error == "skip" and inbox.current:
             self.stats.skipped += 1
@@ -365,7 +409,7 @@ class LiveWorker:
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
-        attempt = 0
+        attempt, last = 0, None
         while True:
             try:
                 result = fn(job)
@@ -378,7 +422,7 @@ class LiveWorker:
             except (JobCancelled, DataValidationError):
                 raise
             except Exception as e:
-                attempt += 1
+                attempt, last = _count_attempt(inbox, attempt, last)
                 if not self._may_retry(job, e, attempt, inbox):
                     raise
                 await asyncio.sleep(self.retry_delay(attempt))
@@ -405,6 +449,11 @@ class LiveWorker:
                         )
                         await asyncio.sleep(self.retry_delay(attempt))
                         continue
+                    if job.errors is not None:
+                        self.stats.dead_letters += 1
+                        dead_letter.send(job, DEFAULT, value, e, attempt, job._parent)
+                        results = []
+                        break
                     if self.definition.on_error == "skip":
                         self.stats.skipped += 1
                         job.logger.error("datapoint skipped: %s: %s", type(e).__name__, e)
@@ -576,6 +625,7 @@ class _InlineRunner:
         with self._mutex:
             if not self.pending:
                 self.draining = False
+                self.source.consumer_idle = True
                 return
         self.worker._executor.submit(self.drain)
 
@@ -597,6 +647,8 @@ class _InlineRunner:
             start = not self.draining
             if start and inline:
                 self.draining = True
+            if start:
+                self.source.consumer_idle = False
         if start:
             if inline:
                 self.drain()
@@ -645,6 +697,7 @@ class _InlineRunner:
                     break
                 if not source._buf:
                     self.draining = False
+                    source.consumer_idle = True
                     return None
             source.flush()  # delivered to submit(), which queues it: this drain runs
         if len(merged) == 1:
@@ -730,7 +783,7 @@ class _InlineRunner:
         while lo < n:
             hi = min(n, lo + size)
             began = clock()
-            failure = self._map_into(it, values, lo, hi, out)
+            failure = self._map_into(it, chunk, lo, hi, out)
             if failure is not None:
                 self._push(*self._kept(out, seq0 + first), sid)
                 self.job.fail(failure)
@@ -747,12 +800,13 @@ class _InlineRunner:
         self._push(*self._kept(out, seq0 + first), sid)
 
     def _map_into(
-        self, it: Iterator[Any], values: list[Any], lo: int, hi: int, out: list[Any]
+        self, it: Iterator[Any], chunk: Chunk, lo: int, hi: int, out: list[Any]
     ) -> BaseException | None:
         """Append the function's result for the next ``hi - lo`` values of ``it``
-        (``values[lo:hi]``) to ``out``; a raising value leaves the fast loop for
+        (``chunk.values[lo:hi]``) to ``out``; a raising value leaves the fast loop for
         :meth:`recover`. The failure that ends the job, if any."""
         fn = self.fn
+        values = chunk.values
         append = out.append
         off = len(out) - lo  # out[i + off] is the result of values[i]
         start = lo
@@ -764,7 +818,7 @@ class _InlineRunner:
             except Exception as e:
                 i = len(out) - off  # the value that raised (the iterator is past it)
                 try:
-                    append(self.recover(values[i], e))
+                    append(self.recover(values[i], e, (chunk.stream_id, chunk.seq0 + i)))
                 except _Failed as f:
                     return f.exc
                 start = i + 1
@@ -818,7 +872,7 @@ class _InlineRunner:
                     del out[mark:], parents[mark:]
                     attempt += 1
                     try:
-                        self._retry_or_raise(e, attempt)
+                        self._retry_or_raise(e, attempt, v, (sid, seq))
                     except _Skipped:
                         break
                     except _Failed as f:
@@ -827,8 +881,9 @@ class _InlineRunner:
                         return
         self._push(out, parents, sid)
 
-    def _retry_or_raise(self, exc: Exception, attempt: int) -> None:
-        """Return (after the backoff) to retry; raise ``_Skipped`` or ``_Failed`` per the policy."""
+    def _retry_or_raise(self, exc: Exception, attempt: int, value: Any, parent: tuple[str, int]) -> None:
+        """Return (after the backoff) to retry; raise ``_Skipped`` (skipped, or sent to the
+        errors stream) or ``_Failed`` per the policy."""
         worker, job = self.worker, self.job
         d = worker.definition
         if attempt <= d.retries:
@@ -838,6 +893,10 @@ class _InlineRunner:
             if job.status.done:
                 raise _Failed(exc)
             return
+        if job.errors is not None:
+            worker.stats.dead_letters += 1
+            dead_letter.send(job, DEFAULT, value, exc, attempt, parent)
+            raise _Skipped
         if d.on_error == "skip":
             worker.stats.skipped += 1
             job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
@@ -854,19 +913,27 @@ class _InlineRunner:
         kept = [i for i, r in enumerate(results) if r is not None and r is not _SKIP]
         return [results[i] for i in kept], [seq0 + i for i in kept]
 
-    def recover(self, value: Any, exc: Exception) -> Any:
+    def recover(self, value: Any, exc: Exception, parent: tuple[str, int]) -> Any:
         """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._retry_or_raise(exc, attempt)
+                self._retry_or_raise(exc, attempt, value, parent)
             except _Skipped:
                 return _SKIP
             try:
                 return self.fn(value)
             except Exception as e:
                 exc = e
+
+
+def _count_attempt(inbox: Inbox, attempt: int, last: Any) -> tuple[int, Any]:
+    """The attempt a processor's failure is, counted per datapoint: a new one starts at 1
+    (retries are per datapoint, also after an earlier one was retried, skipped or dead-lettered)."""
+    chunk = inbox.chunk
+    item = (chunk.stream_id, chunk.seq0 + inbox.index) if chunk is not None and inbox.current else None
+    return (attempt + 1 if item == last else 1), item
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:

@@ -93,7 +93,7 @@ def test_values_keep_their_order_across_interleaved_feed_and_feed_many(env: ls.L
     job.wait(30)
     assert got == [x * 10 for x in expected]
     # the input stream recorded them in that order too, with consecutive seqs
-    points = job._job._inputs["default"].datapoints()
+    points = job._job._inputs["default"].datapoints(last=10_000)
     assert [p.value for p in points] == expected[-len(points) :]
     assert [p.seq for p in points] == list(range(len(expected) - len(points), len(expected)))
 
@@ -240,3 +240,38 @@ def test_the_first_feed_after_a_job_failed_raises_job_failed(env: ls.LiveEnv, ta
     assert isinstance(err.value.__cause__, ValueError)
     with pytest.raises(ls.JobFailed):
         handle.wait(5)
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_values_fed_one_by_one_to_several_tags_keep_their_arrival_order(
+    env: ls.LiveEnv, is_async: bool
+) -> None:
+    """Each tag has its own buffer: feeding another tag pushes the last one's first."""
+    if is_async:
+
+        @ls.job_spec(name="merge-async", inputs={"a": int, "b": int}, outputs={"default": str})
+        async def merge_async(job: ls.LiveJob) -> None:
+            async for tag, x in job.input.merge("a", "b"):
+                await job.output.emit(f"{tag}{x}")
+
+        spec = merge_async
+    else:
+
+        @ls.job_spec(name="merge-sync", inputs={"a": int, "b": int}, outputs={"default": str})
+        def merge_sync(job: ls.LiveJob) -> None:
+            for tag, x in job.input.merge("a", "b"):
+                job.output.emit(f"{tag}{x}")
+
+        spec = merge_sync
+    job = spec.start()
+    expected = []
+    for i in range(300):
+        tag = "a" if i % 3 else "b"
+        job.input(tag).feed(i)
+        expected.append(f"{tag}{i}")
+    job.input("b").feed_many([1000, 1001])
+    expected += ["b1000", "b1001"]
+    job.input("a").feed(2000)
+    expected.append("a2000")
+    job.end()
+    assert job.result(timeout=10) == expected

@@ -14,7 +14,7 @@ EXPECTED = [
     "Liveflow", "conn", "expose", "LiveEnv", "use_env", "current_env",
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",
-    "JobCancelled",
+    "JobCancelled", "StreamEnded", "TruncatedHistoryWarning", "DeadLetter",
     "__version__",
 ]  # fmt: skip
 

@@ -30,3 +30,11 @@ def test_durable_kitchen_example_runs_across_two_processes(tmp_path):
         assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["square completed", "[0, 1, 4, 9, 16]"]
     assert (tmp_path / "kitchen.db").exists()
+
+
+def test_writing_a_processor_example_prints_what_the_text_says():
+    section = README.read_text().split("## Writing a processor", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["00 tomato", "rye pesto", "['got dough', 'got sauce']"]
