@@ -461,11 +461,18 @@ class DataStream(reactivex.Observable[Any]):
         return self._buf
 
     def appended(self, n: int) -> None:
-        """The buffer got its first value (flush it now if the consumer waits for
-        input, else soon) or is full (flush it now)."""
-        if n >= MAX_CHUNK or self.consumer_idle:
+        """The buffer got its first value (flush it soon; now if the consumer waits for
+        input and this is a trickle, nothing pushed for ``FLUSH_AFTER``) or is full
+        (flush it now). Not at once for a fast loop, whose consumer runs dry between
+        values: handing values over one at a time is what the buffer saves."""
+        if n >= MAX_CHUNK:
             self.flush()
             return
+        if self.consumer_idle:
+            last = self._last_time
+            if last is None or _clock() - last >= FLUSH_AFTER:
+                self.flush()
+                return
         flusher = self._flusher
         if flusher is None:
             self.flush()
