@@ -3,6 +3,7 @@
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
+#   make faults - the long fault suite: hundreds of seeded rounds of killed and stalled workers (needs redis-server)
 #   make faults-sqlite - SIGKILL a SQLite writer at random moments, 300 seeded rounds (SEED=n to replay)
 #   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
@@ -12,12 +13,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # The front end is built by `pip install -e .` (hatch-jupyter-builder runs npm);
-# after that, edits under labextension/ are rebuilt here and linked into the
-# venv, so a reload of the browser page picks them up.
+# after that, edits under labextension/ are rebuilt here and copied into the
+# venv, so a reload of the browser page picks them up. A copy, not the symlink
+# `jupyter labextension develop` makes: Voila refuses files reached through a
+# link out of its static root (HTTP 403 "is not in root static directory").
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
+EXT    := $(VENV)/share/jupyter/labextensions/livestack-nb
 
-.PHONY: run test lint typecheck pytest bench bench-redis faults-sqlite examples clean
+.PHONY: run test lint typecheck pytest bench bench-redis faults faults-sqlite examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +34,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 $(FRONT): $(STAMP) $(JS_SRC)
 	cd labextension && PATH="$(abspath $(BIN)):$$PATH" npm run build
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	rm -rf $(EXT) && mkdir -p $(EXT)
+	cp -R livestack_nb/labextension/. install.json $(EXT)/
 	touch $(FRONT)
 
 run: $(STAMP) $(FRONT)
@@ -59,6 +64,12 @@ bench: $(STAMP) $(FRONT)
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
+
+# FAULTS_ROUNDS rounds from a random seed, or FAULTS_SEED=S to replay from S; workers
+# killed and stalled, and the redis-server (append-only file) restarted
+FAULTS_ROUNDS ?= 300
+faults: $(STAMP)
+	$(BIN)/python tests/faults/run.py --restarts --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
 
 ROUNDS ?= 300
 faults-sqlite: $(STAMP)
