@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from . import agg
 from ._version import VERSION
 from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
@@ -25,10 +26,12 @@ from .errors import (
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
+from .keys import Keyed, key_by
 from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
+from .window import window
 from .worker import LiveWorker, LiveWorkerDef
 
 __version__ = VERSION
@@ -96,6 +99,7 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "JobStatus",
+    "Keyed",
     "LiveEnv",
     "LiveJob",
     "LiveWorker",
@@ -111,9 +115,12 @@ __all__ = [
     "WaitTimeout",
     "WiringError",
     "__version__",
+    "agg",
     "conn",
     "current_env",
     "expose",
     "job_spec",
+    "key_by",
     "use_env",
+    "window",
 ]

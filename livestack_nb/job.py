@@ -31,6 +31,7 @@ from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
 if TYPE_CHECKING:
     from .env import LiveEnv
     from .feeding import Feeding
+    from .keys import KeyedState
     from .storage import StorageProvider
 
 __all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
@@ -186,6 +187,7 @@ class Inbox:
         self._chunk_arrival = 0
         self.index = -1
         self._skipped: tuple[Chunk, int] | None = None
+        self._batch_extra = 0  # values of a batch read before the cursor's chunk, still counted
         self.waiting = False  # a reader waits for input (a cancel then unwinds it at once)
 
     def put(self, tag: str, chunk: Chunk) -> None:
@@ -265,6 +267,10 @@ class Inbox:
 
     def _release(self) -> None:
         """Let go of the cursor's chunk (the lock is held); what was not read goes back in front."""
+        if self._batch_extra:
+            if self._activity is not None:
+                self._activity.done(self._batch_extra)
+            self._batch_extra = 0
         c = self.chunk
         if c is None:
             return
@@ -305,6 +311,47 @@ class Inbox:
         if all(t not in self._open for t in tags):
             return _ENDED
         return None
+
+    def take_all(self, tags: tuple[str, ...], timeout: float | None) -> Any:
+        """Every chunk queued on ``tags`` as ``(tag, chunk)`` in arrival order (the rest of
+        the cursor's chunk first), waiting for one up to ``timeout`` seconds (``[]``
+        then); ``_ENDED`` when all ended. The cursor is left on the last value (lineage)."""
+        waited = False
+        while True:
+            with self._mutex:
+                if self.cancelled:
+                    raise JobCancelled("the job was cancelled: its input is closed")
+                self._release()
+                taken = sorted(((a, t, c) for t in tags for a, c in self._queues[t]), key=lambda x: x[0])
+                if taken:
+                    for t in tags:
+                        self._queues[t].clear()
+                    n = sum(len(c.values) for _, _, c in taken)
+                    self._queued -= n
+                    if self._blocked:
+                        self._cond.notify_all()
+                    a, t, last = taken[-1]
+                    self._batch_extra = n - len(last.values)  # counted done at the next read
+                    self.chunk, self.tag, self._chunk_arrival = last, t, a
+                    self.index = len(last.values) - 1
+                    return [(t, c) for _, t, c in taken]
+                if all(t not in self._open for t in tags):
+                    return _ENDED
+                if waited:
+                    return []
+            if self._before_wait is not None and self._before_wait():
+                continue
+            with self._mutex:
+                if any(self._queues[t] for t in tags) or all(t not in self._open for t in tags):
+                    continue
+                self.waiting = True
+                self._idle(True)
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self.waiting = False
+                    self._idle(False)
+            waited = timeout is not None
 
     def next_chunk(self, tags: tuple[str, ...]) -> Any:
         """The chunk to read next from ``tags`` (the cursor points at it), blocking;
@@ -384,6 +431,20 @@ class TagReader:
         self._tags = tags
         self._merged = merged
 
+    def read_batch(self, timeout: float | None = None) -> list[Any] | None:
+        """Every value that has arrived (a sync processor's batch read), waiting for
+        one up to ``timeout`` seconds (then ``[]``); ``None`` once the input ended.
+
+        Merged readers get ``(tag, value)`` pairs. A processor that works on
+        batches pays the hand-over once per batch instead of once per value.
+        """
+        r = self._job._need_inbox().take_all(self._tags, timeout)
+        if r is _ENDED:
+            return None
+        if self._merged:
+            return [(tag, v) for tag, c in r for v in c.values]
+        return [v for _, c in r for v in c.values]
+
     def __iter__(self) -> Iterator[Any]:
         job = self._job
         inbox = job._need_inbox()
@@ -447,6 +508,10 @@ class Inputs:
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self().__aiter__()
+
+    def read_batch(self, timeout: float | None = None) -> list[Any] | None:
+        """The default tag's :meth:`TagReader.read_batch`."""
+        return self().read_batch(timeout)
 
 
 class OutputPort:
@@ -596,6 +661,7 @@ class LiveJob:
         self._emitted_last: DataStream | None = None
         self.activity: Activity | None = None
         self.on_cancel: list[Callable[[], None]] = []
+        self._state: KeyedState | None = None
         self.failure_note: str | None = None
         self.children: list[str] = []
         # The dead-letter stream (see livestack_nb.dead_letter), set by the env
@@ -733,6 +799,16 @@ class LiveJob:
     def status(self) -> JobStatus:
         return self._status
 
+    @property
+    def state(self) -> KeyedState:
+        """Per-key state of this job's spec (its node in a flow), kept across jobs
+        and, with a durable vault, across restarts: see :mod:`livestack_nb.keys`."""
+        if self._state is None:
+            from .keys import state_of
+
+            self._state = state_of(self)
+        return self._state
+
     def _set_status(self, status: JobStatus) -> bool:
         with self._lock:
             if self._status.done or self._status is status:
@@ -740,6 +816,8 @@ class LiveJob:
             self._status = status
             self._statuses.append((status, now()))
             self.finished = status.done
+        if status.done and self._state is not None:
+            self._state.checkpoint(self.logger)  # recorded before the end is: wait() then finds it
         self.env._status_changed(self, status)
         if status.done:
             self._done.set()
