@@ -243,6 +243,7 @@ class LiveEnv:
                 label=label,
                 input_streams=input_streams or {},
                 output_streams=output_streams or {},
+                activity=activity,
             )
         opts = spec.validate_options(options)
         if not self.autostart and self.vault.queues:

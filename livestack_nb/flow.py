@@ -366,16 +366,20 @@ class Liveflow(JobSpec):
             nodes={lbl: n.spec.validate_options(raw.get(lbl)) for lbl, n in self._nodes.items()}
         )
 
-    def _back_edges(self, ins: dict[str, InputRef]) -> set[Key]:
-        """Connections that close a cycle (found by depth-first search)."""
+    def _back_edges(self, ins: dict[str, InputRef]) -> tuple[set[Key], dict[str, int]]:
+        """Connections that close a cycle (found by depth-first search from the
+        exposed inputs), and the order the search met the nodes in (upstream first)."""
         adj: dict[str, list[Connection]] = defaultdict(list)
         for c in self._connections.values():
             adj[c.source.node.label].append(c)
         state: dict[str, int] = {}
         back: set[Key] = set()
 
+        order: dict[str, int] = {}
+
         def visit(u: str) -> None:
             state[u] = 1
+            order[u] = len(order)
             for c in adj[u]:
                 v = c.target.node.label
                 if state.get(v) == 1:
@@ -387,7 +391,7 @@ class Liveflow(JobSpec):
         for label in [r.node.label for r in ins.values()] + list(self._nodes):
             if label not in state:
                 visit(label)
-        return back
+        return back, order
 
     # -- running ----------------------------------------------------------------
 
@@ -401,8 +405,13 @@ class Liveflow(JobSpec):
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        activity: Activity | None = None,
     ) -> tuple[LiveJob, Callable[[], None]]:
-        """Create the run's jobs and streams, wired; return the flow job and its launcher."""
+        """Create the run's jobs and streams, wired; return the flow job and its launcher.
+
+        ``activity`` is the count of an enclosing flow with a cycle: a nested run
+        counts its work there too, so the parent never takes it for quiet.
+        """
         with self._lock:
             if not self._nodes:
                 raise WiringError(f"flow {self.name!r} has no specs yet: connect or add some")
@@ -415,6 +424,7 @@ class Liveflow(JobSpec):
                 label,
                 input_streams,
                 output_streams,
+                activity,
             )
             return run.job, run.launch
 
@@ -432,9 +442,8 @@ class _Forward:
         self.stream = stream
         self.in_type = in_type
         self.label = label
-        self.remaining = 0
-        self.has_back = False
-        self.waiting = False
+        self.remaining = 0  # sources not closing a cycle, still open
+        self.has_back = False  # fed by a cycle too: the run ends it once quiet
         self._lock = threading.Lock()
 
     def add_source(self, source: DataStream, connection: Connection | None, back: bool) -> None:
@@ -488,8 +497,7 @@ class _Forward:
         if not last:
             return
         if self.has_back:
-            self.waiting = True
-            self.run.check_quiet()
+            self.run.check_quiet()  # only the cycle feeds it now
         else:
             self.stream.end()
 
@@ -507,17 +515,23 @@ class _Run:
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        activity: Activity | None,
     ) -> None:
         self.flow = flow
         self.env = env
         self._lock = threading.Lock()
+        self._quiet_lock = threading.Lock()
         self.forwards: list[_Forward] = []
         ins, outs = flow.ports()
         nodes = flow._nodes
         conns = list(flow._connections.values())
-        back = flow._back_edges(ins)
-        self.activity = Activity(self.check_quiet) if back else None
-        act = self.activity
+        back, order = flow._back_edges(ins)
+        # Only a flow with a cycle (or inside one) counts its work: others pay nothing.
+        if back and activity is None:
+            activity = Activity()
+        self.activity = act = activity
+        self.cyclic = bool(back)
+        self.outside_open = 0  # the run's inputs from outside, not yet ended
         job_id = job_id or env.new_job_id(flow)
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
 
@@ -575,6 +589,9 @@ class _Run:
                     fwd.add_source(ext, None, False)
                 self.forwards.append(fwd)
                 in_streams[key] = stream
+        # The inputs only a cycle feeds, upstream first: ended one at a time once
+        # quiet, so each job's last words still reach the jobs after it.
+        self.loop_fed = sorted((f for f in self.forwards if f.has_back), key=lambda f: order[f.label])
 
         graph = flow._graph(ins, outs, child_ids, out_streams, job_id)
         self.job = env.make_job(
@@ -616,11 +633,19 @@ class _Run:
             child.add_done_callback(self.child_done)
         for s in idle:
             s.end()
+        if self.cyclic:
+            self.outside_open = len(flow_inputs)
+            for ext in flow_inputs.values():
+                ext.listen_chunks(_ignore, self._outside_ended)
+            assert act is not None
+            act.listeners.append(self.check_quiet)
 
     def launch(self) -> None:
         self.job.mark_running()
         for launch in self.launchers:
             launch()
+        if self.cyclic:
+            self.check_quiet()  # a cycle with nothing to wait for ends at once
 
     def child_done(self, child: LiveJob) -> None:
         if child.status.value == "failed" and child.error is not None:
@@ -650,11 +675,32 @@ class _Run:
         for f in self.forwards:
             f.stream.end()
 
+    def _outside_ended(self, _error: BaseException | None) -> None:
+        with self._quiet_lock:
+            self.outside_open -= 1
+        self.check_quiet()
+
     def check_quiet(self) -> None:
-        """Close cycles once their outside inputs ended and nothing is in flight."""
+        """End one loop-fed input once the run is quiet: its outside inputs have
+        ended and nothing is in flight (every job waits for input only a cycle
+        feeds, no value is queued or on its way). Ending it is work in flight
+        until delivered; the next quiet moment ends the next one, upstream first.
+        """
         act = self.activity
-        if act is None or not act.quiet:
+        if act is None or self.outside_open or not act.quiet or self.job.finished:
             return
-        for f in self.forwards:
-            if f.waiting and not f.stream.ended:
-                f.stream.end()
+        with self._quiet_lock:
+            if self.outside_open or not act.quiet:
+                return
+            fwd = next((f for f in self.loop_fed if f.remaining == 0 and not f.stream.ended), None)
+            if fwd is None:
+                return
+            act.add(1)  # no other quiet moment ends another one meanwhile
+        try:
+            fwd.stream.end()
+        finally:
+            act.done(1)
+
+
+def _ignore(_chunk: Chunk) -> None:
+    pass

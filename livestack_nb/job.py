@@ -146,16 +146,26 @@ class Inbox:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._cancelled = False
         self._activity = activity
-        self._holding = False
+        # In a flow with a cycle (``activity``): units of work this reader holds (the
+        # value it works on, ends it was told of) and ends not yet seen; a job holds
+        # one from the start until it first reads, since it may emit before that.
+        self._held = 0
+        self._ends = 0
+        self._closed = False
+        if activity is not None:
+            activity.add(1)
+            self._held = 1
         self._blocked = 0  # feeders held by backpressure
         self.current: tuple[str, tuple[int, Any, str, int]] | None = None
         self.waiting = False  # a reader waits for input (a cancel then unwinds it at once)
 
     def put(self, tag: str, chunk: Chunk) -> None:
         n = len(chunk.values)
-        if self._activity is not None:
-            self._activity.add(n)
         with self._mutex:
+            if self._closed:
+                return  # the processor returned: nothing reads this any more
+            if self._activity is not None:
+                self._activity.add(n)
             q = self._queues[tag]
             a, sid, s0 = self._arrival, chunk.stream_id, chunk.seq0
             q.extend((a + i, v, sid, s0 + i) for i, v in enumerate(chunk.values))
@@ -174,6 +184,9 @@ class Inbox:
 
     def end(self, tag: str) -> None:
         with self._mutex:
+            if tag in self._open and not self._closed and self._activity is not None:
+                self._activity.add(1)  # until the reader has seen it
+                self._ends += 1
             self._open.discard(tag)
             self._wake()
 
@@ -195,29 +208,30 @@ class Inbox:
                 tag, item = self.current
                 self._queues[tag].appendleft(item)
                 self.current = None
-                if self._holding and self._activity is not None:
-                    self._holding = False  # it is queued again: counted once
-                else:
-                    self._add_back()
-
-    def _add_back(self) -> None:
-        if self._activity is not None:
-            self._activity.add(1)
+                if self._activity is not None:
+                    if self._held:
+                        self._held -= 1  # its unit goes back to the queue with it
+                    else:
+                        self._activity.add(1)
 
     def release(self) -> None:
-        """The processor finished with what it held (it returned or failed)."""
-        if self._holding:
-            self._holding = False
-            if self._activity is not None:
-                self._activity.done(1)
+        """The processor finished with what it held (it reads again, returned or failed)."""
+        n = self._held
+        if n:
+            self._held = 0
+            assert self._activity is not None
+            self._activity.done(n)
 
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
         with self._mutex:
+            self._closed = True
             left = self._backlog()
             for q in self._queues.values():
                 q.clear()
             self._cond.notify_all()
+            self._held += self._ends
+            self._ends = 0
         self.release()
         if left and self._activity is not None:
             self._activity.done(left)
@@ -225,6 +239,9 @@ class Inbox:
     def _take(self, tags: tuple[str, ...]) -> Any:
         if self._cancelled:
             raise JobCancelled("the job was cancelled: its input is closed")
+        if self._ends:
+            self._held += self._ends  # told now: let go at its next read (or return)
+            self._ends = 0
         best: deque[tuple[int, Any, str, int]] | None = None
         best_tag = ""
         for t in tags:
@@ -236,6 +253,8 @@ class Inbox:
             if self._blocked:
                 self._cond.notify_all()  # a feeder held by backpressure may go on
             self.current = (best_tag, item)
+            if self._activity is not None:
+                self._held += 1  # its unit moves from the queue to the reader
             return best_tag, item
         if all(t not in self._open for t in tags):
             return _ENDED
@@ -243,28 +262,31 @@ class Inbox:
 
     def get(self, tags: tuple[str, ...]) -> Any:
         """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
-        self.release()
-        with self._mutex:
-            while True:
-                r = self._take(tags)
-                if r is not None:
-                    self._holding = r is not _ENDED
-                    return r
-                self.waiting = True
-                try:
-                    self._cond.wait()
-                finally:
-                    self.waiting = False
+        while True:
+            self.release()  # outside the lock: a quiet flow may end streams from here
+            with self._mutex:
+                while True:
+                    r = self._take(tags)
+                    if r is not None:
+                        return r
+                    if self._held:
+                        break  # ends just seen: let them go before waiting
+                    self.waiting = True
+                    try:
+                        self._cond.wait()
+                    finally:
+                        self.waiting = False
 
     async def aget(self, tags: tuple[str, ...]) -> Any:
-        self.release()
         loop = asyncio.get_running_loop()
         while True:
+            self.release()
             with self._mutex:
                 r = self._take(tags)
                 if r is not None:
-                    self._holding = r is not _ENDED
                     return r
+                if self._held:
+                    continue  # ends just seen: let them go before waiting
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, fut))
             self.waiting = True

@@ -150,19 +150,22 @@ class Chunk:
 
 
 class Activity:
-    """Counts values in flight inside a flow with a cycle, to see when it is quiet.
+    """Counts work in flight inside a flow with a cycle, to see when it is quiet.
 
-    Every push into a flow stream and every value queued for a job adds; each
-    finishes only after what it caused downstream was added, so the count is
-    zero only when nothing is left to do anywhere in the flow.
+    Every push into a flow stream, every value queued for a job, every end on its
+    way and every job not yet reading its input adds; each finishes only after
+    what it caused downstream was added, so the count is zero only when nothing
+    is left to do anywhere in the flow: every job idle, waiting for input. A flow
+    nested in a flow with a cycle shares its parent's count (so the parent sees
+    the child's work), and each run with a cycle listens for the quiet moments.
     """
 
-    __slots__ = ("_count", "_lock", "on_quiet")
+    __slots__ = ("_count", "_lock", "listeners")
 
-    def __init__(self, on_quiet: Callable[[], None]) -> None:
+    def __init__(self, on_quiet: Callable[[], None] | None = None) -> None:
         self._count = 0
         self._lock = threading.Lock()
-        self.on_quiet = on_quiet
+        self.listeners: list[Callable[[], None]] = [] if on_quiet is None else [on_quiet]
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -173,7 +176,8 @@ class Activity:
             self._count -= n
             quiet = self._count == 0
         if quiet:
-            self.on_quiet()
+            for on_quiet in list(self.listeners):
+                on_quiet()
 
     @property
     def quiet(self) -> bool:
@@ -440,6 +444,8 @@ class DataStream(reactivex.Observable[Any]):
                 pending = self._pending
                 if not (self._end_delivered or any(type(p) is _End for p in pending)):
                     pending.append(item)
+                    if self._activity is not None:
+                        self._activity.add(1)  # an end on its way is work in flight
                 if self._delivering or not pending:
                     return
                 claimed = True
@@ -522,12 +528,16 @@ class DataStream(reactivex.Observable[Any]):
             with self._state_lock:
                 if not ending:
                     self._pending.popleft()  # the end, told to all
-                    return
+                    break
                 listener = ending[-1]
             self._end_listener(listener, error)
             with self._state_lock:
                 if ending and ending[-1] is listener:
                     ending.pop()
+        act = self._activity
+        if act is not None:
+            act.done(1)
+
 
     def _deliver_chunk(self, chunk: Chunk, listeners: tuple[_Listener, ...]) -> None:
         seq0 = chunk.seq0

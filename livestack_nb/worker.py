@@ -565,7 +565,7 @@ class _InlineRunner:
             self.queued = 0
             self.lock.notify_all()
         if self.activity is not None:
-            n = sum(len(c.values) for c in items if c is not _END)
+            n = sum(1 if c is _END else len(c.values) for c in items)
             if n:
                 self.activity.done(n)
 
@@ -582,8 +582,8 @@ class _InlineRunner:
         if self.job.finished or self.job._cancelled:
             return  # cancelled or failed: what still arrives is not processed
         act = self.activity
-        if act is not None and item is not _END:
-            act.add(len(item.values))
+        if act is not None:
+            act.add(1 if item is _END else len(item.values))  # an end too, until the job has ended
         with self._mutex:
             self.pending.append(item)
             if item is not _END:
@@ -678,8 +678,12 @@ class _InlineRunner:
             if item is None:
                 return
             if item is _END:
-                if not job.status.done:
-                    job.complete()
+                try:
+                    if not job.status.done:
+                        job.complete()
+                finally:
+                    if act is not None:
+                        act.done(1)
                 continue
             try:
                 if not job.status.done:
