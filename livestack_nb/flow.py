@@ -97,6 +97,10 @@ def expose(port: InputRef | OutputRef, name: str) -> Exposure:
     return Exposure(port, name)
 
 
+def _as_label(node: Node) -> str:
+    return f" (labeled {node.label!r})" if node.label != node.spec.name else ""
+
+
 def _fmt_tags(tags: Mapping[str, TagType]) -> str:
     return "{" + ", ".join(f"{t}: {tp.name}" for t, tp in tags.items()) + "}"
 
@@ -233,6 +237,17 @@ class Liveflow(JobSpec):
                 f"{side} tag {port.tag!r}; its {side} tags are {_fmt_tags(tags)}"
             )
         with self._lock:
+            placed = self._nodes.get(port.node.label)
+            if self._nodes and (placed is None or placed.spec.name != port.node.spec.name):
+                # Livestack's rule: a port of a spec the flow does not hold would be a
+                # separate piece, fed or read by nothing else in the flow. (An empty
+                # flow takes it as its one spec.)
+                held = ", ".join(repr(n) for n in self._nodes.values()) or "none yet"
+                raise WiringError(
+                    f"flow {self.name!r}: cannot expose {port!r} as {name!r}: spec "
+                    f"{port.node.spec.name!r}{_as_label(port.node)} is not part of the flow; connect it "
+                    f"first (or flow.add(...) it to run on its own); the flow's specs: {held}"
+                )
             ports: dict[str, Any] = self._in if isinstance(port, InputRef) else self._out
             known = ports.get(name)
             if known is not None and (known.node.label, known.tag) != (port.node.label, port.tag):
@@ -240,7 +255,7 @@ class Liveflow(JobSpec):
                     f"flow {self.name!r}: {side} {name!r} is already exposed as {known!r}; "
                     f"cannot expose {port!r} under the same name"
                 )
-            self._place(port.node)
+            self._place(port.node)  # a re-run cell brings the newest definition
             ports[name] = port
         return Exposure(port, name)
 

@@ -1,0 +1,416 @@
+"""Flows with cycles end: once their outside inputs have ended and nothing is in
+flight anywhere, the inputs only a cycle feeds are ended, one at a time.
+
+Ported from Livestack's ``tests/src/liveflow.ruckus.test.ts`` (two loops sharing
+a node), plus single loops of every spec form, nested flows holding loops, a loop
+that goes quiet and speaks again, and races between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from pydantic import BaseModel
+
+import livestack_nb as ls
+from livestack_nb.testing import wait_until
+
+TERMINAL = {ls.JobStatus.COMPLETED, ls.JobStatus.FAILED, ls.JobStatus.CANCELLED}
+
+
+# -- Livestack's ruckus conversation: a player and an NPC, each feeding a summary ----
+
+
+class Talk(BaseModel):
+    summary: str
+    recent: list[str]
+
+
+def _conversation(player: ls.JobSpec, npc: ls.JobSpec, summary: ls.JobSpec, name: str) -> ls.Liveflow:
+    return ls.Liveflow(
+        name,
+        connections=[
+            ls.conn(player, summary.input("player")),
+            ls.conn(npc, summary.input("npc")),
+            ls.conn(summary, player),
+            ls.conn(summary, npc),
+        ],
+        exposures=[
+            ls.expose(player.input(), "player-input"),
+            ls.expose(player.output(), "player-talk"),
+            ls.expose(npc.input(), "npc-input"),
+            ls.expose(npc.output(), "npc-talk"),
+        ],
+    )
+
+
+@ls.job_spec(name="ruckus-player", input=Talk, output=str)
+def player(job: ls.LiveJob):
+    said = 0
+    for talk in job.input:
+        if talk.recent[-1].startswith("Player"):
+            continue  # the player just spoke: wait for the NPC
+        if said < 3:  # the player stops after three lines
+            said += 1
+            job.output.emit(f"player line {said}")
+
+
+@ls.job_spec(name="ruckus-npc", input=Talk, output=str)
+def npc(job: ls.LiveJob):
+    said = 0
+    for talk in job.input:
+        if talk.recent[-1].startswith("NPC"):
+            continue
+        said += 1
+        job.output.emit(f"npc line {said}")
+
+
+@ls.job_spec(name="ruckus-summary", inputs={"npc": str, "player": str}, outputs={"default": Talk})
+def summary(job: ls.LiveJob):
+    recent: list[str] = []
+    for tag, line in job.input.merge("npc", "player"):
+        recent.append(f"{'NPC' if tag == 'npc' else 'Player'}: {line}")
+        job.output.emit(Talk(summary=f"{len(recent)} lines so far", recent=recent[-10:]))
+
+
+@ls.job_spec(name="ruckus-player-async", input=Talk, output=str)
+async def player_async(job: ls.LiveJob):
+    said = 0
+    async for talk in job.input:
+        if talk.recent[-1].startswith("Player"):
+            continue
+        if said < 3:
+            said += 1
+            await asyncio.sleep(0.001)  # thinking, as an LLM call would
+            await job.output.emit(f"player line {said}")
+
+
+@ls.job_spec(name="ruckus-npc-async", input=Talk, output=str)
+async def npc_async(job: ls.LiveJob):
+    said = 0
+    async for talk in job.input:
+        if talk.recent[-1].startswith("NPC"):
+            continue
+        said += 1
+        await asyncio.sleep(0.001)
+        await job.output.emit(f"npc line {said}")
+
+
+OPENING = Talk(summary="This is the ancient dark times.", recent=["NPC: yello."])
+
+
+def _assert_conversation_ended(env: ls.LiveEnv, run: ls.JobHandle) -> None:
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+    assert run.output("player-talk").values() == ["player line 1", "player line 2", "player line 3"]
+    assert run.output("npc-talk").values() == ["npc line 1", "npc line 2", "npc line 3"]
+    assert {info.status for info in env.jobs()} == {ls.JobStatus.COMPLETED}
+
+
+def test_the_ruckus_conversation_ends_once_the_player_stops(env):
+    run = _conversation(player, npc, summary, "conversation").start()
+    run.input("player-input").feed(OPENING)
+    run.input("player-input").end()
+    run.input("npc-input").end()
+    _assert_conversation_ended(env, run)
+
+
+def test_the_ruckus_conversation_of_async_processors_ends(env):
+    run = _conversation(player_async, npc_async, summary, "conversation-async").start()
+    run.input("player-input").feed(OPENING)
+    run.end()
+    _assert_conversation_ended(env, run)
+
+
+def test_the_conversation_goes_on_while_an_outside_input_is_open(env):
+    run = _conversation(player, npc, summary, "conversation-open").start()
+    run.input("player-input").feed(OPENING)
+    run.input("player-input").end()
+    wait_until(lambda: len(run.output("npc-talk").values()) == 3, timeout=10)
+    # Quiet now, but the NPC's input is still open: the run must not end.
+    with pytest.raises(ls.WaitTimeout):
+        run.wait(timeout=0.3)
+    assert run.status is ls.JobStatus.RUNNING
+    run.input("npc-input").feed(Talk(summary="", recent=["Player: still there?"]))
+    wait_until(lambda: len(run.output("npc-talk").values()) == 4, timeout=10)
+    run.input("npc-input").end()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+    assert run.output("npc-talk").values()[-1] == "npc line 4"
+
+
+def test_many_conversations_at_once_all_end_whole(env):
+    """Races: runs whose inputs end while their loops are busy, side by side."""
+    flow = _conversation(player, npc, summary, "conversations")
+    runs = [flow.start() for _ in range(12)]
+    for run in runs:
+        run.input("player-input").feed(OPENING)
+        run.end()
+    for run in runs:
+        run.wait(timeout=20)
+        assert run.status is ls.JobStatus.COMPLETED
+        assert len(run.output("player-talk").values()) == 3
+        assert len(run.output("npc-talk").values()) == 3
+
+
+# -- single loops, every spec form ------------------------------------------------------
+
+
+@ls.job_spec(name="loop-map")
+def down_map(n: int) -> int | None:
+    return n - 1 if n > 0 else None
+
+
+@ls.job_spec(name="loop-flatmap")
+def down_flat(n: int):
+    if n > 0:
+        yield n - 1
+
+
+@ls.job_spec(name="loop-async-map")
+async def down_async_map(n: int) -> int | None:
+    await asyncio.sleep(0)
+    return n - 1 if n > 0 else None
+
+
+@ls.job_spec(name="loop-async-flatmap")
+async def down_async_flat(n: int):
+    await asyncio.sleep(0)
+    if n > 0:
+        yield n - 1
+
+
+@ls.job_spec(name="loop-processor", input=int, output=int)
+def down_processor(job: ls.LiveJob):
+    for n in job.input:
+        if n > 0:
+            job.output.emit(n - 1)
+
+
+@ls.job_spec(name="loop-async-processor", input=int, output=int)
+async def down_async_processor(job: ls.LiveJob):
+    async for n in job.input:
+        if n > 0:
+            await job.output.emit(n - 1)
+
+
+FORMS = [down_map, down_flat, down_async_map, down_async_flat, down_processor, down_async_processor]
+
+
+@pytest.mark.parametrize("step", FORMS, ids=lambda s: s.name)
+def test_a_spec_feeding_itself_ends(env, step):
+    flow = ls.Liveflow(f"self-{step.name}")
+    flow.connect(step, step)
+    flow.expose(step.input(), "start")
+    flow.expose(step.output(), "steps")
+    run = flow.start()
+    run.input("start").feed_many([3, 5])
+    run.end()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+    assert sorted(run.output("steps").values()) == sorted([2, 1, 0, 4, 3, 2, 1, 0])
+
+
+@pytest.mark.parametrize("first", FORMS, ids=lambda s: s.name)
+@pytest.mark.parametrize("second", [down_map, down_async_processor], ids=lambda s: s.name)
+def test_a_two_spec_loop_of_every_form_ends(env, first, second):
+    back = second.labeled("back")
+    flow = ls.Liveflow(f"loop-{first.name}-{second.name}")
+    flow.connect(first, back)
+    flow.connect(back, first)
+    flow.expose(first.input(), "start")
+    flow.expose(first.output(), "odd")
+    run = flow.start()
+    run.input("start").feed(9)
+    run.end()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+    assert run.output("odd").values() == [8, 6, 4, 2, 0]
+    assert {info.status for info in env.jobs()} == {ls.JobStatus.COMPLETED}
+
+
+def test_a_loop_quiet_for_a_while_speaks_again_while_its_input_is_open(env):
+    flow = ls.Liveflow("quiet-then-again")
+    flow.connect(down_processor, down_map)
+    flow.connect(down_map, down_processor)
+    flow.expose(down_processor.input(), "start")
+    flow.expose(down_processor.output(), "steps")
+    run = flow.start()
+    run.input("start").feed(4)
+    wait_until(lambda: run.output("steps").values() == [3, 1], timeout=10)
+    with pytest.raises(ls.WaitTimeout):  # quiet, and its input open: it must not end
+        run.wait(timeout=0.3)
+    assert run.status is ls.JobStatus.RUNNING
+    run.input("start").feed(6)  # the loop speaks again
+    wait_until(lambda: run.output("steps").values() == [3, 1, 5, 3, 1], timeout=10)
+    run.end()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+
+
+def test_a_slow_step_holding_a_value_after_the_input_ended_is_not_quiet(env):
+    """A value inside a processor is in flight: ending the input must not cut the loop."""
+    release = threading.Event()
+
+    @ls.job_spec(name="slow-cook", input=int, output=int)
+    def slow(job: ls.LiveJob):
+        for n in job.input:
+            if n == 2:
+                release.wait(10)  # holds the value while the rest of the flow is idle
+            if n > 0:
+                job.output.emit(n - 1)
+
+    flow = ls.Liveflow("slow-loop")
+    flow.connect(slow, down_map.labeled("pass"), transform=lambda n: n + 1)
+    flow.connect(down_map.labeled("pass"), slow)
+    flow.expose(slow.input(), "start")
+    flow.expose(slow.output(), "steps")
+    run = flow.start()
+    run.input("start").feed(4)
+    run.end()
+    wait_until(lambda: run.output("steps").values() == [3, 2], timeout=10)
+    with pytest.raises(ls.WaitTimeout):
+        run.wait(timeout=0.3)
+    release.set()
+    run.wait(timeout=10)
+    assert run.output("steps").values() == [3, 2, 1, 0]
+    assert run.status is ls.JobStatus.COMPLETED
+
+
+def test_a_job_speaking_before_it_reads_is_waited_for(env):
+    """A loop with no outside input: the server serves first, then they rally."""
+
+    @ls.job_spec(name="server", input=int, output=int)
+    def server(job: ls.LiveJob):
+        time.sleep(0.05)  # slow to serve: the loop is idle meanwhile, not ended
+        job.output.emit(0)
+        for n in job.input:
+            if n < 6:
+                job.output.emit(n + 1)
+
+    @ls.job_spec(name="returner")
+    def returner(n: int) -> int:
+        return n + 1
+
+    flow = ls.Liveflow("rally")
+    flow.connect(server, returner)
+    flow.connect(returner, server)
+    flow.expose(server.output(), "shots")
+    run = flow.start()
+    run.wait(timeout=10)
+    assert run.output("shots").values() == [0, 2, 4, 6]
+    assert run.status is ls.JobStatus.COMPLETED
+
+
+def test_last_words_at_the_end_of_input_reach_the_next_job(env):
+    """Loop-fed inputs end upstream first, so what a job emits on its way out is read."""
+
+    @ls.job_spec(name="tally", input=int, output=int)
+    def tally(job: ls.LiveJob):
+        seen = 0
+        for n in job.input:
+            seen += 1
+            if n > 0:
+                job.output.emit(n - 1)
+        job.output.emit(-seen)  # last words: read by the next job, whose input is still open
+
+    @ls.job_spec(name="relay")
+    def relay(n: int) -> int | None:
+        return n if n >= 0 else None
+
+    @ls.job_spec(name="ledger", input=int, output=str)
+    def ledger(job: ls.LiveJob):
+        for n in job.input:
+            if n < 0:
+                job.output.emit(f"tally saw {-n}")
+
+    flow = ls.Liveflow("last-words")
+    flow.connect(tally, relay)
+    flow.connect(relay, tally)
+    flow.connect(tally, ledger)
+    flow.expose(tally.input(), "start")
+    flow.expose(ledger.output(), "notes")
+    run = flow.start()
+    run.input("start").feed(3)
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("notes").values() == ["tally saw 4"]
+
+
+# -- nested flows holding loops -------------------------------------------------------------
+
+
+def _countdown_flow(name: str) -> ls.Liveflow:
+    inner = ls.Liveflow(name)
+    inner.connect(down_processor, down_map)
+    inner.connect(down_map, down_processor)
+    inner.expose(down_processor.input(), "in")
+    inner.expose(down_processor.output(), "out")
+    return inner
+
+
+@ls.job_spec(name="loop-double")
+def double(n: int) -> int:
+    return 2 * n
+
+
+def test_a_nested_flow_holding_a_loop_ends_inside_a_plain_flow(env):
+    outer = ls.Liveflow("outer-plain")
+    inner = _countdown_flow("inner-loop")
+    outer.connect(double, inner.input("in"))
+    run = outer.start()
+    run.feed_many([2, 3])
+    run.end()
+    run.wait(timeout=10)
+    assert sorted(run.output().values()) == sorted(_countdown(4) + _countdown(6))
+    assert {info.status for info in env.jobs()} == {ls.JobStatus.COMPLETED}
+
+
+def _countdown(n: int) -> list[int]:
+    """What the inner loop puts out for ``n``, in plain Python."""
+    out = []
+    while n > 0:
+        out.append(n - 1)
+        n -= 2
+    return out
+
+
+def test_a_nested_flow_holding_a_loop_inside_a_loop_ends(env):
+    """The outer loop sees the inner loop's work: neither ends the other early."""
+    inner = _countdown_flow("inner-of-loop")
+
+    @ls.job_spec(name="again")
+    def again(n: int) -> int | None:
+        return n - 10 if n >= 10 else None  # big outputs of the inner loop go round once more
+
+    outer = ls.Liveflow("outer-loop")
+    outer.connect(inner.output("out"), again)
+    outer.connect(again, inner.input("in"))
+    outer.expose(inner.input("in"), "start")
+    outer.expose(inner.output("out"), "all")
+    run = outer.start()
+    run.input("start").feed(25)
+    run.end()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED
+    expected, todo = [], [25]
+    while todo:
+        out = _countdown(todo.pop())
+        expected += out
+        todo += [n - 10 for n in out if n >= 10]
+    assert sorted(run.output("all").values()) == sorted(expected)
+    assert {info.status for info in env.jobs()} == {ls.JobStatus.COMPLETED}
+
+
+def test_a_flow_without_a_cycle_counts_nothing(env):
+    flow = ls.Liveflow("acyclic")
+    flow.connect(down_map, double)
+    run = flow.start()
+    job = run._job
+    assert all(s._activity is None for s in [*job._inputs.values(), *job._outputs.values()])
+    run.feed(3)
+    run.end()
+    assert run.result(timeout=10) == [4]
