@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ._version import VERSION
+from .attempts import Attempt, ParallelAttempts, attempt
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -70,6 +71,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 __all__ = [
+    "Attempt",
     "DataStream",
     "DataValidationError",
     "Datapoint",
@@ -87,11 +89,13 @@ __all__ = [
     "LivestackError",
     "LocalDirStorage",
     "MemoryStorage",
+    "ParallelAttempts",
     "StorageProvider",
     "StorageRef",
     "WaitTimeout",
     "WiringError",
     "__version__",
+    "attempt",
     "conn",
     "current_env",
     "expose",

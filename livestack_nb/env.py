@@ -322,6 +322,8 @@ class LiveEnv:
         """Create and record a job; tags without a given stream get a new one."""
         recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
+        if graph is None:
+            graph = spec.run_graph(job_id)
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
         for tag in owned:

@@ -487,6 +487,9 @@ class LiveJob:
         self.on_cancel: list[Callable[[], None]] = []
         self.failure_note: str | None = None
         self.children: list[str] = []
+        # For a spec that runs a child job per value for the nodes of its graph
+        # (parallel attempts): each node's latest job, which the graph shows.
+        self.node_jobs: dict[str, str] = {}
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None

@@ -538,7 +538,6 @@ class DataStream(reactivex.Observable[Any]):
         if act is not None:
             act.done(1)
 
-
     def _deliver_chunk(self, chunk: Chunk, listeners: tuple[_Listener, ...]) -> None:
         seq0 = chunk.seq0
         for listener in listeners:

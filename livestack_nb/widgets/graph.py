@@ -55,6 +55,7 @@ class FlowGraph(LiveWidget):
         self._handle: JobHandle | None = None
         self._edge_streams: dict[str, DataStream] = {}
         self._node_jobs: dict[str, JobHandle] = {}
+        self._edges_from: dict[str, list[tuple[str, str]]] = {}
         self._last: dict[str, Any] = {}
         self._flow: Liveflow | None = None
         self._env: LiveEnv | None = None
@@ -84,10 +85,12 @@ class FlowGraph(LiveWidget):
                 if n.job_id is not None:
                     self._node_jobs[n.id] = env.job(n.job_id)
         edges = []
+        self._edges_from = {}
         for e in graph.edges:
             eid = _edge_id(e.source, e.source_tag, e.target, e.target_tag)
             label = e.source_tag if e.source_tag == e.target_tag else f"{e.source_tag}→{e.target_tag}"
             edges.append({"id": eid, "source": e.source, "target": e.target, "label": label})
+            self._edges_from.setdefault(e.source, []).append((eid, e.source_tag))
             src = self._node_jobs.get(e.source)
             if src is not None:
                 self._edge_streams[eid] = src.output(e.source_tag)
@@ -156,8 +159,23 @@ class FlowGraph(LiveWidget):
 
     # -- state -------------------------------------------------------------------
 
+    def _follow_nodes(self) -> None:
+        """Nodes whose job changes per value (parallel attempts) show the latest one."""
+        handle = self._handle
+        if handle is None or not handle._job.node_jobs:
+            return
+        for nid, job_id in list(handle._job.node_jobs.items()):
+            known = self._node_jobs.get(nid)
+            if known is not None and known.job_id == job_id:
+                continue
+            job = handle.env.job(job_id)
+            self._node_jobs[nid] = job
+            for eid, tag in self._edges_from.get(nid, ()):
+                self._edge_streams[eid] = job.output(tag)
+
     def state(self) -> dict[str, Any]:
         """The current statuses of nodes and counts of edges and ports."""
+        self._follow_nodes()
         nodes: dict[str, Any] = {}
         for nid, job in self._node_jobs.items():
             st: dict[str, Any] = {"status": job.status.value}
