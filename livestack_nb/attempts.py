@@ -15,6 +15,7 @@ import asyncio
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .errors import LivestackError, WiringError
@@ -221,11 +222,19 @@ class ParallelAttempts(JobSpec):
     # -- running ----------------------------------------------------------------------
 
     async def _race_each(self, job: LiveJob) -> None:
+        winners: list[JobHandle] = []
         async for value in job.input:
-            result = await self._race(job, value)
+            result = await self._race(job, value, winners)
             await job.output.emit(result)
+        # A winner is left to end on its own (its input has ended); the race ends after it.
+        loop = asyncio.get_running_loop()
+        for w in winners:
+            if not w.done:
+                ended: asyncio.Future[None] = loop.create_future()
+                w._job.add_done_callback(partial(_settle_from, loop, ended))
+                await ended
 
-    async def _race(self, job: LiveJob, value: Any) -> Any:
+    async def _race(self, job: LiveJob, value: Any, winners: list[JobHandle]) -> Any:
         loop = asyncio.get_running_loop()
         won: asyncio.Future[Any] = loop.create_future()
         children: dict[str, JobHandle] = {}
@@ -316,11 +325,21 @@ class ParallelAttempts(JobSpec):
                 f"race {self.name!r}: no attempt gave an acceptable result for {value!r} ({what})"
             )
         winner = next(label for label, fate in fates.items() if fate == "won")
+        winners.append(children[winner])
         job.logger.info("attempt %s won%s", winner, f"; cancelled {', '.join(beaten)}" if beaten else "")
         return result
 
     def __repr__(self) -> str:
         return f"<ParallelAttempts {self.name!r}: {', '.join(a.label for a in self.attempts)}>"
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _settle_from(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None], _job: LiveJob) -> None:
+    loop.call_soon_threadsafe(_settle, fut)
 
 
 def _misfit(race: str, a: Attempt, where: str, src: TagType, dst: TagType, fix: str) -> str:
