@@ -198,16 +198,16 @@ class ParallelAttempts(JobSpec):
         of the latest value (``job.node_jobs``)."""
         ts = (DEFAULT,)
         nodes = (
-            GraphNode(RACE, self.name, ts, ts, None),
+            GraphNode(RACE, self.name, ts, ts, job_id),
             *(GraphNode(a.label, a.spec.name, ts, ts, None) for a in self.attempts),
-            GraphNode(WINNER, self.name, tuple(a.label for a in self.attempts), ts, job_id),
+            GraphNode(WINNER, self.name, ts, ts, job_id),
         )
         edges = tuple(
             e
             for a in self.attempts
             for e in (
                 GraphEdge(RACE, DEFAULT, a.label, DEFAULT),
-                GraphEdge(a.label, DEFAULT, WINNER, a.label),
+                GraphEdge(a.label, DEFAULT, WINNER, DEFAULT),
             )
         )
         exposures = (

@@ -211,21 +211,26 @@ def test_a_race_shows_its_attempts_in_its_graph(env, comms):
 
     def settled():
         st = graph.state()
-        return st if st["nodes"].get("electric-oven", {}).get("status") == "completed" else None
+        done = [st["nodes"].get(n, {}).get("status") for n in ("electric-oven", "race")]
+        return st if done == ["completed", "completed"] else None
 
     state = wait_until(settled, timeout=5)
     nodes = {nid: st["status"] for nid, st in state["nodes"].items()}
     assert nodes == {
+        "race": "completed",
         "winner": "completed",
         "electric-oven": "completed",
         "wood-oven": "cancelled",
         "gas-oven": "cancelled",
     }
-    edges = {eid: e["count"] for eid, e in state["edges"].items() if "->winner" in eid}
-    assert edges == {
-        "electric-oven/default->winner/electric-oven": 1,
-        "wood-oven/default->winner/wood-oven": 0,
-        "gas-oven/default->winner/gas-oven": 0,
+    edges = {eid: e["count"] for eid, e in state["edges"].items() if "port" not in eid}
+    assert edges == {  # what the latest value's attempts were fed, and made
+        "race/default->electric-oven/default": 1,
+        "race/default->wood-oven/default": 1,
+        "race/default->gas-oven/default": 1,
+        "electric-oven/default->winner/default": 1,
+        "wood-oven/default->winner/default": 0,
+        "gas-oven/default->winner/default": 0,
     }
     assert "electric-oven" in graph.snapshot_html()
 

@@ -131,6 +131,10 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "a flow with a transform": r"ls\.conn\(greet, echo, transform=",
         "exposures": r'ls\.expose\(echo\.output\(\), "echoes"\)',
         "a live counter": r"async def counter",
+        "two loops sharing a node": r"ls\.conn\(the_pass, chef\),\n\s+ls\.conn\(the_pass, sous_chef\)",
+        "a conversation that ends": r"talk\.end\(\).*talk\.wait\(timeout=10\)",
+        "parallel attempts": r"ls\.ParallelAttempts\(",
+        "a delayed attempt": r"ls\.attempt\(electric_oven, after=0\.1\)",
     },
     "08_durable_scaleout": {
         "an SQLite vault": r'url = f"sqlite:///\{db\}"\nenv = ls\.LiveEnv\(vault=url\)',
@@ -186,7 +190,16 @@ SHOWS: dict[str, list[str]] = {
     "04_datastreams": ["replay after the end:    300 values", "kept in memory: 50", "parent: "],
     "05_liveflow_kitchen": ["oven-2</span> (bake): completed", "served: [", "('focaccia', 3)"],
     "06_live_dashboard": ["rolling oven statistics", "· ended"],
-    "07_livestack_classics": ["Hello, Livestack!", "even: [0, 2, 4, 6, 8]", "count=40"],
+    "07_livestack_classics": [
+        "Hello, Livestack!",
+        "even: [0, 2, 4, 6, 8]",
+        "count=40",
+        "conversation completed",
+        "Last table. Clean down.              sous-chef: Cleaning down, chef.",
+        "margherita: from the gas oven",
+        "calzone: from the electric oven",
+        "wood_oven      cancelled",
+    ],
     "08_durable_scaleout": [
         "last night's kitchen ended with SIGKILL",
         "completed · ['marinara', 'capricciosa', 'bianca', 'calzone']",

@@ -56,6 +56,7 @@ class FlowGraph(LiveWidget):
         self._edge_streams: dict[str, DataStream] = {}
         self._node_jobs: dict[str, JobHandle] = {}
         self._edges_from: dict[str, list[tuple[str, str]]] = {}
+        self._edges_to: dict[str, list[tuple[str, str]]] = {}
         self._last: dict[str, Any] = {}
         self._flow: Liveflow | None = None
         self._env: LiveEnv | None = None
@@ -85,14 +86,16 @@ class FlowGraph(LiveWidget):
                 if n.job_id is not None:
                     self._node_jobs[n.id] = env.job(n.job_id)
         edges = []
-        self._edges_from = {}
+        self._edges_from, self._edges_to = {}, {}
+        with_job = {n.id for n in graph.nodes if n.job_id is not None}
         for e in graph.edges:
             eid = _edge_id(e.source, e.source_tag, e.target, e.target_tag)
             label = e.source_tag if e.source_tag == e.target_tag else f"{e.source_tag}→{e.target_tag}"
             edges.append({"id": eid, "source": e.source, "target": e.target, "label": label})
             self._edges_from.setdefault(e.source, []).append((eid, e.source_tag))
+            self._edges_to.setdefault(e.target, []).append((eid, e.target_tag))
             src = self._node_jobs.get(e.source)
-            if src is not None:
+            if src is not None and e.target in with_job:
                 self._edge_streams[eid] = src.output(e.source_tag)
         ports = []
         for x in graph.exposures:
@@ -172,6 +175,8 @@ class FlowGraph(LiveWidget):
             self._node_jobs[nid] = job
             for eid, tag in self._edges_from.get(nid, ()):
                 self._edge_streams[eid] = job.output(tag)
+            for eid, tag in self._edges_to.get(nid, ()):
+                self._edge_streams[eid] = job.input(tag).stream
 
     def state(self) -> dict[str, Any]:
         """The current statuses of nodes and counts of edges and ports."""
