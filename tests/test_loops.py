@@ -414,3 +414,122 @@ def test_a_flow_without_a_cycle_counts_nothing(env):
     run.feed(3)
     run.end()
     assert run.result(timeout=10) == [4]
+
+
+# -- races: values in flight on every kind of thread when the outside input ends -------------
+
+
+@ls.job_spec(name="split-piece")
+def split_piece(n: int):
+    if n >= 2:
+        yield n // 2
+        yield n - n // 2
+
+
+@ls.job_spec(name="cool-piece")
+async def cool_piece(n: int) -> int:
+    await asyncio.sleep(0)
+    return n
+
+
+@ls.job_spec(name="relay-piece", input=int, output=int)
+def relay_piece(job: ls.LiveJob):
+    for i, n in enumerate(job.input):
+        if i % 7 == 0:
+            time.sleep(0.001)  # now and then a value sits inside the processor
+        job.output.emit(n)
+
+
+def _pieces(n: int) -> list[int]:
+    out, todo = [], [n]
+    while todo:
+        m = todo.pop()
+        if m >= 2:
+            out += [m // 2, m - m // 2]
+            todo += [m // 2, m - m // 2]
+    return out
+
+
+def test_runs_ended_while_their_loops_branch_on_three_kinds_of_thread_lose_nothing(env):
+    flow = ls.Liveflow("pieces")
+    flow.connect(split_piece, cool_piece)
+    flow.connect(cool_piece, relay_piece)
+    flow.connect(relay_piece, split_piece)
+    flow.expose(split_piece.input(), "dough")
+    flow.expose(split_piece.output(), "pieces")
+    sizes = [37, 64, 100, 129, 200, 3, 1, 250]
+    runs = [flow.start() for _ in sizes]
+    for run, n in zip(runs, sizes):
+        run.input("dough").feed(n)
+        run.end()  # at once: the loop is busy on a worker thread, the event loop or inline
+    for run, n in zip(runs, sizes):
+        run.wait(timeout=30)
+        assert run.status is ls.JobStatus.COMPLETED
+        assert sorted(run.output("pieces").values()) == sorted(_pieces(n))
+
+
+def test_a_loop_that_never_goes_quiet_runs_until_cancelled(env):
+    @ls.job_spec(name="forever")
+    def forever(n: int) -> int:
+        return n + 1
+
+    flow = ls.Liveflow("merry-go-round")
+    flow.connect(forever, forever.labeled("round"))
+    flow.connect(forever.labeled("round"), forever)
+    flow.expose(forever.input(), "push")
+    flow.expose(forever.output(), "laps")
+    run = flow.start()
+    run.input("push").feed(0)
+    run.end()
+    wait_until(lambda: len(run.output("laps")) > 100, timeout=10)
+    assert run.status is ls.JobStatus.RUNNING  # values always in flight: not quiet, not ended
+    run.cancel()
+    wait_until(lambda: all(info.status in TERMINAL for info in env.jobs()), timeout=10)
+    assert run.status is ls.JobStatus.CANCELLED
+
+
+def test_a_loop_downstream_of_a_plain_chain_ends(env):
+    flow = ls.Liveflow("chain-then-loop")
+    flow.connect(double, down_processor)
+    flow.connect(down_processor, down_map)
+    flow.connect(down_map, down_processor)
+    flow.expose(double.input(), "in")
+    flow.expose(down_processor.output(), "out")
+    run = flow.start()
+    run.input("in").feed_many([2, 3])
+    run.end()
+    run.wait(timeout=10)
+    assert sorted(run.output("out").values()) == sorted(_countdown(4) + _countdown(6))
+
+
+@ls.job_spec(name="desk", inputs={"a": int, "b": str}, outputs={"to_m": int, "to_d": str, "log": str})
+def desk(job: ls.LiveJob):
+    for n in job.input("a"):  # first the countdown, to its end...
+        job.output("to_m").emit(n)
+    job.output("to_d").emit("a ended")  # ...then words into the other loop, still open...
+    for line in job.input("b"):  # ...whose answer is read here
+        job.output("log").emit(line)
+
+
+@ls.job_spec(name="echo-desk")
+def echo_desk(line: str) -> str:
+    return f"heard: {line}"
+
+
+@pytest.mark.parametrize("step", FORMS, ids=lambda s: s.name)
+def test_loop_fed_inputs_end_one_at_a_time_each_after_the_last_ones_effects(env, step):
+    """Ending a loop-fed input is work in flight until the job it ends has acted on it
+    (a map's drain, a processor reading its end): only then is the next one ended."""
+    flow = ls.Liveflow(f"desk-{step.name}")
+    flow.connect(step, desk.input("a"))
+    flow.connect(desk.output("to_m"), step)
+    flow.connect(desk.output("to_d"), echo_desk)
+    flow.connect(echo_desk, desk.input("b"))
+    flow.expose(step.input(), "start")
+    flow.expose(desk.output("log"), "log")
+    run = flow.start()
+    run.input("start").feed(3)
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("log").values() == ["heard: a ended"]
+    assert not [r for info in env.jobs() for r in env.job(info.job_id).logs if "after it ended" in r.message]
