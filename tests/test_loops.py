@@ -459,10 +459,10 @@ def test_runs_ended_while_their_loops_branch_on_three_kinds_of_thread_lose_nothi
     flow.expose(split_piece.output(), "pieces")
     sizes = [37, 64, 100, 129, 200, 3, 1, 250]
     runs = [flow.start() for _ in sizes]
-    for run, n in zip(runs, sizes):
+    for run, n in zip(runs, sizes, strict=True):
         run.input("dough").feed(n)
         run.end()  # at once: the loop is busy on a worker thread, the event loop or inline
-    for run, n in zip(runs, sizes):
+    for run, n in zip(runs, sizes, strict=True):
         run.wait(timeout=30)
         assert run.status is ls.JobStatus.COMPLETED
         assert sorted(run.output("pieces").values()) == sorted(_pieces(n))
