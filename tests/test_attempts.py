@@ -263,3 +263,20 @@ def test_a_race_is_checked_when_it_is_written():
             return Pizza(pizza=order.pizza, oven="hot")
 
         ls.ParallelAttempts("bad-options", [ls.attempt(hot, label="wood-oven", options={"degrees": "x"})])
+
+
+def test_a_race_on_a_sqlite_vault_records_its_attempts_for_a_new_env(make_env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ovens.db'}"
+    env = make_env(vault=url)
+    _gate("electric").set()
+    race = ls.ParallelAttempts("durable-race", [wood, electric])
+    run = race.start(env=env)
+    run.feed_many([{"pizza": "a"}, {"pizza": "b"}])
+    run.end()
+    run.wait(timeout=10)
+    _gate("wood").set()  # the cancelled wood ovens' threads return before this env closes
+    env.flush()
+    later = make_env(vault=url)
+    children = sorted((info.spec, info.status) for info in later.jobs() if info.parent_id == run.job_id)
+    assert children == [("electric-oven", "completed")] * 2 + [("wood-oven", "cancelled")] * 2
+    assert [p["oven"] for p in later.job(run.job_id).output().values()] == ["electric", "electric"]

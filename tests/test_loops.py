@@ -533,3 +533,15 @@ def test_loop_fed_inputs_end_one_at_a_time_each_after_the_last_ones_effects(env,
     run.wait(timeout=10)
     assert run.output("log").values() == ["heard: a ended"]
     assert not [r for info in env.jobs() for r in env.job(info.job_id).logs if "after it ended" in r.message]
+
+
+def test_the_conversation_ends_on_a_sqlite_vault_and_reads_back_whole(make_env, tmp_path):
+    url = f"sqlite:///{tmp_path / 'kitchen.db'}"
+    env = make_env(vault=url)
+    run = _conversation(player, npc, summary, "conversation-durable").start(env=env)
+    run.input("player-input").feed(OPENING)
+    run.end()
+    _assert_conversation_ended(env, run)
+    env.flush()
+    again = make_env(vault=url)
+    assert again.job(run.job_id).output("npc-talk").values() == ["npc line 1", "npc line 2", "npc line 3"]
