@@ -19,11 +19,13 @@ from .errors import (
     JobClosedError,
     JobFailed,
     LivestackError,
+    StreamEnded,
     WaitTimeout,
     WiringError,
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
+from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
@@ -92,6 +94,8 @@ __all__ = [
     "ParallelAttempts",
     "StorageProvider",
     "StorageRef",
+    "StreamEnded",
+    "TruncatedHistoryWarning",
     "WaitTimeout",
     "WiringError",
     "__version__",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from .errors import LivestackError
 
@@ -90,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a job taken over more often than this is recorded failed, not retried (default: 5)",
     )
+    w.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a worker parameter (job.worker_params[KEY]); VALUE is read as JSON if it can be, "
+        "else kept as text; repeat for several",
+    )
     w.add_argument("--name", default=None, help="consumer name in the queue (default: host-pid-random)")
     w.add_argument("-v", "--verbose", action="store_true", help="log every job taken")
 
@@ -123,6 +133,19 @@ def _load_spec(target: str) -> object:
     return obj
 
 
+def _params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise LivestackError(f"--param {pair!r}: expected KEY=VALUE, for example --param gpu=1")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
 def _worker(args: argparse.Namespace) -> int:
     from .env import LiveEnv
     from .remote import QueueWorker
@@ -134,6 +157,10 @@ def _worker(args: argparse.Namespace) -> int:
         raise LivestackError(f"{args.target!r} is a {type(spec).__name__}, not a JobSpec")
     if args.concurrency < 1:
         raise LivestackError(f"--concurrency must be >= 1, not {args.concurrency}")
+    if args.param:
+        if spec.worker_def is None:
+            raise LivestackError(f"spec {spec.name!r} has no worker to give --param to")
+        spec.worker_def = spec.worker_def.with_params(**_params(args.param))
     env = LiveEnv(vault=args.env)
     if not env.vault.queues:
         env.close()

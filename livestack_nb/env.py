@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -27,8 +27,9 @@ from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
 from .job import JobHandle, JobStatus, LiveJob
+from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
-from .spec import JobSpec, TagType
+from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream
 from .vault.base import (
@@ -51,6 +52,12 @@ class _StoredOptions(BaseModel):
     """Options of a stored job whose spec is not registered here (kept as recorded)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class _StandIn(JobSpec):
+    """The spec of a stored job whose own spec is not known here: its stored tags, any types."""
+
+    declared = False
 
 
 class LiveEnv:
@@ -116,6 +123,8 @@ class LiveEnv:
         self._workers: dict[str, LiveWorker] = {}
         self._retired: list[LiveWorker] = []
         self._jobs: dict[str, LiveJob] = {}
+        self._named: dict[str, NamedStream] = {}
+        self._named_locks: list[Any] = []  # open lock files of named streams this env publishes to
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
         _all_envs.add(self)
@@ -196,18 +205,98 @@ class LiveEnv:
 
     # -- jobs -------------------------------------------------------------------------
 
-    def start(self, spec: JobSpec, options: Any = None) -> JobHandle:
-        """Start a job of ``spec``; same as ``spec.start(options, env=self)``."""
-        return JobHandle(self._start(spec, options))
+    def start(
+        self,
+        spec: JobSpec,
+        options: Any = None,
+        *,
+        job_id: str | None = None,
+        before_launch: Callable[[JobHandle], None] | None = None,
+    ) -> JobHandle:
+        """Start a job of ``spec``; same as ``spec.start(options, env=self)``.
 
-    def _start(self, spec: JobSpec, options: Any, *, parent_id: str | None = None) -> LiveJob:
+        ``job_id`` names the job (see :meth:`JobSpec.start`). ``before_launch``
+        is called with the handle once the job is wired, before it can run:
+        a caller that must see every output (a one-shot run of a spec that
+        emits before reading input) subscribes there.
+        """
+        if job_id is not None:
+            self._check_new_job_id(job_id)
+        holder: list[JobHandle] = []
+
+        def ready(job: LiveJob) -> None:
+            holder.append(JobHandle(job))
+            if before_launch is not None:
+                before_launch(holder[0])
+
+        self._start(spec, options, job_id=job_id, before_launch=ready)
+        return holder[0]
+
+    def _check_new_job_id(self, job_id: str) -> None:
+        if not isinstance(job_id, str) or not job_id.strip() or len(job_id) > 200:
+            raise LivestackError(
+                f"a job id must be a non-empty string of at most 200 characters, not {job_id!r}"
+            )
+        if "/" in job_id or any(c.isspace() for c in job_id):
+            raise LivestackError(f"job id {job_id!r}: no '/' or whitespace (stream ids are made from it)")
+        known = self._jobs.get(job_id)
+        record = None if known is not None else self.vault.job(job_id)
+        if known is not None or record is not None:
+            spec, status = (known.spec.name, known.status.value) if known else (record.spec, record.status)  # type: ignore[union-attr]
+            raise LivestackError(
+                f"job id {job_id!r} is taken in env {self.name!r}: a job of spec {spec!r} ({status}); "
+                "use env.job(job_id) to reach it, or choose another id"
+            )
+
+    def run(
+        self,
+        spec: JobSpec,
+        values: Any = (),
+        options: Any = None,
+        *,
+        output: str | None = None,
+        timeout: float | None = None,
+        job_id: str | None = None,
+    ) -> list[Any]:
+        """One-shot: start, feed, end, wait, and return the output's values; see :meth:`JobSpec.run`."""
+        feeds = _feeds_by_tag(spec, values)
+        out_tag = _output_tag(spec, output)
+        collected: list[Any] = []
+
+        def collect(handle: JobHandle) -> None:
+            # Subscribed before the job can run: a spec that emits before it
+            # reads any input loses nothing.
+            handle._job._outputs[out_tag].add_listener(collected.extend)
+
+        job = self.start(spec, options, job_id=job_id, before_launch=collect)
+        try:
+            for tag, vals in feeds.items():
+                job.input(tag).feed_many(vals)
+            job.end()
+            job.wait(timeout)
+            return collected
+        except BaseException:
+            job.cancel()
+            raise
+
+    def _start(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str | None = None,
+        job_id: str | None = None,
+        before_launch: Callable[[LiveJob], None] | None = None,
+    ) -> LiveJob:
         # Options first: their validators are user code, and stay interruptible.
         options = spec.validate_options(options)
         # The set-up itself is whole or not done: a kernel interrupt landing in
         # it is held until the job is wired and launched, then cancels that job
         # (its caller never gets the handle) and is raised. See _interrupt.py.
         with held_interrupts() as held:
-            job, launch = self.prepare(spec, options, parent_id=parent_id)
+            job, launch = self.prepare(spec, options, parent_id=parent_id, job_id=job_id)
+            if before_launch is not None:
+                before_launch(job)
             launch()
             if held.interrupted:
                 job.logger.warning("cancelled: the kernel was interrupted while the job was set up")
@@ -297,6 +386,59 @@ class LiveEnv:
             self._attach_archive(stream, record=True)
         return stream
 
+    def stream(self, name: str, type: Any = None) -> NamedStream:
+        """The named stream ``name``, made on first use (Livestack's ``DataStream.getOrCreate``).
+
+        Any cell or spec of this env (``job.env.stream(name)``), and with a
+        durable vault any process on it, gets the same stream by its name:
+        ``stream.emit(x)`` appends a value checked against ``type``, and
+        the stream is read like any other (``for v in stream`` from its first
+        value, ``subscribe`` for live values, ``replay()``, widgets). See
+        :mod:`livestack_nb.named` for what each vault shares.
+
+        Raises
+        ------
+        LivestackError
+            The name is empty, or the stream exists here with another ``type``.
+        """
+        self._check_open()
+        if not isinstance(name, str) or not name.strip():
+            raise LivestackError(f"a stream name must be a non-empty string, not {name!r}")
+        with self._lock:
+            named = self._named.get(name)
+            if named is not None:
+                check_type(named, type)
+                return named
+            named = NamedStream(self, name, TagType(Any if type is None else type))
+            self._open_named(named)
+            self._named[name] = named
+            return named
+
+    def _open_named(self, named: NamedStream) -> None:
+        vault, sid = self.vault, named.stream_id
+        if not self._durable:
+            return
+        if vault.queues:
+            from .remote import share_named
+
+            share_named(self, named)
+            return
+        self._attach_archive(named, record=True)
+        count = vault.count(sid)
+        if count:
+            named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))
+
+        def first_publish() -> None:
+            # One publisher at a time per named stream on a file: a lock held until
+            # this env closes (or its process dies), then what others published
+            # since this env opened the stream is caught up before going on.
+            self._named_locks.append(publisher_lock(vault, named))
+            stored = vault.count(sid)
+            if stored > len(named):
+                named.catch_up(vault.batches(sid, len(named), stored, named.type.tp))
+
+        named._first_publish = first_publish
+
     def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
 
@@ -304,7 +446,9 @@ class LiveEnv:
             return vault.batches(sid, start, stop, tp)
 
         recorder = vault.recorder(sid, stream.tag, tp) if record else None
-        stream.record_to(recorder, vault.wait_for_room, archive)
+        # What a stream recorded may still be queued for the vault's writer: a
+        # whole read flushes it before reading back what memory let go of.
+        stream.record_to(recorder, vault.wait_for_room, archive, vault.flush if record else None)
 
     def make_job(
         self,
@@ -439,16 +583,26 @@ class LiveEnv:
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
-        spec = self._specs.get(record.spec)
+        spec = self._specs.get(record.spec) or declared_spec(record.spec)
         if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
             # A stand-in with the stored tags; values come back as plain JSON data.
-            spec = JobSpec(record.spec)
+            spec = _StandIn(record.spec)
             spec.in_tags = {t: TagType(Any) for t in ins}
             spec.out_tags = {t: TagType(Any) for t in outs}
         try:
             options = spec.validate_options(record.options or {})
         except Exception:  # the spec's options changed since: keep them as recorded
             options = _StoredOptions.model_validate(record.options or {})
+        if (
+            not JobStatus(record.status).done and self.vault.queues and self.vault.is_remote(job_id)  # type: ignore[attr-defined]
+        ):
+            # A queued job that has not ended: its input is read from the vault,
+            # so this process can feed it, and follow its outputs live.
+            from .remote import reattach_remote
+
+            job = reattach_remote(self, spec, options, record)
+            with self._lock:
+                return self._jobs.setdefault(job_id, job)
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:
             stream = DataStream(
@@ -525,11 +679,44 @@ class LiveEnv:
         global _default
         if _default is self:
             _default = None
-        self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        try:
+            self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
+        finally:
+            for lock in self._named_locks:  # after the last write: the next publisher reads it all
+                with contextlib.suppress(OSError):
+                    lock.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._jobs)} jobs"
         return f"<LiveEnv {self.name!r} vault={type(self.vault).__name__} {state}>"
+
+
+def _feeds_by_tag(spec: JobSpec, values: Any) -> dict[str, list[Any]]:
+    """What a one-shot run feeds, by input tag: a mapping is by tag, anything else
+    goes to the spec's one input (``"default"`` or its only tag)."""
+    tags = list(spec.in_tags)
+    if isinstance(values, Mapping):
+        unknown = sorted(str(k) for k in values if k not in spec.in_tags)
+        if unknown:
+            raise LivestackError(
+                f"spec {spec.name!r}: run() got values for input tag(s) {unknown}, but its input tags "
+                f"are {sorted(tags)}; pass {{tag: [values...]}} for several tags, a list for one"
+            )
+        return {str(t): list(v) for t, v in values.items()}
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise LivestackError(
+            f"spec {spec.name!r}: run() takes a list of values (or {{tag: [values...]}}), "
+            f"not {type(values).__name__}"
+        )
+    vals = list(values)
+    return {spec.sole_tag("input", "run(values)"): vals} if vals or len(tags) == 1 else {}
+
+
+def _output_tag(spec: JobSpec, output: str | None) -> str:
+    if output is not None:
+        spec._tag("output", output)
+        return output
+    return spec.sole_tag("output", "run() (pass output=tag)")
 
 
 _current: contextvars.ContextVar[LiveEnv | None] = contextvars.ContextVar("livestack_env", default=None)

@@ -16,6 +16,7 @@ __all__ = [
     "JobClosedError",
     "JobFailed",
     "LivestackError",
+    "StreamEnded",
     "WaitTimeout",
     "WiringError",
 ]
@@ -67,6 +68,14 @@ class JobFailed(LivestackError):
 
 class WaitTimeout(LivestackError, TimeoutError):
     """``wait(timeout=...)`` ran out before the job ended; the job goes on."""
+
+
+class StreamEnded(LivestackError):
+    """``stream.next_value()`` was called on a stream that has ended, after its last value.
+
+    A ``for`` loop over a stream simply stops there; ``next_value`` has no
+    value to return, so it says so (Livestack's ``nextValue`` returns ``null``).
+    """
 
 
 class JobClosedError(LivestackError):

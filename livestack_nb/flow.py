@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
-from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed
+from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed, declare
 from .stream import Activity, Chunk, DataStream
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ class Liveflow(JobSpec):
             self.connect(c.source, c.target, transform=c.transform)
         for e in exposures:
             self.expose(e.port, e.name)
+        declare(self)
         from .env import register_spec
 
         register_spec(self)
@@ -258,6 +259,12 @@ class Liveflow(JobSpec):
             self._place(port.node)  # a re-run cell brings the newest definition
             ports[name] = port
         return Exposure(port, name)
+
+    def derive(self, name: str, *, options: Mapping[str, Any] | None = None) -> JobSpec:
+        raise LivestackError(
+            f"flow {self.name!r} cannot be derived: derive its specs and wire them into a new flow "
+            "(per-node options are given at start: flow.start({label: options}))"
+        )
 
     def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:
         raise LivestackError(f"flow {self.name!r} runs its specs' workers; it has no worker of its own")

@@ -435,6 +435,9 @@ class LiveJob:
         ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
     storage, env:
         The env's storage provider and the env itself.
+    worker_params:
+        The parameters of the worker definition running the job (the same
+        for all its jobs; distinct from ``options``, which are the job's).
     """
 
     def __init__(
@@ -458,6 +461,9 @@ class LiveJob:
         self.graph = graph or Graph()
         self.parent_id = parent_id
         self.label = label or spec.name
+        # The parameters of the worker running the job (its definition's
+        # ``worker_params``; Livestack's ``instanceParams``), set when a worker takes it.
+        self.worker_params: Any = {}
         self._log_entries: deque[LogEntry] = deque(maxlen=2000)
         self.logger: logging.Logger = _JobLogger(self)
         self._inputs = input_streams
@@ -537,11 +543,16 @@ class LiveJob:
         if self._cancelled:
             raise self._cancellation()
         values = list(inputs) if inputs is not None else ([] if input is None else [input])
-        child = self.env._start(spec, options, parent_id=self.job_id)
+        collected: list[Any] = []
+        out_tag = spec.sole_tag("output", "invoke()")
+
+        def collect(child: LiveJob) -> None:  # before it runs: nothing it emits is missed
+            child._outputs[out_tag].add_listener(collected.extend)
+
+        child = self.env._start(spec, options, parent_id=self.job_id, before_launch=collect)
         self.children.append(child.job_id)
         self.logger.debug("invoked %s job %s", spec.name, child.job_id)
         handle = JobHandle(child)
-        collected = handle._collect()
         handle.feed_many(values)
         handle.end()
         try:
@@ -703,6 +714,13 @@ class InputFeeder:
 
     def _closed(self) -> JobClosedError:
         job = self._job
+        if job.stored and not job.status.done:
+            return JobClosedError(
+                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job.status.value} by "
+                "another process, and runs there reading its input from that process's memory: it "
+                "cannot be fed from here. Feed it where it was started, or run it on a Redis vault "
+                "(autostart=False and worker processes), where any process can feed a job by id"
+            )
         return JobClosedError(
             f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
             f"({job.status.value}); it takes no more values"
@@ -785,20 +803,26 @@ class JobHandle:
         return feeder
 
     def feed(self, value: Any) -> None:
-        """Feed one value to the default input (validated at once)."""
-        self.input(DEFAULT).feed(value)
+        """Feed one value to the default input (validated at once).
+
+        The default input is the tag ``"default"``, or the only input there is
+        (a flow with one exposed input).
+        """
+        self.input(self.spec.sole_tag("input", "feed()")).feed(value)
 
     def feed_many(self, values: Iterable[Any]) -> None:
-        """Feed several values to the default input."""
-        self.input(DEFAULT).feed_many(values)
+        """Feed several values to the default input (as :meth:`feed`)."""
+        self.input(self.spec.sole_tag("input", "feed_many()")).feed_many(values)
 
     def end(self) -> None:
         """No more input on any tag; the job finishes what it has."""
         for s in self._job._inputs.values():
             s.end()
 
-    def output(self, tag: str = DEFAULT) -> DataStream:
-        """The output stream of ``tag``."""
+    def output(self, tag: str | None = None) -> DataStream:
+        """The output stream of ``tag``: by default ``"default"``, or the only output there is."""
+        if tag is None:
+            tag = self._job.spec.sole_tag("output", "output()")
         self._job.spec._tag("output", tag)
         return self._job._outputs[tag]
 
@@ -855,10 +879,11 @@ class JobHandle:
         yield from fut.__await__()
         self._raise_if_failed()
 
-    def result(self, timeout: float | None = None) -> list[Any]:
-        """Wait, then return the default output's values still in memory."""
+    def result(self, timeout: float | None = None, *, last: int | None = None) -> list[Any]:
+        """Wait, then return the default output's values (all, or the ``last`` n; see
+        :meth:`DataStream.values`)."""
         self.wait(timeout)
-        return self.output().values()
+        return self.output().values(last)
 
     def _collect(self, tag: str = DEFAULT) -> list[Any]:
         """A list that receives every value of output ``tag`` from now on."""

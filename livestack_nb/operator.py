@@ -8,7 +8,7 @@ subscriber as ``on_error``. Disposing the subscription cancels the job.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import reactivex
 from reactivex import abc as rx_abc
@@ -16,6 +16,9 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import LivestackError
 from .spec import DEFAULT, JobSpec
+
+if TYPE_CHECKING:
+    from .job import JobHandle
 
 __all__ = ["spec_operator"]
 
@@ -32,16 +35,20 @@ def spec_operator(
         def subscribe(
             observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None
         ) -> rx_abc.DisposableBase:
-            job = spec.start(options or None)
+            from .env import current_env
+
             subs = CompositeDisposable()
+
+            def wire(handle: JobHandle) -> None:  # before the job runs: a source loses nothing
+                out = handle.output(out_tag)
+                subs.add(out.subscribe(observer.on_next, observer.on_error, observer.on_completed))
+
+            job = current_env().start(spec, options or None, before_launch=wire)
 
             def fail(e: Exception) -> None:
                 observer.on_error(e)
                 subs.dispose()
                 job.cancel()
-
-            out = job.output(out_tag)
-            subs.add(out.subscribe(observer.on_next, observer.on_error, observer.on_completed))
 
             feeder = job.input(in_tag)
 

@@ -45,6 +45,7 @@ from .vault.base import StatusRecord
 
 if TYPE_CHECKING:
     from .env import LiveEnv
+    from .named import NamedStream
     from .vault.redis import RedisVault
 
 __all__ = ["QueueWorker", "prepare_remote"]
@@ -116,6 +117,40 @@ def _drain(vault: RedisVault, stream: DataStream) -> None:
         _push(stream, b.seq0, b.values, b.parent_stream, b.parent_seqs)
 
 
+def share_named(env: LiveEnv, stream: NamedStream) -> None:
+    """Make a named stream live across every process on the env's Redis server.
+
+    What this process publishes is appended at the stream's end in Redis (by
+    a hidden writer: several processes append to one stream); the stream
+    itself follows Redis from the first value, so every process sees every
+    value once, in the server's order, its own included.
+    """
+    vault = _vault(env)
+    sid = stream.stream_id
+    vault.share(sid)
+    writer = DataStream(
+        sid,
+        stream.tag,
+        stream.type,
+        history=1,
+        storage=env.storage,
+        large_value_threshold=env.large_value_threshold,
+    )
+    env._attach_archive(writer, record=True)
+
+    def write(values: list[Any]) -> None:
+        writer.push(values)
+
+    stream._write = write
+
+    def end_remote(error: BaseException | None) -> None:
+        vault.end_stream(sid, None if error is None else str(error))
+
+    stream._end_remote = end_remote
+    env._attach_archive(stream, record=False)
+    _follow_into(vault, stream, on_end=stream.end)
+
+
 # -- the client's side ----------------------------------------------------------------
 
 
@@ -135,14 +170,65 @@ def prepare_remote(
     for s in job._inputs.values():
         # the worker learns the input ended from an end marker after the stored values
         s.listen_chunks(_ignore, partial(_input_ended, vault, s.stream_id))
+    for s in job._inputs.values():
+        vault.share(s.stream_id)  # another process may feed it too (env.job(job_id))
     mirror = _Mirror(env, vault, job)
     job.on_cancel.append(mirror.cancelled_here)
 
     def launch() -> None:
         mirror.start()
+        vault.mark_remote(job.job_id)
         vault.enqueue(spec.name, job.job_id)
 
     return job, launch
+
+
+def reattach_remote(env: LiveEnv, spec: JobSpec, options: Any, record: Any) -> LiveJob:
+    """A handle, in another process, on a queued job that has not ended: fed and read here.
+
+    What it feeds is appended to the job's input streams in Redis (shared:
+    several processes may feed one job, each value stored once, in the order
+    the server took them); its outputs and statuses mirror what the worker
+    records, from the first. The input ends for everyone when any process
+    ends it; this process's feeders see that end.
+    """
+    vault = _vault(env)
+    links = vault.streams(record.job_id)
+    ins: dict[str, DataStream] = {}
+    outs: dict[str, DataStream] = {}
+    for link in links:
+        if link.direction == "in":
+            ins[link.tag] = env.new_stream(link.stream_id, link.tag, spec.in_tags[link.tag], fused=False)
+            vault.share(link.stream_id)
+        else:
+            s = env.new_stream(link.stream_id, link.tag, spec.out_tags[link.tag], fused=True)
+            env._attach_archive(s, record=False)
+            outs[link.tag] = s
+    job = LiveJob(
+        spec,
+        env,
+        options,
+        job_id=record.job_id,
+        parent_id=record.parent_id,
+        input_streams=ins,
+        output_streams=outs,
+        owned_inputs=list(ins),
+    )
+    job.detached = True
+    mirror = _Mirror(env, vault, job)
+    for s in ins.values():
+        s.listen_chunks(_ignore, partial(_input_ended, vault, s.stream_id))
+        mirror.stops.append(vault.follow(vault.stream_key(s.stream_id), partial(_end_seen, s)))
+    job.on_cancel.append(mirror.cancelled_here)
+    mirror.start()
+    return job
+
+
+def _end_seen(stream: DataStream, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+    """Another process ended an input this one feeds: end it here too (feeding it then raises)."""
+    for entry_id, _ in entries:
+        if entry_id.startswith("1-"):
+            stream.end()
 
 
 class _Mirror:

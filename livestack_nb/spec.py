@@ -13,11 +13,20 @@ import inspect
 import reprlib
 import sys
 import typing
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
 
-from pydantic import BaseModel, ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticSchemaGenerationError,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from .errors import DataValidationError, LivestackError
 
@@ -157,9 +166,22 @@ def _shown(value: Any) -> str:
 def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     """Whether values of ``out_tp`` can feed an input of ``in_tp`` without a transform.
 
-    Deliberately conservative about lossy coercions (``str`` into ``int``) and
-    generous where pydantic converts faithfully (``int`` into ``float``, a
-    ``dict`` into a model).
+    The rule (checked when a flow is wired):
+
+    - the same type, a subclass, or ``Any`` on either side;
+    - a pydantic model only from the same model or a subclass: two models
+      with the same field names are different types (pydantic itself refuses
+      an instance of one for the other), so a structural fit is not accepted;
+    - an untyped ``dict`` into a model, and a bare container (``list``) into a
+      parametrised one (``list[int]``) or back: their contents are only known
+      per value, and are checked per value (``DataValidationError``);
+    - ``int`` into ``float`` (pydantic converts it exactly), nothing else lossy
+      (``str`` into ``int``);
+    - a union output only if every member fits (``Optional[X]`` does not feed
+      ``X``: ``None`` would not fit), a union input if the output fits any member;
+    - containers of the same kind if their parameters fit (``list[Dough]`` does
+      not feed ``list[Order]``); any other class (a ``pandas.DataFrame``) only by
+      the class rule.
     """
     a, b = out_tp.tp, in_tp.tp
     if a is Any or b is Any or a == b:
@@ -170,26 +192,18 @@ def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     a_opts = _union_members(a)
     if a_opts is not None:
         return all(can_feed(TagType(m), in_tp) for m in a_opts)
-    if isinstance(a, type) and isinstance(b, type):
+    ao, bo = get_origin(a), get_origin(b)
+    if isinstance(a, type) and isinstance(b, type) and ao is None and bo is None:
         if issubclass(a, b):
             return True
         if b is float and a is int:
             return True
-        if issubclass(b, BaseModel):
-            if a is dict:
-                return True
-            return issubclass(a, BaseModel) and _fields_fit(a, b)
-        return False
-    ao, bo = get_origin(a), get_origin(b)
+        return issubclass(b, BaseModel) and a is dict
+    if isinstance(b, type) and bo is None and issubclass(b, BaseModel):
+        return ao is dict  # dict[str, ...] into a model: checked per value
     if ao is not None and ao == bo:
         return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b), strict=False))
-    return False
-
-
-def _fields_fit(a: type[BaseModel], b: type[BaseModel]) -> bool:
-    """Model to model: every required field of ``b`` exists in ``a``."""
-    required = {n for n, f in b.model_fields.items() if f.is_required()}
-    return required <= set(a.model_fields)
+    return (ao is None and a is bo) or (bo is None and b is ao)  # list into list[int], and back
 
 
 def _union_members(tp: Any) -> tuple[Any, ...] | None:
@@ -314,6 +328,9 @@ class JobSpec:
     (['default'], ['default'])
     """
 
+    declared: ClassVar[bool] = True
+    """Whether a new spec of this class becomes the process's spec of its name (see :func:`declare`)."""
+
     def __init__(
         self,
         name: str,
@@ -331,6 +348,8 @@ class JobSpec:
         self.out_tags: dict[str, TagType] = _tags(name, "output", output, outputs)
         self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
         self.worker_def: LiveWorkerDef | None = None
+        if self.declared:
+            declare(self)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -369,6 +388,22 @@ class JobSpec:
                 f"spec {self.name!r} has no {side} tag {tag!r}; its {side} tags are {sorted(tags)}"
             ) from None
 
+    def sole_tag(self, side: str, what: str) -> str:
+        """The tag a call that names none uses: ``"default"``, else the only one there is.
+
+        Raises :class:`LivestackError` naming the tags when there are several
+        and none is ``"default"``.
+        """
+        tags = self.in_tags if side == "input" else self.out_tags
+        if DEFAULT in tags:
+            return DEFAULT
+        if len(tags) == 1:
+            return next(iter(tags))
+        raise LivestackError(
+            f"spec {self.name!r}: {what} cannot choose among its {side} tags {sorted(tags)}, "
+            "none of which is 'default': name the tag"
+        )
+
     # -- flow wiring -------------------------------------------------------
 
     def input(self, tag: str = DEFAULT) -> InputRef:
@@ -396,11 +431,18 @@ class JobSpec:
         retries: int = 0,
         retry_backoff: float = 0.05,
         on_error: str = "fail",
+        worker_params: Mapping[str, Any] | BaseModel | None = None,
     ) -> LiveWorkerDef:
         """Define how this spec is cooked: its processor and its worker's policy.
 
         ``processor`` takes the form ``@job_spec`` documents: a map function, a
         generator (flat-map), or a function of ``job: LiveJob``.
+        ``worker_params`` are the worker's own parameters (Livestack's
+        ``instanceParams``: a model path, a GPU, a region), the same for every
+        job it runs and distinct from each job's options: a processor reads
+        them as ``job.worker_params``, a map or flat-map by taking a parameter
+        named ``worker_params``; a worker process adds some with ``--param
+        key=value``.
         """
         from .worker import LiveWorkerDef
 
@@ -412,40 +454,109 @@ class JobSpec:
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         return self.worker_def
 
+    def derive(self, name: str, *, options: Mapping[str, Any] | None = None) -> JobSpec:
+        """A new spec from this one (Livestack's ``derive``): the same tags and worker
+        under another ``name``, with ``options`` as new defaults of its job options.
+
+        The options model of the new spec is a subclass of this one's (a
+        processor annotated with the old model still accepts it); options
+        given at ``start`` still override these defaults.
+
+        Raises
+        ------
+        LivestackError
+            The name is taken by this spec, or a default names no option or
+            does not fit its type (the message names the spec and the field).
+        """
+        if not isinstance(name, str) or not name or name == self.name:
+            raise LivestackError(f"spec {self.name!r}: derive() needs a new, non-empty name, not {name!r}")
+        model = self.options_model
+        if options:
+            fields = model.model_fields
+            unknown = sorted(str(k) for k in options if k not in fields)
+            if unknown:
+                raise LivestackError(
+                    f"spec {self.name!r}: derive({name!r}) got defaults for unknown option(s) {unknown}; "
+                    f"its options are {sorted(fields)}"
+                )
+            model = create_model(  # type: ignore[call-overload]
+                model.__name__,
+                __base__=model,
+                __module__=model.__module__,
+                **{
+                    k: (fields[k].annotation, Field(default=v, validate_default=True))
+                    for k, v in options.items()
+                },
+            )
+            try:
+                model.model_validate({})
+            except ValidationError as e:
+                raise validation_error(
+                    e, dict(options), spec=name, tag="options", side="options", type_name=model.__name__
+                ) from None
+        new = JobSpec(name, inputs=self.inputs, outputs=self.outputs, options=model)
+        d = self.worker_def
+        if d is not None:
+            new.define_worker(
+                d.processor,
+                concurrency=d.concurrency,
+                init=d.init,
+                retries=d.retries,
+                retry_backoff=d.retry_backoff,
+                on_error=d.on_error,
+                worker_params=d.worker_params,
+            )
+        new.__doc__ = self.__doc__
+        from .env import register_spec
+
+        register_spec(new)
+        return new
+
     # -- running -----------------------------------------------------------
 
-    def start(self, options: Any = None, *, env: LiveEnv | None = None) -> JobHandle:
+    def start(
+        self, options: Any = None, *, env: LiveEnv | None = None, job_id: str | None = None
+    ) -> JobHandle:
         """Start a job of this spec and return its handle at once.
 
         The job runs in the background (worker threads or the env's event
         loop); feed it with ``handle.feed``, end it with ``handle.end()``.
+        ``job_id`` names the job (Livestack's ``enqueueJob({jobId})``), so
+        another cell finds it with ``env.job(job_id)``; an id already taken in
+        the env or its vault is refused with a :class:`LivestackError`.
         """
         from .env import current_env
 
-        return (env or current_env()).start(self, options)
+        return (env or current_env()).start(self, options, job_id=job_id)
 
     def run(
         self,
-        values: Iterable[Any] = (),
+        values: Iterable[Any] | Mapping[str, Iterable[Any]] = (),
         options: Any = None,
         *,
+        output: str | None = None,
         timeout: float | None = None,
         env: LiveEnv | None = None,
+        job_id: str | None = None,
     ) -> list[Any]:
-        """Feed ``values``, end the input, wait, and return the default output's values."""
-        job = self.start(options, env=env)
-        try:
-            collected = job._collect()  # every value, not only the history kept in memory
-            job.feed_many(values)
-            job.end()
-            job.wait(timeout)
-            return collected
-        except BaseException:
-            job.cancel()
-            raise
+        """One-shot (Livestack's ``enqueueAndGetResult``): feed, end, wait, return the outputs.
+
+        ``values`` go to the spec's one input tag (``"default"``, or the only
+        one it has); ``{"dough": [...], "sauce": [...]}`` feeds several tags.
+        The values returned are every one of the output tag (``"default"``,
+        the only one, or ``output=``), also those emitted before any input
+        was read. A choice that is ambiguous raises :class:`LivestackError`
+        naming the tags.
+        """
+        from .env import current_env
+
+        return (env or current_env()).run(
+            self, values, options, output=output, timeout=timeout, job_id=job_id
+        )
 
     def op(self, **options: Any) -> Callable[[reactivex.Observable[Any]], reactivex.Observable[Any]]:
         """This spec as a reactivex operator: ``source.pipe(spec.op(spice=2))``.
@@ -466,6 +577,34 @@ class JobSpec:
         ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.in_tags.items())
         outs = ", ".join(f"{t}: {tp.name}" for t, tp in self.out_tags.items())
         return f"<JobSpec {self.name!r} in({ins}) out({outs})>"
+
+
+# -- specs known by name -------------------------------------------------------
+
+_declared: dict[str, list[weakref.ref[JobSpec]]] = {}
+
+
+def declare(spec: JobSpec) -> None:
+    """Make ``spec`` the process's spec of its name (the newest definition still alive wins).
+
+    Why: a job read back from a vault names its spec; once the module that
+    defines the spec is imported, every env of the process reads that job's
+    values as the spec's types, not only the env that was current when the
+    module ran (see ``LiveEnv.job``). Held weakly: a spec nothing else holds
+    is forgotten, and the definition before it is found again.
+    """
+    refs = _declared.setdefault(spec.name, [])
+    refs[:] = [r for r in refs if r() is not None and r() is not spec]
+    refs.append(weakref.ref(spec))
+
+
+def declared_spec(name: str) -> JobSpec | None:
+    """The spec of that name defined last in this process and still alive, if any."""
+    for ref in reversed(_declared.get(name, ())):
+        spec = ref()
+        if spec is not None:
+            return spec
+    return None
 
 
 # -- the decorator -------------------------------------------------------------
@@ -528,11 +667,17 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
     is_asyncgen = inspect.isasyncgenfunction(fn)
     is_gen = inspect.isgeneratorfunction(fn) or is_asyncgen
     is_async = inspect.iscoroutinefunction(fn) or is_asyncgen
-    info: dict[str, Any] = {"is_async": is_async, "takes_options": False, "options": None}
+    info: dict[str, Any] = {
+        "is_async": is_async,
+        "takes_options": False,
+        "takes_worker_params": False,
+        "options": None,
+    }
     if params and _is_job_param(params[0], hints.get(params[0].name, inspect.Parameter.empty)):
         info.update(form="processor", input=Any, output=Any)
         return info
-    data = [p for p in params if p.name != "options"]
+    data = [p for p in params if p.name not in ("options", "worker_params")]
+    info["takes_worker_params"] = any(p.name == "worker_params" for p in params)
     if not data:
         raise LivestackError(
             f"processor {name!r} takes no data parameter: a map takes one value, "
@@ -581,6 +726,7 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
 ) -> Callable[[Callable[..., Any]], JobSpec]: ...
 
 
@@ -599,6 +745,7 @@ def job_spec(
     retry_backoff: float = 0.05,
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
+    worker_params: Mapping[str, Any] | BaseModel | None = None,
 ) -> JobSpec | Callable[[Callable[..., Any]], JobSpec]:
     """Declare a spec and its processor in one go.
 
@@ -630,6 +777,9 @@ def job_spec(
     on_error:
         ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
         datapoint is logged, counted and dropped, and the job goes on).
+    worker_params:
+        The worker's own parameters, distinct from job options (see
+        :meth:`JobSpec.define_worker`).
     """
     # The defining scope: types local to a function are only strings under
     # postponed annotations, and only this frame can resolve them.
@@ -667,6 +817,7 @@ def job_spec(
             retries=retries,
             retry_backoff=retry_backoff,
             on_error=on_error,
+            worker_params=worker_params,
         )
         spec.__doc__ = f.__doc__
         from .env import register_spec

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -30,6 +30,7 @@ from reactivex import abc as rx_abc
 from reactivex.disposable import Disposable
 
 from .errors import JobClosedError
+from .reading import StreamReader, aiterate, iterate, warn_truncated
 from .spec import TagType
 from .storage import StorageProvider, StorageRef
 
@@ -222,6 +223,8 @@ class DataStream(reactivex.Observable[Any]):
     (what memory no longer holds is read back from the vault), else what is
     still in memory. Values are delivered on the thread that
     produced them (a worker thread or the env's loop), like any hot RxPY source.
+    In plain Python, ``for v in stream`` / ``async for`` read it as it comes
+    and ``next_value()`` takes one value at a time (see :meth:`__iter__`).
 
     Parameters
     ----------
@@ -287,6 +290,8 @@ class DataStream(reactivex.Observable[Any]):
         self._recorder: Callable[[Chunk], bool] | None = None
         self._wait_for_room: Callable[[], None] | None = None
         self._archive: Callable[[int, int], Iterable[Any]] | None = None
+        self._sync_archive: Callable[[], None] | None = None
+        self._cursor: StreamReader | None = None  # next_value's place in the stream
         # Called (inside the ``except``) when a subscriber raises; a job sets it
         # on its outputs so the failure shows in the job's logs.
         self.on_subscriber_error: Callable[[DataStream], None] | None = None
@@ -378,6 +383,7 @@ class DataStream(reactivex.Observable[Any]):
         recorder: Callable[[Chunk], bool] | None,
         wait_for_room: Callable[[], None],
         archive: Callable[[int, int], Iterable[Any]],
+        sync: Callable[[], None] | None = None,
     ) -> None:
         """Write every chunk through to a durable vault and replay from it.
 
@@ -387,11 +393,14 @@ class DataStream(reactivex.Observable[Any]):
         lock. ``archive(start, stop)`` gives the stored batches (see
         :class:`~livestack_nb.vault.BatchRecord`) with seqs in ``[start,
         stop)``: :meth:`replay` reads what the in-memory history no longer
-        holds from there.
+        holds from there. ``sync`` (when given) makes what was recorded so
+        far readable from the archive; whole reads call it before reading
+        what memory no longer holds (a write-behind vault may lag behind).
         """
         self._recorder = recorder
         self._wait_for_room = wait_for_room
         self._archive = archive
+        self._sync_archive = sync
 
     def restore(self, count: int, batches: Iterable[Any]) -> None:
         """Become an ended stream of ``count`` values read back from a vault.
@@ -399,14 +408,20 @@ class DataStream(reactivex.Observable[Any]):
         ``batches`` are the stored batches of the last ``history`` values;
         older ones are read from the archive by :meth:`replay`.
         """
+        self.resume(count, batches)
+        with self._state_lock:
+            self._closed = True
+            self._end_delivered = True
+
+    def resume(self, count: int, batches: Iterable[Any]) -> None:
+        """Go on after ``count`` values stored earlier (a named stream opened again):
+        the next value pushed gets seq ``count``. ``batches`` as for :meth:`restore`."""
         with self._state_lock:
             for chunk in self._from_batches(batches, max(0, count - self.history), count):
                 self._chunks.append(chunk)
                 self._held += len(chunk.stored)
                 self._last_time = chunk.time
             self._count = count
-            self._closed = True
-            self._end_delivered = True
 
     def _from_batches(self, batches: Iterable[Any], start: int, stop: int) -> Iterator[Chunk]:
         """Chunks (as kept in memory) from stored batches, cut to ``[start, stop)``."""
@@ -417,6 +432,8 @@ class DataStream(reactivex.Observable[Any]):
                 stored = list(stored)
                 for i in b.offloaded:
                     stored[i] = _Offloaded(stored[i])
+            if b.seq0 >= stop:  # a stored row may hold batches past the range asked for
+                return
             c = Chunk(sid, b.seq0, b.time, stored, b.parent_stream, b.parent_seqs)
             c.offloaded = bool(b.offloaded)
             if c.seq0 < start:
@@ -691,21 +708,156 @@ class DataStream(reactivex.Observable[Any]):
             return self._storage.load(v.ref)
         return v
 
-    def values(self) -> list[Any]:
-        """The values still in memory (the last ``history`` ones), oldest first."""
+    def chunks_before(self, stop: int | None = None, start: int = 0, *, reader: str) -> Iterator[Chunk]:
+        """The readable chunks of seqs ``[start, stop)`` (``stop=None``: all held now), in order.
+
+        What memory holds is taken now; what it no longer holds comes from the
+        vault when it is durable, a page at a time, when the iterator gets
+        there. Without a durable vault, a read that cannot begin at ``start``
+        warns (:class:`TruncatedHistoryWarning`) naming ``reader``.
+        """
+        memory = self._history_chunks(stop)
+        first = memory[0].seq0 if memory else (self._count if stop is None else stop)
+        if start > 0 and memory and memory[0].seq0 < start:
+            memory = [c if c.seq0 >= start else c.tail(start - c.seq0) for c in memory]
+            memory = [c for c in memory if c.stored]
+        if first <= start:
+            return iter(memory)
+        if self._archive is None:
+            warn_truncated(self, first, reader)
+            return iter(memory)
+        return chain(self._synced_archive(start, first), memory)
+
+    def _synced_archive(self, start: int, stop: int) -> Iterator[Chunk]:
+        if self._sync_archive is not None:
+            self._sync_archive()
+        for c in self._archived(stop):
+            if c.seq0 + len(c.stored) <= start:
+                continue
+            yield c if c.seq0 >= start else c.tail(start - c.seq0)
+
+    def _range(self, last: int | None, what: str) -> Iterator[Chunk]:
+        if last is None:
+            return self.chunks_before(None, reader=what)
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            raise ValueError(f"last must be an int >= 0, not {last!r}")
+        count = self._count
+        if last == 0:
+            return iter(())
+        return self.chunks_before(count, max(0, count - last), reader=what)
+
+    def values(self, last: int | None = None) -> list[Any]:
+        """The stream's values, oldest first: all of them, or the ``last`` n.
+
+        With a durable vault this is the whole stream (what memory no longer
+        holds is read back from the vault, a page at a time). Otherwise it is
+        what memory holds (the last ``history``): when that is not all that
+        was asked for, a :class:`~livestack_nb.TruncatedHistoryWarning` says so.
+        """
         out: list[Any] = []
-        for c in self._history_chunks():
+        for c in self._range(last, "values()"):
             out.extend(c.values)
         return out
 
-    def datapoints(self) -> list[Datapoint]:
-        """The datapoints still in memory, with ids, timestamps and parent ids."""
+    def datapoints(self, last: int | None = None) -> list[Datapoint]:
+        """The datapoints (as :meth:`values`), with ids, timestamps and parent ids."""
         sid = self.stream_id
         return [
             Datapoint(f"{sid}:{c.seq0 + i}", sid, c.seq0 + i, c.time, v, c.parents_of(i))
-            for c in self._history_chunks()
+            for c in self._range(last, "datapoints()")
             for i, v in enumerate(c.values)
         ]
+
+    # -- reading as it comes ---------------------------------------------
+
+    def follow_chunks(
+        self,
+        on_chunk: Callable[[Chunk], None],
+        on_end: Callable[[BaseException | None], None],
+    ) -> tuple[int, Disposable]:
+        """Listen to every chunk from now on; return the first seq it will get, and a disposable.
+
+        Everything before that seq is in the history (memory, or the vault):
+        a reader reads it from there, then what this listener got.
+        """
+        listener = _Listener(on_chunk, on_end)
+        me = _ident()
+        claimed = False
+        try:
+            with self._state_lock:
+                mark = self._count
+                self._pending.append(_Join(listener, mark, False))
+                if not self._delivering:
+                    claimed = True
+                    self._delivering = me
+            if claimed:
+                self._deliver()
+        except BaseException:
+            if claimed:
+                self._let_go(me)
+            raise
+        return mark, Disposable(lambda: self._remove(listener))
+
+    def __iter__(self) -> Iterator[Any]:
+        """``for v in stream``: every value from the first datapoint held, then live ones,
+        until the stream ends.
+
+        With a durable vault the loop begins at the stream's first datapoint
+        (read back from the vault); otherwise at the oldest one still in
+        memory (a :class:`~livestack_nb.TruncatedHistoryWarning` says when
+        that is not the first). A stream that ended with an error (a failed
+        job's outputs) raises it (``ls.JobFailed``) after its last value. A
+        ``KeyboardInterrupt`` stops a loop waiting for values at once.
+        """
+        return iterate(self)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """``async for v in stream``: as :meth:`__iter__`, waiting without blocking the loop."""
+        return aiterate(self)
+
+    def next_value(self, timeout: float | None = None) -> Any:
+        """The next value this stream object has not returned yet (Livestack's ``nextValue``).
+
+        The first call returns the first datapoint held (as a ``for`` loop
+        does), each next call the one after; it waits for a value that has
+        not come yet.
+
+        Raises
+        ------
+        StreamEnded
+            The stream has ended and every value was returned.
+        WaitTimeout
+            ``timeout`` seconds passed with no new value (the next call may still get it).
+        JobFailed
+            The stream ended with an error (a failed job's outputs), after its last value.
+        """
+        return self._reader().next_value(timeout)
+
+    async def anext_value(self, timeout: float | None = None) -> Any:
+        """:meth:`next_value` for coroutines (the same place in the stream)."""
+        return await self._reader().anext_value(timeout)
+
+    def _reader(self) -> StreamReader:
+        cursor = self._cursor
+        if cursor is None:
+            made = StreamReader(self)
+            with self._state_lock:
+                if self._cursor is None:
+                    self._cursor = made
+                cursor = self._cursor
+            if cursor is not made:  # another thread made it first
+                made.close()
+        return cursor
+
+    def __getitem__(self, key: slice | int) -> reactivex.Observable[Any]:
+        """RxPY's slice of the live values (``stream[1:10]``); an int index is refused:
+        ``stream[0]`` would be an observable, not a value (use ``values()[0]``)."""
+        if not isinstance(key, slice):
+            raise TypeError(
+                f"a DataStream is indexed by slices of its live values (RxPY), not by {key!r}: "
+                "use stream.values()[i] for a stored value, stream.next_value() for the next one"
+            )
+        return super().__getitem__(key)
 
     def last(self) -> Any:  # type: ignore[override]
         """The most recent value, or ``None`` before the first one."""
@@ -737,12 +889,12 @@ class DataStream(reactivex.Observable[Any]):
                 rate = (count - c0) / (now - t0)
         return StreamStats(count=count, rate=rate, last_time=last)
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The values in memory as a DataFrame: model fields (or dict keys) as
-        columns, a scalar as column ``value``; indexed by timestamp."""
+    def to_pandas(self, last: int | None = None) -> pd.DataFrame:
+        """The values (as :meth:`values`: all, or the ``last`` n) as a DataFrame: model
+        fields (or dict keys) as columns, a scalar as column ``value``; indexed by timestamp."""
         import pandas as pd
 
-        chunks = self._history_chunks()
+        chunks = list(self._range(last, "to_pandas()"))
         values = list(chain.from_iterable(c.values for c in chunks))
         # A chunk's values share one timestamp: convert one per chunk and
         # repeat it, rather than a float per value.

@@ -13,17 +13,20 @@ env's loop when ``async``); ``concurrency`` bounds how many run at once.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from ._interrupt import held_interrupts
 from .errors import DataValidationError, JobCancelled, LivestackError
@@ -57,6 +60,7 @@ class LiveWorkerDef:
         retries: int = 0,
         retry_backoff: float = 0.05,
         on_error: str = "fail",
+        worker_params: Mapping[str, Any] | BaseModel | None = None,
     ) -> None:
         where = f"worker of spec {spec.name!r}"
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -69,6 +73,11 @@ class LiveWorkerDef:
             raise LivestackError(f"{where}: on_error must be 'fail' or 'skip', not {on_error!r}")
         if init is not None and not callable(init):
             raise LivestackError(f"{where}: init must be callable, not {init!r}")
+        if worker_params is not None and not isinstance(worker_params, (Mapping, BaseModel)):
+            raise LivestackError(
+                f"{where}: worker_params must be a dict or a pydantic model, "
+                f"not {type(worker_params).__name__}"
+            )
         info = describe_processor(processor)
         if info["form"] != "processor" and (len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags):
             raise LivestackError(
@@ -85,6 +94,21 @@ class LiveWorkerDef:
         self.form: str = info["form"]
         self.is_async: bool = info["is_async"]
         self.takes_options: bool = info["takes_options"]
+        self.takes_worker_params: bool = info["takes_worker_params"]
+        self.worker_params: Mapping[str, Any] | BaseModel = (
+            dict(worker_params) if isinstance(worker_params, Mapping) else worker_params or {}
+        )
+
+    def with_params(self, **params: Any) -> LiveWorkerDef:
+        """The same definition with ``params`` added to its worker parameters (a worker
+        process started with ``--param key=value``)."""
+        if isinstance(self.worker_params, BaseModel):
+            merged: Mapping[str, Any] | BaseModel = self.worker_params.model_copy(update=params)
+        else:
+            merged = {**self.worker_params, **params}
+        new = copy.copy(self)
+        new.worker_params = merged
+        return new
 
     def __repr__(self) -> str:
         kind = ("async " if self.is_async else "") + self.form
@@ -183,6 +207,7 @@ class LiveWorker:
             self._jobs.add(job)
         job.add_done_callback(self._job_done)
         d = self.definition
+        job.worker_params = d.worker_params
         if d.form != "processor" and not d.is_async:
             return _InlineRunner(self, job).launch
         inbox = job._inbox = Inbox(job.spec.in_tags, job.activity)
@@ -229,8 +254,11 @@ class LiveWorker:
 
     def call(self, job: LiveJob) -> Callable[[Any], Any]:
         """The processor as a one-argument function for ``job`` (options bound)."""
-        fn = self.definition.processor
-        if self.definition.takes_options:
+        d = self.definition
+        fn = d.processor
+        if d.takes_worker_params:
+            fn = partial(fn, worker_params=d.worker_params)
+        if d.takes_options:
             return partial(fn, options=job.options)
         return fn
 

@@ -49,3 +49,9 @@ def squares_one_by_one(job: ls.LiveJob) -> None:
     for x in job.input:
         time.sleep(job.options.delay)
         job.output.emit(x * x)
+
+
+@ls.job_spec(worker_params={"region": "none"})
+def region_of(x: int, worker_params: dict) -> str:
+    """Which region the worker serving it was started for (``--param region=...``)."""
+    return f"{x}@{worker_params['region']}"

@@ -279,4 +279,7 @@ def test_a_race_on_a_sqlite_vault_records_its_attempts_for_a_new_env(make_env, t
     later = make_env(vault=url)
     children = sorted((info.spec, info.status) for info in later.jobs() if info.parent_id == run.job_id)
     assert children == [("electric-oven", "completed")] * 2 + [("wood-oven", "cancelled")] * 2
-    assert [p["oven"] for p in later.job(run.job_id).output().values()] == ["electric", "electric"]
+    assert [p.oven for p in later.job(run.job_id).output().values()] == [
+        "electric",
+        "electric",
+    ]  # typed: the race is known by name

@@ -40,8 +40,10 @@ def test_to_pandas_holds_only_the_bounded_history_even_mid_chunk():
         stream.push([1, 2, 3])
         clock.advance(1)
         stream.push([4, 5])
-    df = stream.to_pandas()
+    with pytest.warns(ls.TruncatedHistoryWarning, match="to_pandas"):
+        df = stream.to_pandas()
     assert list(df["value"]) == [2, 3, 4, 5]
+    assert list(stream.to_pandas(last=2)["value"]) == [4, 5]
     assert list(df.index) == _times(1, 1, 2, 2)
 
 

@@ -306,3 +306,19 @@ def test_option_validators_of_a_flows_nodes_run_before_interrupts_are_held(env):
         run.end()
         run.wait(timeout=10)
         assert handlers and all(h is signal.default_int_handler for h in handlers), handlers
+
+
+def test_an_interrupt_stops_a_loop_or_next_value_waiting_on_a_stream_at_once():
+    with kernel() as k:
+        k.run("MARK = None\n" + SETUP, "cell-setup")
+        k.run("job = held.start(); job.feed(1); gate.set()", "cell-start")
+        _interrupted(
+            k, "print('reading', flush=True)\nfor v in job.output():\n    print(v, flush=True)", "reading"
+        )
+        _interrupted(
+            k, "out = job.output(); print(out.next_value(), flush=True); out.next_value()", "10", bound=5.0
+        )
+        _interrupted(k, "print('timed', flush=True); out.next_value(timeout=600)", "timed")
+        # the job and the stream are untouched: more values come, and the loop ends with the job
+        out = k.printed("job.feed(2); job.end(); print(list(job.output()), out.next_value())", "cell-after")
+        assert out.strip() == "[10, 20] 20"

@@ -15,7 +15,7 @@ EXPECTED = [
     "LiveEnv", "use_env", "current_env",
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",
-    "JobCancelled",
+    "JobCancelled", "StreamEnded", "TruncatedHistoryWarning",
     "__version__",
 ]  # fmt: skip
 

@@ -102,9 +102,10 @@ def test_replay_beyond_the_memory_bound_has_no_gaps_or_duplicates(make_env, redi
     job.end()
     job.wait(timeout=20)
     out = job.output()
-    assert len(out) == 3000 and len(out.values()) == 10
+    assert len(out) == 3000 and out.values() == list(range(1, 3001))  # whole, from Redis
+    assert out.values(last=10) == list(range(2991, 3001))
     assert collect(out.replay()) == list(range(1, 3001))
-    points = out.datapoints()
+    points = out.datapoints(last=10)
     assert points[-1].parents == (f"{job.input().stream.stream_id}:2999",)
 
 

@@ -75,8 +75,12 @@ def test_history_is_bounded_but_count_is_not(make_env):
     job.wait(timeout=20)
     stream = job.output()
     assert len(stream) == 1000
-    assert stream.values() == list(range(900, 1000))
-    assert len(stream.datapoints()) == 100
+    assert stream.values(last=100) == list(range(900, 1000))
+    # a read that cannot be whole says so, naming history=
+    with pytest.warns(ls.TruncatedHistoryWarning, match=r"starts at datapoint 900 of 1000.*history=100"):
+        assert stream.values() == list(range(900, 1000))
+    with pytest.warns(ls.TruncatedHistoryWarning, match="datapoints"):
+        assert len(stream.datapoints()) == 100
     assert collect(stream.replay(), timeout=5) == list(range(900, 1000))
     assert stream.stats.count == 1000
 

@@ -102,9 +102,26 @@ return 1
 # KEYS: data stream, seqs hash, ended hash. ARGV: stream id, seq0, n, maxlen, force, field/value pairs.
 # Returns {1, next} when appended, {0, next} when seq0 is not the next seq (nothing written),
 # {-1, next} when the stream has ended.
+#
+# A shared stream (several processes append to it: a job's input fed from two
+# cells, a named stream) passes force = 'w:<writer>': the entry goes at the
+# stream's next seq whatever its own, its 's' field rewritten to match, and the
+# writer's own count (KEYS[4]) makes a retried entry a no-op.
 _APPEND = """
 local nxt = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {-1, nxt} end
+if string.sub(ARGV[5], 1, 2) == 'w:' then
+  local wk = ARGV[1] .. '|' .. string.sub(ARGV[5], 3)
+  local mine = tonumber(ARGV[2]) + tonumber(ARGV[3])
+  if mine <= tonumber(redis.call('HGET', KEYS[4], wk) or '0') then return {1, nxt} end
+  local fields = {unpack(ARGV, 6)}
+  fields[2] = tostring(nxt)
+  local stop = nxt + tonumber(ARGV[3])
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], string.format('0-%d', stop), unpack(fields))
+  redis.call('HSET', KEYS[2], ARGV[1], stop)
+  redis.call('HSET', KEYS[4], wk, mine)
+  return {1, stop}
+end
 local seq0 = tonumber(ARGV[2])
 if seq0 < nxt or (seq0 > nxt and ARGV[5] ~= '1') then return {0, nxt} end
 local stop = seq0 + tonumber(ARGV[3])
@@ -308,6 +325,8 @@ class RedisVault(WriteBehindVault):
         self._add_job = self._r.register_script(_ADD_JOB)
         self._append = self._r.register_script(_APPEND)
         self._end = self._r.register_script(_END)
+        self._shared: set[str] = set()  # stream ids appended at the end (see share)
+        self._writer_mode = "w:" + uuid.uuid4().hex
         self._follows: dict[str, list[Any]] = {}  # key -> [last id, handler]
         self._follow_lock = threading.Lock()
         self._groups: set[str] = set()
@@ -407,11 +426,28 @@ class RedisVault(WriteBehindVault):
 
     def _queue_append(self, pipe: Any, entry: _Entry, *, force: bool) -> None:
         sid = entry.codec.stream_id
+        mode = self._writer_mode if sid in self._shared else ("1" if force else "0")
         self._append(
-            keys=[self.stream_key(sid), self.k("seqs"), self.k("ended")],
-            args=[sid, entry.seq0, len(entry.values), self.maxlen, "1" if force else "0", *entry.fields()],
+            keys=[self.stream_key(sid), self.k("seqs"), self.k("ended"), self.k("writers")],
+            args=[sid, entry.seq0, len(entry.values), self.maxlen, mode, *entry.fields()],
             client=pipe,
         )
+
+    def share(self, stream_id: str) -> None:
+        """Append what this process records of ``stream_id`` at the stream's end, whatever
+        its local seqs: for a stream that several processes write to (a job's input fed
+        from two of them, a named stream). Its readers see each entry once, in the order
+        the server took them."""
+        self._shared.add(stream_id)
+
+    def mark_remote(self, job_id: str) -> None:
+        """Record that ``job_id`` runs on a queue (its input is read from Redis, so any
+        process may feed it)."""
+        self._r.sadd(self.k("queued_jobs"), job_id)
+
+    def is_remote(self, job_id: str) -> bool:
+        """Whether ``job_id`` was put on a queue (see :meth:`mark_remote`)."""
+        return bool(self._read().sismember(self.k("queued_jobs"), job_id))
 
     def _settle(self, entry: _Entry, result: Any) -> None:
         """An entry the script refused: trim what is stored already and send the rest."""
