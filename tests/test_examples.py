@@ -135,6 +135,9 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "a conversation that ends": r"talk\.end\(\).*talk\.wait\(timeout=10\)",
         "parallel attempts": r"ls\.ParallelAttempts\(",
         "a delayed attempt": r"ls\.attempt\(electric_oven, after=0\.1\)",
+        "reading outputs with a for loop": r"^for pizza in evening\.output\(\):",
+        "async for": r"async for pizza in evening\.output\(\)",
+        "next_value": r"at_the_pass\.next_value\(timeout=5\)",
     },
     "08_durable_scaleout": {
         "an SQLite vault": r'url = f"sqlite:///\{db\}"\nenv = ls\.LiveEnv\(vault=url\)',
@@ -199,6 +202,9 @@ SHOWS: dict[str, list[str]] = {
         "margherita: from the gas oven",
         "calzone: from the electric oven",
         "wood_oven      cancelled",
+        "out of the electric oven: calzone",
+        "async for: ['capricciosa', 'calzone', 'bianca']",
+        "no more orders: ls.StreamEnded",
     ],
     "08_durable_scaleout": [
         "last night's kitchen ended with SIGKILL",
