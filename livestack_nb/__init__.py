@@ -38,6 +38,7 @@ __version__ = VERSION
 _DISPLAYED = (
     ("livestack_nb.stream", "DataStream"),
     ("livestack_nb.flow", "Liveflow"),
+    ("livestack_nb.attempts", "ParallelAttempts"),
     ("livestack_nb.job", "JobHandle"),
 )
 

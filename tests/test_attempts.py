@@ -283,3 +283,26 @@ def test_a_race_on_a_sqlite_vault_records_its_attempts_for_a_new_env(make_env, t
         "electric",
         "electric",
     ]  # typed: the race is known by name
+
+
+def test_a_race_itself_shows_as_its_graph_then_follows_its_latest_run(env, comms):
+    import livestack_nb.widgets as lw
+    from livestack_nb.widgets._display import widget_for
+
+    race = ls.ParallelAttempts("shown-race", [wood, electric])
+    graph = widget_for(race)
+    assert isinstance(graph, lw.FlowGraph)
+    assert [n["id"] for n in graph.shape["nodes"]] == ["race", "wood-oven", "electric-oven", "winner"]
+    assert graph.state()["status"] == "not started"
+    _gate("wood").set()
+    run = race.start()
+    run.feed({"pizza": "x"})
+    run.end()
+    run.wait(timeout=10)
+
+    def followed():
+        graph._settle()
+        return graph.state()["nodes"].get("wood-oven", {}).get("status") == "completed"
+
+    wait_until(followed, timeout=5)
+    assert graph.state()["status"] == "completed"

@@ -7,6 +7,7 @@ from typing import Any
 
 import traitlets
 
+from ..attempts import ParallelAttempts
 from ..env import LiveEnv, current_env
 from ..flow import Liveflow
 from ..graph import Graph
@@ -51,27 +52,29 @@ class FlowGraph(LiveWidget):
     min_interval = 0.1
     _polled = True
 
-    def __init__(self, target: Liveflow | JobHandle, *, title: str | None = None) -> None:
+    def __init__(self, target: Liveflow | ParallelAttempts | JobHandle, *, title: str | None = None) -> None:
         self._handle: JobHandle | None = None
         self._edge_streams: dict[str, DataStream] = {}
         self._node_jobs: dict[str, JobHandle] = {}
         self._edges_from: dict[str, list[tuple[str, str]]] = {}
         self._edges_to: dict[str, list[tuple[str, str]]] = {}
         self._last: dict[str, Any] = {}
-        self._flow: Liveflow | None = None
+        self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
         self._looked = float("-inf")
-        if isinstance(target, Liveflow):
+        if isinstance(target, (Liveflow, ParallelAttempts)):
             self._flow = target
             self._env = current_env()
             graph = target.graph()
-            name = f"flow {target.name}"
+            name = f"{'flow' if isinstance(target, Liveflow) else 'race'} {target.name}"
         elif isinstance(target, JobHandle):
             self._handle = target
             graph = target.graph
             name = f"{target.spec.name} {target.job_id}"
         else:
-            raise TypeError(f"expected a Liveflow or a JobHandle, not {type(target).__name__}")
+            raise TypeError(
+                f"expected a Liveflow, a ParallelAttempts or a JobHandle, not {type(target).__name__}"
+            )
         shape = self._shape(graph) if graph.nodes else self._single(target)
         super().__init__(shape=shape, title=title or name)
         self._dirty = True
@@ -108,7 +111,7 @@ class FlowGraph(LiveWidget):
         nodes = [{"id": n.id, "spec": n.spec} for n in graph.nodes]
         return {"nodes": nodes, "edges": edges, "ports": ports}
 
-    def _single(self, target: Liveflow | JobHandle) -> dict[str, Any]:
+    def _single(self, target: Liveflow | ParallelAttempts | JobHandle) -> dict[str, Any]:
         assert isinstance(target, JobHandle)
         label = target.spec.name
         self._node_jobs[label] = target
