@@ -195,7 +195,7 @@ class ParallelAttempts(JobSpec):
     def graph(self, job_id: str | None = None) -> Graph:
         """The race as a graph: its value fans out to the attempts, the first
         acceptable result goes on. In a run, each attempt's node follows the job
-        of the latest value (``job.node_jobs``)."""
+        of the latest value (``run.node_jobs``)."""
         ts = (DEFAULT,)
         nodes = (
             GraphNode(RACE, self.name, ts, ts, job_id),
@@ -282,7 +282,7 @@ class ParallelAttempts(JobSpec):
                 handle = JobHandle(child)
                 children[a.label] = handle
                 job.children.append(child.job_id)
-                job.node_jobs[a.label] = child.job_id
+                job._node_jobs[a.label] = child.job_id
 
                 def on_next(r: Any) -> None:
                     loop.call_soon_threadsafe(offer, a, r)

@@ -495,7 +495,7 @@ class LiveJob:
         self.children: list[str] = []
         # For a spec that runs a child job per value for the nodes of its graph
         # (parallel attempts): each node's latest job, which the graph shows.
-        self.node_jobs: dict[str, str] = {}
+        self._node_jobs: dict[str, str] = {}
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
@@ -760,6 +760,15 @@ class JobHandle:
     @property
     def graph(self) -> Graph:
         return self._job.graph
+
+    @property
+    def node_jobs(self) -> dict[str, str]:
+        """The id of the job running each node of :attr:`graph`, by node: for a flow
+        run its jobs; for a race (``ls.ParallelAttempts``) each attempt's latest job."""
+        job = self._job
+        ids = {n.id: n.job_id for n in job.graph.nodes if n.job_id is not None}
+        ids.update(job._node_jobs)
+        return ids
 
     @property
     def env(self) -> LiveEnv:

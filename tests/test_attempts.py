@@ -233,6 +233,9 @@ def test_a_race_shows_its_attempts_in_its_graph(env, comms):
         "gas-oven/default->winner/default": 0,
     }
     assert "electric-oven" in graph.snapshot_html()
+    jobs = run.node_jobs  # which job runs each node: the race's, and each attempt's latest
+    assert jobs["race"] == jobs["winner"] == run.job_id
+    assert env.job(jobs["electric-oven"]).status is ls.JobStatus.COMPLETED
 
 
 def test_a_race_is_checked_when_it_is_written():

@@ -168,9 +168,9 @@ class FlowGraph(LiveWidget):
     def _follow_nodes(self) -> None:
         """Nodes whose job changes per value (parallel attempts) show the latest one."""
         handle = self._handle
-        if handle is None or not handle._job.node_jobs:
+        if handle is None:
             return
-        for nid, job_id in list(handle._job.node_jobs.items()):
+        for nid, job_id in handle.node_jobs.items():
             known = self._node_jobs.get(nid)
             if known is not None and known.job_id == job_id:
                 continue
