@@ -5,8 +5,10 @@ mistakes surface in the cell that made them, not at run time. Starting a flow
 starts one job per node and shares streams between them: where an output
 feeds exactly one input of the same type, the two are the same stream, and a
 map spec downstream runs on the upstream's thread (the fused path). Cycles are
-allowed; a flow with a cycle ends once its inputs have ended and nothing is in
-flight anywhere in it.
+allowed: a run with a cycle counts its work in flight (an :class:`Activity`; a
+flow without a cycle counts nothing), and once its outside inputs have ended and
+the count is zero, ends the inputs only a cycle feeds, one per quiet moment,
+upstream first, so every job finishes. An exposure names a spec the flow holds.
 """
 
 from __future__ import annotations
