@@ -124,6 +124,7 @@ class LiveEnv:
         self._retired: list[LiveWorker] = []
         self._jobs: dict[str, LiveJob] = {}
         self._named: dict[str, NamedStream] = {}
+        self._claimed: set[str] = set()  # job ids given by callers, taken here
         self._named_locks: list[Any] = []  # open lock files of named streams this env publishes to
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
@@ -220,8 +221,6 @@ class LiveEnv:
         a caller that must see every output (a one-shot run of a spec that
         emits before reading input) subscribes there.
         """
-        if job_id is not None:
-            self._check_new_job_id(job_id)
         holder: list[JobHandle] = []
 
         def ready(job: LiveJob) -> None:
@@ -239,14 +238,22 @@ class LiveEnv:
             )
         if "/" in job_id or any(c.isspace() for c in job_id):
             raise LivestackError(f"job id {job_id!r}: no '/' or whitespace (stream ids are made from it)")
-        known = self._jobs.get(job_id)
-        record = None if known is not None else self.vault.job(job_id)
-        if known is not None or record is not None:
-            spec, status = (known.spec.name, known.status.value) if known else (record.spec, record.status)  # type: ignore[union-attr]
-            raise LivestackError(
-                f"job id {job_id!r} is taken in env {self.name!r}: a job of spec {spec!r} ({status}); "
-                "use env.job(job_id) to reach it, or choose another id"
-            )
+        with self._lock:
+            known = self._jobs.get(job_id)
+            if known is None and job_id not in self._claimed and self.vault.claim_job_id(job_id):
+                self._claimed.add(job_id)  # this process's own starts of one id, at once
+                return
+        record = self.vault.job(job_id) if known is None else None
+        if known is not None:
+            what = f"a job of spec {known.spec.name!r} ({known.status.value})"
+        elif record is not None:
+            what = f"a job of spec {record.spec!r} ({record.status})"
+        else:
+            what = "a job another process is starting"
+        raise LivestackError(
+            f"job id {job_id!r} is taken in env {self.name!r}: {what}; "
+            "use env.job(job_id) to reach it, or choose another id"
+        )
 
     def run(
         self,
@@ -290,6 +297,8 @@ class LiveEnv:
     ) -> LiveJob:
         # Options first: their validators are user code, and stay interruptible.
         options = spec.validate_options(options)
+        if job_id is not None:  # after the options: a refused start leaves the id free
+            self._check_new_job_id(job_id)
         # The set-up itself is whole or not done: a kernel interrupt landing in
         # it is held until the job is wired and launched, then cancels that job
         # (its caller never gets the handle) and is raised. See _interrupt.py.

@@ -94,6 +94,7 @@ class StreamReader:
         self._waiters_lock = threading.Lock()
         self._batch: list[Any] = []
         self._i = 0
+        self._turn = threading.Lock()  # next_value from several threads
         self._closed = False
         mark, self._subscription = stream.follow_chunks(self._on_chunk, self._on_end)
         self._history: Iterator[Chunk] | None = stream.chunks_before(mark, reader="iteration")
@@ -203,9 +204,11 @@ class StreamReader:
                 ) from None
 
     def next_value(self, timeout: float | None) -> Any:
-        """One value; the rest of its batch is kept for the next call."""
-        got = self.take(timeout)
-        return self._one(got)
+        """One value; the rest of its batch is kept for the next call. Threads asking at
+        once take turns (each value goes to one of them)."""
+        with self._turn:
+            got = self.take(timeout)
+            return self._one(got)
 
     async def anext_value(self, timeout: float | None) -> Any:
         got = await self.atake(timeout)

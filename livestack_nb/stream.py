@@ -474,6 +474,11 @@ class DataStream(reactivex.Observable[Any]):
             raise
 
     @property
+    def archived(self) -> bool:
+        """Whether what memory no longer holds is read back from a vault (a durable one)."""
+        return self._archive is not None
+
+    @property
     def ended(self) -> bool:
         """Whether the stream has ended (no more values will come)."""
         return self._closed

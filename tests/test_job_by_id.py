@@ -11,10 +11,13 @@ import sys
 
 import pytest
 import redis_specs
-from pizzeria import Order
+from pizzeria import Order, bake
 from redis_support import ROOT, TESTS, Worker, redis_server, redis_url, workers  # noqa: F401
 
 import livestack_nb as ls
+
+# Defined the same way here and in the process that runs the job: as a module would.
+bake_by_id = bake.derive("bake-by-id")
 
 
 def _python(code: str, **kw: object) -> subprocess.Popen[str]:
@@ -82,9 +85,10 @@ SQLITE_JOB = """\
 import sys, threading
 import livestack_nb as ls
 from pizzeria import bake
+bake_by_id = bake.derive("bake-by-id")
 env = ls.LiveEnv(vault="sqlite:///" + sys.argv[1])
 with env:
-    job = bake.start(job_id="bake-7")
+    job = bake_by_id.start(job_id="bake-7")
     job.feed({"pizza": "margherita"})
     env.flush()
     print("started", flush=True)
@@ -129,3 +133,31 @@ def test_with_sqlite_another_process_reads_a_job_by_id_and_is_told_why_it_cannot
     assert done.output().values() == ["12in margherita, spice 0"]
     (order,) = done.input().stream.values()
     assert order == Order(pizza="margherita")
+
+
+def test_with_redis_two_envs_starting_one_job_id_at_once_one_is_refused(make_env, redis_url):
+    import threading
+
+    envs = [make_env(vault=redis_url, autostart=False) for _ in range(2)]
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def start(env: ls.LiveEnv) -> None:
+        barrier.wait()
+        try:
+            redis_specs.slow_square.start(env=env, job_id="race-1")
+            results.append("started")
+        except ls.LivestackError as e:
+            results.append(str(e))
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in envs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results)[-1] == "started" and "job id 'race-1' is taken" in sorted(results)[0], results
+    # a start refused for its options leaves the id free
+    with pytest.raises(ls.DataValidationError):
+        redis_specs.slow_square.start({"delay": "slow"}, env=envs[0], job_id="race-2")
+    redis_specs.slow_square.start(env=envs[0], job_id="race-2").cancel()
+    envs[0].close()  # first: its reader thread started after the second env was made

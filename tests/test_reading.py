@@ -339,3 +339,41 @@ def test_a_whole_read_from_sqlite_has_no_duplicate_where_a_stored_row_spans_the_
         assert list(stored) == expected, history
         assert collect(stored.replay(), timeout=10) == expected, history
         again.close()
+
+
+def test_next_value_from_several_threads_gives_each_value_to_one_of_them(env):
+    job = double.start()
+    out = job.output()
+    got: list[list[int]] = [[], [], []]
+
+    def take(mine: list[int]) -> None:
+        try:
+            while True:
+                mine.append(out.next_value(timeout=10))
+        except ls.StreamEnded:
+            pass
+
+    threads = [threading.Thread(target=take, args=(g,)) for g in got]
+    for t in threads:
+        t.start()
+    for i in range(2000):
+        job.feed(i)
+    job.end()
+    for t in threads:
+        t.join(20)
+    assert sorted(v for g in got for v in g) == [2 * x for x in range(2000)]
+    assert all(g == sorted(g) for g in got)
+
+
+def test_a_table_of_a_long_stream_neither_warns_nor_reads_it_whole(make_env):
+    from livestack_nb.widgets import StreamTable
+
+    make_env(history=50)
+    job = double.start()
+    job.feed_many(range(1000))
+    job.end()
+    job.wait(timeout=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = StreamTable(job.output(), max_rows=200)  # more than memory holds
+        table.close()

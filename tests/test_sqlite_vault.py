@@ -93,7 +93,9 @@ def test_jobs_statuses_and_outputs_survive_reopening(make_env, tmp_path):
     assert handle.status is ls.JobStatus.COMPLETED
     assert [s for s, _ in handle.statuses] == ["requested", "running", "completed"]
     assert handle.output().values() == ["12in margherita, spice 1", "10in funghi, spice 1"]
-    # typed: the spec "bake" is defined in this process (its module is imported)
+    # typed once the spec is known here (registered; or the newest "bake" defined in the process)
+    again.register(bake)
+    handle = again.job(job.job_id)
     assert handle.input().stream.values() == [Order(pizza="margherita"), Order(pizza="funghi", size=10)]
     handle.wait(timeout=1)  # a completed stored job: nothing to wait for, no error
 

@@ -239,6 +239,15 @@ class Vault(ABC):
 
         return record
 
+    def claim_job_id(self, job_id: str) -> bool:
+        """Take ``job_id`` for a new job; ``False`` if a job has it already.
+
+        The default looks the id up; a vault shared by processes at once
+        overrides it to take the id atomically (two processes starting the
+        same id: one of them is refused).
+        """
+        return self.job(job_id) is None
+
     def wait_for_room(self) -> None:  # noqa: B027 - optional hook
         """Block until the vault has caught up enough to take more (see :data:`Recorder`)."""
 

@@ -440,6 +440,13 @@ class RedisVault(WriteBehindVault):
         the server took them."""
         self._shared.add(stream_id)
 
+    def claim_job_id(self, job_id: str) -> bool:
+        """Take ``job_id`` atomically (``SET NX``): of two processes starting the same id
+        at once, one is refused; an id a job already has is refused too."""
+        if not self._read().set(self.k("job", job_id, "claimed"), 1, nx=True):
+            return False
+        return self.job(job_id) is None
+
     def mark_remote(self, job_id: str) -> None:
         """Record that ``job_id`` runs on a queue (its input is read from Redis, so any
         process may feed it)."""

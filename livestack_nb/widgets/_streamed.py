@@ -60,7 +60,9 @@ class StreamWidget(LiveWidget):
         stream's history pending again (what a new or resized window shows)."""
         if keep < 1:
             raise ValueError(f"must keep at least one value, not {keep}")
-        history = self.stream.datapoints()[-keep:]
+        # Only what is shown (no whole read); with the memory vault at most what it holds.
+        held = keep if self.stream.archived else min(keep, self.stream.history)
+        history = self.stream.datapoints(last=held)
         with self._lock:
             self._keep = keep
             first = self._pending[0][0] if self._pending else None
