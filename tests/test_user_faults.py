@@ -99,7 +99,7 @@ class Oven(BaseModel):
         return v
 
 
-@ls.job_spec(name="spiced-bake")  # not "bake": specs are known by name in the whole process
+@ls.job_spec
 def bake(n: int, options: Oven) -> int:
     return n + options.spice
 
