@@ -135,6 +135,15 @@ class Inbox:
 
     Sync readers block on a condition; async readers wait on futures woken
     from whichever thread delivers. A retried datapoint is put back in front.
+
+    In a flow with a cycle (``activity`` given) the inbox keeps the flow's count of
+    work in flight honest for its job: a queued value counts until the processor
+    has finished with it (it reads again, or returns); the job counts one from its
+    creation until it first reads (it may emit before that); an input tag's end
+    counts until the processor has seen it (its next read or wait, or its return),
+    so ending a loop-fed input is not taken for quiet before the job has acted on
+    it; and nothing put after the processor returned is counted (nobody reads it).
+    The count is let go outside the lock: a quiet flow ends streams from there.
     """
 
     def __init__(self, tags: Iterable[str], activity: Activity | None = None) -> None:
