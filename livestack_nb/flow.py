@@ -711,7 +711,7 @@ class _Run:
         until delivered; the next quiet moment ends the next one, upstream first.
         """
         act = self.activity
-        if act is None or self.outside_open or not act.quiet or self.job.finished:
+        if act is None or self.outside_open or not act.quiet or self.job.finished or self.job._cancelled:
             return
         with self._quiet_lock:
             if self.outside_open or not act.quiet:
