@@ -14,6 +14,7 @@ import time
 
 import pytest
 from pydantic import BaseModel
+from redis_support import redis_server, redis_url  # noqa: F401
 
 import livestack_nb as ls
 from livestack_nb.testing import wait_until
@@ -535,8 +536,12 @@ def test_loop_fed_inputs_end_one_at_a_time_each_after_the_last_ones_effects(env,
     assert not [r for info in env.jobs() for r in env.job(info.job_id).logs if "after it ended" in r.message]
 
 
-def test_the_conversation_ends_on_a_sqlite_vault_and_reads_back_whole(make_env, tmp_path):
-    url = f"sqlite:///{tmp_path / 'kitchen.db'}"
+@pytest.mark.parametrize("vault", ["sqlite", "redis"])
+def test_the_conversation_ends_on_a_durable_vault_and_reads_back_whole(make_env, tmp_path, request, vault):
+    if vault == "sqlite":
+        url = f"sqlite:///{tmp_path / 'kitchen.db'}"
+    else:
+        url = request.getfixturevalue("redis_url")  # a redis-server of this session
     env = make_env(vault=url)
     run = _conversation(player, npc, summary, "conversation-durable").start(env=env)
     run.input("player-input").feed(OPENING)
