@@ -3,6 +3,7 @@
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
+#   make faults-sqlite - SIGKILL a SQLite writer at random moments, 300 seeded rounds (SEED=n to replay)
 #   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
 PYTHON ?= python3
@@ -16,7 +17,7 @@ STAMP  := $(VENV)/.installed
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 
-.PHONY: run test lint typecheck pytest bench bench-redis examples clean
+.PHONY: run test lint typecheck pytest bench bench-redis faults-sqlite examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ bench: $(STAMP) $(FRONT)
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
+
+ROUNDS ?= 300
+faults-sqlite: $(STAMP)
+	$(BIN)/python tests/sqlite_faults.py --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
 
 examples: $(STAMP) $(FRONT)
 	$(BIN)/python tests/examples_support.py

@@ -77,7 +77,7 @@ def redis_server() -> Iterator[str]:
 
 
 @contextmanager
-def workers(url: str, spec: str, count: int, concurrency: int) -> Iterator[None]:
+def workers(url: str, spec: str, count: int, concurrency: int) -> Iterator[list[subprocess.Popen[bytes]]]:
     env = dict(os.environ, PYTHONPATH=str(HERE) + os.pathsep + str(ROOT))
     procs = [
         subprocess.Popen(
@@ -105,7 +105,7 @@ def workers(url: str, spec: str, count: int, concurrency: int) -> Iterator[None]
             wait_until(lambda: len(vault._r.keys(pattern)) >= count, timeout=30)
         finally:
             vault.close()
-        yield
+        yield procs
     finally:
         for p in procs:
             p.terminate()

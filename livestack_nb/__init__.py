@@ -12,6 +12,7 @@ import sys
 
 from ._version import VERSION
 from .attempts import Attempt, ParallelAttempts, attempt
+from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
 from .errors import (
     DataValidationError,
@@ -78,6 +79,7 @@ __all__ = [
     "DataStream",
     "DataValidationError",
     "Datapoint",
+    "DeadLetter",
     "JobCancelled",
     "JobClosedError",
     "JobFailed",

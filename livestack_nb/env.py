@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ._interrupt import held_interrupts
+from .dead_letter import DEAD_LETTER_TYPE, ERRORS, DeadLetter
 from .errors import DataValidationError, LivestackError
 from .flow import Liveflow
 from .graph import Graph
@@ -43,9 +45,16 @@ from .vault.base import (
 )
 from .worker import LiveWorker
 
-__all__ = ["LiveEnv", "current_env", "register_spec", "use_env"]
+__all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
 
 _names = itertools.count(1)
+
+DEFAULT_KEEP_JOBS = 100
+"""Finished top-level jobs (a flow run with its jobs counts as one) an env keeps in memory.
+
+A run of a few specs over a thousand events holds about 150 KB (its streams'
+history): a hundred of them is a few MB however long the session runs.
+"""
 
 
 class _StoredOptions(BaseModel):
@@ -84,6 +93,15 @@ class LiveEnv:
         How many datapoints each stream keeps in memory.
     large_value_threshold:
         ``bytes``/``str`` values longer than this go to the storage provider.
+    keep_jobs:
+        How many finished jobs the env keeps in memory (default
+        :data:`DEFAULT_KEEP_JOBS`), counting a flow run or a job with the jobs
+        it started as one; ``None`` keeps every one. Older finished jobs are
+        forgotten with their streams' in-memory history, so a notebook that
+        runs a flow in a loop, or a worker serving jobs for days, stays
+        bounded. A handle already held (a widget showing the job) keeps
+        working; ``env.job(id)`` of a forgotten job reads it back from a
+        durable vault, and with the memory vault says it was forgotten.
 
     Examples
     --------
@@ -102,9 +120,12 @@ class LiveEnv:
         autostart: bool = True,
         history: int = DEFAULT_HISTORY,
         large_value_threshold: int = 1_000_000,
+        keep_jobs: int | None = DEFAULT_KEEP_JOBS,
     ) -> None:
         if not isinstance(history, int) or history < 1:
             raise LivestackError(f"history must be an int >= 1, not {history!r}")
+        if keep_jobs is not None and (not isinstance(keep_jobs, int) or keep_jobs < 0):
+            raise LivestackError(f"keep_jobs must be None or an int >= 0, not {keep_jobs!r}")
         self.vault = open_vault(vault)
         self._durable = self.vault.durable
         try:
@@ -126,6 +147,13 @@ class LiveEnv:
         self._named: dict[str, NamedStream] = {}
         self._claimed: set[str] = set()  # job ids given by callers, taken here
         self._named_locks: list[Any] = []  # open lock files of named streams this env publishes to
+        self.keep_jobs = keep_jobs
+        # Retention (see keep_jobs): finished top-level jobs in the order they
+        # ended, and each top-level job's descendants, forgotten with it.
+        self._finished: deque[str] = deque()
+        self._family: dict[str, list[str]] = {}
+        self._root_of: dict[str, str] = {}
+        self._forgotten = 0
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
         _all_envs.add(self)
@@ -324,11 +352,13 @@ class LiveEnv:
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
         job_id: str | None = None,
+        dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Any]:
         """Create a job with its streams wired, and return it with its launcher.
 
         Nothing runs until the launcher is called, so a flow can wire all its
-        jobs first.
+        jobs first. ``dead_letter=True`` gives the job an errors stream whatever
+        its spec's ``on_error`` (a flow's policy); ``None`` follows the spec.
         """
         self._check_open()
         self.register(spec)
@@ -342,6 +372,7 @@ class LiveEnv:
                 input_streams=input_streams or {},
                 output_streams=output_streams or {},
                 activity=activity,
+                dead_letter=dead_letter,
             )
         opts = spec.validate_options(options)
         if not self.autostart and self.vault.queues:
@@ -365,6 +396,7 @@ class LiveEnv:
             input_streams=input_streams,
             output_streams=output_streams,
             activity=activity,
+            dead_letter=dead_letter,
         )
         return job, worker.attach(job)
 
@@ -379,8 +411,14 @@ class LiveEnv:
         *,
         fused: bool,
         activity: Activity | None = None,
+        durable: bool = True,
     ) -> DataStream:
-        """A stream with this env's history bound and storage."""
+        """A stream with this env's history bound and storage.
+
+        With a durable vault it is written through, unless ``durable`` is
+        false (an ephemeral tag, or a flow's ``store=`` choice): then it is
+        live and in memory only, like a stream of the memory vault.
+        """
         stream = DataStream(
             stream_id,
             tag,
@@ -391,7 +429,7 @@ class LiveEnv:
             fused=fused,
             activity=activity,
         )
-        if self._durable:
+        if self._durable and durable:
             self._attach_archive(stream, record=True)
         return stream
 
@@ -471,24 +509,52 @@ class LiveEnv:
         input_streams: dict[str, DataStream] | None = None,
         output_streams: dict[str, DataStream] | None = None,
         activity: Activity | None = None,
+        dead_letter: bool | None = None,
     ) -> LiveJob:
-        """Create and record a job; tags without a given stream get a new one."""
+        """Create and record a job; tags without a given stream get a new one.
+
+        A job that dead-letters (``dead_letter``, else its spec's
+        ``on_error="dead_letter"``) also gets an ``errors`` stream, recorded
+        as an output of tag ``"errors"``.
+        """
         recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
         if graph is None:
             graph = spec.run_graph(job_id)
+        if dead_letter is None:
+            dead_letter = spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
+        if dead_letter and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"spec {spec.name!r} has an output tag {ERRORS!r} of its own: its dead letters "
+                f"(on_error='dead_letter') would have nowhere to go; rename that tag"
+            )
         ins = dict(input_streams or {})
         owned = [t for t in spec.in_tags if t not in ins]
+        # A job that a worker process may run needs its streams in the vault:
+        # ephemeral tags apply to jobs that run here (and in flows, always here).
+        ephemeral = spec.ephemeral if graph is not None or not self.vault.queues else frozenset()
         for tag in owned:
             ins[tag] = self.new_stream(
-                f"{job_id}/in/{tag}", tag, spec.in_tags[tag], fused=False, activity=activity
+                f"{job_id}/in/{tag}",
+                tag,
+                spec.in_tags[tag],
+                fused=False,
+                activity=activity,
+                durable=f"in:{tag}" not in ephemeral,
             )
         outs = dict(output_streams or {})
         for tag in spec.out_tags:
             if tag not in outs:
                 outs[tag] = self.new_stream(
-                    f"{job_id}/out/{tag}", tag, spec.out_tags[tag], fused=True, activity=activity
+                    f"{job_id}/out/{tag}",
+                    tag,
+                    spec.out_tags[tag],
+                    fused=True,
+                    activity=activity,
+                    durable=f"out:{tag}" not in ephemeral,
                 )
+        if dead_letter and ERRORS not in outs:
+            outs[ERRORS] = self.new_stream(f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False)
         job = LiveJob(
             spec,
             self,
@@ -502,6 +568,8 @@ class LiveEnv:
             owned_inputs=owned,
         )
         job.activity = activity
+        if dead_letter or (ERRORS in outs and ERRORS not in spec.out_tags):
+            job.errors = outs[ERRORS]
         self.vault.add_job(
             JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
@@ -514,7 +582,40 @@ class LiveEnv:
         # Known here last: what the env knows (and cancels on close), the vault has.
         with self._lock:
             self._jobs[job_id] = job
+            root = self._root_of.get(parent_id, parent_id) if parent_id is not None else None
+            if root is not None and root in self._jobs:
+                self._root_of[job_id] = root
+                self._family.setdefault(root, []).append(job_id)
+        job.add_done_callback(self._finished_job)
         return job
+
+    # -- retention --------------------------------------------------------------------
+
+    def _finished_job(self, job: LiveJob) -> None:
+        """A job ended: once a top-level one did, forget the oldest beyond ``keep_jobs``."""
+        keep = self.keep_jobs
+        if keep is None:
+            return
+        with self._lock:
+            if job.job_id in self._root_of or self._jobs.get(job.job_id) is not job:
+                return  # a flow's or a parent's job: kept, and forgotten, with it
+            self._finished.append(job.job_id)
+            drop = []
+            while len(self._finished) > keep:
+                drop.append(self._finished.popleft())
+            for root in drop:
+                self._forget_family(root)
+
+    def _forget_family(self, root: str) -> None:
+        """Drop ``root`` and the jobs it started from what the env holds (the lock is held)."""
+        ids = [root, *self._family.pop(root, ())]
+        for job_id in ids:
+            self._root_of.pop(job_id, None)
+            job = self._jobs.pop(job_id, None)
+            if job is not None:
+                self._forgotten += 1
+                job.release()
+        self.vault.forget(ids)
 
     def _options_record(self, spec: JobSpec, options: Any) -> Any:
         """A job's options as its vault record keeps them.
@@ -588,16 +689,25 @@ class LiveEnv:
         record = self.vault.job(job_id)
         if record is None:
             where = f" or in {self.vault!r}" if self._durable else ""
-            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}")
+            forgot = ""
+            if self._forgotten and not self._durable:
+                forgot = (
+                    f"; if it finished before the last {self.keep_jobs} finished jobs it was "
+                    f"forgotten (keep_jobs={self.keep_jobs}): keep a handle, raise keep_jobs, "
+                    "or use a durable vault, which finds every job"
+                )
+            raise LivestackError(f"no job {job_id!r} in env {self.name!r}{where}{forgot}")
         links = self.vault.streams(job_id)
         ins = {r.tag: r.stream_id for r in links if r.direction == "in"}
         outs = {r.tag: r.stream_id for r in links if r.direction == "out"}
         spec = self._specs.get(record.spec) or declared_spec(record.spec)
-        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != set(outs):
+        dead = outs.get(ERRORS) if spec is None or ERRORS not in spec.out_tags else None
+        tags = set(outs) - {ERRORS} if dead is not None else set(outs)
+        if spec is None or set(spec.in_tags) != set(ins) or set(spec.out_tags) != tags:
             # A stand-in with the stored tags; values come back as plain JSON data.
             spec = _StandIn(record.spec)
             spec.in_tags = {t: TagType(Any) for t in ins}
-            spec.out_tags = {t: TagType(Any) for t in outs}
+            spec.out_tags = {t: TagType(Any) for t in outs if not (dead is not None and t == ERRORS)}
         try:
             options = spec.validate_options(record.options or {})
         except Exception:  # the spec's options changed since: keep them as recorded
@@ -631,8 +741,13 @@ class LiveEnv:
             job_id=job_id,
             parent_id=record.parent_id,
             input_streams={t: restored(sid, t, spec.in_tags[t].tp) for t, sid in ins.items()},
-            output_streams={t: restored(sid, t, spec.out_tags[t].tp) for t, sid in outs.items()},
+            output_streams={
+                t: restored(sid, t, DeadLetter if t == ERRORS and dead is not None else spec.out_tags[t].tp)
+                for t, sid in outs.items()
+            },
         )
+        if dead is not None:
+            job.errors = job._outputs[ERRORS]
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
@@ -640,7 +755,7 @@ class LiveEnv:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:
-                del self._jobs[job.job_id]
+                self._forget_family(job.job_id)
 
     def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""

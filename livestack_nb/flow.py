@@ -14,6 +14,7 @@ upstream first, so every job finishes. An exposure names a spec the flow holds.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .dead_letter import DEAD_LETTER_TYPE, ERRORS
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
 from .spec import DEFAULT, InputRef, JobSpec, Node, OutputRef, TagType, can_feed, declare
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
     from .job import LiveJob
     from .worker import LiveWorkerDef
 
-__all__ = ["Connection", "Exposure", "FlowOptions", "Liveflow", "conn", "expose"]
+__all__ = ["STORE", "Connection", "Exposure", "FlowOptions", "Liveflow", "conn", "expose"]
+
+STORE = ("all", "exposed", "outputs", "none")
+"""What a flow's run may have a durable vault write: see ``Liveflow(store=...)``."""
 
 Key = tuple[str, str, str, str]
 
@@ -117,6 +122,23 @@ class Liveflow(JobSpec):
     connections, exposures:
         The declarative form: ``[ls.conn(a, b), ...]`` and
         ``[ls.expose(box.output(), "boxes"), ...]``.
+    on_error:
+        ``"dead_letter"``: every job of a run sends a value its processor
+        could not process (after its spec's retries) to the run's ``errors``
+        stream (``run.errors``) and goes on, whatever its spec's own
+        ``on_error``. ``None`` (default): each spec's own policy. Either way,
+        the dead letters of all jobs of a run are gathered in ``run.errors``
+        and drawn in the graph as an ``errors`` node. Settable later
+        (``flow.on_error = ...``); it applies to the runs started after.
+    store:
+        What a durable vault writes of a run: ``"all"`` (default: every
+        stream, intermediate ones too), ``"exposed"`` (the flow's exposed
+        inputs and outputs), ``"outputs"`` (its exposed outputs only) or
+        ``"none"``. Streams not written are live and in memory only (bounded
+        by the env's ``history``); statuses and lineage are recorded either
+        way, and a spec's ``ephemeral`` tags are never written. Settable
+        later; see the README's "What is stored" for what each choice
+        survives.
 
     Examples
     --------
@@ -135,10 +157,16 @@ class Liveflow(JobSpec):
         name: str,
         connections: Iterable[Connection] = (),
         exposures: Iterable[Exposure] = (),
+        *,
+        on_error: str | None = None,
+        store: str = "all",
     ) -> None:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a flow needs a non-empty name, not {name!r}")
         self.name = name
+        self.on_error = on_error
+        self.store = store
+        self.ephemeral: frozenset[str] = frozenset()
         self.options_model = FlowOptions
         self.worker_def = None
         self._lock = threading.RLock()
@@ -268,6 +296,41 @@ class Liveflow(JobSpec):
             "(per-node options are given at start: flow.start({label: options}))"
         )
 
+    @property
+    def on_error(self) -> str | None:
+        """The flow's policy for values a job cannot process (see the class docstring)."""
+        return self._on_error
+
+    @on_error.setter
+    def on_error(self, value: str | None) -> None:
+        if value not in (None, "dead_letter"):
+            raise LivestackError(
+                f"flow {self.name!r}: on_error must be None (each spec's own policy) or "
+                f"'dead_letter', not {value!r}; 'fail' and 'skip' are set per spec"
+            )
+        self._on_error = value
+
+    @property
+    def store(self) -> str:
+        """What a durable vault writes of a run (see the class docstring)."""
+        return self._store
+
+    @store.setter
+    def store(self, value: str) -> None:
+        if value not in STORE:
+            choices = ", ".join(repr(c) for c in STORE)
+            raise LivestackError(f"flow {self.name!r}: store must be one of {choices}, not {value!r}")
+        self._store = value
+
+    def _dead_letters(self, label: str, forced: bool | None = None) -> bool:
+        """Whether the node ``label`` sends failing values to the errors stream in a run."""
+        if forced or self._on_error == "dead_letter":
+            return True
+        spec = self._nodes[label].spec
+        if isinstance(spec, Liveflow):
+            return any(spec._dead_letters(lbl) for lbl in spec._nodes)
+        return spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
+
     def define_worker(self, processor: Callable[..., Any], **kw: Any) -> LiveWorkerDef:
         raise LivestackError(f"flow {self.name!r} runs its specs' workers; it has no worker of its own")
 
@@ -323,7 +386,8 @@ class Liveflow(JobSpec):
     def graph(self) -> Graph:
         """The flow's shape (no jobs yet)."""
         ins, outs = self.ports()
-        return self._graph(ins, outs, {}, {}, None)
+        dead = {lbl: None for lbl in self._nodes if self._dead_letters(lbl)}
+        return self._graph(ins, outs, {}, {}, None, dead)
 
     def _graph(
         self,
@@ -332,7 +396,10 @@ class Liveflow(JobSpec):
         job_ids: dict[str, str],
         streams: dict[tuple[str, str], DataStream],
         job_id: str | None,
+        dead: Mapping[str, str | None],
     ) -> Graph:
+        """The graph; ``dead`` maps the labels of nodes that dead-letter to their errors stream id."""
+
         def sid(label: str, tag: str) -> str | None:
             s = streams.get((label, tag))
             return s.stream_id if s is not None else None
@@ -341,16 +408,25 @@ class Liveflow(JobSpec):
             GraphNode(label, n.spec.name, tuple(n.spec.in_tags), tuple(n.spec.out_tags), job_ids.get(label))
             for label, n in self._nodes.items()
         )
-        edges = tuple(
-            GraphEdge(
-                c.source.node.label,
-                c.source.tag,
-                c.target.node.label,
-                c.target.tag,
-                sid(c.source.node.label, c.source.tag),
-                c.transform is not None,
+        dead_edges: tuple[GraphEdge, ...] = ()
+        if dead:
+            # The dead letters as a node of their own, fed by each job that sends some.
+            sink = ERRORS if ERRORS not in self._nodes else f"{ERRORS} (dead letters)"
+            nodes += (GraphNode(sink, "dead letters", (ERRORS,), ()),)
+            dead_edges = tuple(GraphEdge(lbl, ERRORS, sink, ERRORS, sid) for lbl, sid in dead.items())
+        edges = (
+            tuple(
+                GraphEdge(
+                    c.source.node.label,
+                    c.source.tag,
+                    c.target.node.label,
+                    c.target.tag,
+                    sid(c.source.node.label, c.source.tag),
+                    c.transform is not None,
+                )
+                for c in self._connections.values()
             )
-            for c in self._connections.values()
+            + dead_edges
         )
         exposures = tuple(
             [GraphExposure(name, r.node.label, r.tag, "in") for name, r in ins.items()]
@@ -430,11 +506,14 @@ class Liveflow(JobSpec):
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
         activity: Activity | None = None,
+        dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Callable[[], None]]:
         """Create the run's jobs and streams, wired; return the flow job and its launcher.
 
         ``activity`` is the count of an enclosing flow with a cycle: a nested run
         counts its work there too, so the parent never takes it for quiet.
+        ``dead_letter=True`` (the policy of a flow this one is nested in)
+        makes every job of the run dead-letter.
         """
         with self._lock:
             if not self._nodes:
@@ -449,6 +528,7 @@ class Liveflow(JobSpec):
                 input_streams,
                 output_streams,
                 activity,
+                dead_letter,
             )
             return run.job, run.launch
 
@@ -461,7 +541,9 @@ class _Forward:
     or from an exposed input that also has connections."""
 
     def __init__(self, run: _Run, stream: DataStream, in_type: TagType, label: str, spec_name: str) -> None:
-        self.run = run
+        # Weakly: the run holds its forwards, and a finished run must be freed
+        # without Python's cycle collector (see LiveJob.release).
+        self._run = weakref.ref(run)
         self.spec_name = spec_name
         self.stream = stream
         self.in_type = in_type
@@ -483,7 +565,9 @@ class _Forward:
     def forward(self, connection: Connection | None, chunk: Chunk) -> None:
         values = chunk.values
         parents: list[int] | range = range(chunk.seq0, chunk.seq0 + len(values))
-        run = self.run
+        run = self._run()
+        if run is None:
+            return  # the run is gone: nothing reads this any more
         if connection is not None and connection.transform is not None:
             fn = connection.transform
             out: list[Any] = []
@@ -521,9 +605,17 @@ class _Forward:
         if not last:
             return
         if self.has_back:
-            self.run.check_quiet()  # only the cycle feeds it now
+            run = self._run()
+            if run is not None:
+                run.check_quiet()  # only the cycle feeds it now
         else:
             self.stream.end()
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    fn = method()
+    if fn is not None:
+        fn()
 
 
 class _Run:
@@ -540,6 +632,7 @@ class _Run:
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
         activity: Activity | None,
+        dead_letter: bool | None = None,
     ) -> None:
         self.flow = flow
         self.env = env
@@ -559,14 +652,21 @@ class _Run:
         job_id = job_id or env.new_job_id(flow)
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
 
+        store = flow.store
         exposed_out = {(r.node.label, r.tag): name for name, r in outs.items()}
         out_streams: dict[tuple[str, str], DataStream] = {}
         for lbl, n in nodes.items():
             for tag, tp in n.spec.out_tags.items():
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
+                kept = store == "all" or (store in ("exposed", "outputs") and name is not None)
                 out_streams[(lbl, tag)] = given or env.new_stream(
-                    f"{job_id}/{lbl}/out/{tag}", tag, tp, fused=True, activity=act
+                    f"{job_id}/{lbl}/out/{tag}",
+                    tag,
+                    tp,
+                    fused=True,
+                    activity=act,
+                    durable=kept and f"out:{tag}" not in n.spec.ephemeral,
                 )
 
         incoming: dict[tuple[str, str], list[Connection]] = defaultdict(list)
@@ -586,12 +686,21 @@ class _Run:
                 if name is not None:
                     ext = input_streams.get(name)
                     if ext is None:
-                        ext = env.new_stream(f"{job_id}/in/{name}", name, tp, fused=False, activity=act)
+                        ext = env.new_stream(
+                            f"{job_id}/in/{name}",
+                            name,
+                            tp,
+                            fused=False,
+                            activity=act,
+                            durable=store in ("all", "exposed") and f"in:{tag}" not in n.spec.ephemeral,
+                        )
                         owned.append(ext)
                     flow_inputs[name] = ext
                 if not cs:
                     if ext is None:
-                        ext = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False)
+                        ext = env.new_stream(
+                            f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False, durable=store == "all"
+                        )
                         idle.append(ext)
                     in_streams[key] = ext
                     continue
@@ -605,7 +714,14 @@ class _Run:
                 ):
                     in_streams[key] = out_streams[(src.node.label, src.tag)]
                     continue
-                stream = env.new_stream(f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=ext is None, activity=act)
+                stream = env.new_stream(
+                    f"{job_id}/{lbl}/in/{tag}",
+                    tag,
+                    tp,
+                    fused=ext is None,
+                    activity=act,
+                    durable=store == "all" and f"in:{tag}" not in n.spec.ephemeral,
+                )
                 fwd = _Forward(self, stream, tp, lbl, n.spec.name)
                 for c in cs:
                     fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back)
@@ -617,7 +733,30 @@ class _Run:
         # quiet, so each job's last words still reach the jobs after it.
         self.loop_fed = sorted((f for f in self.forwards if f.has_back), key=lambda f: order[f.label])
 
-        graph = flow._graph(ins, outs, child_ids, out_streams, job_id)
+        # Dead letters: each job that sends some has its own errors stream
+        # (one edge each in the graph); the run's gathers them all.
+        dead = {
+            lbl: f"{child_ids[lbl]}/out/{ERRORS}" for lbl in nodes if flow._dead_letters(lbl, dead_letter)
+        }
+        if dead and ERRORS in outs:
+            raise WiringError(
+                f"flow {flow.name!r} exposes an output named {ERRORS!r}, the name its run's dead letters "
+                f"(on_error='dead_letter') go by; expose that output under another name"
+            )
+        graph = flow._graph(ins, outs, child_ids, out_streams, job_id, dead)
+        run_outputs = {name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()}
+        self.errors: DataStream | None = None
+        # A job's own errors stream is written with store="all"; the run's
+        # (all of them gathered) unless store="none".
+        node_errors = {
+            lbl: env.new_stream(sid, ERRORS, DEAD_LETTER_TYPE, fused=False, durable=store == "all")
+            for lbl, sid in dead.items()
+            if not isinstance(nodes[lbl].spec, Liveflow)
+        }
+        if dead:
+            self.errors = run_outputs[ERRORS] = env.new_stream(
+                f"{job_id}/out/{ERRORS}", ERRORS, DEAD_LETTER_TYPE, fused=False, durable=store != "none"
+            )
         self.job = env.make_job(
             flow,
             options,
@@ -626,7 +765,7 @@ class _Run:
             graph=graph,
             label=label,
             input_streams=flow_inputs,
-            output_streams={name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()},
+            output_streams=run_outputs,
         )
         self.job._owned_inputs = owned
         self.job.on_cancel.append(self.cancel_children)
@@ -641,10 +780,14 @@ class _Run:
                     graph=graph,
                     label=lbl,
                     input_streams={t: in_streams[(lbl, t)] for t in n.spec.in_tags},
-                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags},
+                    output_streams={t: out_streams[(lbl, t)] for t in n.spec.out_tags}
+                    | ({ERRORS: node_errors[lbl]} if lbl in node_errors else {}),
                     activity=act,
                     job_id=child_ids[lbl],
+                    dead_letter=True if lbl in dead else None,
                 )
+                if child.errors is not None and self.errors is not None:
+                    child.errors.listen_chunks(self.gather_errors)
                 self.children.append(child)
                 self.launchers.append(launch)
         except BaseException as e:
@@ -658,11 +801,23 @@ class _Run:
         for s in idle:
             s.end()
         if self.cyclic:
+            # Weakly: the run's streams hold the activity and the outside inputs their
+            # listeners, and a strong link back would keep a finished run for Python's
+            # cycle collector (see LiveJob.release).
             self.outside_open = len(flow_inputs)
+            outside = weakref.WeakMethod(self._outside_ended)
             for ext in flow_inputs.values():
-                ext.listen_chunks(_ignore, self._outside_ended)
+                ext.listen_chunks(_ignore, lambda _error: _call(outside))
+            quiet = weakref.WeakMethod(self.check_quiet)
             assert act is not None
-            act.listeners.append(self.check_quiet)
+            act.listeners.append(lambda: _call(quiet))
+
+    def gather_errors(self, chunk: Chunk) -> None:
+        """A job's dead letters go on to the run's errors stream (lineage kept)."""
+        assert self.errors is not None
+        self.errors.push(
+            list(chunk.values), chunk.stream_id, range(chunk.seq0, chunk.seq0 + len(chunk.values))
+        )
 
     def launch(self) -> None:
         self.job.mark_running()
@@ -699,7 +854,7 @@ class _Run:
         for f in self.forwards:
             f.stream.end()
 
-    def _outside_ended(self, _error: BaseException | None) -> None:
+    def _outside_ended(self) -> None:
         with self._quiet_lock:
             self.outside_open -= 1
         self.check_quiet()

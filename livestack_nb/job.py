@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import traceback as tb
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -95,14 +96,15 @@ class _JobLogger(logging.Logger):
         super().__init__(f"livestack_nb.jobs.{job.spec.name}.{job.job_id}", logging.DEBUG)
         self.parent = _jobs_logger
         self.addHandler(_Keeper(job._log_entries))
-        self._job = job
+        self._job = weakref.ref(job)  # not a cycle: a forgotten job is freed without the gc
 
     def handle(self, record: logging.LogRecord) -> None:
         # Only the processor's own records: livestack-nb logs to the job while
         # it cancels it (a failing subscriber, say), and raising there would
         # stop the cancel half way.
-        if not record.pathname.startswith(_PACKAGE_DIR):
-            self._job._check_cancelled()
+        job = self._job()
+        if job is not None and not record.pathname.startswith(_PACKAGE_DIR):
+            job._check_cancelled()
         super().handle(record)
 
 
@@ -359,7 +361,11 @@ class Inputs:
     """``job.input``: iterate for the default tag, call for another, ``merge`` for several."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
+
+    @property
+    def _job(self) -> LiveJob:
+        return _alive(self._ref)
 
     def __call__(self, tag: str = DEFAULT) -> TagReader:
         return TagReader(self._job, (tag,), merged=False)
@@ -410,17 +416,24 @@ class OutputPort:
         return self._stream
 
 
+def _alive(ref: weakref.ReferenceType[LiveJob]) -> LiveJob:
+    job = ref()
+    if job is None:
+        raise LivestackError("the job of this input or output no longer exists")
+    return job
+
+
 class Outputs:
     """``job.output``: call with a tag for its port; ``emit`` is the default tag's."""
 
     def __init__(self, job: LiveJob) -> None:
-        self._job = job
+        self._ref = weakref.ref(job)  # not a cycle: see LiveJob.release
         self._ports: dict[str, OutputPort] = {}
 
     def __call__(self, tag: str = DEFAULT) -> OutputPort:
         port = self._ports.get(tag)
         if port is None:
-            port = self._ports[tag] = OutputPort(self._job, tag)
+            port = self._ports[tag] = OutputPort(_alive(self._ref), tag)
         return port
 
     def emit(self, value: Any) -> _Done:
@@ -505,6 +518,9 @@ class LiveJob:
         # For a spec that runs a child job per value for the nodes of its graph
         # (parallel attempts): each node's latest job, which the graph shows.
         self._node_jobs: dict[str, str] = {}
+        # The dead-letter stream (see livestack_nb.dead_letter), set by the env
+        # when the job's policy is on_error="dead_letter".
+        self.errors: DataStream | None = None
         self.stored = False  # read back from a vault: nothing runs it in this process
         # Set when the job's end could not be made durable; wait() raises it.
         self.record_error: LivestackError | None = None
@@ -533,6 +549,25 @@ class LiveJob:
             self.failure_note = "as recorded in the vault"
         if self._status.done:
             self._done.set()
+
+    def release(self) -> None:
+        """Drop the links only a running job needs, once it has ended and its env forgot it.
+
+        A job, its streams, its processor's runner and its flow's run refer to
+        one another while it runs; left so, a forgotten job would only be
+        freed by Python's cycle collector, which runs too rarely to keep a
+        loop of thousands of runs bounded. After this, what nothing else
+        holds is freed at once; a handle still held (a widget showing the job)
+        keeps its statuses, logs and output streams.
+        """
+        if not self._status.done or self._processor_thread not in (None, threading.get_ident()):
+            return  # a cancelled processor still runs its own code: it keeps what it uses
+        self._callbacks.clear()
+        self.on_cancel.clear()
+        self.output._ports.clear()
+        for out in self._outputs.values():
+            if out.on_subscriber_error == self._subscriber_failed:
+                out.on_subscriber_error = None
 
     # -- worker side ---------------------------------------------------------
 
@@ -838,11 +873,25 @@ class JobHandle:
             s.end()
 
     def output(self, tag: str | None = None) -> DataStream:
-        """The output stream of ``tag``: by default ``"default"``, or the only output there is."""
+        """The output stream of ``tag``: by default ``"default"``, or the only output there
+        is (``"errors"``: the dead letters, see :attr:`errors`)."""
+        job = self._job
         if tag is None:
-            tag = self._job.spec.sole_tag("output", "output()")
-        self._job.spec._tag("output", tag)
-        return self._job._outputs[tag]
+            tag = job.spec.sole_tag("output", "output()")
+        if tag not in job.spec.out_tags and job.errors is not None and job._outputs.get(tag) is job.errors:
+            return job.errors
+        job.spec._tag("output", tag)
+        return job._outputs[tag]
+
+    @property
+    def errors(self) -> DataStream | None:
+        """The job's dead letters (``ls.DeadLetter``: value, error, traceback), or ``None``.
+
+        A job whose spec (or flow) has ``on_error="dead_letter"`` sends each
+        value its processor could not process here, and goes on. A flow run's
+        stream holds the dead letters of all its jobs.
+        """
+        return self._job.errors
 
     def cancel(self) -> None:
         """Stop the job: its input and outputs end, status cancelled, at once.

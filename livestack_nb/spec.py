@@ -243,6 +243,36 @@ def _options_model(model: Any, where: str) -> type[BaseModel]:
     raise LivestackError(f"{where}: options must be a pydantic BaseModel subclass, not {model!r}")
 
 
+def _ephemeral(spec: JobSpec, tags: bool | Iterable[str]) -> frozenset[str]:
+    """The tags of ``spec`` whose streams are never written (see ``JobSpec(ephemeral=...)``),
+    as ``"in:<tag>"`` and ``"out:<tag>"``."""
+    known = {f"in:{t}" for t in spec.in_tags} | {f"out:{t}" for t in spec.out_tags}
+    if tags is True:
+        return frozenset(known)
+    if tags is False:
+        return frozenset()
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise LivestackError(
+            f"spec {spec.name!r}: ephemeral must be True, False or a list of tag names, not {tags!r}"
+        )
+    out: set[str] = set()
+    unknown: list[str] = []
+    for name in tags:
+        side, _, tag = str(name).rpartition(":")
+        sides = [side] if side in ("in", "out") else ["in", "out"]
+        found = {f"{s}:{tag if side in ('in', 'out') else name}" for s in sides} & known
+        if not found:
+            unknown.append(str(name))
+        out |= found
+    if unknown:
+        raise LivestackError(
+            f"spec {spec.name!r}: ephemeral names unknown tag(s) {sorted(unknown)}; its tags are "
+            f"inputs {sorted(spec.in_tags)}, outputs {sorted(spec.out_tags)} "
+            f"(a name marks that tag on both sides; 'in:<tag>' or 'out:<tag>' only one)"
+        )
+    return frozenset(out)
+
+
 def _tags(spec_name: str, side: str, one: Any, many: Mapping[str, Any] | None) -> dict[str, TagType]:
     if many is not None:
         if not many:
@@ -320,6 +350,12 @@ class JobSpec:
         Several tags at once, ``{tag: type}``; these replace ``input``/``output``.
     options:
         A pydantic model of the job options (default: no options).
+    ephemeral:
+        Tags whose streams are live and in memory only, never written to a
+        durable vault: ``True`` for every tag of the spec, or tag names (a
+        name marks the input and the output tag of that name;
+        ``"in:<tag>"`` or ``"out:<tag>"`` only one side). For high-rate data
+        nobody needs after a restart; see the README's "What is stored".
 
     Examples
     --------
@@ -340,6 +376,7 @@ class JobSpec:
         inputs: Mapping[str, Any] | None = None,
         outputs: Mapping[str, Any] | None = None,
         options: type[BaseModel] | None = None,
+        ephemeral: bool | Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise LivestackError(f"a spec needs a non-empty name, not {name!r}")
@@ -348,6 +385,7 @@ class JobSpec:
         self.out_tags: dict[str, TagType] = _tags(name, "output", output, outputs)
         self.options_model: type[BaseModel] = _options_model(options, f"spec {name!r}")
         self.worker_def: LiveWorkerDef | None = None
+        self.ephemeral: frozenset[str] = _ephemeral(self, ephemeral)
         if self.declared:
             declare(self)
 
@@ -727,6 +765,7 @@ def job_spec(
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
     worker_params: Mapping[str, Any] | BaseModel | None = None,
+    ephemeral: bool | Iterable[str] = (),
 ) -> Callable[[Callable[..., Any]], JobSpec]: ...
 
 
@@ -746,6 +785,7 @@ def job_spec(
     init: Callable[..., Any] | None = None,
     on_error: str = "fail",
     worker_params: Mapping[str, Any] | BaseModel | None = None,
+    ephemeral: bool | Iterable[str] = (),
 ) -> JobSpec | Callable[[Callable[..., Any]], JobSpec]:
     """Declare a spec and its processor in one go.
 
@@ -775,8 +815,14 @@ def job_spec(
     init:
         Called once per worker before its first job (``init(worker)`` or ``init()``).
     on_error:
-        ``"fail"`` (the job fails after the retries) or ``"skip"`` (the
-        datapoint is logged, counted and dropped, and the job goes on).
+        ``"fail"`` (the job fails after the retries), ``"skip"`` (the
+        datapoint is logged, counted and dropped, and the job goes on) or
+        ``"dead_letter"`` (the datapoint, its error and traceback go to the
+        job's ``errors`` stream as an ``ls.DeadLetter``, and the job goes on;
+        see :mod:`livestack_nb.dead_letter`).
+    ephemeral:
+        ``True``, or names of tags, whose streams a durable vault never
+        writes (see :class:`JobSpec`).
     worker_params:
         The worker's own parameters, distinct from job options (see
         :meth:`JobSpec.define_worker`).
@@ -802,6 +848,7 @@ def job_spec(
             inputs=inputs,
             outputs=outputs,
             options=opts,
+            ephemeral=ephemeral,
         )
         if info["form"] != "processor" and (
             len(spec.in_tags) != 1 or DEFAULT not in spec.in_tags or DEFAULT not in spec.out_tags

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from . import dead_letter
 from ._interrupt import held_interrupts
+from .dead_letter import ERRORS, check_on_error
 from .errors import DataValidationError, JobCancelled, LivestackError
 from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT, JobSpec, describe_processor
@@ -69,8 +71,12 @@ class LiveWorkerDef:
             raise LivestackError(f"{where}: retries must be an int >= 0, not {retries!r}")
         if retry_backoff < 0:
             raise LivestackError(f"{where}: retry_backoff must be >= 0, not {retry_backoff!r}")
-        if on_error not in ("fail", "skip"):
-            raise LivestackError(f"{where}: on_error must be 'fail' or 'skip', not {on_error!r}")
+        check_on_error(on_error, where)
+        if on_error == "dead_letter" and ERRORS in spec.out_tags:
+            raise LivestackError(
+                f"{where}: on_error='dead_letter' sends failing values to the output tag {ERRORS!r}, "
+                f"but the spec has an output tag of that name itself; rename it"
+            )
         if init is not None and not callable(init):
             raise LivestackError(f"{where}: init must be callable, not {init!r}")
         if worker_params is not None and not isinstance(worker_params, (Mapping, BaseModel)):
@@ -119,7 +125,8 @@ class LiveWorkerDef:
 class WorkerStats:
     """What a worker has done so far.
 
-    ``busy_after_cancel`` counts processors of cancelled jobs that are still
+    ``dead_letters`` counts values sent to a job's errors stream
+    (``on_error="dead_letter"``); ``busy_after_cancel`` counts processors of cancelled jobs that are still
     running their own code: each holds a thread, which no other job gets until
     it returns (Python cannot stop a thread; see :meth:`JobHandle.cancel`).
     """
@@ -130,6 +137,7 @@ class WorkerStats:
     jobs_cancelled: int = 0
     retries: int = 0
     skipped: int = 0
+    dead_letters: int = 0
     busy_after_cancel: int = 0
 
     @property
@@ -316,7 +324,7 @@ class LiveWorker:
         inbox = job._inbox
         assert inbox is not None
         d = self.definition
-        attempt = 0
+        attempt, last = 0, None
         job._processor_thread = threading.get_ident()
         try:
             self.ensure_init()
@@ -327,7 +335,7 @@ class LiveWorker:
                 except (JobCancelled, DataValidationError):
                     raise
                 except Exception as e:
-                    attempt += 1
+                    attempt, last = _count_attempt(inbox, attempt, last)
                     if not self._may_retry(job, e, attempt, inbox):
                         raise
                     time.sleep(self.retry_delay(attempt))
@@ -348,6 +356,12 @@ class LiveWorker:
             self.stats.retries += 1
             job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
             inbox.requeue_current()
+            return True
+        if job.errors is not None and inbox.current is not None:
+            tag, (_, value, sid, seq) = inbox.current
+            self.stats.dead_letters += 1
+            dead_letter.send(job, tag, value, e, attempt, (sid, seq))
+            inbox.current = None
             return True
         if d.on_error == "skip" and inbox.current is not None:
             self.stats.skipped += 1
@@ -393,7 +407,7 @@ class LiveWorker:
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
-        attempt = 0
+        attempt, last = 0, None
         while True:
             try:
                 result = fn(job)
@@ -406,7 +420,7 @@ class LiveWorker:
             except (JobCancelled, DataValidationError):
                 raise
             except Exception as e:
-                attempt += 1
+                attempt, last = _count_attempt(inbox, attempt, last)
                 if not self._may_retry(job, e, attempt, inbox):
                     raise
                 await asyncio.sleep(self.retry_delay(attempt))
@@ -433,6 +447,11 @@ class LiveWorker:
                         )
                         await asyncio.sleep(self.retry_delay(attempt))
                         continue
+                    if job.errors is not None:
+                        self.stats.dead_letters += 1
+                        dead_letter.send(job, DEFAULT, value, e, attempt, job._parent)
+                        results = []
+                        break
                     if self.definition.on_error == "skip":
                         self.stats.skipped += 1
                         job.logger.error("datapoint skipped: %s: %s", type(e).__name__, e)
@@ -747,7 +766,7 @@ class _InlineRunner:
             except Exception as e:
                 i = len(results)
                 try:
-                    append(self.recover(values[i], e))
+                    append(self.recover(values[i], e, (chunk.stream_id, chunk.seq0 + i)))
                 except _Failed as f:
                     failure = f.exc
                     break
@@ -805,7 +824,7 @@ class _InlineRunner:
                     del out[mark:], parents[mark:]
                     attempt += 1
                     try:
-                        self._retry_or_raise(e, attempt)
+                        self._retry_or_raise(e, attempt, v, (sid, seq))
                     except _Skipped:
                         break
                     except _Failed as f:
@@ -814,8 +833,9 @@ class _InlineRunner:
                         return
         self._push(out, sid, parents)
 
-    def _retry_or_raise(self, exc: Exception, attempt: int) -> None:
-        """Return (after the backoff) to retry; raise ``_Skipped`` or ``_Failed`` per the policy."""
+    def _retry_or_raise(self, exc: Exception, attempt: int, value: Any, parent: tuple[str, int]) -> None:
+        """Return (after the backoff) to retry; raise ``_Skipped`` (skipped, or sent to the
+        errors stream) or ``_Failed`` per the policy."""
         worker, job = self.worker, self.job
         d = worker.definition
         if attempt <= d.retries:
@@ -825,6 +845,10 @@ class _InlineRunner:
             if job.status.done:
                 raise _Failed(exc)
             return
+        if job.errors is not None:
+            worker.stats.dead_letters += 1
+            dead_letter.send(job, DEFAULT, value, exc, attempt, parent)
+            raise _Skipped
         if d.on_error == "skip":
             worker.stats.skipped += 1
             job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
@@ -841,19 +865,26 @@ class _InlineRunner:
         kept = [i for i, r in enumerate(results) if r is not None and r is not _SKIP]
         return [results[i] for i in kept], [seq0 + i for i in kept]
 
-    def recover(self, value: Any, exc: Exception) -> Any:
+    def recover(self, value: Any, exc: Exception, parent: tuple[str, int]) -> Any:
         """Retry ``value`` per policy; return its result, ``_SKIP``, or raise ``_Failed``."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._retry_or_raise(exc, attempt)
+                self._retry_or_raise(exc, attempt, value, parent)
             except _Skipped:
                 return _SKIP
             try:
                 return self.fn(value)
             except Exception as e:
                 exc = e
+
+
+def _count_attempt(inbox: Inbox, attempt: int, last: Any) -> tuple[int, Any]:
+    """The attempt a processor's failure is, counted per datapoint: a new one starts at 1
+    (retries are per datapoint, also after an earlier one was retried, skipped or dead-lettered)."""
+    item = inbox.current[1] if inbox.current is not None else None
+    return (attempt + 1 if item is last else 1), item
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:

@@ -15,7 +15,7 @@ EXPECTED = [
     "LiveEnv", "use_env", "current_env",
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",
-    "JobCancelled", "StreamEnded", "TruncatedHistoryWarning",
+    "JobCancelled", "StreamEnded", "TruncatedHistoryWarning", "DeadLetter",
     "__version__",
 ]  # fmt: skip
 

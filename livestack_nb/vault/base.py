@@ -278,6 +278,14 @@ class Vault(ABC):
                 (0,) if ref else (),
             )
 
+    def forget(self, job_ids: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """The env forgot these finished jobs (see ``LiveEnv(keep_jobs=...)``).
+
+        A durable vault keeps them (that is what it is for: ``env.job(id)``
+        reads them back); a vault in memory drops their records so a long
+        session stays bounded.
+        """
+
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make everything recorded so far durable (no-op when not durable)."""
 

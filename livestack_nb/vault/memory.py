@@ -63,6 +63,16 @@ class MemoryVault(Vault):
     def job(self, job_id: str) -> JobRecord | None:
         return self._jobs.get(job_id)
 
+    def forget(self, job_ids: Sequence[str]) -> None:
+        """Drop the records of jobs the env forgot: in memory, nothing is kept for ever."""
+        with self._lock:
+            for job_id in job_ids:
+                self._jobs.pop(job_id, None)
+                self._statuses.pop(job_id, None)
+                for r in self._streams.pop(job_id, ()):
+                    self._points.pop(r.stream_id, None)
+                self._children.pop(job_id, None)
+
     def add_stream(self, record: StreamRecord) -> None:
         with self._lock:
             self._streams.setdefault(record.job_id, []).append(record)

@@ -120,7 +120,10 @@ class FlowGraph(LiveWidget):
             pid = f"port:in:{tag}"
             ports.append({"id": pid, "name": tag, "node": label, "direction": "in"})
             self._edge_streams[pid] = target.input(tag).stream
-        for tag in target.spec.out_tags:
+        tags = list(target.spec.out_tags)
+        if target.errors is not None:
+            tags.append("errors")  # its dead letters, a port like its outputs
+        for tag in tags:
             pid = f"port:out:{tag}"
             ports.append({"id": pid, "name": tag, "node": label, "direction": "out"})
             self._edge_streams[pid] = target.output(tag)

@@ -50,10 +50,13 @@ class JobPanel(LiveWidget):
     def state(self) -> dict[str, Any]:
         """Status, counts per tag and traceback, as shown."""
         job = self.job
+        outputs = {t: len(job.output(t)) for t in job.spec.out_tags}
+        if job.errors is not None and "errors" not in outputs:
+            outputs["errors"] = len(job.errors)  # its dead letters, counted like an output
         return {
             "status": job.status.value,
             "inputs": {t: len(job.input(t).stream) for t in job.spec.in_tags},
-            "outputs": {t: len(job.output(t)) for t in job.spec.out_tags},
+            "outputs": outputs,
             "traceback": job.traceback or "",
         }
 
