@@ -108,8 +108,9 @@ class ParallelAttempts(JobSpec):
     other, so results keep the order of the values. When no attempt gives an
     acceptable result (each failed, timed out or ended without one), the value
     fails like a raising processor: retried per ``retries``, skipped with
-    ``on_error="skip"``, else the race's job fails, its error naming what
-    became of each attempt.
+    ``on_error="skip"``, sent to the race's ``errors`` stream with
+    ``on_error="dead_letter"``, else the race's job fails, its error naming
+    what became of each attempt.
 
     Parameters
     ----------

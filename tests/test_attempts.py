@@ -309,3 +309,16 @@ def test_a_race_itself_shows_as_its_graph_then_follows_its_latest_run(env, comms
 
     wait_until(followed, timeout=5)
     assert graph.state()["status"] == "completed"
+
+
+def test_with_dead_letters_a_lost_race_goes_to_the_errors_stream_and_the_next_value_races(env):
+    race = ls.ParallelAttempts("dead-lost", [gas], accept=lambda p: not p.burnt, on_error="dead_letter")
+    _gate("gas").set()
+    run = race.start()
+    run.feed_many([{"pizza": "calzone"}, {"pizza": "funghi"}])
+    run.end()
+    run.wait(timeout=10)
+    assert [p.pizza for p in run.output().values()] == ["funghi"]
+    (letter,) = run.errors.values()
+    assert letter.value == Order(pizza="calzone")
+    assert "no attempt gave an acceptable result" in str(letter.error)

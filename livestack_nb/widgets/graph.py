@@ -9,6 +9,7 @@ import traitlets
 
 from ..attempts import ParallelAttempts
 from ..env import LiveEnv, current_env
+from ..errors import LivestackError
 from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
@@ -177,7 +178,10 @@ class FlowGraph(LiveWidget):
             known = self._node_jobs.get(nid)
             if known is not None and known.job_id == job_id:
                 continue
-            job = handle.env.job(job_id)
+            try:
+                job = handle.env.job(job_id)
+            except LivestackError:
+                continue  # forgotten by the env (keep_jobs): the node keeps what it showed
             self._node_jobs[nid] = job
             for eid, tag in self._edges_from.get(nid, ()):
                 self._edge_streams[eid] = job.output(tag)
