@@ -91,7 +91,10 @@ class FlowGraph(LiveWidget):
                     self._node_jobs[n.id] = env.job(n.job_id)
         edges = []
         self._edges_from, self._edges_to = {}, {}
-        with_job = {n.id for n in graph.nodes if n.job_id is not None}
+        # A node without a job fed by the run's own job (a race's attempt) gets a job
+        # per value: its edges follow that job (see _follow_nodes), not the run's output.
+        per_value = {n.id for n in graph.nodes if n.job_id is None}
+        own = {n.id for n in graph.nodes if n.job_id is not None and n.job_id == graph.job_id}
         for e in graph.edges:
             eid = _edge_id(e.source, e.source_tag, e.target, e.target_tag)
             label = e.source_tag if e.source_tag == e.target_tag else f"{e.source_tag}→{e.target_tag}"
@@ -99,7 +102,7 @@ class FlowGraph(LiveWidget):
             self._edges_from.setdefault(e.source, []).append((eid, e.source_tag))
             self._edges_to.setdefault(e.target, []).append((eid, e.target_tag))
             src = self._node_jobs.get(e.source)
-            if src is not None and e.target in with_job:
+            if src is not None and not (e.source in own and e.target in per_value):
                 self._edge_streams[eid] = src.output(e.source_tag)
         ports = []
         for x in graph.exposures:
