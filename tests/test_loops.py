@@ -550,3 +550,37 @@ def test_the_conversation_ends_on_a_durable_vault_and_reads_back_whole(make_env,
     env.flush()
     again = make_env(vault=url)
     assert again.job(run.job_id).output("npc-talk").values() == ["npc line 1", "npc line 2", "npc line 3"]
+
+
+@ls.job_spec(name="two-readers", inputs={"num": int, "flag": bool}, outputs={"default": int})
+async def two_readers(job: ls.LiveJob):
+    """Livestack's liveflow.dummy processor: one task follows a flag, the main loop the numbers."""
+    louder = False
+
+    async def follow_flag() -> None:
+        nonlocal louder
+        async for flag in job.input("flag"):
+            louder = flag
+
+    flag = asyncio.create_task(follow_flag())
+    async for n in job.input("num"):
+        await asyncio.sleep(0.02)  # holds its value while the flag task reads the flag's end
+        await job.output.emit(n)
+    await flag
+
+
+def test_a_processor_reading_in_two_tasks_keeps_its_value_counted_in_a_loop(env):
+    flow = ls.Liveflow("dummy-loop")
+    flow.connect(two_readers, down_map)
+    flow.connect(down_map, two_readers.input("num"))
+    flow.expose(two_readers.input("num"), "num")
+    flow.expose(two_readers.input("flag"), "flag")
+    flow.expose(two_readers.output(), "out")
+    run = flow.start()
+    run.input("flag").feed(True)
+    run.input("num").feed(3)
+    run.input("num").end()
+    wait_until(lambda: len(run.output("out")) == 1, timeout=5)  # 3 is out, 2 is being held
+    run.input("flag").end()  # the flag task reads this end while the main loop holds 2
+    run.wait(timeout=10)
+    assert run.output("out").values() == [3, 2, 1, 0]
