@@ -186,6 +186,7 @@ class ParallelAttempts(JobSpec):
         # Each attempt's options checked now, in the cell that wrote the race.
         self._options = {a.label: a.spec.validate_options(a.options) for a in race}
         self.accept = accept
+        self._policy = (retries, on_error)
         self.define_worker(self._race_each, concurrency=8, retries=retries, on_error=on_error)
         from .env import register_spec
 
@@ -219,6 +220,27 @@ class ParallelAttempts(JobSpec):
 
     def run_graph(self, job_id: str) -> Graph | None:
         return self.graph(job_id)
+
+    def derive(self, name: str, *, options: Any = None) -> ParallelAttempts:
+        """The same race under another name (a race has no options of its own:
+        give each attempt its options in :func:`attempt`)."""
+        if options:
+            raise LivestackError(
+                f"race {self.name!r}: derive({name!r}) got options, but a race has none of its own; "
+                "give each attempt its options with ls.attempt(spec, options=...)"
+            )
+        if not isinstance(name, str) or not name or name == self.name:
+            raise LivestackError(f"race {self.name!r}: derive() needs a new, non-empty name, not {name!r}")
+        retries, on_error = self._policy
+        return ParallelAttempts(
+            name,
+            self.attempts,
+            accept=self.accept,
+            input=self.in_tags[DEFAULT].tp,
+            output=self.out_tags[DEFAULT].tp,
+            retries=retries,
+            on_error=on_error,
+        )
 
     # -- running ----------------------------------------------------------------------
 

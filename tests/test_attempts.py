@@ -322,3 +322,16 @@ def test_with_dead_letters_a_lost_race_goes_to_the_errors_stream_and_the_next_va
     (letter,) = run.errors.values()
     assert letter.value == Order(pizza="calzone")
     assert "no attempt gave an acceptable result" in str(letter.error)
+
+
+def test_a_derived_race_is_the_same_race_under_another_name(env):
+    race = ls.ParallelAttempts("first-race", [gas, wood], accept=lambda p: not p.burnt)
+    again = race.derive("second-race")
+    assert isinstance(again, ls.ParallelAttempts) and again.attempts == race.attempts
+    _gate("wood").set()
+    assert [p.oven for p in again.run([{"pizza": "calzone"}], timeout=10)] == ["wood"]  # gas burns it
+    assert [n.id for n in again.graph().nodes] == ["race", "gas-oven", "wood-oven", "winner"]
+    with pytest.raises(ls.LivestackError, match=r"a race has none of its own"):
+        race.derive("third-race", options={"spice": 1})
+    with pytest.raises(ls.LivestackError, match=r"needs a new, non-empty name"):
+        race.derive("first-race")
