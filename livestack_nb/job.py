@@ -145,7 +145,9 @@ class Inbox:
     counts until the processor has seen it (its next read or wait, or its return),
     so ending a loop-fed input is not taken for quiet before the job has acted on
     it; and nothing put after the processor returned is counted (nobody reads it).
-    The count is let go outside the lock: a quiet flow ends streams from there.
+    A value is let go by the reader that took it (its thread, or its task: a
+    processor may read two tags in two tasks at once); the count is let go outside
+    the lock, since a quiet flow ends streams from there.
     """
 
     def __init__(self, tags: Iterable[str], activity: Activity | None = None) -> None:
@@ -157,10 +159,13 @@ class Inbox:
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._cancelled = False
         self._activity = activity
-        # In a flow with a cycle (``activity``): units of work this reader holds (the
-        # value it works on, ends it was told of) and ends not yet seen; a job holds
-        # one from the start until it first reads, since it may emit before that.
+        # In a flow with a cycle (``activity``): units of work the processor holds
+        # (ends it was told of; one from the start until it first reads, since it
+        # may emit before that), values each reader (thread or task) works on, and
+        # ends not yet seen.
         self._held = 0
+        self._items: dict[object, int] = {}
+        self._current_key: object = None
         self._ends = 0
         self._closed = False
         if activity is not None:
@@ -220,18 +225,28 @@ class Inbox:
                 self._queues[tag].appendleft(item)
                 self.current = None
                 if self._activity is not None:
-                    if self._held:
-                        self._held -= 1  # its unit goes back to the queue with it
+                    key = self._current_key
+                    if self._items.get(key):
+                        self._items[key] -= 1  # its unit goes back to the queue with it
                     else:
                         self._activity.add(1)
 
-    def release(self) -> None:
-        """The processor finished with what it held (it reads again, returned or failed)."""
-        n = self._held
-        if n:
+    def release(self, reader: object = None) -> None:
+        """``reader`` (see :func:`_reader`) finished with what it held (it reads again),
+        or the processor with all of it (``None``: it returned or failed)."""
+        act = self._activity
+        if act is None:
+            return
+        with self._mutex:
+            n = self._held
             self._held = 0
-            assert self._activity is not None
-            self._activity.done(n)
+            if reader is None:
+                n += sum(self._items.values())
+                self._items.clear()
+            else:
+                n += self._items.pop(reader, 0)
+        if n:
+            act.done(n)
 
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
@@ -247,7 +262,7 @@ class Inbox:
         if left and self._activity is not None:
             self._activity.done(left)
 
-    def _take(self, tags: tuple[str, ...]) -> Any:
+    def _take(self, tags: tuple[str, ...], reader: object = None) -> Any:
         if self._cancelled:
             raise JobCancelled("the job was cancelled: its input is closed")
         if self._ends:
@@ -264,8 +279,9 @@ class Inbox:
             if self._blocked:
                 self._cond.notify_all()  # a feeder held by backpressure may go on
             self.current = (best_tag, item)
-            if self._activity is not None:
-                self._held += 1  # its unit moves from the queue to the reader
+            if self._activity is not None:  # its unit moves from the queue to the reader
+                self._items[reader] = self._items.get(reader, 0) + 1
+                self._current_key = reader
             return best_tag, item
         if all(t not in self._open for t in tags):
             return _ENDED
@@ -273,11 +289,12 @@ class Inbox:
 
     def get(self, tags: tuple[str, ...]) -> Any:
         """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
+        reader = None if self._activity is None else _reader()
         while True:
-            self.release()  # outside the lock: a quiet flow may end streams from here
+            self.release(reader)  # outside the lock: a quiet flow may end streams from here
             with self._mutex:
                 while True:
-                    r = self._take(tags)
+                    r = self._take(tags, reader)
                     if r is not None:
                         return r
                     if self._held:
@@ -290,10 +307,11 @@ class Inbox:
 
     async def aget(self, tags: tuple[str, ...]) -> Any:
         loop = asyncio.get_running_loop()
+        reader = None if self._activity is None else _reader()
         while True:
-            self.release()
+            self.release(reader)
             with self._mutex:
-                r = self._take(tags)
+                r = self._take(tags, reader)
                 if r is not None:
                     return r
                 if self._held:
@@ -305,6 +323,15 @@ class Inbox:
                 await fut
             finally:
                 self.waiting = False
+
+
+def _reader() -> object:
+    """Who reads: the asyncio task, or else the thread (a key of ``Inbox._items``)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: a sync processor's thread
+        task = None
+    return task if task is not None else threading.get_ident()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

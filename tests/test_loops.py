@@ -584,3 +584,25 @@ def test_a_processor_reading_in_two_tasks_keeps_its_value_counted_in_a_loop(env)
     run.input("flag").end()  # the flag task reads this end while the main loop holds 2
     run.wait(timeout=10)
     assert run.output("out").values() == [3, 2, 1, 0]
+
+
+@ls.job_spec(name="is-even")
+def is_even(n: int) -> bool:
+    return n % 2 == 0
+
+
+def test_a_processor_reading_in_two_tasks_fed_by_two_loops_ends_whole(env):
+    """The flag task reads values of its own loop while the main loop holds a value:
+    each task's value stays counted until that task reads again."""
+    flow = ls.Liveflow("dummy-two-loops")
+    flow.connect(two_readers, down_map)
+    flow.connect(down_map, two_readers.input("num"))
+    flow.connect(two_readers, is_even)
+    flow.connect(is_even, two_readers.input("flag"))
+    flow.expose(two_readers.input("num"), "num")
+    flow.expose(two_readers.output(), "out")
+    run = flow.start()
+    run.input("num").feed(5)
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("out").values() == [5, 4, 3, 2, 1, 0]
