@@ -721,7 +721,10 @@ class LiveEnv:
 
             job = reattach_remote(self, spec, options, record)
             with self._lock:
-                return self._jobs.setdefault(job_id, job)
+                kept = self._jobs.setdefault(job_id, job)
+            if kept is job:
+                job.add_done_callback(self._finished_job)  # forgotten like any job (keep_jobs)
+            return kept
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:
             stream = DataStream(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .stream import Chunk, DataStream
 
-__all__ = ["StreamReader", "TruncatedHistoryWarning", "warn_truncated"]
+__all__ = ["StreamReader", "TruncatedHistoryWarning", "warn_missing", "warn_truncated"]
 
 
 class TruncatedHistoryWarning(UserWarning):
@@ -52,6 +52,17 @@ def warn_truncated(stream: DataStream, first: int, what: str) -> None:
         f"{first} before it are no longer held in memory (history={stream.history}). Keep more with "
         "LiveEnv(history=...), use a durable vault (vault='sqlite:///file.db'), or read what memory "
         "holds with values(last=n)",
+        TruncatedHistoryWarning,
+        stacklevel=_user_level(),
+    )
+
+
+def warn_missing(stream: DataStream, start: int, stop: int) -> None:
+    """Say that datapoints ``[start, stop)`` of ``stream`` are neither in memory nor in its vault."""
+    warnings.warn(
+        f"stream {stream.stream_id!r}: datapoints {start}..{stop - 1} of {len(stream)} are no longer "
+        "stored in the vault (a Redis vault keeps about `maxlen` entries per stream) nor held in "
+        f"memory (history={stream.history}); the read goes on without them",
         TruncatedHistoryWarning,
         stacklevel=_user_level(),
     )

@@ -536,7 +536,9 @@ class JobSpec:
                 raise validation_error(
                     e, dict(options), spec=name, tag="options", side="options", type_name=model.__name__
                 ) from None
-        new = JobSpec(name, inputs=self.inputs, outputs=self.outputs, options=model)
+        new = JobSpec(
+            name, inputs=self.inputs, outputs=self.outputs, options=model, ephemeral=sorted(self.ephemeral)
+        )
         d = self.worker_def
         if d is not None:
             new.define_worker(

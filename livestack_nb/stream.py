@@ -30,7 +30,7 @@ from reactivex import abc as rx_abc
 from reactivex.disposable import Disposable
 
 from .errors import JobClosedError
-from .reading import StreamReader, aiterate, iterate, warn_truncated
+from .reading import StreamReader, aiterate, iterate, warn_missing, warn_truncated
 from .spec import TagType
 from .storage import StorageProvider, StorageRef
 
@@ -736,10 +736,17 @@ class DataStream(reactivex.Observable[Any]):
     def _synced_archive(self, start: int, stop: int) -> Iterator[Chunk]:
         if self._sync_archive is not None:
             self._sync_archive()
+        expected = start
         for c in self._archived(stop):
-            if c.seq0 + len(c.stored) <= start:
+            end = c.seq0 + len(c.stored)
+            if end <= start:
                 continue
+            if c.seq0 > expected:  # trimmed away in the vault: said, never silent
+                warn_missing(self, expected, c.seq0)
             yield c if c.seq0 >= start else c.tail(start - c.seq0)
+            expected = end
+        if expected < stop:
+            warn_missing(self, expected, stop)
 
     def _range(self, last: int | None, what: str) -> Iterator[Chunk]:
         if last is None:

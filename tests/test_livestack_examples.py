@@ -138,3 +138,20 @@ def test_simple_liveflow_with_two_inputs_a_transform_and_outputs_read_as_they_co
     assert len(final) == 10 and final == ["Summary: " + s for s in seen]
     for num, line in enumerate(final):
         assert line in (f"Summary: Combine result: {num}", f"Summary: Combine result: {num * 100}")
+
+
+class Message(BaseModel):
+    text: str
+
+
+def test_datastream_get_or_create_subscribed_from_the_beginning(env):
+    # Livestack's DataStream test: getOrCreate a unique stream, subscribe from the
+    # beginning, publish a message, see it
+    name = f"testStream-{time.time_ns()}"
+    stream = env.stream(name, type=Message)
+    seen: list[Message] = []
+    stream.replay().subscribe(seen.append)
+    stream.emit({"text": "Hello, World!"})
+    assert seen == [Message(text="Hello, World!")]
+    assert env.stream(name) is stream
+    assert stream.next_value(timeout=5) == Message(text="Hello, World!")

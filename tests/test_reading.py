@@ -377,3 +377,20 @@ def test_a_table_of_a_long_stream_neither_warns_nor_reads_it_whole(make_env):
         warnings.simplefilter("error")
         table = StreamTable(job.output(), max_rows=200)  # more than memory holds
         table.close()
+
+
+def test_a_read_of_a_redis_stream_trimmed_by_maxlen_says_what_is_missing(make_env, redis_url):
+    url = redis_url + "&maxlen=10"
+    env = make_env(vault=url)
+    job = double.start(env=env)
+    for i in range(400):  # one entry per flush: far more than maxlen keeps
+        job.feed(i)
+        wait_until(lambda i=i: len(job.output()) == i + 1, timeout=5)
+        env.flush()
+    job.end()
+    job.wait(timeout=20)
+    again = make_env(vault=url, history=5)
+    stored = again.job(job.job_id).output()
+    with pytest.warns(ls.TruncatedHistoryWarning, match=r"datapoints 0\.\.\d+ of 400 are no longer stored"):
+        kept = stored.values()
+    assert 5 <= len(kept) < 400 and kept == [2 * x for x in range(400 - len(kept), 400)]

@@ -180,3 +180,17 @@ def test_a_flow_with_several_exposed_inputs_runs_by_tag(env):
     assert got == ["1g with a", "2g with b"]
     with pytest.raises(ls.LivestackError, match=r"input tags \['dough', 'sauce'\]"):
         flow.run([{"flour": 1}], timeout=10)
+
+
+def test_a_flow_run_started_with_an_id_is_fed_and_read_by_it_from_another_cell(env):
+    flow = ls.Liveflow("by-id-flow")
+    flow.connect(double, spread)
+    flow.expose(double.input(), "orders")
+    flow.expose(spread.output(), "boxes")
+    flow.start(job_id="shift-1")
+    run = env.job("shift-1")  # another cell
+    run.feed(2)
+    run.end()
+    assert list(run.output()) == [0, 1, 2, 3]
+    with pytest.raises(ls.LivestackError, match="job id 'shift-1' is taken"):
+        flow.start(job_id="shift-1")
