@@ -232,7 +232,7 @@ class Inbox:
                         self._activity.add(1)
 
     def release(self, reader: object = None) -> None:
-        """``reader`` (see :func:`_reader`) finished with what it held (it reads again),
+        """``reader`` (a thread's id or a task) finished with what it held (it reads again),
         or the processor with all of it (``None``: it returned or failed)."""
         act = self._activity
         if act is None:
@@ -289,7 +289,7 @@ class Inbox:
 
     def get(self, tags: tuple[str, ...]) -> Any:
         """Next ``(tag, item)`` from ``tags``, blocking; ``_ENDED`` when all ended."""
-        reader = None if self._activity is None else _reader()
+        reader = None if self._activity is None else threading.get_ident()  # who reads: its thread
         while True:
             self.release(reader)  # outside the lock: a quiet flow may end streams from here
             with self._mutex:
@@ -307,7 +307,7 @@ class Inbox:
 
     async def aget(self, tags: tuple[str, ...]) -> Any:
         loop = asyncio.get_running_loop()
-        reader = None if self._activity is None else _reader()
+        reader = None if self._activity is None else asyncio.current_task()  # who reads: its task
         while True:
             self.release(reader)
             with self._mutex:
@@ -323,15 +323,6 @@ class Inbox:
                 await fut
             finally:
                 self.waiting = False
-
-
-def _reader() -> object:
-    """Who reads: the asyncio task, or else the thread (a key of ``Inbox._items``)."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running loop: a sync processor's thread
-        task = None
-    return task if task is not None else threading.get_ident()
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
