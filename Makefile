@@ -12,10 +12,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # The front end is built by `pip install -e .` (hatch-jupyter-builder runs npm);
-# after that, edits under labextension/ are rebuilt here and linked into the
-# venv, so a reload of the browser page picks them up.
+# after that, edits under labextension/ are rebuilt here and copied into the
+# venv, so a reload of the browser page picks them up. A copy, not the symlink
+# `jupyter labextension develop` makes: Voila refuses files reached through a
+# link out of its static root (HTTP 403 "is not in root static directory").
 FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
+EXT    := $(VENV)/share/jupyter/labextensions/livestack-nb
 
 .PHONY: run test lint typecheck pytest bench bench-redis faults-sqlite examples clean
 
@@ -30,7 +33,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 $(FRONT): $(STAMP) $(JS_SRC)
 	cd labextension && PATH="$(abspath $(BIN)):$$PATH" npm run build
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	rm -rf $(EXT) && mkdir -p $(EXT)
+	cp -R livestack_nb/labextension/. install.json $(EXT)/
 	touch $(FRONT)
 
 run: $(STAMP) $(FRONT)

@@ -69,6 +69,19 @@ def _register_display_hooks() -> None:
 _register_display_hooks()
 
 
+def __getattr__(name: str) -> object:
+    """``ls.widgets`` on first use: the widgets (and ipywidgets) load only then."""
+    if name == "widgets":
+        import importlib
+
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "widgets"})
+
+
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """Where the built front end is, for ``jupyter labextension develop``."""
     return [{"src": "labextension", "dest": "livestack-nb"}]

@@ -30,6 +30,7 @@ from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
 
 if TYPE_CHECKING:
     from .env import LiveEnv
+    from .feeding import Feeding
     from .storage import StorageProvider
 
 __all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
@@ -774,6 +775,14 @@ class InputFeeder:
         except JobClosedError:
             raise self._closed() from None
 
+    def feed_from(self, values: Iterable[Any], *, end: bool = False, chunk: int = 1000) -> Feeding:
+        """Feed ``values`` from a background thread and return at once (see :mod:`livestack_nb.feeding`)."""
+        from .feeding import start_feeding
+
+        return start_feeding(
+            self.stream, self.feed_many, values, tag=self.tag, end=self.end if end else None, chunk=chunk
+        )
+
     def _closed(self) -> JobClosedError:
         job = self._job
         if job.stored and not job.status.done:
@@ -884,6 +893,16 @@ class JobHandle:
     def feed_many(self, values: Iterable[Any]) -> None:
         """Feed several values to the default input (as :meth:`feed`)."""
         self.input(self.spec.sole_tag("input", "feed_many()")).feed_many(values)
+
+    def feed_from(self, values: Iterable[Any], *, end: bool = False, chunk: int = 1000) -> Feeding:
+        """Feed ``values`` to the default input from a background thread; returns at once.
+
+        The returned :class:`~livestack_nb.feeding.Feeding` shows progress
+        (``count``, ``rate``, ``eta``), can be cancelled and ``wait()``-ed
+        (raising what stopped it); ``end=True`` ends the input when the
+        values are used up. The JobPanel shows it with a cancel button.
+        """
+        return self.input(DEFAULT).feed_from(values, end=end, chunk=chunk)
 
     def end(self) -> None:
         """No more input on any tag; the job finishes what it has."""

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -81,8 +82,14 @@ class Server:
 
 
 @contextmanager
-def jupyter_server(root: Path, log: Path) -> Iterator[Server]:
-    """Start ``jupyter lab`` (which also serves Notebook 7's pages) and stop it afterwards."""
+def jupyter_server(
+    root: Path, log: Path, python: str = sys.executable, pythonpath: bool = True
+) -> Iterator[Server]:
+    """Start ``jupyter lab`` (which also serves Notebook 7's pages) and stop it afterwards.
+
+    ``python`` is the interpreter it runs with (an installed venv's); ``pythonpath=False``
+    keeps this checkout off the path of the server and its kernels.
+    """
     settings = root.parent / "lab-settings"
     news = settings / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True, exist_ok=True)
@@ -97,10 +104,12 @@ def jupyter_server(root: Path, log: Path) -> Iterator[Server]:
             filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
         ),
     )
+    if not pythonpath:
+        env.pop("PYTHONPATH")
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+                python, "-m", "jupyterlab", "--no-browser", "--allow-root",
                 f"--port={port}", "--ServerApp.ip=127.0.0.1",
                 f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
                 "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=",
@@ -112,6 +121,73 @@ def jupyter_server(root: Path, log: Path) -> Iterator[Server]:
         wait_until(lambda: proc.poll() is not None or server.up(), timeout=60, message="jupyter lab started")
         if proc.poll() is not None:
             raise RuntimeError(f"jupyter lab exited: {log.read_text()[-2000:]}")
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+class VoilaServer:
+    """A ``voila`` server on 127.0.0.1 serving the notebooks of ``root``."""
+
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]) -> None:
+        self.root = root
+        self.port = port
+        self.proc = proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers
+        except OSError:
+            return False
+
+
+def voila_path(python: str = sys.executable) -> None:
+    """Voila importable from ``python``, or a failure in CI / a skip elsewhere."""
+    ok = subprocess.run([python, "-c", "import voila"], capture_output=True, timeout=60).returncode == 0
+    if not ok:
+        message = "voila is not installed (pip install -e '.[test]')"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@contextmanager
+def voila_server(
+    root: Path, log: Path, python: str = sys.executable, pythonpath: bool = True
+) -> Iterator[VoilaServer]:
+    """Start ``voila`` (its tree of ``root``) with ``python`` and stop it afterwards."""
+    voila_path(python)
+    port = _free_port()
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+        )
+    else:
+        env.pop("PYTHONPATH", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [python, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+             "--show_tracebacks=True", str(root)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )  # fmt: skip
+    server = VoilaServer(root, port, proc)
+    try:
+        wait_until(lambda: proc.poll() is not None or server.up(), timeout=60, message="voila started")
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited: {log.read_text()[-2000:]}")
         yield server
     finally:
         proc.terminate()

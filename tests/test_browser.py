@@ -79,7 +79,7 @@ def _count(page: Any, index: int = 0) -> int:
 
 
 def _series_pixels(canvas: Any) -> int:
-    """How many pixels of the canvas have the first series' colour (#1f77b4)."""
+    """How many pixels of the canvas have (about) the first series' colour (#0072b2; #1f77b4 before)."""
     return int(
         canvas.evaluate(
             """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -363,3 +363,208 @@ def test_without_chromium_the_browser_tests_fail_in_ci_and_skip_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         b.chromium_path()
+
+
+FORM = """\
+import livestack_nb as ls
+from typing import Literal
+from pydantic import BaseModel, Field
+
+class Click(BaseModel):
+    by: int = Field(1, ge=1, le=10)
+    who: Literal["chef", "guest"] = "guest"
+
+@ls.job_spec(inputs={"default": Click}, outputs={"default": int})
+def counter(job: ls.LiveJob):
+    count = 0
+    for click in job.input:
+        count += click.by
+        job.output.emit(count)
+
+tally = counter.start()
+display(ls.widgets.JobInput(tally))
+tally.output()
+"""
+
+
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
+def test_a_job_input_form_feeds_a_live_counter_and_shows_errors_by_the_field(
+    browser: Any, server: Any, ui: str
+) -> None:
+    page, _ = _open_and_run(browser, server, ui, nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(FORM)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        form = page.locator(".lsnb-input")
+        form.wait_for(timeout=60_000)
+        table = page.locator(".lsnb-table.lsnb-live")
+        table.wait_for(timeout=60_000)
+        by = form.locator(".lsnb-field-by input")
+        by.fill("2")
+        by.press("Enter")
+        form.locator(".lsnb-field-who select").select_option("chef")
+        for clicks in (1, 2, 3):
+            form.locator("button.lsnb-feed").click()
+            wait_until(lambda c=clicks: _count(page) == c, timeout=15, message=f"{clicks} clicks counted")
+        assert table.locator("tbody tr td").nth(2).text_content() == "6"
+        assert form.locator(".lsnb-input-status").text_content() == "fed 3"
+        shot(page.locator(".jp-OutputArea").first, f"{ui}-job-input-fed")
+        # a value the type refuses: the error by its field, nothing fed
+        by.fill("50")
+        by.press("Enter")
+        form.locator("button.lsnb-feed").click()
+        error = form.locator(".widget-hbox:has(.lsnb-field-by) .lsnb-field-error")
+        wait_until(lambda: error.text_content() == "Input should be less than or equal to 10", timeout=15)
+        assert form.locator(".widget-hbox:has(.lsnb-field-who) .lsnb-field-error").text_content() == ""
+        shot(form, f"{ui}-job-input-error")
+        assert _count(page) == 3
+        # End: the job ends, the table says so
+        form.locator("button.lsnb-end").click()
+        wait_until(lambda: "ended" in (table.locator(".lsnb-header").text_content() or ""), timeout=15)
+        assert form.locator("button.lsnb-feed").is_disabled()
+        # the form's static snapshot is hidden next to it
+        assert not page.locator(".lsnb-snapshot").first.is_visible()
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-job-input-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+FEEDING = """\
+import itertools, time
+import livestack_nb as ls
+
+slow = ls.JobSpec("slow", input=int, output=int)
+slow.define_worker(lambda x: x)
+
+def paced():
+    for i in itertools.count():
+        time.sleep(0.001)
+        yield i
+
+counted = slow.start()
+done = counted.feed_from(range(20_000))      # a known length: a bar with an ETA
+endless = slow.start()
+feeding = endless.feed_from(paced())        # no length: a bar without an end, and Cancel
+display(ls.widgets.JobPanel(counted))
+ls.widgets.JobPanel(endless)
+"""
+
+
+def test_the_job_panel_shows_a_feeds_progress_and_its_cancel_button_stops_it(
+    browser: Any, server: Any
+) -> None:
+    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(FEEDING)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        panels = page.locator(".lsnb-panel.lsnb-live")
+        wait_until(lambda: panels.count() == 2, timeout=60)
+        known, endless = panels.nth(0), panels.nth(1)
+        text = known.locator(".lsnb-feeding-text")
+        wait_until(lambda: "20,000/20,000" in (text.text_content() or ""), timeout=30, message="fed")
+        assert (text.text_content() or "").startswith("done default: 20,000/20,000")
+        bar = known.locator("progress")
+        assert bar.evaluate("b => [b.value, b.max]") == [20000, 20000]
+        assert known.locator(".lsnb-feeding-cancel").count() == 0
+        row = endless.locator(".lsnb-feeding-feeding")
+        row.wait_for(timeout=30_000)
+        progress = r"feeding default: [\d,]+ · [\d.k]+/s"
+        wait_until(lambda: re.search(progress, row.text_content() or ""), timeout=30)
+        shot(endless, "lab-panel-feeding")
+        endless.locator(".lsnb-feeding-cancel").click()
+        done = endless.locator(".lsnb-feeding-cancelled")
+        done.wait_for(timeout=15_000)
+        assert endless.locator(".lsnb-feeding-cancel").count() == 0
+        shot(endless, "lab-panel-feed-cancelled")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "feeding-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+TIME_PLOT = """\
+from livestack_nb.stream import DataStream
+from livestack_nb.widgets import StreamPlot
+
+s = DataStream("shifts")
+ovens = lambda i: {f"oven{j}": (i * (j + 1)) % 17 for j in range(10)}
+s.push([{"ts": 1_767_225_600 + 600 * i, **ovens(i)} for i in range(60)])
+StreamPlot(s, x="ts", window=60)
+"""
+
+
+def test_a_plot_of_a_time_field_with_ten_series(browser: Any, server: Any) -> None:
+    page, _ = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(TIME_PLOT)],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        plot = page.locator(".lsnb-plot.lsnb-live").first
+        plot.wait_for(timeout=60_000)
+        canvas = plot.locator("canvas").first
+        wait_until(lambda: _series_pixels(canvas) > 50, timeout=30, message="the plot drew")
+        assert plot.locator(".u-legend .u-label").all_text_contents()[:3] == ["ts", "oven0", "oven1"]
+        # the cursor's x readout is a date and time, not epoch seconds
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        readout = plot.locator(".u-legend .u-series").first.locator(".u-value")
+        wait_until(lambda: re.search(r"2026|1/1/26|\d:\d\d", readout.text_content() or ""), timeout=10)
+        shot(plot, "lab-plot-time-ten-series")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "time-plot-failure.png"))
+        raise
+    finally:
+        page.close()
+
+
+MEDIA = """\
+import sys
+sys.path.insert(0, {tests!r})
+from media_support import png_bytes, wav_bytes
+from livestack_nb.stream import DataStream
+
+s = DataStream("media")
+s.push([png_bytes(rgb=(0, 114, 178)), wav_bytes(), b"<img src=x onerror=alert(1)>"])
+s
+"""
+
+
+def test_images_and_audio_in_a_table_are_built_from_their_bytes(browser: Any, server: Any) -> None:
+    tests = str(Path(__file__).resolve().parent)
+    page, dialogs = _open_and_run(browser, server, "lab", nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(MEDIA.format(tests=tests))],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    ))  # fmt: skip
+    try:
+        table = page.locator(".lsnb-table.lsnb-live")
+        table.wait_for(timeout=60_000)
+        img = table.locator("img.lsnb-thumb")
+        img.wait_for(timeout=30_000)
+        # decoded from a Blob of the bytes: its real size, its pixels the PNG's colour
+        wait_until(lambda: img.evaluate("i => i.complete && i.naturalWidth") == 24, timeout=15)
+        assert (img.get_attribute("src") or "").startswith("blob:")
+        pixel = img.evaluate(
+            """i => { const c = document.createElement('canvas'); c.width = i.naturalWidth;
+                      c.height = i.naturalHeight; const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+                      return Array.from(g.getImageData(5, 5, 1, 1).data); }"""
+        )
+        assert pixel == [0, 114, 178, 255]
+        audio = table.locator("audio.lsnb-audio")
+        assert (audio.get_attribute("src") or "").startswith("blob:")
+        wait_until(lambda: 0.45 < (audio.evaluate("a => a.duration") or 0) < 0.55, timeout=15,
+                   message="the player read the WAV's length")  # fmt: skip
+        # bytes that are no media stay text, and make no element
+        table.locator("td", has_text="<img src=x onerror=alert(1)>").wait_for(timeout=10_000)
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
+        assert not dialogs
+        shot(table, "lab-table-media")
+    except BaseException:
+        page.screenshot(path=str(ARTIFACTS / "media-failure.png"))
+        raise
+    finally:
+        page.close()

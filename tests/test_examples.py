@@ -49,6 +49,7 @@ NAMES = [
     "06_live_dashboard",
     "07_livestack_classics",
     "08_durable_scaleout",
+    "11_kitchen_controls",
 ]
 
 # The seed concepts of each notebook (issue #5): a concept -> a pattern that must
@@ -165,6 +166,13 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "redis-server stopped": r"children\[0\]\.terminate\(\)",
         "envs closed, temp dir removed": r"^env\.close\(\)\nmorning\.close\(\).*^shutil\.rmtree\(workdir\)",
     },
+    "11_kitchen_controls": {
+        "a form from the tag's type": r"form = ls\.widgets\.JobInput\(tally\)",
+        "submit does what Feed does": r'form\.submit\(by=2, who="chef"\)',
+        "an error shown by its field": r"form\.errors\[\"by\"\]",
+        "a bound slider": r"ls\.widgets\.bind\(knob, heat\.input\(\), transform=float\)",
+        "the End button": r"form\.end\(\)",
+    },
 }
 
 #: What 08 shows of its Redis part (the rest of its SHOWS comes from the SQLite part).
@@ -213,6 +221,13 @@ SHOWS: dict[str, list[str]] = {
         "no gap, no duplicate: True",
         "there is nothing to wait for",
         "temporary directory removed: True",
+    ],
+    "11_kitchen_controls": [
+        "fed 3 clicks",
+        "fed: False",
+        "field 'by': Input should be less than or equal to 10",
+        "fed 3>",
+        "final count: 8",
     ],
 }
 

@@ -76,3 +76,23 @@ def test_what_import_leaves_out_loads_when_first_used(tmp_path):
     loaded = _modules_after(code)
     assert {"sqlite3", "pandas", "livestack_nb.vault.sqlite"} <= loaded
     assert [m for m in ("ipywidgets", "IPython", "redis", "livestack_nb.widgets") if m in loaded] == []
+
+
+def test_widgets_is_a_lazy_attribute_of_the_package():
+    # reached as ``ls.widgets`` (no import of the subpackage written), and only then loaded
+    loaded = _modules_after(
+        "import livestack_nb as ls\n"
+        "assert 'livestack_nb.widgets' not in sys.modules\n"
+        "assert 'widgets' in dir(ls)\n"
+        "assert ls.widgets.StreamTable.__name__ == 'StreamTable'\n"
+    )
+    assert {"livestack_nb.widgets", "ipywidgets"} <= loaded
+
+
+def test_an_unknown_attribute_is_still_an_attribute_error():
+    import pytest
+
+    import livestack_nb as ls
+
+    with pytest.raises(AttributeError, match="no attribute 'widget'"):
+        ls.widget  # noqa: B018

@@ -2,7 +2,19 @@
  * JobPanel: one job's status, options, in/out counts, log records and the
  * traceback of a failure. Log records arrive as appended deltas.
  */
-import { LiveMessage, LiveModel, LiveView, el } from './base';
+import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+
+/** One background feed (``job.feed_from``) as the kernel reports it. */
+export interface FeedProgress {
+  id: number;
+  tag: string;
+  state: string;
+  count: number;
+  total: number | null;
+  rate: number;
+  eta: number | null;
+  error: string;
+}
 
 const MAX_LOGS = 200;
 
@@ -13,6 +25,7 @@ export class JobPanelModel extends LiveModel {
   outputs: Record<string, number> = {};
   logs: string[] = [];
   traceback = '';
+  feeds: FeedProgress[] = [];
 
   defaults(): any {
     return {
@@ -34,6 +47,7 @@ export class JobPanelModel extends LiveModel {
     this.inputs = msg.inputs ?? this.inputs;
     this.outputs = msg.outputs ?? this.outputs;
     this.traceback = msg.traceback ?? this.traceback;
+    this.feeds = (msg.feeds as FeedProgress[] | undefined) ?? this.feeds;
     if (msg.logs) {
       this.logs = this.logs.concat(msg.logs as string[]).slice(-MAX_LOGS);
     }
@@ -47,6 +61,7 @@ export class JobPanelView extends LiveView {
   private counts!: HTMLDivElement;
   private logs!: HTMLPreElement;
   private tb!: HTMLPreElement;
+  private feeds!: HTMLDivElement;
 
   build(): void {
     this.el.classList.add('lsnb-panel');
@@ -56,7 +71,8 @@ export class JobPanelView extends LiveView {
     this.counts = el('div', 'lsnb-counts');
     this.logs = el('pre', 'lsnb-logs');
     this.tb = el('pre', 'lsnb-error');
-    this.el.append(this.head, this.counts, this.opts, this.logs, this.tb);
+    this.feeds = el('div', 'lsnb-feedings');
+    this.el.append(this.head, this.counts, this.feeds, this.opts, this.logs, this.tb);
   }
 
   draw(): void {
@@ -78,5 +94,40 @@ export class JobPanelView extends LiveView {
     this.logs.hidden = m.logs.length === 0;
     this.tb.textContent = m.traceback;
     this.tb.hidden = !m.traceback;
+    this.feeds.replaceChildren(...m.feeds.map(f => this.feedRow(f)));
+    this.feeds.hidden = m.feeds.length === 0;
+  }
+
+  /** A tqdm-like line: a bar (indeterminate without a total), count, rate, ETA, cancel. */
+  private feedRow(f: FeedProgress): HTMLElement {
+    const row = el('div', `lsnb-feeding lsnb-feeding-${f.state}`);
+    row.dataset.feed = String(f.id);
+    const bar = el('progress', 'lsnb-feeding-bar');
+    if (f.total !== null) {
+      bar.max = Math.max(1, f.total);
+      bar.value = f.count;
+    } else if (f.state !== 'feeding') {
+      bar.max = 1;
+      bar.value = 1;
+    }
+    const of = f.total !== null ? `/${f.total.toLocaleString('en-US')}` : '';
+    const eta = f.state === 'feeding' && f.eta !== null ? ` · ETA ${f.eta.toFixed(1)}s` : '';
+    const err = f.error ? ` · ${f.error}` : '';
+    const text = el(
+      'span',
+      'lsnb-feeding-text',
+      `${f.state} ${f.tag}: ${f.count.toLocaleString('en-US')}${of} · ${fmtRate(f.rate)}${eta}${err}`
+    );
+    row.append(bar, text);
+    if (f.state === 'feeding') {
+      const cancel = el('button', 'lsnb-feeding-cancel', 'Cancel');
+      cancel.title = 'stop feeding (what was fed stays fed)';
+      cancel.onclick = () => {
+        cancel.disabled = true;
+        this.model.send({ type: 'cancel_feed', id: f.id }, {});
+      };
+      row.append(cancel);
+    }
+    return row;
   }
 }

@@ -6,7 +6,10 @@
 import uPlot from 'uplot';
 import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
 
-const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'];
+// Okabe and Ito's colour-blind-safe palette (the static snapshot's too, see
+// _svg.py); past eight series the colours come again, dashed, then dotted.
+const COLOURS = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000'];
+const DASHES: (number[] | undefined)[] = [undefined, [6, 3], [2, 2]];
 
 export class StreamPlotModel extends LiveModel {
   xs: number[] = [];
@@ -14,6 +17,7 @@ export class StreamPlotModel extends LiveModel {
   count = 0;
   rate = 0;
   ended = false;
+  timeX = false;
 
   defaults(): any {
     return {
@@ -44,6 +48,7 @@ export class StreamPlotModel extends LiveModel {
     this.count = msg.count ?? this.count;
     this.rate = msg.rate ?? this.rate;
     this.ended = msg.ended ?? this.ended;
+    this.timeX = msg.time_x ?? this.timeX;
   }
 
   applyReset(msg: LiveMessage): void {
@@ -90,6 +95,10 @@ export class StreamPlotView extends LiveView {
     ys.forEach((name, i) => {
       const stroke = COLOURS[i % COLOURS.length];
       const s: uPlot.Series = { label: name, stroke, width: 1.5 };
+      const dash = DASHES[Math.floor(i / COLOURS.length) % DASHES.length];
+      if (dash) {
+        s.dash = dash;
+      }
       if (kind === 'scatter') {
         s.paths = () => null;
         s.points = { show: true, size: 5, stroke, fill: stroke };
@@ -107,7 +116,8 @@ export class StreamPlotView extends LiveView {
       width,
       height: this.model.get('height') as number,
       series,
-      scales: { x: { time: xname === 'timestamp' } },
+      // epoch seconds (the emission time, or a time field) as dates and times
+      scales: { x: { time: (this.model as StreamPlotModel).timeX || xname === 'timestamp' } },
       legend: { show: true },
       cursor: { show: true }
     };

@@ -1,15 +1,41 @@
 /**
  * StreamTable: the newest rows of a stream as a plain DOM table.
  * Every value is set with textContent; long values are cut, the full text is
- * in the cell's tooltip.
+ * in the cell's tooltip. Images and audio come as their bytes (base64, with
+ * the type the kernel read from their magic number): the view builds an
+ * <img> or <audio> from a Blob of those bytes, never from an HTML string.
  */
 import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
 
 const CUT = 80;
+const MEDIA_TYPES = new Set([
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'audio/wav',
+  'audio/ogg',
+  'audio/flac',
+  'audio/mpeg'
+]);
+
+/** A cell holding an image or a sound, as the kernel sends it. */
+export interface MediaCell {
+  media: 'image' | 'audio';
+  mime: string;
+  b64: string;
+  text: string;
+}
+
+type Cell = string | MediaCell;
+
+function isMedia(c: unknown): c is MediaCell {
+  return typeof c === 'object' && c !== null && typeof (c as MediaCell).b64 === 'string';
+}
 
 export class StreamTableModel extends LiveModel {
   columns: string[] = [];
-  rows: string[][] = [];
+  rows: Cell[][] = [];
   count = 0;
   rate = 0;
   folded = 0;
@@ -48,13 +74,13 @@ export class StreamTableModel extends LiveModel {
 
   applyReset(msg: LiveMessage): void {
     this.header(msg);
-    this.rows = (msg.rows as string[][]).slice();
+    this.rows = (msg.rows as Cell[][]).slice();
   }
 
   applyDelta(msg: LiveMessage): void {
     this.header(msg);
     const max = this.get('max_rows') as number;
-    const rows = this.rows.concat(msg.rows as string[][]);
+    const rows = this.rows.concat(msg.rows as Cell[][]);
     this.rows = rows.length > max ? rows.slice(rows.length - max) : rows;
   }
 }
@@ -64,6 +90,7 @@ export class StreamTableView extends LiveView {
   private thead!: HTMLTableSectionElement;
   private tbody!: HTMLTableSectionElement;
   private shownColumns = '';
+  private media = new Map<MediaCell, { el: HTMLElement; url: string }>();
 
   build(): void {
     this.el.classList.add('lsnb-table');
@@ -108,13 +135,21 @@ export class StreamTableView extends LiveView {
     }
     // Newest first, so the latest values are visible without scrolling.
     const body: HTMLTableRowElement[] = [];
+    const seen = new Set<MediaCell>();
     for (let i = m.rows.length - 1; i >= 0; i--) {
       const tr = el('tr');
       const row = m.rows[i];
       // rows made before a new column appeared have fewer cells
       for (let j = 0; j < Math.max(row.length, m.columns.length); j++) {
         const td = el('td');
-        const s = j < row.length ? String(row[j]) : '';
+        const c = j < row.length ? row[j] : '';
+        if (isMedia(c)) {
+          td.append(this.mediaOf(c, seen));
+          td.title = c.text;
+          tr.append(td);
+          continue;
+        }
+        const s = String(c);
         if (s.length > CUT) {
           td.textContent = s.slice(0, CUT - 1) + '…';
           td.title = s;
@@ -127,5 +162,54 @@ export class StreamTableView extends LiveView {
       body.push(tr);
     }
     this.tbody.replaceChildren(...body);
+    // media of rows gone from the table: their elements and Blob URLs are freed
+    for (const [c, made] of this.media) {
+      if (!seen.has(c)) {
+        URL.revokeObjectURL(made.url);
+        this.media.delete(c);
+      }
+    }
+  }
+
+  /** The element of a media cell, made once from its bytes and kept while its row shows
+   *  (an <audio> made again on every redraw would stop playing). */
+  private mediaOf(c: MediaCell, seen: Set<MediaCell>): HTMLElement {
+    seen.add(c);
+    const made = this.media.get(c);
+    if (made) {
+      return made.el;
+    }
+    if (!MEDIA_TYPES.has(c.mime)) {
+      return el('span', 'lsnb-media-text', c.text);
+    }
+    const raw = atob(c.b64);
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      bytes[i] = raw.charCodeAt(i);
+    }
+    const url = URL.createObjectURL(new Blob([bytes], { type: c.mime }));
+    let node: HTMLElement;
+    if (c.media === 'image') {
+      const img = el('img', 'lsnb-thumb');
+      img.alt = c.text;
+      img.src = url;
+      node = img;
+    } else {
+      const audio = el('audio', 'lsnb-audio');
+      audio.controls = true;
+      audio.preload = 'metadata';
+      audio.src = url;
+      node = audio;
+    }
+    this.media.set(c, { el: node, url });
+    return node;
+  }
+
+  remove(): any {
+    for (const made of this.media.values()) {
+      URL.revokeObjectURL(made.url);
+    }
+    this.media.clear();
+    return super.remove();
   }
 }

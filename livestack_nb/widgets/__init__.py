@@ -15,18 +15,22 @@ from ._base import LiveWidget, live_widgets
 from ._display import register, show, widget_for
 from ._pump import KERNEL_BUDGET, PER_WIDGET_RATE, pump
 from .graph import FlowGraph
+from .input import Binding, JobInput, bind
 from .panel import JobPanel
 from .plot import StreamPlot
 from .table import StreamTable
 
 __all__ = [
+    "Binding",
     "FlowGraph",
+    "JobInput",
     "JobPanel",
     "KERNEL_BUDGET",
     "LiveWidget",
     "PER_WIDGET_RATE",
     "StreamPlot",
     "StreamTable",
+    "bind",
     "dispose_all",
     "live_widgets",
     "pump",

@@ -12,7 +12,18 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_CELL", "cells", "columns_of", "esc", "fmt_time", "number", "table_html"]
+__all__ = [
+    "MAX_CELL",
+    "Cell",
+    "cell",
+    "cell_text",
+    "cells",
+    "columns_of",
+    "esc",
+    "fmt_time",
+    "number",
+    "table_html",
+]
 
 #: Longest text sent for one cell; the front end shows less and keeps the rest in a tooltip.
 MAX_CELL = 2000
@@ -56,9 +67,29 @@ def field(value: Any, name: str) -> Any:
     return getattr(value, name, "")
 
 
-def cells(value: Any, columns: Sequence[str]) -> list[str]:
-    """One row of text cells for ``value`` under ``columns``."""
-    return [_text(field(value, c)) for c in columns]
+#: A table cell: text, or a media cell (see ``_media.media_of``).
+Cell = str | dict[str, str]
+
+
+def cell(v: Any) -> Cell:
+    """Text, or an image or audio cell for bytes that are one (or a PIL image)."""
+    if isinstance(v, (bytes, bytearray, memoryview)) or type(v).__module__.startswith("PIL."):
+        from ._media import media_of
+
+        media = media_of(v)
+        if media is not None:
+            return media
+    return _text(v)
+
+
+def cell_text(c: Cell) -> str:
+    """What a cell says as text (a media cell: its type and size)."""
+    return c if isinstance(c, str) else c["text"]
+
+
+def cells(value: Any, columns: Sequence[str]) -> list[Cell]:
+    """One row of cells for ``value`` under ``columns``: text, or media built from bytes."""
+    return [cell(field(value, c)) for c in columns]
 
 
 def number(v: Any) -> float | None:
@@ -71,10 +102,25 @@ def number(v: Any) -> float | None:
     return None
 
 
-def table_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], note: str) -> str:
+def _td(c: Cell) -> str:
+    """A snapshot cell: escaped text, or a small image embedded from its own bytes."""
+    if isinstance(c, str):
+        return f"<td>{esc(c)}</td>"
+    from ._media import SNAPSHOT_MEDIA
+
+    # mime comes from the bytes' magic number and b64 is base64's alphabet: nothing to escape
+    if c["media"] == "image" and len(c["b64"]) * 3 // 4 <= SNAPSHOT_MEDIA:
+        return (
+            f'<td><img class="lsnb-thumb" style="max-height:64px;max-width:160px" '
+            f'alt="{esc(c["text"])}" title="{esc(c["text"])}" src="data:{c["mime"]};base64,{c["b64"]}"></td>'
+        )
+    return f"<td>{esc(c['text'])}</td>"
+
+
+def table_html(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], note: str) -> str:
     """A static, escaped HTML table (newest row first) with a caption line."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in reversed(rows))
+    body = "".join("<tr>" + "".join(_td(v) for v in r) + "</tr>" for r in reversed(rows))
     return (
         f'<div class="lsnb-snapshot"><div><b>{esc(title)}</b> · {esc(note)}</div>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"

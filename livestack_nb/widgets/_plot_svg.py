@@ -10,12 +10,13 @@ are a single path, so a window of 500 points stays a small snapshot.
 
 from __future__ import annotations
 
+import datetime as _dt
 import itertools
 import math
 from collections.abc import Callable, Sequence
 
 from ._format import esc, fmt_time
-from ._svg import PALETTE, el, nice_ticks, svg_root, text, text_width, truncate
+from ._svg import PALETTE, dash_of, el, nice_ticks, svg_root, text, text_width, truncate
 
 __all__ = ["plot_summary", "plot_svg"]
 
@@ -33,7 +34,9 @@ def _num(v: float, step: float) -> str:
 
 
 def _clock(t: float, step: float) -> str:
-    """A timestamp as time of day, to the precision ``step`` needs."""
+    """A timestamp as time of day to the precision ``step`` needs (a date once ticks are a day apart)."""
+    if step >= 43_200:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d")
     s = fmt_time(t)  # HH:MM:SS.mmm
     return s[:8] if step >= 1 else s[:10] if step >= 0.1 else s[:11] if step >= 0.01 else s
 
@@ -47,7 +50,9 @@ def _legend(fields: Sequence[str], last: list[float | None], width: float) -> tu
         w = 14 + text_width(label, 11) + 16
         if x > 8 and x + w > width:
             x, y = 8.0, y + 16
-        out.append(el("rect", {"x": x, "y": y - 9, "width": 10, "height": 10, "fill": PALETTE[i % 6]}))
+        out.append(
+            el("rect", {"x": x, "y": y - 9, "width": 10, "height": 10, "fill": PALETTE[i % len(PALETTE)]})
+        )
         out.append(text(x + 14, y, label, font_size=11, fill=INK))
         x += w
     return out, y + 16
@@ -82,6 +87,7 @@ def plot_svg(
     width: float = 640,
     height: float = 240,
     empty: str = "no data yet",
+    time_x: bool = False,
 ) -> str:
     """An SVG of ``pts`` (``(x, [y per field])``, oldest first), ``kind`` line, scatter or bar."""
     ys = [v for _, row in pts for v in row if v is not None]
@@ -113,7 +119,7 @@ def plot_svg(
     if x1 == x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
     xticks, xstep = nice_ticks(x0, x1, 5)
-    fmt: Callable[[float, float], str] = _clock if x == "timestamp" else _num
+    fmt: Callable[[float, float], str] = _clock if x == "timestamp" or time_x else _num
 
     left = 12 + max(text_width(s, 11) for s in ylabels)
     right, bottom = width - 14, height - 34
@@ -151,7 +157,7 @@ def plot_svg(
             {"d": f"M {left:.1f} {top:.1f} V {bottom:.1f} H {right:.1f}", "fill": "none", "stroke": AXIS},
         )
     )
-    axis = "time (UTC)" if x == "timestamp" else truncate(x, 40)
+    axis = "time (UTC)" if x == "timestamp" else f"{truncate(x, 40)} (UTC)" if time_x else truncate(x, 40)
     parts.append(text(right, height - 4, axis, text_anchor="end", font_size=11, fill="#888"))
 
     n = max(1, len(fields))
@@ -170,6 +176,8 @@ def plot_svg(
             continue
         lines = [r for r in runs if len(r) > 1] if kind == "line" else []
         dots = [p for r in runs for p in r] if kind == "scatter" else [r[0] for r in runs if len(r) == 1]
+        pattern = dash_of(i)
+        dash = {"stroke-dasharray": pattern} if pattern else {}
         for run in lines:
             coords = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in run)
             parts.append(
@@ -182,6 +190,7 @@ def plot_svg(
                         "stroke-width": 1.5,
                         "stroke-linejoin": "round",
                         "data-series": fields[i],
+                        **dash,
                     },
                 )
             )

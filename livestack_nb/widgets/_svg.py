@@ -31,7 +31,15 @@ __all__ = [
 FONT = "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace"
 
 #: The plot's series colours, in order (``COLOURS`` in ``src/plot.ts``).
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+#: Series colours: Okabe and Ito's palette, told apart with the common kinds of colour
+#: blindness; past eight series the colours come again dashed (see :func:`dash_of`).
+PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
+
+
+def dash_of(i: int) -> str | None:
+    """The dash pattern of series ``i``: solid for the first eight, then dashed, dotted."""
+    return (None, "6 3", "2 2")[(i // len(PALETTE)) % 3]
+
 
 #: Node colours by status, ``(fill, stroke)`` (``.lsnb-status-*`` in ``style/index.css``).
 STATUS_COLOURS: dict[str, tuple[str, str]] = {

@@ -7,6 +7,7 @@ from typing import Any
 
 import traitlets
 
+from ..feeding import Feeding, feedings_of
 from ..job import JobHandle, LogEntry
 from ._base import LiveWidget
 from ._format import esc, fmt_time
@@ -47,8 +48,22 @@ class JobPanel(LiveWidget):
         except Exception:
             return str(self.job.options)
 
+    def feedings(self) -> list[Feeding]:
+        """The job's background feeds (``job.feed_from``), oldest first."""
+        job = self.job
+        return [f for t in job.spec.in_tags for f in feedings_of(job.input(t).stream)]
+
+    def _on_front_end(self, widget: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "cancel_feed":
+            for f in self.feedings():
+                if f.id == content.get("id"):
+                    f.cancel()
+            self._changed()
+            return
+        super()._on_front_end(widget, content, buffers)
+
     def state(self) -> dict[str, Any]:
-        """Status, counts per tag and traceback, as shown."""
+        """Status, counts per tag, background feeds and traceback, as shown."""
         job = self.job
         outputs = {t: len(job.output(t)) for t in job.spec.out_tags}
         if job.errors is not None and "errors" not in outputs:
@@ -58,6 +73,7 @@ class JobPanel(LiveWidget):
             "inputs": {t: len(job.input(t).stream) for t in job.spec.in_tags},
             "outputs": outputs,
             "traceback": job.traceback or "",
+            "feeds": [f.progress() for f in self.feedings()],
         }
 
     def _new_logs(self) -> list[str]:
@@ -81,7 +97,7 @@ class JobPanel(LiveWidget):
     def _delta(self) -> dict[str, Any] | None:
         now = self.state()
         logs = self._new_logs()
-        if not self.job.done:
+        if not self.job.done or any(f["state"] == "feeding" for f in now["feeds"]):
             self._dirty = True
         if now == self._last and not logs:
             return None
@@ -96,12 +112,21 @@ class JobPanel(LiveWidget):
             [f"in {k}: {v}" for k, v in st["inputs"].items()]
             + [f"out {k}: {v}" for k, v in st["outputs"].items()]
         )
+        feeds = "".join(f"<div>{esc(feed_text(f))}</div>" for f in st["feeds"])
         html = (
             f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
-            f"<div>options {esc(self._options())}</div><div>{esc(counts)}</div>"
+            f"<div>options {esc(self._options())}</div><div>{esc(counts)}</div>{feeds}"
             f"<pre>{esc(logs)}</pre><pre>{esc(st['traceback'])}</pre></div>"
         )
         return html, f"{self.title}: {st['status']} ({counts})"
 
     def __repr__(self) -> str:
         return f"<JobPanel {self.job.job_id}>"
+
+
+def feed_text(p: dict[str, Any]) -> str:
+    """One feed's progress as a line: ``feeding default: 1,200/5,000 · 800/s · ETA 4.8s``."""
+    of = f"/{p['total']:,}" if p["total"] is not None else ""
+    eta = f" · ETA {p['eta']:.1f}s" if p["eta"] and p["state"] == "feeding" else ""
+    err = f" · {p['error']}" if p["error"] else ""
+    return f"{p['state']} {p['tag']}: {p['count']:,}{of} · {p['rate']:,.0f}/s{eta}{err}"

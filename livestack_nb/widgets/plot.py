@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,11 @@ class StreamPlot(StreamWidget):
         The stream to plot.
     x:
         ``"timestamp"`` (the default: when each value was emitted), ``"seq"``
-        (its position in the stream), or a numeric field.
+        (its position in the stream), or a numeric field. A field of
+        ``datetime`` values, or of numbers that read as epoch seconds (years
+        2000 to 2100), is drawn on a time axis. Values fed or emitted
+        together as one batch share one emission time and stand in a column
+        at the default x: plot them by ``"seq"`` or by their own time field.
     y:
         The fields to plot; by default every numeric field of the first value
         (``"value"`` for a stream of numbers).
@@ -72,6 +77,7 @@ class StreamPlot(StreamWidget):
             if declared != ["value"]:
                 fields = [f for f in declared if f != x and _numeric_annotation(stream.type.cls, f)]
         self._fields = fields
+        self._time_x = x == "timestamp"
         super().__init__(
             stream, window, x=x, y=fields or [], kind=kind, window=window, title=title or stream.stream_id
         )
@@ -98,9 +104,11 @@ class StreamPlot(StreamWidget):
         xname = self.x
         out: list[tuple[float, list[float | None]]] = []
         for seq, t, v in raw:
-            xv = t if xname == "timestamp" else float(seq) if xname == "seq" else number(field(v, xname))
+            xv = t if xname == "timestamp" else float(seq) if xname == "seq" else _x_number(field(v, xname))
             if xv is None:
                 continue
+            if not out and xname not in ("timestamp", "seq") and not self._points:
+                self._time_x = _looks_like_time(field(v, xname), xv)
             out.append((xv, [number(field(v, f)) for f in fields]))
         return out
 
@@ -125,6 +133,9 @@ class StreamPlot(StreamWidget):
         self._unsent.clear()
         return {"type": "points", **self._columns(pts, len(self.y)), **self._header()}
 
+    def _header(self) -> dict[str, Any]:
+        return {**super()._header(), "time_x": self._time_x}
+
     def points(self) -> list[tuple[float, list[float | None]]]:
         """The points now drawn: ``(x, [y per field])``, oldest first."""
         with self._send_lock:
@@ -136,7 +147,9 @@ class StreamPlot(StreamWidget):
         h = self._header()
         note = f"{h['count']} events" + (" · ended" if h["ended"] else "")
         empty = "no data yet" if not h["count"] else "no numeric value to plot"
-        svg = plot_svg(pts, self.y, x=self.x, kind=self.kind, height=self.height, empty=empty)
+        svg = plot_svg(
+            pts, self.y, x=self.x, kind=self.kind, height=self.height, empty=empty, time_x=self._time_x
+        )
         body = drawing_or_text(svg, plot_summary(pts, self.y, empty=empty))
         html = f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(note)}</div>{body}</div>'
         last = pts[-1][1] if pts else []
@@ -147,6 +160,23 @@ class StreamPlot(StreamWidget):
 
     def __repr__(self) -> str:
         return f"<StreamPlot {self.stream.stream_id!r} y={self.y}>"
+
+
+#: Epoch seconds of 2000-01-01 and 2100-01-01: numbers in between read as times.
+_EPOCH_RANGE = (946_684_800.0, 4_102_444_800.0)
+
+
+def _x_number(v: Any) -> float | None:
+    """An x value: a number, or a ``datetime`` as epoch seconds (naive ones taken as UTC)."""
+    if isinstance(v, _dt.datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)).timestamp()
+    return number(v)
+
+
+def _looks_like_time(v: Any, xv: float) -> bool:
+    return isinstance(v, _dt.datetime) or (
+        not isinstance(v, bool) and _EPOCH_RANGE[0] <= xv <= _EPOCH_RANGE[1]
+    )
 
 
 def _numeric_annotation(cls: Any, name: str) -> bool:

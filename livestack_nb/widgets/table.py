@@ -8,7 +8,7 @@ from typing import Any
 import traitlets
 
 from ..stream import DataStream
-from ._format import cells, columns_of, fmt_time, table_html
+from ._format import Cell, cell_text, cells, columns_of, fmt_time, table_html
 from ._streamed import Raw, StreamWidget, _at_least_one
 
 __all__ = ["StreamTable"]
@@ -19,7 +19,9 @@ class StreamTable(StreamWidget):
 
     Rows are sent as appended deltas at most ~30 times a second; the header
     line says how many events, their rate, and how many were folded into the
-    last update. Every value is shown as text.
+    last update. Every value is shown as text, except images and audio (bytes
+    whose magic number says so, or a PIL image): thumbnails and players the
+    front end builds from the bytes, and thumbnails in the static snapshot.
 
     Parameters
     ----------
@@ -52,8 +54,8 @@ class StreamTable(StreamWidget):
         super().__init__(stream, max_rows, max_rows=max_rows, title=title or stream.stream_id)
 
     def _new_window(self, keep: int) -> None:
-        self._window: deque[list[str]] = deque(maxlen=keep)
-        self._unsent: deque[list[str]] = deque(maxlen=keep)
+        self._window: deque[list[Cell]] = deque(maxlen=keep)
+        self._unsent: deque[list[Cell]] = deque(maxlen=keep)
 
     @traitlets.validate("max_rows")
     def _check_max_rows(self, proposal: Any) -> int:
@@ -68,7 +70,7 @@ class StreamTable(StreamWidget):
         """The table's columns: ``#``, ``time``, then the value's fields."""
         return ["#", "time", *(self._fields or ["value"])]
 
-    def _rows(self, raw: list[Raw]) -> list[list[str]]:
+    def _rows(self, raw: list[Raw]) -> list[list[Cell]]:
         if self._fields is None and raw:
             self._fields = columns_of(None, raw[0][2])
             self._open_keys = isinstance(raw[0][2], dict)
@@ -112,7 +114,7 @@ class StreamTable(StreamWidget):
             self._columns_sent = msg["columns"] = self.columns
         return msg
 
-    def table(self) -> tuple[list[str], list[list[str]]]:
+    def table(self) -> tuple[list[str], list[list[Cell]]]:
         """The columns and the rows now shown (oldest first), as the front end has them."""
         with self._send_lock:
             self._advance()
@@ -128,7 +130,9 @@ class StreamTable(StreamWidget):
             + (" · ended" if h["ended"] else "")
             + (f" · {h['error']}" if h["error"] else "")
         )
-        text = f"{self.title}: {note}\n" + "\n".join(" | ".join(r) for r in reversed(rows[-5:]))
+        text = f"{self.title}: {note}\n" + "\n".join(
+            " | ".join(map(cell_text, r)) for r in reversed(rows[-5:])
+        )
         return table_html(self.title, columns, rows, note), text
 
     def __repr__(self) -> str:
