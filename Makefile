@@ -3,6 +3,7 @@
 #   make test   - set up .venv, then tests + ruff + mypy (strict) on livestack_nb/
 #   make bench  - the side-by-side benchmarks in bench/, then SQLite vault vs memory vault
 #   make bench-redis - Redis worker throughput and scale-out (needs redis-server)
+#   make faults - the long fault suite: hundreds of seeded rounds of killed and stalled workers (needs redis-server)
 #   make faults-sqlite - SIGKILL a SQLite writer at random moments, 300 seeded rounds (SEED=n to replay)
 #   make examples - run every notebook in examples/ in a fresh kernel and save it with its outputs
 
@@ -20,7 +21,7 @@ FRONT  := $(VENV)/.frontend
 JS_SRC := labextension/package.json $(wildcard labextension/src/*.ts) $(wildcard labextension/style/*)
 EXT    := $(VENV)/share/jupyter/labextensions/livestack-nb
 
-.PHONY: run test lint typecheck pytest bench bench-redis faults-sqlite examples clean
+.PHONY: run test lint typecheck pytest bench bench-redis faults faults-sqlite examples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,12 @@ bench: $(STAMP) $(FRONT)
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py
+
+# FAULTS_ROUNDS rounds from a random seed, or FAULTS_SEED=S to replay from S; workers
+# killed and stalled, and the redis-server (append-only file) restarted
+FAULTS_ROUNDS ?= 300
+faults: $(STAMP)
+	$(BIN)/python tests/faults/run.py --restarts --rounds $(FAULTS_ROUNDS) $(if $(FAULTS_SEED),--seed $(FAULTS_SEED))
 
 ROUNDS ?= 300
 faults-sqlite: $(STAMP)

@@ -38,6 +38,7 @@ queue per spec, and worker processes started with this command run them.
 _EPILOG = """\
 examples:
   livestack-nb worker pizzeria:bake --env redis://127.0.0.1:6379/0 --concurrency 4
+  livestack-nb worker pizzeria:knead pizzeria:bake --env redis://127.0.0.1:6379/0
   livestack-nb jobs --env redis://127.0.0.1:6379/0
 
 The env URL may also come from the LIVESTACK_ENV environment variable.
@@ -56,16 +57,20 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser(
         "worker",
-        help="run the jobs of one spec from its queue",
+        help="run the jobs of one or more specs from their queues",
         description=(
             "Import MODULE, find the spec SPEC in it, and run the jobs any process puts on its "
-            "queue in ENV. SIGTERM (or Ctrl-C) stops taking jobs, lets running ones finish, and "
+            "queue in ENV (several MODULE:SPEC serve several specs, each with its own "
+            "--concurrency). SIGTERM (or Ctrl-C) stops taking jobs, lets running ones finish, and "
             "exits 0; a worker killed outright has its jobs taken over by another one after "
             "--lease seconds."
         ),
     )
     w.add_argument(
-        "target", metavar="MODULE:SPEC", help="e.g. pizzeria:bake (MODULE is importable from here)"
+        "targets",
+        nargs="+",
+        metavar="MODULE:SPEC",
+        help="e.g. pizzeria:bake (MODULE is importable from here)",
     )
     w.add_argument(
         "--env", default=env_default, metavar="URL", help=f"the env's vault URL (default: {env_default})"
@@ -100,7 +105,18 @@ def _parser() -> argparse.ArgumentParser:
         help="a worker parameter (job.worker_params[KEY]); VALUE is read as JSON if it can be, "
         "else kept as text; repeat for several",
     )
-    w.add_argument("--name", default=None, help="consumer name in the queue (default: host-pid-random)")
+    w.add_argument(
+        "--name",
+        default=None,
+        help="consumer name in the queue (default: host-pid-random; with several specs, NAME-SPEC each)",
+    )
+    w.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a server that cannot be reached at start (restarting, say) (default: 60)",
+    )
     w.add_argument("-v", "--verbose", action="store_true", help="log every job taken")
 
     j = sub.add_parser(
@@ -152,16 +168,21 @@ def _worker(args: argparse.Namespace) -> int:
     from .spec import JobSpec
     from .vault.redis import safe_url
 
-    spec = _load_spec(args.target)
-    if not isinstance(spec, JobSpec):
-        raise LivestackError(f"{args.target!r} is a {type(spec).__name__}, not a JobSpec")
+    specs = []
+    for target in args.targets:
+        spec = _load_spec(target)
+        if not isinstance(spec, JobSpec):
+            raise LivestackError(f"{target!r} is a {type(spec).__name__}, not a JobSpec")
+        specs.append(spec)
     if args.concurrency < 1:
         raise LivestackError(f"--concurrency must be >= 1, not {args.concurrency}")
     if args.param:
-        if spec.worker_def is None:
-            raise LivestackError(f"spec {spec.name!r} has no worker to give --param to")
-        spec.worker_def = spec.worker_def.with_params(**_params(args.param))
-    env = LiveEnv(vault=args.env)
+        params = _params(args.param)
+        for spec in specs:
+            if spec.worker_def is None:
+                raise LivestackError(f"spec {spec.name!r} has no worker to give --param to")
+            spec.worker_def = spec.worker_def.with_params(**params)
+    env = _open_env(LiveEnv, args.env, args.wait)
     if not env.vault.queues:
         env.close()
         raise LivestackError(f"--env {args.env!r}: a worker needs a redis:// or rediss:// env")
@@ -173,28 +194,69 @@ def _worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        worker = QueueWorker(
-            env,
-            spec,
-            concurrency=args.concurrency,
-            lease=args.lease,
-            name=args.name,
-            max_deliveries=args.max_deliveries,
-        )
-        print(
-            f"livestack-nb worker {worker.name}: serving spec {spec.name!r} from {safe_url(args.env)} "
-            f"(concurrency {args.concurrency}, lease {args.lease:g}s)",
-            flush=True,
-        )
-        worker.serve(stop, drain_timeout=args.drain_timeout)
-        print(
-            f"livestack-nb worker {worker.name}: stopped after {worker.completed} jobs "
-            f"({worker.rejected} malformed messages reported)",
-            flush=True,
-        )
+        workers = [
+            QueueWorker(
+                env,
+                spec,
+                concurrency=args.concurrency,
+                lease=args.lease,
+                name=args.name if len(specs) == 1 or args.name is None else f"{args.name}-{spec.name}",
+                max_deliveries=args.max_deliveries,
+            )
+            for spec in specs
+        ]
+        for worker in workers:
+            print(
+                f"livestack-nb worker {worker.name}: serving spec {worker.spec.name!r} from "
+                f"{safe_url(args.env)} (concurrency {args.concurrency}, lease {args.lease:g}s)",
+                flush=True,
+            )
+        # one thread per spec; the main thread waits for the signal
+        threads = [
+            threading.Thread(
+                target=w.serve,
+                args=(stop,),
+                kwargs={"drain_timeout": args.drain_timeout},
+                name=f"livestack-serve-{w.spec.name}",
+                daemon=True,
+            )
+            for w in workers[1:]
+        ]
+        for t in threads:
+            t.start()
+        workers[0].serve(stop, drain_timeout=args.drain_timeout)
+        for t in threads:
+            t.join()
+        for worker in workers:
+            print(
+                f"livestack-nb worker {worker.name}: stopped after {worker.completed} jobs "
+                f"({worker.rejected} malformed messages reported, {worker.taken_over} taken over by "
+                f"another worker, {worker.clients_gone} failed as client gone, {worker.lost} lost "
+                "with the server's data)",
+                flush=True,
+            )
     finally:
         env.close()
     return 0
+
+
+def _open_env(make: Any, url: str, wait: float) -> Any:
+    """The worker's env, once its server answers: a worker started while Redis restarts (by a
+    supervisor bringing both back up) waits for it, with backoff, up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            return make(vault=url)
+        except LivestackError as e:
+            if "cannot be reached" not in str(e) or time.monotonic() + delay > deadline:
+                raise
+            if delay == 0.1:
+                print(
+                    f"livestack-nb worker: {e}; waiting up to {wait:g}s for it", file=sys.stderr, flush=True
+                )
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def _jobs(args: argparse.Namespace) -> int:

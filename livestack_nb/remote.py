@@ -18,10 +18,32 @@ messages pending; once they have been idle for ``lease`` seconds (a live
 worker refreshes them every ``lease / 3``), another worker takes them over
 (``XAUTOCLAIM``) and runs the job again from its stored input. Outputs are
 stored by seq, so what the earlier run already stored is dropped, and a
-reader sees each output once. This assumes the processor emits the same
+reader sees each output once; the job's end is written only after all of
+its outputs are in Redis. This assumes the processor emits the same
 outputs for the same input, in order (a deterministic processor). A job
 taken over more than ``max_deliveries`` times (each worker that ran it went
 silent) is recorded failed rather than handed on for ever.
+
+A worker that was only stalled (stopped, swapping, starved of CPU) past its
+lease and then wakes has lost the job: every write it makes for it is
+*fenced* (refused by Redis unless its queue message is still that worker's),
+and its next heartbeat finds the job gone and stops its copy, recording
+nothing. So it neither adds to nor overwrites the new owner's work.
+
+The client's lease: a job's input stays open until the process that started
+it ends it. That process renews a lease key (``{prefix}:lease:{job}``,
+``client_lease`` seconds, 30 by default) while any input of the job is
+open; a worker running a job whose lease has expired with input still open
+fails it, "client gone", and frees its slot (the notebook was killed, or its
+machine cut off, while feeding).
+
+The server losing its data: a Redis server restarted with persistence
+(``appendonly yes``) keeps everything, and both sides carry on once it is
+back (writes are resent, readers retry, with backoff). One restarted
+without it has lost every job it held: each waiting client's job fails with
+a :class:`~livestack_nb.LivestackError` saying so, and each worker drops its
+copies (nothing to record them in); a server unreachable for longer than
+``reconnect_timeout`` is given up the same way.
 """
 
 from __future__ import annotations
@@ -174,13 +196,56 @@ def prepare_remote(
         vault.share(s.stream_id)  # another process may feed it too (env.job(job_id))
     mirror = _Mirror(env, vault, job)
     job.on_cancel.append(mirror.cancelled_here)
+    lease = _ClientLease(vault, job)
+    for s in job._inputs.values():
+        s.listen_chunks(_ignore, lease.input_ended)
+    job.add_done_callback(lambda _j: lease.release())
 
     def launch() -> None:
         mirror.start()
         vault.mark_remote(job.job_id)
+        lease.hold()
         vault.enqueue(spec.name, job.job_id)
 
     return job, launch
+
+
+def lease_key(vault: RedisVault, job_id: str) -> str:
+    """The key the process feeding ``job_id`` keeps alive while its input is open."""
+    return vault.k("lease", job_id)
+
+
+class _ClientLease:
+    """Held from a job's launch until every input of it has ended (or the job has)."""
+
+    def __init__(self, vault: RedisVault, job: LiveJob) -> None:
+        self.vault = vault
+        self.job = job
+        self.open = len(job._inputs)
+        self.lock = threading.Lock()
+        self.released = False
+        self._release: Callable[[], None] | None = None
+
+    def hold(self) -> None:
+        with self.lock:  # held while it is taken: a release meanwhile waits, then drops it
+            if self.released or self.open <= 0:
+                return
+            self._release = self.vault.hold(lease_key(self.vault, self.job.job_id), self.vault.client_lease)
+
+    def input_ended(self, _error: BaseException | None) -> None:
+        with self.lock:
+            self.open -= 1
+            last = self.open <= 0
+        if last:
+            self.release()
+
+    def release(self) -> None:
+        """Stop renewing; the key expires on its own (the end of input is written first)."""
+        with self.lock:
+            self.released = True
+            release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 def reattach_remote(env: LiveEnv, spec: JobSpec, options: Any, record: Any) -> LiveJob:
@@ -221,6 +286,12 @@ def reattach_remote(env: LiveEnv, spec: JobSpec, options: Any, record: Any) -> L
         mirror.stops.append(vault.follow(vault.stream_key(s.stream_id), partial(_end_seen, s)))
     job.on_cancel.append(mirror.cancelled_here)
     mirror.start()
+    # this process feeds it now: it holds the client lease too, while the input is open here
+    lease = _ClientLease(vault, job)
+    for s in ins.values():
+        s.listen_chunks(_ignore, lease.input_ended)
+    job.add_done_callback(lambda _j: lease.release())
+    lease.hold()
     return job
 
 
@@ -245,6 +316,20 @@ class _Mirror:
         for s in self.job._outputs.values():
             self.stops.append(_follow_into(self.vault, s))
         self.stops.append(self.vault.follow(self.vault.status_key(self.job.job_id), self.on_statuses))
+        self.stops.append(self.vault.on_lost(self.lost))
+
+    def lost(self, why: str) -> None:
+        """The server lost this job (or is gone): fail it here, saying so."""
+        job = self.job
+        if job.status.done:
+            return
+        self.stop()
+        self.mirroring = True
+        try:
+            job.failure_note = "its Redis server lost it"
+            job.fail(LivestackError(f"job {job.job_id} of spec {job.spec.name!r} is lost: {why}"))
+        finally:
+            self.mirroring = False
 
     def stop(self) -> None:
         for stop in self.stops:
@@ -348,6 +433,10 @@ class QueueWorker:
         self._lock = threading.Condition()
         self.completed = 0
         self.rejected = 0
+        self.taken_over = 0  # jobs this worker lost to another (it had been silent past its lease)
+        self.clients_gone = 0  # jobs failed because the process feeding them stopped renewing its lease
+        self.lost = 0  # jobs the server lost (it restarted without its data)
+        self._unheld: set[str] = set()  # jobs whose client lease was missing at the last heartbeat
         env.register(spec)
 
     @property
@@ -364,8 +453,17 @@ class QueueWorker:
         """
         vault, spec = self.vault, self.spec.name
         vault.ensure_group(spec)
+        stop_lost = vault.on_lost(self._server_lost)
+        try:
+            self._serve(stop, drain_timeout)
+        finally:
+            stop_lost()
+
+    def _serve(self, stop: threading.Event, drain_timeout: float) -> None:
+        vault, spec = self.vault, self.spec.name
         beat_every = self.lease / 3
         next_beat = 0.0
+        backoff = 0.0  # seconds to wait before reading the queue again (0: it answers)
         while not stop.is_set():
             now = time.monotonic()
             if now >= next_beat:
@@ -380,20 +478,32 @@ class QueueWorker:
                 messages = [
                     m for m in vault.claim_stale(spec, self.name, self.lease, free) if self._may_retry(*m)
                 ]
+                claimed = {m[0] for m in messages}
                 if len(messages) < free:
                     block = min(0.2, beat_every)
                     messages += vault.take(spec, self.name, free - len(messages), block)
-            except Exception as e:  # Redis restarting or unreachable: keep trying, do not die
-                log.warning("worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e)
-                stop.wait(1.0)
+            except Exception as e:  # Redis restarting or unreachable: keep trying (backoff), do not die
+                if not backoff:
+                    log.warning(
+                        "worker %s: reading the queue of %r failed (%s); retrying", self.name, spec, e
+                    )
+                backoff = min(1.0, beat_every, max(0.05, backoff * 2))
+                stop.wait(backoff)
                 if "NOGROUP" in str(e):  # a server that lost its data: make the queue again
                     vault._groups.discard(spec)
                     with contextlib.suppress(Exception):
+                        vault.check_epoch()
                         vault.ensure_group(spec)
                 continue
+            if backoff:
+                backoff = 0.0
+                log.warning("worker %s: the queue of %r answers again", self.name, spec)
             for message_id, fields in messages:
+                with self._lock:
+                    if message_id in self._inflight:
+                        continue  # its own message, reclaimed after a late heartbeat: it runs here already
                 try:
-                    self._handle(message_id, fields)
+                    self._handle(message_id, fields, first=message_id not in claimed)
                 except Exception as e:  # one bad message must not stop the worker
                     log.exception("worker %s: message %s could not be handled", self.name, message_id)
                     self.rejected += 1
@@ -441,12 +551,77 @@ class QueueWorker:
         with self._lock:
             ids = list(self._inflight)
         try:
-            self.vault.touch(self.spec.name, self.name, ids)
+            lost = self.vault.touch(self.spec.name, self.name, ids)
             self.vault.heartbeat(self.name, self.spec.name, self.lease)
         except Exception as e:  # a missed beat is not fatal; the next one may go through
             log.warning("worker %s: heartbeat failed: %s", self.name, e)
+            return
+        if lost and not self.vault.check_epoch(wait=True):
+            return  # not taken over: the server lost everything (its callbacks dropped the jobs)
+        for message_id in lost:
+            with self._lock:
+                job = self._inflight.get(message_id)
+            if job is not None and not job.status.done:
+                self.taken_over += 1
+                self._drop(job, "taken over by another worker: this one was silent past its lease")
+        try:
+            self._check_clients()
+        except Exception as e:
+            log.warning("worker %s: checking the client leases failed: %s", self.name, e)
 
-    def _handle(self, message_id: str, fields: dict[Any, Any]) -> None:
+    def _drop(self, job: LiveJob, why: str) -> None:
+        """Stop this process's copy of ``job`` and record nothing (its record is not ours)."""
+        job.detached = True
+        job.logger.warning("%s; stopping here, recording nothing", why)
+        with contextlib.suppress(Exception):
+            job.cancel()
+
+    def _check_clients(self) -> None:
+        """Fail the jobs whose input is open while the process feeding them is gone."""
+        with self._lock:
+            jobs = [j for j in self._inflight.values() if not j.status.done]
+        waiting = [(j, [s for s in j._inputs.values() if not s.ended]) for j in jobs]
+        waiting = [(j, open_) for j, open_ in waiting if open_]
+        if not waiting:
+            return
+        vault = self.vault
+        keys = [lease_key(vault, j.job_id) for j, _ in waiting]
+        missing = {
+            job.job_id: (job, open_)
+            for (job, open_), held in zip(waiting, vault.held(keys), strict=True)
+            if not held
+        }
+        # Failed only when found missing at two heartbeats in a row: a lease renewed late
+        # (its client just got its server back, say) is not taken for a dead client.
+        gone = [missing[i] for i in missing if i in self._unheld]
+        self._unheld = set(missing)
+        if not gone or not vault.check_epoch(wait=True):
+            return  # every client is there, or the server lost the leases with everything else
+        for job, open_ in gone:
+            still_open = [s for s in open_ if not vault.ended(s.stream_id)]
+            if not still_open or job.status.done:
+                continue  # ended meanwhile: the end marker is on its way to the follower
+            tags = ", ".join(repr(s.tag) for s in still_open)
+            self.clients_gone += 1
+            job.fail(
+                LivestackError(
+                    f"client gone: the process that started job {job.job_id} stopped renewing its "
+                    f"lease (client_lease) before ending its input {tags}; its input can never end"
+                )
+            )
+
+    def _server_lost(self, why: str) -> None:
+        """The server lost its data (or is gone): drop every job in flight here."""
+        with self._lock:
+            jobs = list(self._inflight.values())
+        for job in jobs:
+            if not job.status.done:
+                self.lost += 1
+                self._drop(job, f"lost with the server's data ({why})")
+        self.vault._groups.discard(self.spec.name)
+
+    def _handle(self, message_id: str, fields: dict[Any, Any], *, first: bool = False) -> None:
+        """Run the job of a queue message; ``first``: its first delivery (no worker ran it before)."""
         vault, spec = self.vault, self.spec
         try:
             raw = fields.get(b"job", fields.get("job"))
@@ -464,9 +639,19 @@ class QueueWorker:
             vault.reject(spec.name, message_id, fields, str(e), self.name)
             return
         if record.status in _DONE:
-            vault.ack(spec.name, [message_id])  # it ended; only the acknowledgement was lost
+            # It ended; what its worker did not get to write before it died was the ends
+            # of its outputs (written after the status) and the acknowledgement.
+            for link in vault.streams(job_id):
+                if link.direction == "out":
+                    vault.end_stream(link.stream_id)
+            vault.flush()
+            vault.ack(spec.name, [message_id])
             return
         job = self.env.make_job(spec, options, job_id=job_id, parent_id=record.parent_id)
+        outs = [s.stream_id for s in job._outputs.values()]
+        vault.fence(job_id, outs, spec.name, message_id, self.name)
+        if first:
+            vault.fresh(outs)  # nothing of it is stored yet: its outputs need no check first
         launch = self.env._worker_for(spec).attach(job)
         stops: list[Callable[[], None]] = []
         for s in job._inputs.values():
@@ -484,12 +669,21 @@ class QueueWorker:
                     vault.end_stream(s.stream_id)
                 try:
                     vault.flush()
-                    vault.ack(spec.name, [message_id])
+                    if vault.ack(spec.name, [message_id], self.name):
+                        self.completed += 1
+                    else:  # what it recorded was refused: the new owner's record stands
+                        self.taken_over += 1
+                        j.logger.warning(
+                            "taken over by another worker before it ended here; nothing recorded"
+                        )
                 except Exception as e:
                     log.error(
                         "worker %s: job %s ended but could not be acknowledged: %s", self.name, j.job_id, e
                     )
-                self.completed += 1
+            else:
+                with contextlib.suppress(Exception):
+                    vault.flush()  # what it wrote under the fence went first
+            vault.unfence(j.job_id, outs)
             self.env._forget(j)
             with self._lock:
                 self._inflight.pop(message_id, None)
@@ -514,5 +708,5 @@ class QueueWorker:
                     job.cancel()
                 # whoever ended it recorded that: nothing is left to do for the message
                 with contextlib.suppress(Exception):
-                    self.vault.ack(self.spec.name, mine)
+                    self.vault.ack(self.spec.name, mine, self.name)
                 return

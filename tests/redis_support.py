@@ -55,12 +55,18 @@ def redis_exe() -> str:
 
 
 @contextmanager
-def running_redis(workdir: Path, port: int | None = None) -> Iterator[str]:
-    """A redis-server on ``127.0.0.1:port`` (a free one by default), stopped after the block."""
+def running_redis(workdir: Path, port: int | None = None, *, aof: bool = False) -> Iterator[str]:
+    """A redis-server on ``127.0.0.1:port`` (a free one by default), stopped after the block.
+
+    It persists nothing, unless ``aof``: then every write is in its append-only
+    file (fsynced at once) in ``workdir`` before it is acknowledged, and a server
+    started again on the same ``workdir`` has it all back.
+    """
     port = port or free_port()
-    # loopback only, files in a temp dir, nothing persisted
-    args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir)]
-    args += ["--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"]
+    # loopback only, files in a temp dir
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir), "--save", ""]
+    args += ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    args += ["--protected-mode", "yes", "--daemonize", "no"]
     proc = subprocess.Popen([redis_exe(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: _pinged(port) or proc.poll() is not None, timeout=10, message="redis answers")

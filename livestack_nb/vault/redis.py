@@ -9,7 +9,8 @@ Key layout (every key starts with the prefix, ``livestack`` by default,
 ``?prefix=`` in the URL to change it)::
 
     {p}:jobs                    ZSET    job ids scored by creation time
-    {p}:job:{id}                HASH    spec, parent, options (JSON), created, status (latest)
+    {p}:job:{id}                HASH    spec, parent, options (JSON), created, status (latest),
+                                        queued (set once the job is on its queue)
     {p}:job:{id}:statuses       STREAM  append-only history: status, time, detail
     {p}:job:{id}:streams        HASH    "in:{tag}" / "out:{tag}" -> stream id
     {p}:job:{id}:children       LIST    jobs this job started
@@ -21,6 +22,8 @@ Key layout (every key starts with the prefix, ``livestack`` by default,
     {p}:validation_failures     LIST    values refused at a tag (JSON)
     {p}:rejected                LIST    malformed queue messages, as reported (JSON)
     {p}:wake:{random}           STREAM  wakes this process's reader when it follows a new key
+    {p}:lease:{job}             STRING  the client's lease on a job with open input (expires)
+    {p}:epoch                   STRING  a token set once: gone means the server lost its data
 
 Datapoints: an entry holds consecutive datapoints of one stream. Its id is
 ``0-{seq after the last}``, so ids are the datapoint seqs and Redis itself
@@ -50,7 +53,16 @@ says which seqs were never stored).
 
 Live followers (a notebook mirroring a job that runs elsewhere, a worker
 reading a job's input) share one reader thread that blocks in ``XREAD`` on
-every followed key.
+every followed key; it also renews the leases this process holds.
+
+Faults: a lost connection is retried with backoff by the writer (the batch is
+sent again: datapoints, statuses, ends and queue messages are stored once however
+often they are sent; a child link or a refused-value report may repeat) and by
+the reader, for up to
+``reconnect_timeout`` seconds. Once the server answers again, ``{p}:epoch``
+tells whether it kept its data; if not (a restart without persistence), what
+was recorded is gone, and :meth:`RedisVault.on_lost` callbacks are told.
+A worker's writes for a job are fenced by its queue message (see ``_FENCE``).
 """
 
 from __future__ import annotations
@@ -99,22 +111,40 @@ redis.call('XADD', KEYS[3], '*', 'status', ARGV[6], 'time', ARGV[5])
 return 1
 """
 
-# KEYS: data stream, seqs hash, ended hash. ARGV: stream id, seq0, n, maxlen, force, field/value pairs.
+# A worker writes a job's outputs and statuses under a *fence*: the job's queue message
+# must still be pending for that worker (its consumer name in the group's pending-entry
+# list). A worker that stalled past its lease, whose message another worker took over,
+# has every later write refused, so it cannot overwrite or add to the new owner's work.
+# Fenced scripts get the queue key as their last KEY and (message id, consumer) in ARGV.
+_FENCE = f"""
+local function fenced(queue, mid, consumer)
+  if mid == '' then return false end
+  local p = redis.pcall('XPENDING', queue, '{GROUP}', mid, mid, 1)
+  if p.err then return true end  -- no queue: a server that lost its data
+  return #p == 0 or p[1][2] ~= consumer
+end
+"""
+
+# KEYS: data stream, seqs hash, ended hash, writers hash[, queue]. ARGV: stream id, seq0, n,
+# maxlen, force, fence message id, fence consumer, field/value pairs.
 # Returns {1, next} when appended, {0, next} when seq0 is not the next seq (nothing written),
-# {-1, next} when the stream has ended.
+# {-1, next} when the stream has ended, {-2, next} when fenced off.
 #
 # A shared stream (several processes append to it: a job's input fed from two
 # cells, a named stream) passes force = 'w:<writer>': the entry goes at the
 # stream's next seq whatever its own, its 's' field rewritten to match, and the
 # writer's own count (KEYS[4]) makes a retried entry a no-op.
-_APPEND = """
+_APPEND = (
+    _FENCE
+    + """
 local nxt = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if #KEYS > 4 and fenced(KEYS[5], ARGV[6], ARGV[7]) then return {-2, nxt} end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return {-1, nxt} end
 if string.sub(ARGV[5], 1, 2) == 'w:' then
   local wk = ARGV[1] .. '|' .. string.sub(ARGV[5], 3)
   local mine = tonumber(ARGV[2]) + tonumber(ARGV[3])
   if mine <= tonumber(redis.call('HGET', KEYS[4], wk) or '0') then return {1, nxt} end
-  local fields = {unpack(ARGV, 6)}
+  local fields = {unpack(ARGV, 8)}
   fields[2] = tostring(nxt)
   local stop = nxt + tonumber(ARGV[3])
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], string.format('0-%d', stop), unpack(fields))
@@ -125,16 +155,87 @@ end
 local seq0 = tonumber(ARGV[2])
 if seq0 < nxt or (seq0 > nxt and ARGV[5] ~= '1') then return {0, nxt} end
 local stop = seq0 + tonumber(ARGV[3])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], string.format('0-%d', stop), unpack(ARGV, 6))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], string.format('0-%d', stop), unpack(ARGV, 8))
 redis.call('HSET', KEYS[2], ARGV[1], stop)
 return {1, stop}
 """
+)
 
-# KEYS: data stream, ended hash. ARGV: stream id, error ('' for none).
-_END = """
+# KEYS: data stream, ended hash[, queue]. ARGV: stream id, error ('' for none), fence id, consumer.
+_END = (
+    _FENCE
+    + """
+if #KEYS > 2 and fenced(KEYS[3], ARGV[3], ARGV[4]) then return -2 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '1-0', 'end', '1', 'error', ARGV[2])
 return 1
+"""
+)
+
+# KEYS: statuses stream, job hash[, queue]. ARGV: status, time, has detail ('1'/'0'), detail,
+# token, fence id, consumer. A status is written once however often it is sent (a batch
+# resent after a lost connection): its token is kept in the entry. A job ends once: an end
+# status (completed, failed, cancelled) after the first is dropped, so two processes that
+# end a job at once (a cancel from the caller, the worker completing it) leave one end.
+_STATUS = (
+    _FENCE
+    + """
+if #KEYS > 2 and fenced(KEYS[3], ARGV[6], ARGV[7]) then return -2 end
+local ends = {completed=true, failed=true, cancelled=true}
+if ends[ARGV[1]] and ends[redis.call('HGET', KEYS[2], 'status') or ''] then return 0 end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local f = last[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'k' and f[i + 1] == ARGV[5] then return 0 end
+  end
+end
+local fields = {'status', ARGV[1], 'time', ARGV[2]}
+if ARGV[3] == '1' then
+  fields[#fields + 1] = 'detail'
+  fields[#fields + 1] = ARGV[4]
+end
+fields[#fields + 1] = 'k'
+fields[#fields + 1] = ARGV[5]
+redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('HSET', KEYS[2], 'status', ARGV[1])
+return 1
+"""
+)
+
+# KEYS: job hash, queue. ARGV: job id. A job goes on its queue once, however often it is sent.
+_ENQUEUE = """
+if redis.call('HSETNX', KEYS[1], 'queued', '1') == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
+return 1
+"""
+
+# KEYS: queue. ARGV: consumer, message ids. Acknowledges those still pending for the consumer.
+_ACK = f"""
+local n = 0
+for i = 2, #ARGV do
+  local p = redis.pcall('XPENDING', KEYS[1], '{GROUP}', ARGV[i], ARGV[i], 1)
+  if not p.err and #p == 1 and p[1][2] == ARGV[1] then
+    n = n + redis.call('XACK', KEYS[1], '{GROUP}', ARGV[i])
+  end
+end
+return n
+"""
+
+# KEYS: queue. ARGV: consumer, message ids. Refreshes the messages still pending for the
+# consumer (their idle time back to 0) and returns those that are not: taken over by
+# another worker after this one went silent, or acknowledged by it.
+_TOUCH = f"""
+local lost = {{}}
+for i = 2, #ARGV do
+  local p = redis.pcall('XPENDING', KEYS[1], '{GROUP}', ARGV[i], ARGV[i], 1)
+  if not p.err and #p == 1 and p[1][2] == ARGV[1] then
+    redis.call('XCLAIM', KEYS[1], '{GROUP}', ARGV[1], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
 """
 
 
@@ -169,11 +270,25 @@ class _End(NamedTuple):
     error: str | None
 
 
+class _Lease(NamedTuple):
+    """Queued by :meth:`RedisVault.hold`: the lease's first setting."""
+
+    key: str
+    ttl: float
+
+
 class _Enqueue(NamedTuple):
     """Queued by :meth:`RedisVault.enqueue`."""
 
     spec: str
     job_id: str
+
+
+class _Token(NamedTuple):
+    """A status record with the token that makes sending it again harmless."""
+
+    record: StatusRecord
+    token: str
 
 
 class _Entry:
@@ -263,6 +378,14 @@ class RedisVault(WriteBehindVault):
         Hold producers back while this many values wait to be written.
     connect_timeout:
         Seconds to wait for the server when opening.
+    reconnect_timeout:
+        How long a lost server is waited for (writes resent, readers retrying,
+        with backoff) before what waits on it fails (``?reconnect_timeout=``).
+    client_lease:
+        Seconds a job started here keeps its input open without this process
+        being heard from: a process that dies while feeding has its jobs failed
+        ("client gone") by their workers once that long has passed
+        (``?client_lease=``). See :mod:`livestack_nb.remote`.
 
     Raises
     ------
@@ -284,6 +407,8 @@ class RedisVault(WriteBehindVault):
         batch_values: int = 50_000,
         max_backlog: int = 2_000_000,
         connect_timeout: float = 5.0,
+        reconnect_timeout: float | None = None,
+        client_lease: float | None = None,
     ) -> None:
         import redis
 
@@ -304,6 +429,8 @@ class RedisVault(WriteBehindVault):
         query.pop("maxlen", None)
         if maxlen < 1:
             raise self._fail(f"maxlen must be >= 1, not {maxlen}")
+        self.reconnect_timeout = self._seconds(query, "reconnect_timeout", reconnect_timeout, 60.0)
+        self.client_lease = self._seconds(query, "client_lease", client_lease, 30.0)
         self.prefix = prefix
         self.maxlen = maxlen
         plain = urlunsplit(parts._replace(query=urlencode(query)))
@@ -325,6 +452,24 @@ class RedisVault(WriteBehindVault):
         self._add_job = self._r.register_script(_ADD_JOB)
         self._append = self._r.register_script(_APPEND)
         self._end = self._r.register_script(_END)
+        self._status_script = self._r.register_script(_STATUS)
+        self._enqueue_script = self._r.register_script(_ENQUEUE)
+        self._touch_script = self._r.register_script(_TOUCH)
+        self._ack_script = self._r.register_script(_ACK)
+        # job id or stream id -> (queue key, message id, consumer): see _FENCE
+        self._fences: dict[str, tuple[str, str, str]] = {}
+        # stream id -> the seq after the last entry this process stored (see _segments)
+        self._next_seq: dict[str, int] = {}
+        # What this process recorded is in the server's data as long as this key holds
+        # the token read here: a server that restarted without its data has lost it.
+        self._epoch_lock = threading.Lock()
+        self._epoch = self._new_epoch()
+        self._settled = threading.Event()  # clear while on_lost callbacks are being told
+        self._settled.set()
+        self._lost_callbacks: list[Callable[[str], None]] = []
+        self.losses = 0  # how often the server was found without the data recorded before
+        self._leases: dict[str, float] = {}  # key -> ttl (s): kept alive by the reader thread
+        self._leases_renewed = 0.0
         self._shared: set[str] = set()  # stream ids appended at the end (see share)
         self._writer_mode = "w:" + uuid.uuid4().hex
         self._follows: dict[str, list[Any]] = {}  # key -> [last id, handler]
@@ -347,6 +492,79 @@ class RedisVault(WriteBehindVault):
     @property
     def _label(self) -> str:
         return f"redis vault {self.url!r}"
+
+    def _seconds(self, query: dict[str, str], name: str, given: float | None, default: float) -> float:
+        raw = query.pop(name, None)
+        try:
+            value = given if given is not None else float(raw) if raw is not None else default
+        except ValueError as e:
+            raise self._fail(f"has a {name} that is not a number", e) from None
+        if not value > 0:
+            raise self._fail(f"{name} must be > 0 seconds, not {value!r}")
+        return value
+
+    # -- the server losing its data ---------------------------------------------------
+
+    def _new_epoch(self) -> bytes:
+        key = self.k("epoch")
+        self._r.set(key, uuid.uuid4().hex, nx=True)
+        got = self._r.get(key)
+        return bytes(got) if got is not None else b""
+
+    def on_lost(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(message)`` when the server is found to have lost what was
+        recorded (it restarted without persistence); returns a function that stops it."""
+        self._lost_callbacks.append(callback)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._lost_callbacks.remove(callback)
+
+        return stop
+
+    def check_epoch(self, *, wait: bool = False) -> bool:
+        """After a lost connection: whether the server still has this process's data.
+
+        If it has not (it restarted without persistence), every :meth:`on_lost`
+        callback is told what was lost, and a new epoch starts, so the vault
+        serves new jobs. Returns ``False`` then. With ``wait``, a call that finds
+        another thread telling the callbacks returns once they are done (so what
+        they dropped is not taken for something else): never from a thread they
+        may wait on, such as the writer's.
+        """
+        with self._epoch_lock:
+            try:
+                now = self._r.get(self.k("epoch"))
+            except Exception:  # unreachable again: the next reconnection checks
+                now = self._epoch
+            lost = now is None or bytes(now) != self._epoch
+            if lost:
+                self._epoch = self._new_epoch()
+                self.losses += 1
+                callbacks = list(self._lost_callbacks)
+                self._settled.clear()
+        if not lost:
+            if wait:
+                self._settled.wait(30)
+            return True
+        message = (
+            f"{self._label}: the server restarted without the data recorded before (it keeps none: "
+            "no appendonly/save); the jobs it held, their input, outputs, statuses and queue "
+            "messages, are gone"
+        )
+        log.error("%s", message)
+        try:
+            self._tell_lost(callbacks, message)
+        finally:
+            self._settled.set()
+        return False
+
+    def _tell_lost(self, callbacks: list[Callable[[str], None]], message: str) -> None:
+        for cb in callbacks:
+            try:
+                cb(message)
+            except Exception:
+                log.exception("%s: a callback on lost data failed", self._label)
 
     # -- keys -----------------------------------------------------------------------
 
@@ -375,61 +593,139 @@ class RedisVault(WriteBehindVault):
         self._r.close()
 
     def _write(self, batch: list[Any]) -> BaseException | None:
-        """Send ``batch`` as one pipeline, in order; the error of a failed command, if any.
+        """Send ``batch`` in order, as few pipelines as its order allows; the error of a failed
+        command, if any.
 
-        Not a transaction, and a failure stops nothing: the error goes to the
-        flushes waiting on this batch, and the next batch is sent as usual.
+        Not a transaction, and a failed command stops nothing: its error goes to the
+        flushes waiting on this batch, and the rest is sent as usual. A record that
+        follows datapoints (a job's status after its outputs) goes in the next
+        pipeline, sent once every datapoint entry before it is in Redis: an entry the
+        append script refused (part of it was stored by an earlier run of a taken-over
+        job) is trimmed and sent again first, so no reader ever sees a job completed
+        before all of its outputs.
+
+        A lost connection (the server restarting) does not lose the batch: what was
+        not confirmed is sent again, with backoff, for up to ``reconnect_timeout``
+        seconds (appends are placed by seq, statuses carry a token, ends and enqueues
+        happen once; only a child link or a refused-value report may repeat).
         """
-        pipe = self._r.pipeline(transaction=False)
+        import redis
+
+        segments = self._segments(batch)
+        error: BaseException | None = None
+        failing_since: float | None = None
+        delay = 0.05
+        i = 0
+        while i < len(segments):
+            try:
+                error = self._send(segments[i]) or error
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError) as e:
+                # NOSCRIPT: the pipeline was retried on a restarted server, which has not
+                # loaded the scripts yet; sent again, the new pipeline loads them first.
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("%s: the server is unreachable (%s); retrying the write", self._label, e)
+                if now - failing_since >= self.reconnect_timeout:
+                    gone = now - failing_since
+                    log.error("%s: a write was lost: unreachable for %.0f s", self._label, gone)
+                    return self._fail(f"unreachable for {now - failing_since:.0f} s; a write was lost", e)
+                time.sleep(delay)
+                delay = min(1.0, delay * 2)
+                continue
+            except Exception as e:
+                log.exception("%s: a write failed", self._label)
+                error = e
+            if failing_since is not None:
+                failing_since = None
+                delay = 0.05
+                self.check_epoch()
+            i += 1
+        return error
+
+    def _segments(self, batch: list[Any]) -> list[list[Any]]:
+        """``batch`` cut where a record follows datapoints that may be refused; consecutive
+        chunks of a stream merged into one entry (see :meth:`_write`).
+
+        An entry that starts at the seq this process last stored for its stream is
+        appended as sent (only a fenced-off writer, whose records are refused too, could
+        have moved the stream on), so a job's steady stream of outputs and statuses goes
+        as one pipeline; the cut costs a round trip only where a stream is new to this
+        process: the first outputs of a job taken over, which may overlap the earlier run's.
+        """
+        segments: list[list[Any]] = []
+        current: list[Any] = []
+        unsure = False  # `current` holds an entry the append script may refuse
         open_entries: dict[str, _Entry] = {}
-        appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
-        ops = 0
-        taken = 0
-
-        def send(entry: _Entry) -> None:
-            nonlocal ops
-            self._queue_append(pipe, entry, force=False)
-            appends.append((ops, entry))
-            ops += 1
-
+        known = self._next_seq
+        shared = self._shared
+        ahead: dict[str, tuple[int, bool]] = {}  # stream -> (next seq after this batch's entries, sure)
         for item in batch:
             if type(item) is tuple:  # (codec, chunk): merged into the stream's open entry
                 codec, chunk = item
-                taken += len(chunk.stored)
-                entry = open_entries.get(codec.stream_id)
+                sid = codec.stream_id
+                entry = open_entries.get(sid)
                 if entry is None or not entry.take(chunk):
                     if entry is not None:
-                        send(entry)
-                    open_entries[codec.stream_id] = _Entry(codec, chunk)
+                        current.append(entry)
+                    open_entries[sid] = _Entry(codec, chunk)
+                nxt, sure = ahead.get(sid) or (known.get(sid, -1), True)
+                sure = sid in shared or (sure and nxt == chunk.seq0)  # shared: appended at the end
+                unsure = unsure or not sure
+                ahead[sid] = (chunk.seq0 + len(chunk.stored), sure)
                 continue
-            for entry in open_entries.values():  # what came before this item is sent before it
-                send(entry)
+            current.extend(open_entries.values())  # what came before this item is sent before it
             open_entries.clear()
-            ops += self._queue_op(pipe, item)
-        for entry in open_entries.values():
-            send(entry)
+            if unsure:
+                segments.append(current)
+                current, unsure = [], False
+            if type(item) is StatusRecord:
+                item = _Token(item, uuid.uuid4().hex)  # the same token however often it is sent
+            current.append(item)
+        current.extend(open_entries.values())
+        if current:
+            segments.append(current)
+        return segments
+
+    def _send(self, segment: list[Any]) -> BaseException | None:
+        """One pipeline; then each refused datapoint entry settled. Connection errors raise."""
+        import redis
+
+        pipe = self._r.pipeline(transaction=False)
+        appends: list[tuple[int, _Entry]] = []  # (index in the pipeline, entry)
+        ops = 0
+        for item in segment:
+            if type(item) is _Entry:
+                self._queue_append(pipe, item, force=False)
+                appends.append((ops, item))
+                ops += 1
+            else:
+                ops += self._queue_op(pipe, item)
         if not ops:
             return None
         error: BaseException | None = None
-        try:
-            results = pipe.execute(raise_on_error=False)
-            for r in results:
-                if isinstance(r, Exception):
-                    log.error("%s: a write failed: %s", self._label, r)
-                    error = r
-            for index, entry in appends:
-                self._settle(entry, results[index])
-        except Exception as e:
-            error = e
-            log.exception("%s: a write failed; %d values were not stored", self._label, taken)
+        results = pipe.execute(raise_on_error=False)
+        for r in results:
+            if isinstance(r, redis.exceptions.NoScriptError):
+                raise r  # the whole segment goes again (see _write)
+            if isinstance(r, Exception):
+                log.error("%s: a write failed: %s", self._label, r)
+                error = r
+        for index, entry in appends:
+            self._settle(entry, results[index])
         return error
 
     def _queue_append(self, pipe: Any, entry: _Entry, *, force: bool) -> None:
         sid = entry.codec.stream_id
         mode = self._writer_mode if sid in self._shared else ("1" if force else "0")
+        keys = [self.stream_key(sid), self.k("seqs"), self.k("ended"), self.k("writers")]
+        fence = self._fences.get(sid)
+        if fence is not None:
+            keys.append(fence[0])
+        mid, consumer = ("", "") if fence is None else fence[1:]
         self._append(
-            keys=[self.stream_key(sid), self.k("seqs"), self.k("ended"), self.k("writers")],
-            args=[sid, entry.seq0, len(entry.values), self.maxlen, mode, *entry.fields()],
+            keys=keys,
+            args=[sid, entry.seq0, len(entry.values), self.maxlen, mode, mid, consumer, *entry.fields()],
             client=pipe,
         )
 
@@ -462,11 +758,18 @@ class RedisVault(WriteBehindVault):
             if isinstance(result, Exception):
                 raise result
             code, nxt = int(result[0]), int(result[1])
-            if code == 1:
-                return
             sid = entry.codec.stream_id
+            if code == 1:
+                if len(self._next_seq) >= 100_000:  # streams that never ended: start over
+                    self._next_seq.clear()
+                self._next_seq[sid] = nxt
+                return
+            self._next_seq.pop(sid, None)
             if code == -1:
                 log.debug("stream %r has ended; %d late values dropped", sid, len(entry.values))
+                return
+            if code == -2:
+                log.info("stream %r: %d values refused: its job was taken over", sid, len(entry.values))
                 return
             stop = entry.seq0 + len(entry.values)
             if stop <= nxt:
@@ -480,6 +783,13 @@ class RedisVault(WriteBehindVault):
             pipe = self._r.pipeline(transaction=False)
             self._queue_append(pipe, entry, force=force)
             result = pipe.execute(raise_on_error=False)[0]
+
+    def _fenced(self, key: str, keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
+        """``keys``/``args`` of a fenced script, with the fence of ``key`` (a job or stream id)."""
+        fence = self._fences.get(key)
+        if fence is None:
+            return keys, [*args, "", ""]
+        return [*keys, fence[0]], [*args, fence[1], fence[2]]
 
     def _queue_op(self, pipe: Any, item: Any) -> int:
         """Queue the commands of one non-datapoint item; return how many."""
@@ -498,13 +808,21 @@ class RedisVault(WriteBehindVault):
                 client=pipe,
             )
             return 1
-        if kind is StatusRecord:
-            fields = {"status": item.status, "time": repr(float(item.time))}
-            if item.detail is not None:
-                fields["detail"] = item.detail
-            pipe.xadd(self.status_key(item.job_id), fields)
-            pipe.hset(self.k("job", item.job_id), "status", item.status)
-            return 2
+        if kind is _Token:
+            rec = item.record
+            keys, args = self._fenced(
+                rec.job_id,
+                [self.status_key(rec.job_id), self.k("job", rec.job_id)],
+                [
+                    rec.status,
+                    repr(float(rec.time)),
+                    "0" if rec.detail is None else "1",
+                    rec.detail or "",
+                    item.token,
+                ],
+            )
+            self._status_script(keys=keys, args=args, client=pipe)
+            return 1
         if kind is StreamRecord:
             pipe.hset(self.k("job", item.job_id, "streams"), f"{item.direction}:{item.tag}", item.stream_id)
             return 1
@@ -516,10 +834,17 @@ class RedisVault(WriteBehindVault):
             return 1
         if kind is _End:
             sid = item.stream_id
-            self._end(keys=[self.stream_key(sid), self.k("ended")], args=[sid, item.error or ""], client=pipe)
+            self._next_seq.pop(sid, None)
+            keys, args = self._fenced(sid, [self.stream_key(sid), self.k("ended")], [sid, item.error or ""])
+            self._end(keys=keys, args=args, client=pipe)
             return 1
         if kind is _Enqueue:
-            pipe.xadd(self.queue_key(item.spec), {"job": item.job_id})
+            self._enqueue_script(
+                keys=[self.k("job", item.job_id), self.queue_key(item.spec)], args=[item.job_id], client=pipe
+            )
+            return 1
+        if kind is _Lease:
+            pipe.set(item.key, "1", px=max(1, int(item.ttl * 1000)))
             return 1
         raise AssertionError(f"unknown vault item {item!r}")
 
@@ -656,10 +981,7 @@ class RedisVault(WriteBehindVault):
             if self._closed:
                 raise self._fail("is closed")
             self._follows[key] = token
-            if self._reader is None:
-                self._reader = threading.Thread(target=self._read_loop, name=self._reader_name, daemon=True)
-                self._reader.start()
-
+        self._ensure_reader()
         self._wake()
 
         def stop() -> None:
@@ -668,6 +990,12 @@ class RedisVault(WriteBehindVault):
                     del self._follows[key]
 
         return stop
+
+    def _ensure_reader(self) -> None:
+        with self._follow_lock:
+            if self._reader is None and not self._closed:
+                self._reader = threading.Thread(target=self._read_loop, name=self._reader_name, daemon=True)
+                self._reader.start()
 
     def _wake(self) -> None:
         self._follows_changed.set()
@@ -680,27 +1008,53 @@ class RedisVault(WriteBehindVault):
         return key in self._follows
 
     def _read_loop(self) -> None:
+        """Follow, and renew the leases held; on a lost server, retry with backoff (and tell
+        whoever waits on it once it has been gone ``reconnect_timeout`` seconds)."""
         import redis
 
         conn = self._r
         wake = self._wake_key
         wake_id: Any = "0-0"  # its last entry seen: a wake-up sent before XREAD is not missed
+        failing_since: float | None = None
+        given_up = False
+        delay = 0.05
         while not self._stopping:
             self._follows_changed.clear()
             with self._follow_lock:
                 follows = {k: v[0] for k, v in self._follows.items()}
-            if not follows:
-                self._follows_changed.wait(0.1)
-                continue
-            follows[wake] = wake_id
             try:
-                got = conn.xread(follows, count=256, block=100)
+                self._renew_leases()
+                if not follows:
+                    if failing_since is None:
+                        self._follows_changed.wait(0.1)
+                        continue
+                    conn.ping()  # nothing followed: see whether the server is back
+                    got = None
+                else:
+                    follows[wake] = wake_id
+                    got = conn.xread(follows, count=256, block=100)
             except redis.RedisError as e:
                 if self._stopping:
                     return
-                log.warning("redis vault %r: reading followed streams failed (%s); retrying", self.url, e)
-                time.sleep(0.2)
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    log.warning("redis vault %r: reading followed streams failed (%s); retrying", self.url, e)
+                if not given_up and now - failing_since >= self.reconnect_timeout:
+                    given_up = True
+                    self._tell_lost(
+                        list(self._lost_callbacks),
+                        f"{self._label}: the server has been unreachable for {now - failing_since:.0f} s "
+                        f"(reconnect_timeout); what waits on it is given up",
+                    )
+                self._follows_changed.wait(delay)
+                delay = min(1.0, delay * 2)
                 continue
+            if failing_since is not None:
+                failing_since, given_up, delay = None, False, 0.05
+                self._leases_renewed = 0.0  # renewed at once: they may have lapsed meanwhile
+                if not self.check_epoch():
+                    continue  # what is followed is gone; the callbacks stopped following it
             for key_b, entries in got or ():
                 key = _s(key_b)
                 if key == wake:
@@ -755,15 +1109,85 @@ class RedisVault(WriteBehindVault):
         got = self._r.xpending_range(self.queue_key(spec), GROUP, min=message_id, max=message_id, count=1)
         return int(got[0]["times_delivered"]) if got else 0
 
-    def touch(self, spec: str, consumer: str, ids: Sequence[str]) -> None:
-        """Heartbeat: reset the idle time of messages ``consumer`` is working on."""
-        if ids:
-            self._r.xclaim(self.queue_key(spec), GROUP, consumer, 0, list(ids), justid=True)
+    def touch(self, spec: str, consumer: str, ids: Sequence[str]) -> list[str]:
+        """Heartbeat: reset the idle time of messages ``consumer`` is working on.
 
-    def ack(self, spec: str, ids: Sequence[str]) -> None:
-        """The messages are done with (their jobs ended, or they were reported)."""
-        if ids:
-            self._r.xack(self.queue_key(spec), GROUP, *ids)
+        Returns the ids that are no longer ``consumer``'s (another worker took them
+        over while this one was silent): it must stop their jobs, and record nothing.
+        """
+        if not ids:
+            return []
+        lost = self._touch_script(keys=[self.queue_key(spec)], args=[consumer, *ids])
+        return [_s(i) for i in lost or ()]
+
+    def fence(
+        self, job_id: str, stream_ids: Sequence[str], spec: str, message_id: str, consumer: str
+    ) -> None:
+        """Write the statuses of ``job_id`` and the entries and ends of ``stream_ids`` only
+        while ``message_id`` is ``consumer``'s (see ``_FENCE``), until :meth:`unfence`."""
+        fence = (self.queue_key(spec), message_id, consumer)
+        for key in (job_id, *stream_ids):
+            self._fences[key] = fence
+
+    def fresh(self, stream_ids: Sequence[str]) -> None:
+        """Streams known to hold nothing yet (the outputs of a job on its first delivery):
+        their first entries need no round trip of their own (see :meth:`_segments`)."""
+        for sid in stream_ids:
+            self._next_seq.setdefault(sid, 0)
+
+    def unfence(self, job_id: str, stream_ids: Sequence[str]) -> None:
+        """Drop a fence (after a flush: what was recorded under it has been written)."""
+        for key in (job_id, *stream_ids):
+            self._fences.pop(key, None)
+
+    def hold(self, key: str, ttl: float) -> Callable[[], None]:
+        """Keep ``key`` alive (renewed every ``ttl / 3`` s) until the returned function is called.
+
+        A lease other processes can watch: once this process dies or is
+        cut off, the key expires ``ttl`` seconds after its last renewal.
+        """
+        self._leases[key] = ttl
+        self._put(_Lease(key, ttl))  # set in order: before a job queued after it is visible
+        self._ensure_reader()
+
+        def release() -> None:
+            self._leases.pop(key, None)
+
+        return release
+
+    def held(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each of ``keys`` exists (a lease still held)."""
+        pipe = self._r.pipeline(transaction=False)
+        for k in keys:
+            pipe.exists(k)
+        return [bool(x) for x in pipe.execute()]
+
+    def _renew_leases(self) -> None:
+        leases = dict(self._leases)
+        if not leases:
+            return
+        now = time.monotonic()
+        if now - self._leases_renewed < min(leases.values()) / 3:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for key, ttl in leases.items():
+            pipe.set(key, "1", px=max(1, int(ttl * 1000)))
+        pipe.execute()
+        self._leases_renewed = now
+
+    def ack(self, spec: str, ids: Sequence[str], consumer: str | None = None) -> int:
+        """The messages are done with (their jobs ended, or they were reported); how many were
+        acknowledged.
+
+        With ``consumer``, only those still pending for it: a worker that was silent
+        past its lease must not acknowledge the message another worker took over (that
+        would fence the new owner off its own job).
+        """
+        if not ids:
+            return 0
+        if consumer is None:
+            return int(self._r.xack(self.queue_key(spec), GROUP, *ids))
+        return int(self._ack_script(keys=[self.queue_key(spec)], args=[consumer, *ids]))
 
     def heartbeat(self, consumer: str, spec: str, ttl: float) -> None:
         """Say that worker ``consumer`` of ``spec`` is alive for the next ``ttl`` s."""
