@@ -61,6 +61,7 @@ bench: $(STAMP) $(FRONT)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/widgets.py
+	$(BIN)/python bench/windows.py
 
 bench-redis: $(STAMP)
 	$(BIN)/python bench/redis_workers.py

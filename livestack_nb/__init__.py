@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from . import agg
 from ._version import VERSION
 from .attempts import Attempt, ParallelAttempts, attempt
 from .dead_letter import DeadLetter
@@ -26,10 +27,12 @@ from .errors import (
 )
 from .flow import Liveflow, conn, expose
 from .job import JobHandle, JobStatus, LiveJob
+from .keys import Keyed, key_by
 from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
+from .window import window
 from .worker import LiveWorker, LiveWorkerDef
 
 __version__ = VERSION
@@ -99,6 +102,7 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "JobStatus",
+    "Keyed",
     "LiveEnv",
     "LiveJob",
     "LiveWorker",
@@ -115,10 +119,13 @@ __all__ = [
     "WaitTimeout",
     "WiringError",
     "__version__",
+    "agg",
     "attempt",
     "conn",
     "current_env",
     "expose",
     "job_spec",
+    "key_by",
     "use_env",
+    "window",
 ]

@@ -19,6 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -31,6 +32,7 @@ from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
 if TYPE_CHECKING:
     from .env import LiveEnv
     from .feeding import Feeding
+    from .keys import KeyedState
     from .storage import StorageProvider
 
 __all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
@@ -306,6 +308,50 @@ class Inbox:
                     finally:
                         self.waiting = False
 
+    def get_many(self, tags: tuple[str, ...], timeout: float | None) -> Any:
+        """Every item queued on ``tags`` (in arrival order), waiting for at least one
+        up to ``timeout`` seconds (``[]`` then); ``_ENDED`` when all ended. Items of
+        one tag come as they are queued, of several as ``(tag, item)``."""
+        reader = None if self._activity is None else threading.get_ident()  # who reads: its thread
+        waited = False
+        while True:
+            self.release(reader)  # outside the lock: a quiet flow may end streams from here
+            with self._mutex:
+                while True:
+                    if self._cancelled:
+                        raise JobCancelled("the job was cancelled: its input is closed")
+                    if self._ends:
+                        self._held += self._ends  # told now: let go at its next read (or return)
+                        self._ends = 0
+                    if len(tags) == 1:
+                        q = self._queues[tags[0]]
+                        items: list[Any] = list(q)  # (arrival, value, stream, seq) each
+                        q.clear()
+                    else:
+                        items = [(t, item) for t in tags for item in self._queues[t]]
+                        for t in tags:
+                            self._queues[t].clear()
+                        items.sort(key=lambda p: p[1][0])
+                    if items:
+                        if self._blocked:
+                            self._cond.notify_all()
+                        self.current = None
+                        if self._activity is not None:  # their units move to the reader
+                            self._items[reader] = self._items.get(reader, 0) + len(items)
+                        return items
+                    if all(t not in self._open for t in tags):
+                        return _ENDED
+                    if waited:
+                        return []
+                    if self._held:
+                        break  # ends just seen: let them go before waiting
+                    self.waiting = True
+                    try:
+                        self._cond.wait(timeout)
+                    finally:
+                        self.waiting = False
+                    waited = timeout is not None
+
     async def aget(self, tags: tuple[str, ...]) -> Any:
         loop = asyncio.get_running_loop()
         reader = None if self._activity is None else asyncio.current_task()  # who reads: its task
@@ -359,6 +405,29 @@ class TagReader:
         self._job._parent = (sid, seq)
         return (tag, value) if self._merged else value
 
+    def read_batch(self, timeout: float | None = None) -> list[Any] | None:
+        """Every value that has arrived (a sync processor's batch read), waiting for
+        one up to ``timeout`` seconds (then ``[]``); ``None`` once the input ended.
+
+        Merged readers get ``(tag, value)`` pairs. A processor that works on
+        batches pays the hand-over once per batch instead of once per value.
+        """
+        r = self._job._need_inbox().get_many(self._tags, timeout)
+        if r is _ENDED:
+            return None
+        if not r:
+            return []
+        if len(self._tags) == 1:
+            _, _, sid, seq = r[-1]
+            self._job._parent = (sid, seq)
+            values = list(map(itemgetter(1), r))
+            return [(self._tags[0], v) for v in values] if self._merged else values
+        _, (_, _, sid, seq) = r[-1]
+        self._job._parent = (sid, seq)
+        if self._merged:
+            return [(tag, item[1]) for tag, item in r]
+        return [item[1] for _, item in r]
+
     def __iter__(self) -> Iterator[Any]:
         inbox = self._job._need_inbox()
         while True:
@@ -398,6 +467,10 @@ class Inputs:
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self().__aiter__()
+
+    def read_batch(self, timeout: float | None = None) -> list[Any] | None:
+        """The default tag's :meth:`TagReader.read_batch`."""
+        return self().read_batch(timeout)
 
 
 class OutputPort:
@@ -532,6 +605,7 @@ class LiveJob:
         self._inbox: Inbox | None = None
         self.activity: Activity | None = None
         self.on_cancel: list[Callable[[], None]] = []
+        self._state: KeyedState | None = None
         self.failure_note: str | None = None
         self.children: list[str] = []
         # For a spec that runs a child job per value for the nodes of its graph
@@ -643,6 +717,16 @@ class LiveJob:
     def status(self) -> JobStatus:
         return self._status
 
+    @property
+    def state(self) -> KeyedState:
+        """Per-key state of this job's spec (its node in a flow), kept across jobs
+        and, with a durable vault, across restarts: see :mod:`livestack_nb.keys`."""
+        if self._state is None:
+            from .keys import state_of
+
+            self._state = state_of(self)
+        return self._state
+
     def _set_status(self, status: JobStatus) -> bool:
         with self._lock:
             if self._status.done or self._status is status:
@@ -650,6 +734,8 @@ class LiveJob:
             self._status = status
             self._statuses.append((status, now()))
             self.finished = status.done
+        if status.done and self._state is not None:
+            self._state.checkpoint(self.logger)  # recorded before the end is: wait() then finds it
         self.env._status_changed(self, status)
         if status.done:
             self._done.set()

@@ -49,6 +49,7 @@ NAMES = [
     "06_live_dashboard",
     "07_livestack_classics",
     "08_durable_scaleout",
+    "10_windows",
     "11_kitchen_controls",
 ]
 
@@ -166,6 +167,21 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "redis-server stopped": r"children\[0\]\.terminate\(\)",
         "envs closed, temp dir removed": r"^env\.close\(\)\nmorning\.close\(\).*^shutil\.rmtree\(workdir\)",
     },
+    "10_windows": {
+        "tumbling windows on event time": r'ls\.window\(\n\s+seconds=60, time="at", lateness=30, key="pizza"',
+        "a check against pandas": r'resample\("60s"\)',
+        "sliding count windows": r"count=20, slide=5",
+        "a quantile": r'ls\.agg\.quantile\("oven_s", 0\.95\)',
+        "a plot per key": r'StreamPlot\(ovens\.output\(\), x="seq", y="p95_s", by="key"',
+        "a table per key": r'StreamTable\(ovens\.output\(\), by="key"',
+        "session windows": r"gap=600",
+        "a user function as an aggregate": r'"minutes": lambda os:',
+        "ls.key_by": r'ls\.key_by\("pizza"\)',
+        "job.state": r"job\.state\[pizza\] = job\.state\.get\(pizza, 0\) \+ 1",
+        "an eviction rule": r"job\.state\.bound\(max_keys=1000\)",
+        "a restart on the same file": r"^morning = ls\.LiveEnv\(vault=url\)",
+        "the DataFrame path": r"input=pd\.DataFrame",
+    },
     "11_kitchen_controls": {
         "a form from the tag's type": r"form = ls\.widgets\.JobInput\(tally\)",
         "submit does what Feed does": r'form\.submit\(by=2, who="chef"\)',
@@ -213,6 +229,14 @@ SHOWS: dict[str, list[str]] = {
         "out of the electric oven: calzone",
         "async for: ['capricciosa', 'calzone', 'bianca']",
         "no more orders: ls.StreamEnded",
+    ],
+    "10_windows": [
+        "late=7",
+        "same as pandas: True",
+        "oven-3 runs slow late in the evening: True",
+        "28 visits",
+        "same as counting all at once: True",
+        "same windows as value by value: True",
     ],
     "08_durable_scaleout": [
         "last night's kitchen ended with SIGKILL",

@@ -16,6 +16,7 @@ EXPECTED = [
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",
     "JobCancelled", "StreamEnded", "TruncatedHistoryWarning", "DeadLetter",
+    "window", "agg", "key_by", "Keyed",
     "__version__",
 ]  # fmt: skip
 

@@ -48,3 +48,11 @@ def test_writing_a_processor_example_prints_what_the_text_says():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["00 tomato", "rye pesto", "['got dough', 'got sauce']"]
+
+
+def test_windows_example_runs_as_written():
+    section = README.read_text().split("## Windows, keys and aggregates", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == re.findall(r"# (\{.*\})$", code, re.M)  # what the comments say

@@ -42,10 +42,16 @@ class StreamPlot(StreamWidget):
     window:
         How many of the newest points are drawn; setting it on a shown plot
         refills it from the stream's in-memory history.
+    by:
+        For a long-format stream (one row per key, as ``ls.window`` emits):
+        draw one series of the single ``y`` field per value of this field.
+        Each point carries the latest value of every key seen so far, so each
+        key's line runs on until its next value; a new key adds a series.
 
     Examples
     --------
     >>> StreamPlot(job.output(), y=["temperature", "pressure"])  # doctest: +SKIP
+    >>> StreamPlot(p95.output(), y="p95", by="path")  # doctest: +SKIP
     """
 
     _model_name = traitlets.Unicode("StreamPlotModel").tag(sync=True)
@@ -65,18 +71,30 @@ class StreamPlot(StreamWidget):
         *,
         window: int = 500,
         title: str | None = None,
+        by: str | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         if isinstance(y, str):
             y = [y]
+        self._by = by
+        self._by_y: str | None = None
+        self._latest: dict[str, float | None] = {}  # by key: its latest value
+        self._series_changed = False
+        if by is not None:
+            if not isinstance(by, str) or not by:
+                raise ValueError(f"by must be a field name, not {by!r}")
+            if not y or len(y) != 1:
+                raise ValueError(f"by={by!r} draws one field per key: give y= one field, not {y!r}")
+            self._by_y = y[0]
+            y = []
         self._new_window(max(1, window))
         fields = list(y) if y else None
-        if fields is None:
+        if fields is None and by is None:
             declared = columns_of(stream.type.cls)
             if declared != ["value"]:
                 fields = [f for f in declared if f != x and _numeric_annotation(stream.type.cls, f)]
-        self._fields = fields
+        self._fields = fields if by is None else []
         self._time_x = x == "timestamp"
         super().__init__(
             stream, window, x=x, y=fields or [], kind=kind, window=window, title=title or stream.stream_id
@@ -85,6 +103,9 @@ class StreamPlot(StreamWidget):
     def _new_window(self, keep: int) -> None:
         self._points: deque[tuple[float, list[float | None]]] = deque(maxlen=keep)
         self._unsent: deque[tuple[float, list[float | None]]] = deque(maxlen=keep)
+        if self._by is not None:  # refilled from history: the keys are found again
+            self._latest.clear()
+            self._series_changed = True
 
     @traitlets.validate("window")
     def _check_window(self, proposal: Any) -> int:
@@ -95,6 +116,8 @@ class StreamPlot(StreamWidget):
         self._resize(change["new"])
 
     def _points_of(self, raw: list[Raw]) -> list[tuple[float, list[float | None]]]:
+        if self._by is not None:
+            return self._pivoted(raw)
         if self._fields is None and raw:
             sample = raw[0][2]
             cols = columns_of(None, sample)
@@ -112,6 +135,35 @@ class StreamPlot(StreamWidget):
             out.append((xv, [number(field(v, f)) for f in fields]))
         return out
 
+    def _pivoted(self, raw: list[Raw]) -> list[tuple[float, list[float | None]]]:
+        """Long rows to one series per key: each point holds every key's latest value."""
+        by, yname, xname = self._by, self._by_y, self.x
+        assert by is not None and yname is not None
+        latest = self._latest
+        out: list[tuple[float, list[float | None]]] = []
+        for seq, t, v in raw:
+            xv = t if xname == "timestamp" else float(seq) if xname == "seq" else _x_number(field(v, xname))
+            if xv is None:
+                continue
+            if not out and xname not in ("timestamp", "seq") and not self._points:
+                self._time_x = _looks_like_time(field(v, xname), xv)
+            key = str(field(v, by))
+            if key not in latest:
+                self._series_changed = True
+            latest[key] = number(field(v, yname))
+            out.append((xv, list(latest.values())))
+        if self._series_changed:
+            names = list(latest)
+            width = len(names)
+            for pts in (self._points, self._unsent):  # earlier points: None for keys not seen yet
+                for i, (xv, ys) in enumerate(pts):
+                    if len(ys) < width:
+                        pts[i] = (xv, ys + [None] * (width - len(ys)))
+            out = [(xv, ys + [None] * (width - len(ys))) for xv, ys in out]
+            self._fields = names
+            self.y = names
+        return out
+
     def _advance(self) -> None:
         raw, _ = self._take()
         pts = self._points_of(raw)
@@ -124,11 +176,16 @@ class StreamPlot(StreamWidget):
 
     def _reset(self) -> dict[str, Any]:
         self._advance()
+        self._series_changed = False
         self._unsent.clear()
         return {**self._columns(list(self._points), len(self.y)), **self._header()}
 
     def _delta(self) -> dict[str, Any] | None:
         self._advance()
+        if self._series_changed:  # a new key: the front end gets the whole window again
+            self._series_changed = False
+            self._unsent.clear()
+            return {"type": "reset", **self._columns(list(self._points), len(self.y)), **self._header()}
         pts = list(self._unsent)
         self._unsent.clear()
         return {"type": "points", **self._columns(pts, len(self.y)), **self._header()}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import traitlets
 
 from ..stream import DataStream
-from ._format import Cell, cell_text, cells, columns_of, fmt_time, table_html
+from ._format import Cell, cell_text, cells, columns_of, field, fmt_time, table_html
 from ._streamed import Raw, StreamWidget, _at_least_one
 
 __all__ = ["StreamTable"]
@@ -32,17 +32,28 @@ class StreamTable(StreamWidget):
         refills it from the stream's in-memory history.
     title:
         Header text; the stream id by default.
+    by:
+        Show one row per value of this field, its latest (``by="key"`` on a
+        window's output: the current window of each key), the keys updated
+        last at the bottom; ``max_rows`` keys at most.
 
     Examples
     --------
     >>> StreamTable(job.output(), max_rows=10)  # doctest: +SKIP
+    >>> StreamTable(p95.output(), by="key")  # doctest: +SKIP
     """
 
     _model_name = traitlets.Unicode("StreamTableModel").tag(sync=True)
     _view_name = traitlets.Unicode("StreamTableView").tag(sync=True)
     max_rows = traitlets.Int(20).tag(sync=True)
 
-    def __init__(self, stream: DataStream, max_rows: int = 20, *, title: str | None = None) -> None:
+    def __init__(
+        self, stream: DataStream, max_rows: int = 20, *, title: str | None = None, by: str | None = None
+    ) -> None:
+        if by is not None and (not isinstance(by, str) or not by):
+            raise ValueError(f"by must be a field name, not {by!r}")
+        self._by = by
+        self._latest: OrderedDict[str, list[Cell]] = OrderedDict()  # by key: its latest row
         self._fields: list[str] | None = None
         self._open_keys = False
         declared = columns_of(getattr(stream, "type", None) and stream.type.cls)
@@ -56,6 +67,8 @@ class StreamTable(StreamWidget):
     def _new_window(self, keep: int) -> None:
         self._window: deque[list[Cell]] = deque(maxlen=keep)
         self._unsent: deque[list[Cell]] = deque(maxlen=keep)
+        if self._by is not None:
+            self._latest.clear()
 
     @traitlets.validate("max_rows")
     def _check_max_rows(self, proposal: Any) -> int:
@@ -89,10 +102,20 @@ class StreamTable(StreamWidget):
     def _advance(self) -> None:
         raw, events = self._take()
         rows = self._rows(raw)
-        self._window.extend(rows)
-        self._unsent.extend(rows)
         if events:
             self._last_folded = events
+        if self._by is not None:
+            latest, keep = self._latest, self._window.maxlen or 1
+            for (_, _, v), row in zip(raw, rows, strict=True):
+                key = str(field(v, self._by))
+                latest[key] = row
+                latest.move_to_end(key)
+            while len(latest) > keep:
+                latest.popitem(last=False)
+            self._window = deque(latest.values(), maxlen=keep)
+            return
+        self._window.extend(rows)
+        self._unsent.extend(rows)
 
     def _reset(self) -> dict[str, Any]:
         self._advance()
@@ -106,6 +129,8 @@ class StreamTable(StreamWidget):
         }
 
     def _delta(self) -> dict[str, Any] | None:
+        if self._by is not None:  # rows change in place: the table is sent whole (max_rows keys)
+            return {"type": "reset", **self._reset()}
         self._advance()
         rows = list(self._unsent)
         self._unsent.clear()
