@@ -33,7 +33,7 @@ from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
-from .stream import DEFAULT_HISTORY, Activity, DataStream
+from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
 from .vault.base import (
     BatchRecord,
     JobRecord,
@@ -139,6 +139,7 @@ class LiveEnv:
         self.large_value_threshold = large_value_threshold
         self.name = f"{project_id}-{next(_names)}"
         self._runtime = Runtime(self.name)
+        self._flusher = Flusher(self.name)  # pushes what per-value calls buffered, on a deadline
         self._lock = threading.RLock()
         self._specs: dict[str, JobSpec] = {}
         self._workers: dict[str, LiveWorker] = {}
@@ -428,6 +429,7 @@ class LiveEnv:
             large_value_threshold=self.large_value_threshold,
             fused=fused,
             activity=activity,
+            flusher=self._flusher,
         )
         if self._durable and durable:
             self._attach_archive(stream, record=True)
@@ -782,8 +784,9 @@ class LiveEnv:
 
         With a durable vault, once this returns every datapoint emitted,
         status set and job started before the call is in the file, and
-        survives this process being killed.
+        survives this process being killed (values fed one by one are pushed first).
         """
+        self._flusher.flush_now()
         self.vault.flush()
 
     # -- closing --------------------------------------------------------------------
@@ -802,6 +805,7 @@ class LiveEnv:
                 job.cancel()
         for w in workers:
             w.stop(timeout, cancel=True)
+        self._flusher.close()
         self._runtime.stop(timeout)
         global _default
         if _default is self:

@@ -660,6 +660,8 @@ class _Run:
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
                 kept = store == "all" or (store in ("exposed", "outputs") and name is not None)
+                if given is not None and act is not None:
+                    given.push_each_at_once()  # its jobs' values count: none wait in a buffer
                 out_streams[(lbl, tag)] = given or env.new_stream(
                     f"{job_id}/{lbl}/out/{tag}",
                     tag,

@@ -16,6 +16,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from .errors import LivestackError
 from .spec import DEFAULT, JobSpec
+from .stream import MAX_CHUNK, Chunk
 
 if TYPE_CHECKING:
     from .job import JobHandle
@@ -40,8 +41,22 @@ def spec_operator(
             subs = CompositeDisposable()
 
             def wire(handle: JobHandle) -> None:  # before the job runs: a source loses nothing
+                # The output goes to the observer a chunk at a time, straight from the
+                # stream (no RxPY wrapper per value on the way).
                 out = handle.output(out_tag)
-                subs.add(out.subscribe(observer.on_next, observer.on_error, observer.on_completed))
+                emit = observer.on_next
+
+                def on_chunk(chunk: Chunk) -> None:
+                    for v in chunk.values:
+                        emit(v)
+
+                def on_end(error: BaseException | None) -> None:
+                    if error is None:
+                        observer.on_completed()
+                    else:
+                        observer.on_error(error if isinstance(error, Exception) else Exception(repr(error)))
+
+                subs.add(out.listen_chunks(on_chunk, on_end))
 
             job = current_env().start(spec, options or None, before_launch=wire)
 
@@ -51,8 +66,16 @@ def spec_operator(
                 job.cancel()
 
             feeder = job.input(in_tag)
+            stream, exact = feeder.stream, feeder._exact
+            buf, appended = stream.edge, stream.appended
 
             def on_next(value: Any) -> None:
+                if type(value) is exact and not stream._closed:
+                    buf.append(value)  # what feeder.feed does for a value that fits
+                    n = len(buf)
+                    if n == 1 or n >= MAX_CHUNK:
+                        appended(n)
+                    return
                 try:
                     feeder.feed(value)
                 except LivestackError as e:

@@ -11,13 +11,25 @@ per event. Delivery is serialised per stream: whichever thread pushes first
 delivers, in order, and a push that arrives meanwhile (from another thread, or
 re-entrantly from a listener, as in a cycle) is queued for it. No lock is held
 while user code runs.
+
+Why an edge buffer: the calls a user writes first hand over one value at a
+time (``job.feed(x)`` in a loop, ``emit`` in a processor). Each such value is
+appended to the stream's buffer (a list append under the GIL, no lock) and the
+buffer becomes a chunk, through the same :meth:`DataStream.push` as a batch,
+when it holds ``MAX_CHUNK`` values, when a batch or the end follows it, when
+the stream is read, when its consumer runs dry and pulls it, and at the
+latest ``FLUSH_AFTER`` seconds after its first value (a :class:`Flusher`
+thread): a slow trickle is seen live, a fast loop pays for a chunk per few
+thousand values.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +41,7 @@ import reactivex
 from reactivex import abc as rx_abc
 from reactivex.disposable import Disposable
 
+from ._interrupt import held_interrupts
 from .errors import JobClosedError
 from .reading import StreamReader, aiterate, iterate, warn_missing, warn_truncated
 from .spec import TagType
@@ -37,7 +50,7 @@ from .storage import StorageProvider, StorageRef
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Activity", "DataStream", "Datapoint", "StreamStats", "now"]
+__all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
 
 log = logging.getLogger("livestack_nb")
 
@@ -55,6 +68,10 @@ that gets worse the longer a process runs: the cost per event grew by half
 over a 10 M-event run (``bench/scale.py``). Larger chunks save nothing
 measurable: what a chunk costs is paid once per 4,096 values.
 """
+
+FLUSH_AFTER = 0.005
+"""Seconds a value appended one at a time may wait in a stream's buffer before
+the env's :class:`Flusher` pushes it (well under what a reader notices)."""
 
 _clock: Callable[[], float] = time.time
 _ident = threading.get_ident
@@ -215,6 +232,106 @@ class _Join:
         self.replay = replay
 
 
+class Flusher:
+    """Pushes what streams buffered at most ``FLUSH_AFTER`` seconds after it came.
+
+    One per env, with a thread (``livestack-flush-<env>``) started on first
+    use and joined by :meth:`close`. A stream hands itself over when its
+    buffer gets its first value (:meth:`due`); the thread waits
+    ``FLUSH_AFTER``, then flushes every stream handed over meanwhile. It never
+    waits for room (it is one of livestack-nb's own threads), so a slow job
+    cannot hold the trickle of another.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._due: deque[weakref.ReferenceType[DataStream]] = deque()
+        # The thread's wake-up: a lock held while there is nothing to do, released
+        # by ``due`` (a plain lock, not an Event: an Event's ``set`` enters a
+        # Condition in Python code, where a kernel interrupt can leave it locked).
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self._armed = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def due(self, stream: DataStream) -> None:
+        """``stream`` has buffered values: flush it soon."""
+        if self._closed:
+            stream.flush()
+            return
+        self._due.append(weakref.ref(stream))  # weakly: a stream nothing else holds has no reader
+        if not self._armed:
+            self._open_gate()
+            self._armed = True
+        if self._thread is None:
+            self._start()
+
+    def _open_gate(self) -> None:
+        try:  # noqa: SIM105 (a plain try: contextlib.suppress exits in Python code, interruptible)
+            self._gate.release()
+        except RuntimeError:
+            pass  # open already
+
+    def _start(self) -> None:
+        # Held: a thread counted here but never started would flush nothing.
+        with held_interrupts(), self._lock:
+            if self._thread is not None or self._closed:
+                return
+            t = threading.Thread(target=self._run, name=f"livestack-flush-{self.name}", daemon=True)
+            t.start()
+            self._thread = t
+
+    def _run(self) -> None:
+        due = self._due
+        while True:
+            self._gate.acquire()
+            if self._closed:
+                break
+            time.sleep(FLUSH_AFTER)
+            self._armed = False
+            self._flush(len(due))
+        self._flush(len(due))
+
+    def flush_now(self) -> None:
+        """Push what every stream handed over has buffered, now, on this thread (``env.flush()``).
+
+        The streams stay handed over: the thread may be flushing one of them
+        meanwhile, and a stream is flushed under its own lock, so once this
+        returns every value appended before the call has been pushed.
+        """
+        for ref in list(self._due):
+            stream = ref()
+            if stream is not None:
+                stream.flush()  # (an ended stream's end took its buffer: nothing to push)
+
+    def _flush(self, n: int) -> None:
+        due = self._due
+        for _ in range(n):
+            try:
+                stream = due.popleft()()
+            except IndexError:
+                return
+            if stream is None:
+                continue
+            try:
+                stream.flush()
+            except JobClosedError:
+                pass  # ended meanwhile (its end took the buffer, or a cancel dropped it)
+            except Exception:
+                log.exception("flushing stream %r failed", stream.stream_id)
+
+    def close(self) -> None:
+        """Flush what is due and stop the thread (later buffers flush at once)."""
+        with self._lock:
+            self._closed = True
+            t = self._thread
+        self._open_gate()
+        if t is not None and t is not threading.current_thread():
+            t.join(5.0)
+
+
 class DataStream(reactivex.Observable[Any]):
     """A live, typed stream of values that remembers its recent history.
 
@@ -252,6 +369,7 @@ class DataStream(reactivex.Observable[Any]):
         large_value_threshold: int | None = None,
         fused: bool = False,
         activity: Activity | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         super().__init__()
         if history < 1:
@@ -269,6 +387,17 @@ class DataStream(reactivex.Observable[Any]):
             and (self.type.is_any or self.type.cls in (bytes, bytearray, str))
         )
         self._activity = activity
+        # The edge buffer (see the module docstring): values appended one at a
+        # time, or ``(value, parent seq)`` pairs when ``_buf_parent`` names the
+        # stream they came from. Without a flusher (a stream made outside an env,
+        # or one in a flow with a cycle, whose quiet check counts every value
+        # pushed) each value is pushed at once.
+        self._buf: list[Any] = []
+        self._buf_parent: str | None = None
+        self._flusher = None if activity is not None else flusher
+        # Set by the job that consumes this stream while it waits for input: a value
+        # appended then is pushed at once (no batch to gather for a consumer at rest).
+        self.consumer_idle = False
         self._state_lock = threading.Lock()
         self._chunks: deque[Chunk] = deque()
         self._held = 0
@@ -282,6 +411,7 @@ class DataStream(reactivex.Observable[Any]):
         self._closed = False
         self._end_delivered = False
         self._ending: list[_Listener] = []  # listeners still to be told of the end
+        self._telling: list[_Listener] | None = None  # still to be given pending[0]
         self._error: BaseException | None = None
         self._last_time: float | None = None
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
@@ -304,6 +434,79 @@ class DataStream(reactivex.Observable[Any]):
 
     # -- producing ---------------------------------------------------------
 
+    def append(self, value: Any) -> None:
+        """Add one already-validated value, pushed with the next chunk (see the module
+        docstring); the per-value call behind ``job.feed``."""
+        if self._buf_parent is not None:
+            self._switch_buffer(None)
+        buf = self._buf
+        buf.append(value)
+        n = len(buf)
+        if n == 1 or n >= MAX_CHUNK:
+            self.appended(n)
+
+    def append_child(self, value: Any, parent_stream: str, parent_seq: int) -> None:
+        """Like :meth:`append`, for a value derived from datapoint ``parent_seq`` of
+        ``parent_stream`` (a processor's ``emit``). One thread appends to a stream
+        at a time (its job's processor)."""
+        if self._buf_parent is not parent_stream:
+            self._switch_buffer(parent_stream)
+        buf = self._buf
+        buf.append((value, parent_seq))
+        n = len(buf)
+        if n == 1 or n >= MAX_CHUNK:
+            self.appended(n)
+
+    @property
+    def edge(self) -> list[Any]:
+        """The buffer itself, for a caller that appends parentless values to it directly
+        (the list is never replaced) and then calls :meth:`appended` with its length
+        when that is 1 or ``MAX_CHUNK`` or more, as :meth:`append` does."""
+        return self._buf
+
+    def appended(self, n: int) -> None:
+        """The buffer got its first value (flush it soon; now if the consumer waits for
+        input and this is a trickle, nothing pushed for ``FLUSH_AFTER``) or is full
+        (flush it now). Not at once for a fast loop, whose consumer runs dry between
+        values: handing values over one at a time is what the buffer saves."""
+        if n >= MAX_CHUNK:
+            self.flush()
+            return
+        if self.consumer_idle:
+            last = self._last_time
+            if last is None or _clock() - last >= FLUSH_AFTER:
+                self.flush()
+                return
+        flusher = self._flusher
+        if flusher is None:
+            self.flush()
+        else:
+            flusher.due(self)
+
+    def _switch_buffer(self, parent_stream: str | None) -> None:
+        """Values with another parent stream (or none) follow: push the buffer first."""
+        if self._buf:
+            self.flush()
+        self._buf_parent = parent_stream
+
+    def flush(self) -> None:
+        """Push what was appended one value at a time and is not pushed yet."""
+        if self._buf:
+            self.push([])
+
+    def push_each_at_once(self) -> None:
+        """Push each value appended from now on at once, what is buffered first: a stream
+        given to a run with a cycle (an outer flow's, written by the run's jobs), whose
+        quiet check must see every value on its way, as it does on the run's own streams."""
+        self._flusher = None
+        if self._buf:
+            self.flush()
+
+    @property
+    def buffered(self) -> int:
+        """How many appended values wait in the buffer (not yet pushed)."""
+        return len(self._buf)
+
     def push(
         self,
         values: list[Any],
@@ -312,36 +515,37 @@ class DataStream(reactivex.Observable[Any]):
     ) -> int:
         """Append already-validated ``values`` and deliver them; return the first seq.
 
-        This is the producer's side, used by jobs and flows; user code feeds a
-        job (``job.feed``) or emits from one (``job.output().emit``) instead.
+        What was appended one at a time before goes first. This is the
+        producer's side, used by jobs and flows; user code feeds a job
+        (``job.feed``) or emits from one (``job.output().emit``) instead.
         """
         n = len(values)
-        if not n:
+        if not n and not self._buf:
             return self._count
         now = _clock()
-        stored = self._offload_values(values) if self._offload else None
-        act = self._activity
+        stored = self._offload_values(values) if n and self._offload else None
         me = _ident()
         claimed = False
+        behind = False
         try:
-            with self._state_lock:
+            with _held_if_buffered(self._buf), self._state_lock:
                 if self._closed:
+                    if not n:
+                        return self._count  # ended meanwhile: the end took the buffer
                     raise JobClosedError(f"stream {self.stream_id!r} has ended; it takes no more values")
+                first = self._take_buffer(now)
+                if first is not None:
+                    behind = self._admit(first)
                 seq0 = self._count
-                chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
-                self._count = seq0 + n
-                self._keep(chunk, n)
-                self._last_time = now
-                if now - self._last_sample >= 0.1:
-                    self._last_sample = now
-                    # The count *before* this batch: a single burst then shows a rate.
-                    self._samples.append((now, seq0))
-                if act is not None:
-                    act.add(n)
-                rec = self._recorder
-                behind = rec is not None and rec(chunk)
+                chunk = None
+                if n:
+                    chunk = Chunk(self.stream_id, seq0, now, values, parent_stream, parent_seqs, stored)
+                    behind = self._admit(chunk) or behind
                 if self._delivering:  # another thread delivers it
-                    self._pending.append(chunk)
+                    if first is not None:
+                        self._pending.append(first)
+                    if chunk is not None:
+                        self._pending.append(chunk)
                 else:
                     claimed = True
                     self._delivering = me
@@ -349,9 +553,12 @@ class DataStream(reactivex.Observable[Any]):
                     # Queued first when what an interrupted delivery left must go
                     # before it, or when the wait for the vault could be
                     # interrupted: a chunk kept must be delivered too.
-                    direct = not self._pending and not behind
+                    direct = chunk is not None and first is None and not self._pending and not behind
                     if not direct:
-                        self._pending.append(chunk)
+                        if first is not None:
+                            self._pending.append(first)
+                        if chunk is not None:
+                            self._pending.append(chunk)
             if behind:
                 self._fall_back()
             if not claimed:
@@ -359,6 +566,7 @@ class DataStream(reactivex.Observable[Any]):
             # Nobody was delivering: hand this chunk over directly, then flush
             # whatever other threads queued meanwhile.
             if direct:
+                assert chunk is not None  # for mypy: direct says so
                 self._deliver_chunk(chunk, listeners)
             self._deliver()
         except BaseException:
@@ -366,6 +574,42 @@ class DataStream(reactivex.Observable[Any]):
                 self._let_go(me)
             raise
         return seq0
+
+    def _take_buffer(self, now: float) -> Chunk | None:
+        """The buffered values as a chunk (the state lock is held, interrupts too)."""
+        buf = self._buf
+        k = len(buf)
+        if not k:
+            return None
+        # Slice and delete the first k, with no call in between: a value appended
+        # meanwhile by another thread stays for the next chunk.
+        taken = buf[:k]
+        del buf[:k]
+        parent = self._buf_parent
+        parents: list[int] | None = None
+        if parent is not None:
+            parents = [p for _, p in taken]
+            taken = [v for v, _ in taken]
+        stored = self._offload_values(taken) if self._offload else None
+        return Chunk(self.stream_id, self._count, now, taken, parent, parents, stored)
+
+    def _admit(self, chunk: Chunk) -> bool:
+        """Count, keep and record ``chunk`` (the state lock is held); whether the vault is behind."""
+        n = len(chunk.stored)
+        now = chunk.time
+        seq0 = self._count
+        self._count = seq0 + n
+        self._keep(chunk, n)
+        self._last_time = now
+        if now - self._last_sample >= 0.1:
+            self._last_sample = now
+            # The count *before* this batch: a single burst then shows a rate.
+            self._samples.append((now, seq0))
+        act = self._activity
+        if act is not None:
+            act.add(n)
+        rec = self._recorder
+        return rec is not None and rec(chunk)
 
     def _let_go(self, me: int) -> None:
         """Give up a claim to deliver (if still held by this thread): a delivery was stopped."""
@@ -455,19 +699,27 @@ class DataStream(reactivex.Observable[Any]):
         item = _End(error)
         me = _ident()
         claimed = False
+        behind = False
         try:
-            with self._state_lock:
-                self._closed = True
+            with _held_if_buffered(self._buf), self._state_lock:
                 pending = self._pending
+                if not self._closed:
+                    first = self._take_buffer(_clock())
+                    if first is not None:
+                        behind = self._admit(first)
+                        pending.append(first)
+                self._closed = True
                 if not (self._end_delivered or any(type(p) is _End for p in pending)):
                     pending.append(item)
                     if self._activity is not None:
                         self._activity.add(1)  # an end on its way is work in flight
-                if self._delivering or not pending:
-                    return
-                claimed = True
-                self._delivering = me
-            self._deliver()
+                if not self._delivering and pending:
+                    claimed = True
+                    self._delivering = me
+            if behind:
+                self._fall_back()
+            if claimed:
+                self._deliver()
         except BaseException:
             if claimed:
                 self._let_go(me)
@@ -526,16 +778,18 @@ class DataStream(reactivex.Observable[Any]):
                     self._delivering = 0
                     return
                 item = pending[0]
-                if type(item) is not _End:
+                if isinstance(item, Chunk):
+                    if self._telling is None:  # (else: what an interrupted delivery left)
+                        self._telling = list(reversed(self._listeners))
+                elif isinstance(item, _Join):
                     pending.popleft()
-                    listeners = self._listeners
                 elif not self._end_delivered:
                     self._error = item.error
                     self._ending = list(self._listeners)
                     self._end_delivered = True
                     self._listeners = ()
             if type(item) is Chunk:
-                self._deliver_chunk(item, listeners)
+                self._tell_chunk(item)
             elif type(item) is _End:
                 self._tell_end(item.error)
             else:
@@ -559,6 +813,30 @@ class DataStream(reactivex.Observable[Any]):
         act = self._activity
         if act is not None:
             act.done(1)
+
+    def _tell_chunk(self, chunk: Chunk) -> None:
+        """Deliver the queued ``chunk`` to each listener, dropping it from the list once
+        told, then drop the chunk: a delivery stopped half way (a KeyboardInterrupt)
+        is finished by the next one, so values whose ``feed`` returned are not lost."""
+        telling = self._telling
+        assert telling is not None
+        seq0 = chunk.seq0
+        while telling:
+            listener = telling[-1]
+            if seq0 >= listener.start_seq and not listener.disposed:
+                try:
+                    listener.on_chunk(chunk)
+                except Exception:
+                    self._listener_failed(listener)
+            telling.pop()
+        with self._state_lock:
+            # In this order, with no call between: an interrupt cannot leave the
+            # next chunk with an empty list of listeners still to be told.
+            self._telling = None
+            self._pending.popleft()
+        act = self._activity
+        if act is not None:
+            act.done(len(chunk.values))
 
     def _deliver_chunk(self, chunk: Chunk, listeners: tuple[_Listener, ...]) -> None:
         seq0 = chunk.seq0
@@ -594,6 +872,7 @@ class DataStream(reactivex.Observable[Any]):
     # -- consuming ---------------------------------------------------------
 
     def _add(self, listener: _Listener, *, replay: bool) -> Disposable:
+        self.flush()  # what was appended before the subscription is not new to it
         me = _ident()
         claimed = False
         try:
@@ -689,6 +968,7 @@ class DataStream(reactivex.Observable[Any]):
     # -- reading the history ----------------------------------------------
 
     def _history_chunks(self, before: int | None = None) -> list[Chunk]:
+        self.flush()
         with self._state_lock:
             chunks = list(self._chunks)
             skip = self._held - self.history
@@ -873,6 +1153,7 @@ class DataStream(reactivex.Observable[Any]):
 
     def last(self) -> Any:  # type: ignore[override]
         """The most recent value, or ``None`` before the first one."""
+        self.flush()
         with self._state_lock:
             if not self._chunks:
                 return None
@@ -881,7 +1162,7 @@ class DataStream(reactivex.Observable[Any]):
 
     def __len__(self) -> int:
         """How many values were ever emitted (not only those still in memory)."""
-        return self._count
+        return self._count + len(self._buf)
 
     def __bool__(self) -> bool:
         return True
@@ -934,6 +1215,14 @@ class DataStream(reactivex.Observable[Any]):
     def __repr__(self) -> str:
         state = "ended" if self._closed else "live"
         return f"<DataStream {self.stream_id!r} {self.type.name} {state}, {self._count} values>"
+
+
+def _held_if_buffered(buf: list[Any]) -> contextlib.AbstractContextManager[Any]:
+    """Interrupts held while buffered values are taken into a chunk: values whose
+    ``feed`` returned must not be lost to a kernel interrupt landing half way."""
+    if buf:
+        return held_interrupts()
+    return contextlib.nullcontext()
 
 
 def _head(c: Chunk, n: int) -> Chunk:

@@ -20,10 +20,10 @@ import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -160,7 +160,7 @@ class _Skipped(Exception):
 _SKIP = object()
 FLAT_FLUSH = 0.05  # seconds a generator's yields may be gathered before they are pushed
 SLOW_YIELD = 0.01  # a yield that took this long is pushed at once
-LINGER = 0.002  # seconds a worker-thread drain waits for more input before it lets go
+SLOW_MAP = 0.02  # a map call that took this long (on average over a slice) is pushed at once
 
 
 def _follows(a: Chunk, b: Chunk) -> bool:
@@ -218,7 +218,8 @@ class LiveWorker:
         job.worker_params = d.worker_params
         if d.form != "processor" and not d.is_async:
             return _InlineRunner(self, job).launch
-        inbox = job._inbox = Inbox(job.spec.in_tags, job.activity)
+        inbox = job._inbox = Inbox(job.spec.in_tags, job.activity, job._before_wait)
+        inbox.streams = list(job._inputs.values())
         for tag, stream in job._inputs.items():
             stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
         if d.is_async:
@@ -357,16 +358,17 @@ class LiveWorker:
             job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
             inbox.requeue_current()
             return True
-        if job.errors is not None and inbox.current is not None:
-            tag, (_, value, sid, seq) = inbox.current
+        if job.errors is not None and inbox.current:
+            chunk, i = inbox.chunk, inbox.index
+            assert chunk is not None  # (inbox.current says so)
             self.stats.dead_letters += 1
-            dead_letter.send(job, tag, value, e, attempt, (sid, seq))
-            inbox.current = None
+            dead_letter.send(job, inbox.tag, chunk.values[i], e, attempt, (chunk.stream_id, chunk.seq0 + i))
+            inbox.skip_current()
             return True
-        if d.on_error == "skip" and inbox.current is not None:
+        if d.on_error == "skip" and inbox.current:
             self.stats.skipped += 1
             job.logger.error("datapoint skipped after %d attempts: %s: %s", attempt, type(e).__name__, e)
-            inbox.current = None
+            inbox.skip_current()
             return True
         return False
 
@@ -586,6 +588,7 @@ class _InlineRunner:
         self.job = job
         self.pending: deque[Any] = deque()
         self.queued = 0  # values in ``pending``
+        self._next_seq = 0  # the seq of the input expected next
         self.blocked = 0  # feeders held by backpressure
         self._mutex = threading.Lock()  # entered as the lock itself: see _interrupt.py
         self.lock = threading.Condition(self._mutex)
@@ -596,7 +599,7 @@ class _InlineRunner:
         self.fn = worker.call(job)
         self.out_type = job.spec.out_tags[DEFAULT]
         self.out = job._outputs[DEFAULT]
-        stream = job._inputs[DEFAULT]
+        stream = self.source = job._inputs[DEFAULT]
         inline = stream.fused
         stream.listen_chunks(
             partial(self.submit, inline=inline),
@@ -622,25 +625,35 @@ class _InlineRunner:
         with self._mutex:
             if not self.pending:
                 self.draining = False
+                self.source.consumer_idle = True
                 return
-        self.worker._executor.submit(self.drain, True)
+        self.worker._executor.submit(self.drain)
 
     def submit(self, item: Any, *, inline: bool) -> None:
         if self.job.finished or self.job._cancelled:
             return  # cancelled or failed: what still arrives is not processed
-        act = self.activity
-        if act is not None:
-            act.add(1 if item is _END else len(item.values))  # an end too, until the job has ended
         with self._mutex:
-            self.pending.append(item)
             if item is not _END:
+                if item.seq0 < self._next_seq:
+                    return  # had it already: a delivery stopped by an interrupt, given again
+                # (no call between these two: an interrupt cannot split them)
+                self._next_seq = item.seq0 + len(item.values)
+                self.pending.append(item)
                 self.queued += len(item.values)
+                if self.activity is not None:
+                    self.activity.add(len(item.values))
+            else:
+                self.pending.append(item)
+                if self.activity is not None:
+                    self.activity.add(1)  # the end too, until the job has ended
             start = not self.draining
             if start and inline:
                 self.draining = True
+            if start:
+                self.source.consumer_idle = False
         if start:
             if inline:
-                self.drain(False)
+                self.drain()
             else:
                 self._start_drain()
         if not inline and self.queued > MAX_BACKLOG and may_wait_for_room():
@@ -655,7 +668,7 @@ class _InlineRunner:
                 if self.draining:
                     return
                 self.draining = True
-            self.worker._executor.submit(self.drain, True)
+            self.worker._executor.submit(self.drain)
 
     def _wait_for_room(self) -> None:
         """Backpressure: hold a feeder that got ahead until half the backlog is done."""
@@ -668,44 +681,54 @@ class _InlineRunner:
             finally:
                 self.blocked -= 1
 
-    def _next(self, linger: bool) -> Any:
+    def _next(self) -> Any:
         """The next item to process, consecutive chunks merged (up to
         ``MAX_CHUNK`` values); None when idle.
 
-        A drain on a worker thread lingers a moment when it runs dry (it is
-        not woken per value): values fed one by one from a loop then find it
-        still draining and are processed in batches, instead of paying a
-        thread hand-off each.
+        Run dry, the drain pulls what was fed one by one into the input
+        stream's buffer (the consumer is idle: no reason to wait for the
+        flusher's deadline), so a loop of ``feed`` calls is processed in
+        chunks of whatever it fed meanwhile.
         """
         pending = self.pending
-        with self._mutex:
-            if not pending and linger:
-                self.lock.wait(LINGER)
-            if not pending:
-                self.draining = False
-                return None
-            item = pending.popleft()
-            if item is not _END:
-                self._taken(len(item.values))
-            if item is _END or not pending or pending[0] is _END:
-                return item
-            merged = [item]
-            size = len(item.values)
-            while (
-                pending
-                and pending[0] is not _END
-                and size + len(pending[0].values) <= MAX_CHUNK
-                and _follows(merged[-1], pending[0])
-            ):
-                merged.append(pending.popleft())
-                size += len(merged[-1].values)
-                self._taken(len(merged[-1].values))
+        source = self.source
+        while True:
+            with self._mutex:
+                if pending:
+                    merged = self._pop()
+                    break
+                if not source._buf:
+                    self.draining = False
+                    source.consumer_idle = True
+                    return None
+            source.flush()  # delivered to submit(), which queues it: this drain runs
         if len(merged) == 1:
-            return item
+            return merged[0]
         first = merged[0]
         values = [v for c in merged for v in c.values]
         parents = None if first.parent_seqs is None else [p for c in merged for p in c.parent_seqs]
         return Chunk(first.stream_id, first.seq0, first.time, values, first.parent_stream, parents)
+
+    def _pop(self) -> list[Any]:
+        """The first queued item, or consecutive chunks to merge (the lock is held)."""
+        pending = self.pending
+        item = pending.popleft()
+        if item is not _END:
+            self._taken(len(item.values))
+        if item is _END or not pending or pending[0] is _END:
+            return [item]
+        merged = [item]
+        size = len(item.values)
+        while (
+            pending
+            and pending[0] is not _END
+            and size + len(pending[0].values) <= MAX_CHUNK
+            and _follows(merged[-1], pending[0])
+        ):
+            merged.append(pending.popleft())
+            size += len(merged[-1].values)
+            self._taken(len(merged[-1].values))
+        return merged
 
     def _taken(self, n: int) -> None:
         """``n`` values left the queue (the lock is held); wake a held feeder."""
@@ -713,7 +736,7 @@ class _InlineRunner:
         if self.blocked:
             self.lock.notify_all()
 
-    def drain(self, linger: bool) -> None:
+    def drain(self) -> None:
         job = self.job
         act = self.activity
         try:
@@ -721,7 +744,7 @@ class _InlineRunner:
         except BaseException as e:  # a KeyboardInterrupt raised by the hook too: the job fails, not the drain
             job.fail(e)
         while True:
-            item = self._next(linger)
+            item = self._next()
             if item is None:
                 return
             if item is _END:
@@ -742,41 +765,72 @@ class _InlineRunner:
                     act.done(len(item.values))
 
     def process(self, chunk: Chunk) -> None:
-        """Run the function over a chunk and push what it returns, in one go.
+        """Run the function over a chunk and push what it returns.
 
         The loop body is kept to a call and an append (this is the per-event
-        cost of a fused flow); a raising value leaves the fast loop for
-        :meth:`recover` and the loop resumes after it.
+        cost of a fused flow). The chunk is walked in slices of 1, 2, 4, ...
+        values with the clock read between them: results are pushed once
+        ``FLAT_FLUSH`` seconds have passed, and at once after a slice that took
+        ``SLOW_MAP`` or more per value (the slices then start again from one), so
+        a slow function's outputs are seen as they are computed, not when the
+        whole chunk is done. A fast one pays a clock read per slice.
         """
         if self.flat:
             self._process_flat(chunk)
             return
+        values, seq0, sid = chunk.values, chunk.seq0, chunk.stream_id
+        n = len(values)
+        it = iter(values)  # the slices are taken from it: no copy
+        out: list[Any] = []
+        first = 0  # index in values of out[0]
+        lo, size = 0, 1
+        clock = time.monotonic
+        last = clock()
+        while lo < n:
+            hi = min(n, lo + size)
+            began = clock()
+            failure = self._map_into(it, chunk, lo, hi, out)
+            if failure is not None:
+                self._push(*self._kept(out, seq0 + first), sid)
+                self.job.fail(failure)
+                return
+            now = clock()
+            # Slow per value, not per slice: a slice also waits for the GIL and the
+            # machine, which must not break a fast map's chunks into small ones.
+            slow = now - began >= SLOW_MAP * (hi - lo)
+            if slow or now - last >= FLAT_FLUSH:
+                self._push(*self._kept(out, seq0 + first), sid)
+                out, first, last = [], hi, now
+            size = 1 if slow else size * 2
+            lo = hi
+        self._push(*self._kept(out, seq0 + first), sid)
+
+    def _map_into(
+        self, it: Iterator[Any], chunk: Chunk, lo: int, hi: int, out: list[Any]
+    ) -> BaseException | None:
+        """Append the function's result for the next ``hi - lo`` values of ``it``
+        (``chunk.values[lo:hi]``) to ``out``; a raising value leaves the fast loop for
+        :meth:`recover`. The failure that ends the job, if any."""
         fn = self.fn
         values = chunk.values
-        results: list[Any] = []
-        append = results.append
-        failure: BaseException | None = None
-        start = 0
-        n = len(values)
-        while start < n:
+        append = out.append
+        off = len(out) - lo  # out[i + off] is the result of values[i]
+        start = lo
+        while start < hi:
             try:
-                for v in values[start:] if start else values:
+                for v in islice(it, hi - start):
                     append(fn(v))
-                break
+                return None
             except Exception as e:
-                i = len(results)
+                i = len(out) - off  # the value that raised (the iterator is past it)
                 try:
                     append(self.recover(values[i], e, (chunk.stream_id, chunk.seq0 + i)))
                 except _Failed as f:
-                    failure = f.exc
-                    break
+                    return f.exc
                 start = i + 1
-        out, parents = self._kept(results, chunk.seq0)
-        self._push(out, chunk.stream_id, parents)
-        if failure is not None:
-            self.job.fail(failure)
+        return None
 
-    def _push(self, out: list[Any], stream_id: str, parents: Sequence[int]) -> None:
+    def _push(self, out: list[Any], parents: Sequence[int], stream_id: str) -> None:
         if out:
             job = self.job
             checked = self.out_type.check_many(out, spec=job.spec.name, tag=DEFAULT, side="output")
@@ -816,7 +870,7 @@ class _InlineRunner:
                         parents.append(seq)
                         now = clock()
                         if now - last >= FLAT_FLUSH or now - prev >= SLOW_YIELD or len(out) >= MAX_CHUNK:
-                            self._push(out, sid, parents)
+                            self._push(out, parents, sid)
                             sent, out, parents, mark, last = produced, [], [], 0, now
                         prev = now
                     break
@@ -828,10 +882,10 @@ class _InlineRunner:
                     except _Skipped:
                         break
                     except _Failed as f:
-                        self._push(out, sid, parents)
+                        self._push(out, parents, sid)
                         self.job.fail(f.exc)
                         return
-        self._push(out, sid, parents)
+        self._push(out, parents, sid)
 
     def _retry_or_raise(self, exc: Exception, attempt: int, value: Any, parent: tuple[str, int]) -> None:
         """Return (after the backoff) to retry; raise ``_Skipped`` (skipped, or sent to the
@@ -883,8 +937,9 @@ class _InlineRunner:
 def _count_attempt(inbox: Inbox, attempt: int, last: Any) -> tuple[int, Any]:
     """The attempt a processor's failure is, counted per datapoint: a new one starts at 1
     (retries are per datapoint, also after an earlier one was retried, skipped or dead-lettered)."""
-    item = inbox.current[1] if inbox.current is not None else None
-    return (attempt + 1 if item is last else 1), item
+    chunk = inbox.chunk
+    item = (chunk.stream_id, chunk.seq0 + inbox.index) if chunk is not None and inbox.current else None
+    return (attempt + 1 if item == last else 1), item
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:

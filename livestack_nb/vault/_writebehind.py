@@ -180,6 +180,8 @@ class WriteBehindVault(Vault):
         return record
 
     def wait_for_room(self) -> None:
+        if threading.current_thread() is self._writer:
+            return  # called back from a write (a lost job's end): waiting here waits on itself
         with self._room_lock:
             while (
                 self._queued - self._written > self.max_backlog // 2
@@ -197,6 +199,11 @@ class WriteBehindVault(Vault):
             Writing failed (the error says why), or the writer has stopped.
         """
         if self._closed:
+            return
+        if threading.current_thread() is self._writer:
+            # A write's own callbacks end jobs (the server lost them, say), and ending a
+            # job flushes: the writer cannot wait for itself. What those callbacks queued
+            # is written right after the batch in hand.
             return
         marker = _Flush()
         self._markers.append(marker)
