@@ -12,6 +12,7 @@ import sys
 
 from . import agg
 from ._version import VERSION
+from .attempts import Attempt, ParallelAttempts, attempt
 from .dead_letter import DeadLetter
 from .env import LiveEnv, current_env, use_env
 from .errors import (
@@ -41,6 +42,7 @@ __version__ = VERSION
 _DISPLAYED = (
     ("livestack_nb.stream", "DataStream"),
     ("livestack_nb.flow", "Liveflow"),
+    ("livestack_nb.attempts", "ParallelAttempts"),
     ("livestack_nb.job", "JobHandle"),
 )
 
@@ -101,6 +103,7 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 
 
 __all__ = [
+    "Attempt",
     "DataStream",
     "DataValidationError",
     "Datapoint",
@@ -120,6 +123,7 @@ __all__ = [
     "LivestackError",
     "LocalDirStorage",
     "MemoryStorage",
+    "ParallelAttempts",
     "StorageProvider",
     "StorageRef",
     "StreamEnded",
@@ -128,6 +132,7 @@ __all__ = [
     "WiringError",
     "__version__",
     "agg",
+    "attempt",
     "conn",
     "current_env",
     "expose",

@@ -388,6 +388,7 @@ class LiveEnv:
                 label=label,
                 input_streams=input_streams or {},
                 output_streams=output_streams or {},
+                activity=activity,
                 dead_letter=dead_letter,
             )
         opts = spec.validate_options(options)
@@ -536,6 +537,8 @@ class LiveEnv:
         """
         recorded_options = self._options_record(spec, options)  # before anything is created
         job_id = job_id or self.new_job_id(spec)
+        if graph is None:
+            graph = spec.run_graph(job_id)
         if dead_letter is None:
             dead_letter = spec.worker_def is not None and spec.worker_def.on_error == "dead_letter"
         if dead_letter and ERRORS in spec.out_tags:

@@ -5,8 +5,10 @@ mistakes surface in the cell that made them, not at run time. Starting a flow
 starts one job per node and shares streams between them: where an output
 feeds exactly one input of the same type, the two are the same stream, and a
 map spec downstream runs on the upstream's thread (the fused path). Cycles are
-allowed; a flow with a cycle ends once its inputs have ended and nothing is in
-flight anywhere in it.
+allowed: a run with a cycle counts its work in flight (an :class:`Activity`; a
+flow without a cycle counts nothing), and once its outside inputs have ended and
+the count is zero, ends the inputs only a cycle feeds, one per quiet moment,
+upstream first, so every job finishes. An exposure names a spec the flow holds.
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def conn(source: Any, target: Any, transform: Callable[[Any], Any] | None = None
 def expose(port: InputRef | OutputRef, name: str) -> Exposure:
     """An exposure for ``Liveflow(name, exposures=[...])``."""
     return Exposure(port, name)
+
+
+def _as_label(node: Node) -> str:
+    return f" (labeled {node.label!r})" if node.label != node.spec.name else ""
 
 
 def _fmt_tags(tags: Mapping[str, TagType]) -> str:
@@ -262,6 +268,17 @@ class Liveflow(JobSpec):
                 f"{side} tag {port.tag!r}; its {side} tags are {_fmt_tags(tags)}"
             )
         with self._lock:
+            placed = self._nodes.get(port.node.label)
+            if self._nodes and (placed is None or placed.spec.name != port.node.spec.name):
+                # Livestack's rule: a port of a spec the flow does not hold would be a
+                # separate piece, fed or read by nothing else in the flow. (An empty
+                # flow takes it as its one spec.)
+                held = ", ".join(repr(n) for n in self._nodes.values()) or "none yet"
+                raise WiringError(
+                    f"flow {self.name!r}: cannot expose {port!r} as {name!r}: spec "
+                    f"{port.node.spec.name!r}{_as_label(port.node)} is not part of the flow; connect it "
+                    f"first (or flow.add(...) it to run on its own); the flow's specs: {held}"
+                )
             ports: dict[str, Any] = self._in if isinstance(port, InputRef) else self._out
             known = ports.get(name)
             if known is not None and (known.node.label, known.tag) != (port.node.label, port.tag):
@@ -269,7 +286,7 @@ class Liveflow(JobSpec):
                     f"flow {self.name!r}: {side} {name!r} is already exposed as {known!r}; "
                     f"cannot expose {port!r} under the same name"
                 )
-            self._place(port.node)
+            self._place(port.node)  # a re-run cell brings the newest definition
             ports[name] = port
         return Exposure(port, name)
 
@@ -449,16 +466,20 @@ class Liveflow(JobSpec):
             nodes={lbl: n.spec.validate_options(raw.get(lbl)) for lbl, n in self._nodes.items()}
         )
 
-    def _back_edges(self, ins: dict[str, InputRef]) -> set[Key]:
-        """Connections that close a cycle (found by depth-first search)."""
+    def _back_edges(self, ins: dict[str, InputRef]) -> tuple[set[Key], dict[str, int]]:
+        """Connections that close a cycle (found by depth-first search from the
+        exposed inputs), and the order the search met the nodes in (upstream first)."""
         adj: dict[str, list[Connection]] = defaultdict(list)
         for c in self._connections.values():
             adj[c.source.node.label].append(c)
         state: dict[str, int] = {}
         back: set[Key] = set()
 
+        order: dict[str, int] = {}
+
         def visit(u: str) -> None:
             state[u] = 1
+            order[u] = len(order)
             for c in adj[u]:
                 v = c.target.node.label
                 if state.get(v) == 1:
@@ -470,7 +491,7 @@ class Liveflow(JobSpec):
         for label in [r.node.label for r in ins.values()] + list(self._nodes):
             if label not in state:
                 visit(label)
-        return back
+        return back, order
 
     # -- running ----------------------------------------------------------------
 
@@ -484,10 +505,13 @@ class Liveflow(JobSpec):
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        activity: Activity | None = None,
         dead_letter: bool | None = None,
     ) -> tuple[LiveJob, Callable[[], None]]:
         """Create the run's jobs and streams, wired; return the flow job and its launcher.
 
+        ``activity`` is the count of an enclosing flow with a cycle: a nested run
+        counts its work there too, so the parent never takes it for quiet.
         ``dead_letter=True`` (the policy of a flow this one is nested in)
         makes every job of the run dead-letter.
         """
@@ -503,6 +527,7 @@ class Liveflow(JobSpec):
                 label,
                 input_streams,
                 output_streams,
+                activity,
                 dead_letter,
             )
             return run.job, run.launch
@@ -523,9 +548,8 @@ class _Forward:
         self.stream = stream
         self.in_type = in_type
         self.label = label
-        self.remaining = 0
-        self.has_back = False
-        self.waiting = False
+        self.remaining = 0  # sources not closing a cycle, still open
+        self.has_back = False  # fed by a cycle too: the run ends it once quiet
         self._lock = threading.Lock()
 
     def add_source(self, source: DataStream, connection: Connection | None, back: bool) -> None:
@@ -581,10 +605,9 @@ class _Forward:
         if not last:
             return
         if self.has_back:
-            self.waiting = True
             run = self._run()
             if run is not None:
-                run.check_quiet()
+                run.check_quiet()  # only the cycle feeds it now
         else:
             self.stream.end()
 
@@ -608,21 +631,24 @@ class _Run:
         label: str | None,
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
+        activity: Activity | None,
         dead_letter: bool | None = None,
     ) -> None:
         self.flow = flow
         self.env = env
         self._lock = threading.Lock()
+        self._quiet_lock = threading.Lock()
         self.forwards: list[_Forward] = []
         ins, outs = flow.ports()
         nodes = flow._nodes
         conns = list(flow._connections.values())
-        back = flow._back_edges(ins)
-        # Weakly: the run's streams hold the activity, and a strong link back
-        # would keep a finished run for Python's cycle collector (see LiveJob.release).
-        quiet = weakref.WeakMethod(self.check_quiet)
-        self.activity = Activity(lambda: _call(quiet)) if back else None
-        act = self.activity
+        back, order = flow._back_edges(ins)
+        # Only a flow with a cycle (or inside one) counts its work: others pay nothing.
+        if back and activity is None:
+            activity = Activity()
+        self.activity = act = activity
+        self.cyclic = bool(back)
+        self.outside_open = 0  # the run's inputs from outside, not yet ended
         job_id = job_id or env.new_job_id(flow)
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
 
@@ -634,6 +660,8 @@ class _Run:
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
                 kept = store == "all" or (store in ("exposed", "outputs") and name is not None)
+                if given is not None and act is not None:
+                    given.push_each_at_once()  # its jobs' values count: none wait in a buffer
                 out_streams[(lbl, tag)] = given or env.new_stream(
                     f"{job_id}/{lbl}/out/{tag}",
                     tag,
@@ -703,6 +731,9 @@ class _Run:
                     fwd.add_source(ext, None, False)
                 self.forwards.append(fwd)
                 in_streams[key] = stream
+        # The inputs only a cycle feeds, upstream first: ended one at a time once
+        # quiet, so each job's last words still reach the jobs after it.
+        self.loop_fed = sorted((f for f in self.forwards if f.has_back), key=lambda f: order[f.label])
 
         # Dead letters: each job that sends some has its own errors stream
         # (one edge each in the graph); the run's gathers them all.
@@ -771,6 +802,17 @@ class _Run:
             child.add_done_callback(self.child_done)
         for s in idle:
             s.end()
+        if self.cyclic:
+            # Weakly: the run's streams hold the activity and the outside inputs their
+            # listeners, and a strong link back would keep a finished run for Python's
+            # cycle collector (see LiveJob.release).
+            self.outside_open = len(flow_inputs)
+            outside = weakref.WeakMethod(self._outside_ended)
+            for ext in flow_inputs.values():
+                ext.listen_chunks(_ignore, lambda _error: _call(outside))
+            quiet = weakref.WeakMethod(self.check_quiet)
+            assert act is not None
+            act.listeners.append(lambda: _call(quiet))
 
     def gather_errors(self, chunk: Chunk) -> None:
         """A job's dead letters go on to the run's errors stream (lineage kept)."""
@@ -783,6 +825,8 @@ class _Run:
         self.job.mark_running()
         for launch in self.launchers:
             launch()
+        if self.cyclic:
+            self.check_quiet()  # a cycle with nothing to wait for ends at once
 
     def child_done(self, child: LiveJob) -> None:
         if child.status.value == "failed" and child.error is not None:
@@ -812,11 +856,32 @@ class _Run:
         for f in self.forwards:
             f.stream.end()
 
+    def _outside_ended(self) -> None:
+        with self._quiet_lock:
+            self.outside_open -= 1
+        self.check_quiet()
+
     def check_quiet(self) -> None:
-        """Close cycles once their outside inputs ended and nothing is in flight."""
+        """End one loop-fed input once the run is quiet: its outside inputs have
+        ended and nothing is in flight (every job waits for input only a cycle
+        feeds, no value is queued or on its way). Ending it is work in flight
+        until delivered; the next quiet moment ends the next one, upstream first.
+        """
         act = self.activity
-        if act is None or not act.quiet:
+        if act is None or self.outside_open or not act.quiet or self.job.finished or self.job._cancelled:
             return
-        for f in self.forwards:
-            if f.waiting and not f.stream.ended:
-                f.stream.end()
+        with self._quiet_lock:
+            if self.outside_open or not act.quiet:
+                return
+            fwd = next((f for f in self.loop_fed if f.remaining == 0 and not f.stream.ended), None)
+            if fwd is None:
+                return
+            act.add(1)  # no other quiet moment ends another one meanwhile
+        try:
+            fwd.stream.end()
+        finally:
+            act.done(1)
+
+
+def _ignore(_chunk: Chunk) -> None:
+    pass

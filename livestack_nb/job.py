@@ -159,6 +159,18 @@ class Inbox:
     from whichever thread delivers. Before a reader waits it calls
     ``before_wait`` (the job pushes what its processor emitted and pulls what
     was fed one by one), so nothing waits in a buffer while the job is idle.
+
+    In a flow with a cycle (``activity`` given) the inbox keeps the flow's count of
+    work in flight honest for its job: a queued value counts until the processor
+    has finished with it (the reader that took its chunk, or its batch, reads
+    again or waits, or the processor returns); the job counts one from its
+    creation until it first reads (it may emit before that); an input tag's end
+    counts until the processor has seen it (its next read or wait, or its return),
+    so ending a loop-fed input is not taken for quiet before the job has acted on
+    it; and nothing put after the processor returned is counted (nobody reads it).
+    Values are let go by the reader that took them (its thread, or its task: a
+    processor may read two tags in two tasks at once), outside the lock, since a
+    quiet flow ends streams from there.
     """
 
     def __init__(
@@ -189,10 +201,24 @@ class Inbox:
         self._skipped: tuple[Chunk, int] | None = None
         self._batch_extra = 0  # values of a batch read before the cursor's chunk, still counted
         self.waiting = False  # a reader waits for input (a cancel then unwinds it at once)
+        # In a flow with a cycle (``activity``): units of work the processor holds
+        # (ends it has seen; one from the start until it first reads, since it may
+        # emit before that), values each reader (thread or task) has read and not
+        # yet let go, the reader that took the cursor's chunk, and ends not yet seen.
+        self._held = 0
+        self._items: dict[object, int] = {}
+        self._owner: object = None
+        self._ends = 0
+        self._closed = False
+        if activity is not None:
+            activity.add(1)
+            self._held = 1
 
     def put(self, tag: str, chunk: Chunk) -> None:
         n = len(chunk.values)
         with self._mutex:
+            if self._closed:
+                return  # the processor returned: nothing reads this any more
             if chunk.seq0 < self._next_seq[tag]:
                 return  # had it already: a delivery stopped by an interrupt, given again
             # (no call between these two: an interrupt cannot split them)
@@ -219,6 +245,9 @@ class Inbox:
 
     def end(self, tag: str) -> None:
         with self._mutex:
+            if tag in self._open and not self._closed and self._activity is not None:
+                self._activity.add(1)  # until the reader has seen it
+                self._ends += 1
             self._open.discard(tag)
             self._wake()
 
@@ -253,23 +282,59 @@ class Inbox:
         if self.chunk is not None:
             self._skipped = (self.chunk, self.index)
 
+    def release(self, reader: object = None) -> None:
+        """``reader`` (a thread's id or a task) finished with what it read (it reads again
+        or waits), or the processor with all of it (``None``: it returned or failed)."""
+        act = self._activity
+        if act is None:
+            return
+        with self._mutex:
+            n = self._held
+            self._held = 0
+            if reader is None:
+                n += sum(self._items.values())
+                self._items.clear()
+            else:
+                n += self._items.pop(reader, 0)
+        if n:
+            act.done(n)
+
+    def _holds(self, reader: object) -> bool:
+        """Whether ``reader`` should let go of something before it waits (the lock is held)."""
+        return self._activity is not None and bool(self._held or self._items.get(reader))
+
+    def _reader(self) -> object:
+        """Who reads (in a flow with a cycle): the thread."""
+        return None if self._activity is None else threading.get_ident()
+
+    def _seen_ends(self) -> None:
+        """The reader sees the ends told so far (the lock is held): held till it reads again."""
+        if self._ends:
+            self._held += self._ends
+            self._ends = 0
+
     def close(self) -> None:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
         with self._mutex:
+            self._closed = True
             left = self._queued
             for q in self._queues.values():
                 q.clear()
             self._queued = 0
             self._release()
             self._cond.notify_all()
+            self._seen_ends()
+        self.release()
         if left and self._activity is not None:
             self._activity.done(left)
 
     def _release(self) -> None:
-        """Let go of the cursor's chunk (the lock is held); what was not read goes back in front."""
+        """Let go of the cursor's chunk (the lock is held); what was not read goes back in front.
+        In a cycle what was read stays counted, held by the reader that took it."""
+        act = self._activity
         if self._batch_extra:
-            if self._activity is not None:
-                self._activity.done(self._batch_extra)
+            if act is not None:
+                self._items[self._owner] = self._items.get(self._owner, 0) + self._batch_extra
             self._batch_extra = 0
         c = self.chunk
         if c is None:
@@ -282,17 +347,19 @@ class Inbox:
             tail = Chunk(c.stream_id, c.seq0 + len(c.values) - rest, c.time, c.values[-rest:], None, None)
             self._queues[self.tag].appendleft((self._chunk_arrival, tail))
             self._queued += rest
-        if self._activity is not None and len(c.values) - rest:
-            self._activity.done(len(c.values) - rest)
+        if act is not None and len(c.values) - rest:
+            self._items[self._owner] = self._items.get(self._owner, 0) + len(c.values) - rest
 
-    def _take(self, tags: tuple[str, ...]) -> Any:
+    def _take(self, tags: tuple[str, ...], reader: object = None) -> Any:
         """Point the cursor at the next chunk of ``tags`` (the lock is held): the chunk,
         ``_ENDED`` when every tag has ended, or None when there is none yet."""
         if self.cancelled:
             raise JobCancelled("the job was cancelled: its input is closed")
+        self._seen_ends()
         c = self.chunk
         if c is not None:
             if self.index + 1 < len(c.values) and self.tag in tags:
+                self._owner = reader
                 return c
             self._release()
         best: deque[tuple[int, Chunk]] | None = None
@@ -307,6 +374,7 @@ class Inbox:
             if self._blocked:
                 self._cond.notify_all()  # a feeder held by backpressure may go on
             self.chunk, self.tag, self.index = chunk, best_tag, -1
+            self._owner = reader
             return chunk
         if all(t not in self._open for t in tags):
             return _ENDED
@@ -315,12 +383,16 @@ class Inbox:
     def take_all(self, tags: tuple[str, ...], timeout: float | None) -> Any:
         """Every chunk queued on ``tags`` as ``(tag, chunk)`` in arrival order (the rest of
         the cursor's chunk first), waiting for one up to ``timeout`` seconds (``[]``
-        then); ``_ENDED`` when all ended. The cursor is left on the last value (lineage)."""
+        then); ``_ENDED`` when all ended. The cursor is left on the last value (lineage).
+        In a cycle the batch is held by its reader until it reads again (or returns)."""
+        reader = self._reader()
         waited = False
         while True:
+            self.release(reader)  # outside the lock: a quiet flow may end streams from here
             with self._mutex:
                 if self.cancelled:
                     raise JobCancelled("the job was cancelled: its input is closed")
+                self._seen_ends()
                 self._release()
                 taken = sorted(((a, t, c) for t in tags for a, c in self._queues[t]), key=lambda x: x[0])
                 if taken:
@@ -334,15 +406,20 @@ class Inbox:
                     self._batch_extra = n - len(last.values)  # counted done at the next read
                     self.chunk, self.tag, self._chunk_arrival = last, t, a
                     self.index = len(last.values) - 1
+                    self._owner = reader
                     return [(t, c) for _, t, c in taken]
                 if all(t not in self._open for t in tags):
                     return _ENDED
                 if waited:
                     return []
+                if self._holds(reader):
+                    continue  # let go of what it read before waiting
             if self._before_wait is not None and self._before_wait():
                 continue
             with self._mutex:
                 if any(self._queues[t] for t in tags) or all(t not in self._open for t in tags):
+                    continue
+                if self._holds(reader):
                     continue
                 self.waiting = True
                 self._idle(True)
@@ -356,17 +433,23 @@ class Inbox:
     def next_chunk(self, tags: tuple[str, ...]) -> Any:
         """The chunk to read next from ``tags`` (the cursor points at it), blocking;
         ``_ENDED`` when all have ended."""
+        reader = self._reader()
         while True:
+            self.release(reader)  # outside the lock: a quiet flow may end streams from here
             with self._mutex:
-                r = self._take(tags)
+                r = self._take(tags, reader)
                 if r is not None:
                     return r
+                if self._holds(reader):
+                    continue  # let go of what it read before waiting
             if self._before_wait is not None and self._before_wait():
                 continue  # it pulled input: look again before waiting
             with self._mutex:
-                r = self._take(tags)
+                r = self._take(tags, reader)
                 if r is not None:
                     return r
+                if self._holds(reader):
+                    continue
                 self.waiting = True
                 self._idle(True)
                 try:
@@ -377,17 +460,23 @@ class Inbox:
 
     async def anext_chunk(self, tags: tuple[str, ...]) -> Any:
         loop = asyncio.get_running_loop()
+        reader = None if self._activity is None else asyncio.current_task()  # who reads: its task
         while True:
+            self.release(reader)
             with self._mutex:
-                r = self._take(tags)
+                r = self._take(tags, reader)
                 if r is not None:
                     return r
+                if self._holds(reader):
+                    continue  # let go of what it read before waiting
             if self._before_wait is not None and self._before_wait():
                 continue
             with self._mutex:
-                r = self._take(tags)
+                r = self._take(tags, reader)
                 if r is not None:
                     return r
+                if self._holds(reader):
+                    continue
                 fut: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, fut))
             self.waiting = True
@@ -664,6 +753,9 @@ class LiveJob:
         self._state: KeyedState | None = None
         self.failure_note: str | None = None
         self.children: list[str] = []
+        # For a spec that runs a child job per value for the nodes of its graph
+        # (parallel attempts): each node's latest job, which the graph shows.
+        self._node_jobs: dict[str, str] = {}
         # The dead-letter stream (see livestack_nb.dead_letter), set by the env
         # when the job's policy is on_error="dead_letter".
         self.errors: DataStream | None = None
@@ -1039,6 +1131,15 @@ class JobHandle:
     @property
     def graph(self) -> Graph:
         return self._job.graph
+
+    @property
+    def node_jobs(self) -> dict[str, str]:
+        """The id of the job running each node of :attr:`graph`, by node: for a flow
+        run its jobs; for a race (``ls.ParallelAttempts``) each attempt's latest job."""
+        job = self._job
+        ids = {n.id: n.job_id for n in job.graph.nodes if n.job_id is not None}
+        ids.update(job._node_jobs)
+        return ids
 
     @property
     def env(self) -> LiveEnv:

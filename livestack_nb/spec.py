@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import reactivex
 
     from .env import LiveEnv
+    from .graph import Graph
     from .job import JobHandle
     from .worker import LiveWorkerDef
 
@@ -606,6 +607,11 @@ class JobSpec:
         from .operator import spec_operator
 
         return spec_operator(self, options)
+
+    def run_graph(self, job_id: str) -> Graph | None:
+        """The graph a job of this spec shows when it runs outside a flow (none:
+        one node); a spec that runs others inside (parallel attempts) draws them."""
+        return None
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{t}: {tp.name}" for t, tp in self.in_tags.items())

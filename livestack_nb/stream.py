@@ -168,19 +168,22 @@ class Chunk:
 
 
 class Activity:
-    """Counts values in flight inside a flow with a cycle, to see when it is quiet.
+    """Counts work in flight inside a flow with a cycle, to see when it is quiet.
 
-    Every push into a flow stream and every value queued for a job adds; each
-    finishes only after what it caused downstream was added, so the count is
-    zero only when nothing is left to do anywhere in the flow.
+    Every push into a flow stream, every value queued for a job, every end on its
+    way and every job not yet reading its input adds; each finishes only after
+    what it caused downstream was added, so the count is zero only when nothing
+    is left to do anywhere in the flow: every job idle, waiting for input. A flow
+    nested in a flow with a cycle shares its parent's count (so the parent sees
+    the child's work), and each run with a cycle listens for the quiet moments.
     """
 
-    __slots__ = ("_count", "_lock", "on_quiet")
+    __slots__ = ("_count", "_lock", "listeners")
 
-    def __init__(self, on_quiet: Callable[[], None]) -> None:
+    def __init__(self, on_quiet: Callable[[], None] | None = None) -> None:
         self._count = 0
         self._lock = threading.Lock()
-        self.on_quiet = on_quiet
+        self.listeners: list[Callable[[], None]] = [] if on_quiet is None else [on_quiet]
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -191,7 +194,8 @@ class Activity:
             self._count -= n
             quiet = self._count == 0
         if quiet:
-            self.on_quiet()
+            for on_quiet in list(self.listeners):
+                on_quiet()
 
     @property
     def quiet(self) -> bool:
@@ -490,6 +494,14 @@ class DataStream(reactivex.Observable[Any]):
         if self._buf:
             self.push([])
 
+    def push_each_at_once(self) -> None:
+        """Push each value appended from now on at once, what is buffered first: a stream
+        given to a run with a cycle (an outer flow's, written by the run's jobs), whose
+        quiet check must see every value on its way, as it does on the run's own streams."""
+        self._flusher = None
+        if self._buf:
+            self.flush()
+
     @property
     def buffered(self) -> int:
         """How many appended values wait in the buffer (not yet pushed)."""
@@ -699,6 +711,8 @@ class DataStream(reactivex.Observable[Any]):
                 self._closed = True
                 if not (self._end_delivered or any(type(p) is _End for p in pending)):
                     pending.append(item)
+                    if self._activity is not None:
+                        self._activity.add(1)  # an end on its way is work in flight
                 if not self._delivering and pending:
                     claimed = True
                     self._delivering = me
@@ -790,12 +804,15 @@ class DataStream(reactivex.Observable[Any]):
             with self._state_lock:
                 if not ending:
                     self._pending.popleft()  # the end, told to all
-                    return
+                    break
                 listener = ending[-1]
             self._end_listener(listener, error)
             with self._state_lock:
                 if ending and ending[-1] is listener:
                     ending.pop()
+        act = self._activity
+        if act is not None:
+            act.done(1)
 
     def _tell_chunk(self, chunk: Chunk) -> None:
         """Deliver the queued ``chunk`` to each listener, dropping it from the list once

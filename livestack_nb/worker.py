@@ -615,7 +615,7 @@ class _InlineRunner:
             self.queued = 0
             self.lock.notify_all()
         if self.activity is not None:
-            n = sum(len(c.values) for c in items if c is not _END)
+            n = sum(1 if c is _END else len(c.values) for c in items)
             if n:
                 self.activity.done(n)
 
@@ -644,6 +644,8 @@ class _InlineRunner:
                     self.activity.add(len(item.values))
             else:
                 self.pending.append(item)
+                if self.activity is not None:
+                    self.activity.add(1)  # the end too, until the job has ended
             start = not self.draining
             if start and inline:
                 self.draining = True
@@ -746,8 +748,12 @@ class _InlineRunner:
             if item is None:
                 return
             if item is _END:
-                if not job.status.done:
-                    job.complete()
+                try:
+                    if not job.status.done:
+                        job.complete()
+                finally:
+                    if act is not None:
+                        act.done(1)
                 continue
             try:
                 if not job.status.done:

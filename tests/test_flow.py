@@ -288,3 +288,43 @@ def test_a_failure_inside_a_cycle_fails_the_run(env):
         run.wait(timeout=10)
     assert isinstance(info.value.__cause__, ArithmeticError)
     assert run.output("steps").ended
+
+
+def test_an_exposure_of_a_spec_the_flow_does_not_hold_is_refused_naming_it():
+    """Livestack's github-issues test: an exposure of a spec no connection touches."""
+    with pytest.raises(ls.WiringError, match=r"spec 'box' is not part of the flow.*connect it first") as info:
+        ls.Liveflow(
+            "missing-exposure",
+            connections=[ls.conn(inc, dbl)],
+            exposures=[ls.expose(box.output(), "missing")],
+        )
+    assert "inc" in str(info.value) and "dbl" in str(info.value)  # the specs it does hold
+    flow = ls.Liveflow("cell-by-cell")
+    flow.connect(inc, dbl)
+    with pytest.raises(ls.WiringError, match=r"'box' is not part of the flow"):
+        flow.expose(box.input(), "orders")
+    with pytest.raises(ls.WiringError, match=r"'inc' \(labeled 'again'\) is not part of the flow"):
+        flow.expose(inc.labeled("again").output(), "out")
+    assert [n.label for n in flow.nodes] == ["inc", "dbl"]  # nothing was placed by the refusals
+
+
+def test_a_spec_added_on_purpose_or_the_one_spec_of_a_flow_can_be_exposed(env):
+    alone = ls.Liveflow("one-spec")
+    alone.expose(inc.input(), "numbers")  # an empty flow takes it as its one spec
+    alone.expose(inc.output(), "next")
+    run = alone.start()
+    run.input("numbers").feed_many([1, 2])
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("next").values() == [2, 3]
+    two = ls.Liveflow("two-pieces")
+    two.connect(inc, dbl)
+    two.add(box)  # a separate piece, placed on purpose
+    two.expose(box.input(), "labels")
+    two.expose(box.output(), "boxes")
+    two.expose(inc.input(), "numbers")
+    run = two.start()
+    run.input("labels").feed("a")
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("boxes").values() == ["box(a)"]

@@ -11,7 +11,8 @@ import livestack_nb as ls
 EXPECTED = [
     "job_spec", "JobSpec", "LiveJob", "JobHandle", "JobStatus",
     "LiveWorkerDef", "LiveWorker", "DataStream", "Datapoint",
-    "Liveflow", "conn", "expose", "LiveEnv", "use_env", "current_env",
+    "Liveflow", "conn", "expose", "ParallelAttempts", "attempt", "Attempt",
+    "LiveEnv", "use_env", "current_env",
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",
     "JobCancelled", "StreamEnded", "TruncatedHistoryWarning", "DeadLetter",

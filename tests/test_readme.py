@@ -32,6 +32,16 @@ def test_durable_kitchen_example_runs_across_two_processes(tmp_path):
     assert (tmp_path / "kitchen.db").exists()
 
 
+def test_loops_and_races_examples_run_as_written():
+    section = README.read_text().split("## Loops, races and exposures", 1)[1].split("\n## ", 1)[0]
+    loop, race = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", loop], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["completed Yes chef: clean down."]
+    out = subprocess.run([sys.executable, "-c", race], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['margherita from the gas oven', 'calzone from the wood oven']"]
+
 def test_writing_a_processor_example_prints_what_the_text_says():
     section = README.read_text().split("## Writing a processor", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)

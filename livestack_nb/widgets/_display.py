@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _DISPLAYED
+from ..attempts import ParallelAttempts
 from ..flow import Liveflow
 from ..job import JobHandle
 from ..stream import DataStream
@@ -33,7 +34,7 @@ def widget_for(obj: Any) -> LiveWidget:
 
     if isinstance(obj, DataStream):
         return StreamTable(obj)
-    if isinstance(obj, (Liveflow, JobHandle)):
+    if isinstance(obj, (Liveflow, ParallelAttempts, JobHandle)):
         return FlowGraph(obj)
     raise TypeError(f"livestack-nb has no widget for {type(obj).__name__}")
 

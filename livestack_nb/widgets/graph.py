@@ -7,7 +7,9 @@ from typing import Any
 
 import traitlets
 
+from ..attempts import ParallelAttempts
 from ..env import LiveEnv, current_env
+from ..errors import LivestackError
 from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
@@ -51,25 +53,29 @@ class FlowGraph(LiveWidget):
     min_interval = 0.1
     _polled = True
 
-    def __init__(self, target: Liveflow | JobHandle, *, title: str | None = None) -> None:
+    def __init__(self, target: Liveflow | ParallelAttempts | JobHandle, *, title: str | None = None) -> None:
         self._handle: JobHandle | None = None
         self._edge_streams: dict[str, DataStream] = {}
         self._node_jobs: dict[str, JobHandle] = {}
+        self._edges_from: dict[str, list[tuple[str, str]]] = {}
+        self._edges_to: dict[str, list[tuple[str, str]]] = {}
         self._last: dict[str, Any] = {}
-        self._flow: Liveflow | None = None
+        self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
         self._looked = float("-inf")
-        if isinstance(target, Liveflow):
+        if isinstance(target, (Liveflow, ParallelAttempts)):
             self._flow = target
             self._env = current_env()
             graph = target.graph()
-            name = f"flow {target.name}"
+            name = f"{'flow' if isinstance(target, Liveflow) else 'race'} {target.name}"
         elif isinstance(target, JobHandle):
             self._handle = target
             graph = target.graph
             name = f"{target.spec.name} {target.job_id}"
         else:
-            raise TypeError(f"expected a Liveflow or a JobHandle, not {type(target).__name__}")
+            raise TypeError(
+                f"expected a Liveflow, a ParallelAttempts or a JobHandle, not {type(target).__name__}"
+            )
         shape = self._shape(graph) if graph.nodes else self._single(target)
         super().__init__(shape=shape, title=title or name)
         self._dirty = True
@@ -84,12 +90,19 @@ class FlowGraph(LiveWidget):
                 if n.job_id is not None:
                     self._node_jobs[n.id] = env.job(n.job_id)
         edges = []
+        self._edges_from, self._edges_to = {}, {}
+        # A node without a job fed by the run's own job (a race's attempt) gets a job
+        # per value: its edges follow that job (see _follow_nodes), not the run's output.
+        per_value = {n.id for n in graph.nodes if n.job_id is None}
+        own = {n.id for n in graph.nodes if n.job_id is not None and n.job_id == graph.job_id}
         for e in graph.edges:
             eid = _edge_id(e.source, e.source_tag, e.target, e.target_tag)
             label = e.source_tag if e.source_tag == e.target_tag else f"{e.source_tag}→{e.target_tag}"
             edges.append({"id": eid, "source": e.source, "target": e.target, "label": label})
+            self._edges_from.setdefault(e.source, []).append((eid, e.source_tag))
+            self._edges_to.setdefault(e.target, []).append((eid, e.target_tag))
             src = self._node_jobs.get(e.source)
-            if src is not None:
+            if src is not None and not (e.source in own and e.target in per_value):
                 self._edge_streams[eid] = src.output(e.source_tag)
         ports = []
         for x in graph.exposures:
@@ -102,7 +115,7 @@ class FlowGraph(LiveWidget):
         nodes = [{"id": n.id, "spec": n.spec} for n in graph.nodes]
         return {"nodes": nodes, "edges": edges, "ports": ports}
 
-    def _single(self, target: Liveflow | JobHandle) -> dict[str, Any]:
+    def _single(self, target: Liveflow | ParallelAttempts | JobHandle) -> dict[str, Any]:
         assert isinstance(target, JobHandle)
         label = target.spec.name
         self._node_jobs[label] = target
@@ -159,8 +172,28 @@ class FlowGraph(LiveWidget):
 
     # -- state -------------------------------------------------------------------
 
+    def _follow_nodes(self) -> None:
+        """Nodes whose job changes per value (parallel attempts) show the latest one."""
+        handle = self._handle
+        if handle is None:
+            return
+        for nid, job_id in handle.node_jobs.items():
+            known = self._node_jobs.get(nid)
+            if known is not None and known.job_id == job_id:
+                continue
+            try:
+                job = handle.env.job(job_id)
+            except LivestackError:
+                continue  # forgotten by the env (keep_jobs): the node keeps what it showed
+            self._node_jobs[nid] = job
+            for eid, tag in self._edges_from.get(nid, ()):
+                self._edge_streams[eid] = job.output(tag)
+            for eid, tag in self._edges_to.get(nid, ()):
+                self._edge_streams[eid] = job.input(tag).stream
+
     def state(self) -> dict[str, Any]:
         """The current statuses of nodes and counts of edges and ports."""
+        self._follow_nodes()
         nodes: dict[str, Any] = {}
         for nid, job in self._node_jobs.items():
             st: dict[str, Any] = {"status": job.status.value}
