@@ -192,7 +192,33 @@ class _Window:
         self.accs: list[Any] | None = None
 
 
-class TimeWindows(Engine):
+class _ByTime(Engine):
+    """Time windows and sessions: a watermark, and a heap of close times ordered first.
+
+    A subclass keeps ``heap`` (entries whose first item is a close time) and
+    ``watermark``, and closes what is due in ``_close``; the clock and the end of
+    input drive both kinds the same way.
+    """
+
+    heap: list[Any]
+    watermark: float
+
+    def _close(self, w: float) -> None:
+        raise NotImplementedError
+
+    def advance(self, now: float) -> None:
+        if now > self.watermark:
+            self.watermark = now
+        self._close(self.watermark)
+
+    def deadline(self) -> float | None:
+        return self.heap[0][0] if self.heap else None
+
+    def close_all(self) -> None:
+        self._close(math.inf)
+
+
+class TimeWindows(_ByTime):
     """Windows ``[s, s + size)`` with ``s`` a multiple of ``slide`` (aligned to 0).
 
     ``lateness`` is how far behind the newest time seen a value may be: the
@@ -287,17 +313,6 @@ class TimeWindows(Engine):
             win = wins.pop((k, s))
             self.emit(k, s, e, win.items, win.accs)
 
-    def advance(self, now: float) -> None:
-        if now > self.watermark:
-            self.watermark = now
-        self._close(self.watermark)
-
-    def deadline(self) -> float | None:
-        return self.heap[0][0] if self.heap else None
-
-    def close_all(self) -> None:
-        self._close(math.inf)
-
     @property
     def open_windows(self) -> int:
         return len(self.wins)
@@ -318,7 +333,7 @@ class _Session:
         self.order = order
 
 
-class SessionWindows(Engine):
+class SessionWindows(_ByTime):
     """Per key, values no further than ``gap`` apart form one session.
 
     A session closes once the watermark (newest time minus ``lateness``) is
@@ -426,17 +441,6 @@ class SessionWindows(Engine):
             if not mine:
                 del self.open[k]
             self.emit(k, s.start, s.last, s.items, s.accs)
-
-    def advance(self, now: float) -> None:
-        if now > self.watermark:
-            self.watermark = now
-        self._close(self.watermark)
-
-    def deadline(self) -> float | None:
-        return self.heap[0][0] if self.heap else None
-
-    def close_all(self) -> None:
-        self._close(math.inf)
 
     @property
     def open_windows(self) -> int:
