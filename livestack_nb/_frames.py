@@ -276,7 +276,7 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
     """Sessions over frames: the value engine over each frame's rows."""
     import pandas as pd
 
-    from .window import _TimeOf
+    from ._windows import _TimeOf
 
     out = job.output("default")
     late_port = job.output("late") if "late" in spec.out_tags else None

@@ -10,14 +10,17 @@ values were batched: the watermark advances value by value.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import math
+import numbers
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import count as counter
 from typing import Any
 
 from .agg import Agg
+from .errors import LivestackError
 
 __all__ = ["CountWindows", "Engine", "SessionWindows", "TimeWindows", "aggregate", "projection"]
 
@@ -445,3 +448,46 @@ class SessionWindows(_ByTime):
     @property
     def open_windows(self) -> int:
         return sum(len(s) for s in self.open.values())
+
+
+class _TimeOf:
+    """Reads a value's event time as seconds, and gives a window's bounds back in the
+    type the values had (a ``datetime`` in the same zone, or a number)."""
+
+    def __init__(self, get: Callable[[Any], Any], where: str) -> None:
+        self.get = get
+        self.where = where
+        self.tz: dt.tzinfo | None = None
+        self.dates = False
+
+    def seconds(self, items: list[Any]) -> list[float]:
+        raw = list(map(self.get, items))
+        first = raw[0]
+        if isinstance(first, dt.datetime):
+            self.dates = True
+            self.tz = first.tzinfo
+            try:
+                return [(d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)).timestamp() for d in raw]
+            except AttributeError:
+                pass
+        elif all(type(t) in (int, float) for t in raw) or all(
+            isinstance(t, numbers.Real) and not isinstance(t, bool) for t in raw
+        ):
+            if any(t != t for t in raw):
+                raise LivestackError(f"{self.where}: an event time is NaN")
+            return raw
+        bad = next(
+            (t for t in raw if isinstance(t, bool) or not isinstance(t, (numbers.Real, dt.datetime))),
+            next((t for t in raw if type(t) is not type(first)), first),  # datetimes mixed with numbers
+        )
+        raise LivestackError(
+            f"{self.where}: an event time must be a number of seconds or a datetime, not {bad!r}"
+        )
+
+    def back(self, s: float) -> Any:
+        if not self.dates or isinstance(s, str) or not math.isfinite(s):
+            return s
+        d = dt.datetime.fromtimestamp(s, self.tz or dt.timezone.utc)
+        return d if self.tz else d.replace(tzinfo=None)
+
+

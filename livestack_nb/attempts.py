@@ -188,7 +188,7 @@ class ParallelAttempts(JobSpec):
         self.accept = accept
         self._policy = (retries, on_error)
         self.define_worker(self._race_each, concurrency=8, retries=retries, on_error=on_error)
-        from .env import register_spec
+        from ._current import register_spec
 
         register_spec(self)
 

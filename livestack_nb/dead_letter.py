@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from ._types import TagType
 from .errors import LivestackError
-from .spec import TagType
 
 if TYPE_CHECKING:
     from .job import LiveJob

@@ -23,12 +23,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from . import _current
+from ._current import current_env, register_spec, use_env
 from ._interrupt import held_interrupts
 from .dead_letter import DEAD_LETTER_TYPE, ERRORS, DeadLetter
 from .errors import DataValidationError, LivestackError
-from .flow import Liveflow
 from .graph import Graph
-from .job import JobHandle, JobStatus, LiveJob
+from .job import JobHandle, JobHost, JobStatus, LiveJob
 from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
@@ -67,6 +68,43 @@ class _StandIn(JobSpec):
     """The spec of a stored job whose own spec is not known here: its stored tags, any types."""
 
     declared = False
+
+
+class _JobHost:
+    """What the env hands each of its jobs to report to (see :class:`~livestack_nb.job.JobHost`)."""
+
+    __slots__ = ("_env",)
+
+    def __init__(self, env: LiveEnv) -> None:
+        self._env = env
+
+    def status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        if job.stored or job.detached:
+            return  # only the process running a job appends its statuses
+        env = self._env
+        detail = job.traceback if status is JobStatus.FAILED else None
+        env.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
+        if status.done and env._durable:
+            # job.wait() returns after this: what the job emitted is on disk by then.
+            try:
+                env.vault.flush()
+            except LivestackError as e:  # the job has ended all the same; wait() raises this
+                job.record_error = e
+
+    def validation_failed(self, job: LiveJob, error: DataValidationError) -> None:
+        self._env.vault.add_validation_failure(
+            ValidationFailureRecord(job.job_id, error.spec, error.tag, error.field, str(error), time.time())
+        )
+
+    def start_child(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str,
+        before_launch: Callable[[LiveJob], None],
+    ) -> LiveJob:
+        return self._env._start(spec, options, parent_id=parent_id, before_launch=before_launch)
 
 
 class LiveEnv:
@@ -157,12 +195,14 @@ class LiveEnv:
         self._forgotten = 0
         self._closed = False
         self._tokens: list[contextvars.Token[LiveEnv | None]] = []
+        self.job_host: JobHost = _JobHost(self)
+        """What the env hands each job it makes to report statuses and refused values to."""
         _all_envs.add(self)
 
     # -- selection ----------------------------------------------------------------
 
     def __enter__(self) -> LiveEnv:
-        self._tokens.append(_current.set(self))
+        self._tokens.append(_current.select(self))
         return self
 
     def __exit__(
@@ -171,7 +211,7 @@ class LiveEnv:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._tokens.pop())
+        _current.deselect(self._tokens.pop())
 
     @property
     def closed(self) -> bool:
@@ -379,18 +419,19 @@ class LiveEnv:
         """
         self._check_open()
         self.register(spec)
-        if isinstance(spec, Liveflow):
-            return spec.prepare_run(
-                self,
-                options,
-                job_id=job_id,
-                parent_id=parent_id,
-                label=label,
-                input_streams=input_streams or {},
-                output_streams=output_streams or {},
-                activity=activity,
-                dead_letter=dead_letter,
-            )
+        ran = spec.prepare_run(  # a flow runs its own job; None: a worker runs it
+            self,
+            options,
+            job_id=job_id,
+            parent_id=parent_id,
+            label=label,
+            input_streams=input_streams or {},
+            output_streams=output_streams or {},
+            activity=activity,
+            dead_letter=dead_letter,
+        )
+        if ran is not None:
+            return ran
         opts = spec.validate_options(options)
         if not self.autostart and self.vault.queues:
             # A pure client: the job goes on the spec's queue for a worker process.
@@ -584,6 +625,7 @@ class LiveEnv:
             input_streams=ins,
             output_streams=outs,
             owned_inputs=owned,
+            host=self.job_host,
         )
         job.activity = activity
         if dead_letter or (ERRORS in outs and ERRORS not in spec.out_tags):
@@ -655,23 +697,6 @@ class LiveEnv:
                 f"spec {spec.name!r}: options {type(options).__name__} cannot be stored in a durable "
                 f"vault ({type(self.vault).__name__}), which keeps them as JSON: {e}"
             ) from e
-
-    def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
-        if job.stored or job.detached:
-            return  # only the process running a job appends its statuses
-        detail = job.traceback if status is JobStatus.FAILED else None
-        self.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
-        if status.done and self._durable:
-            # job.wait() returns after this: what the job emitted is on disk by then.
-            try:
-                self.vault.flush()
-            except LivestackError as e:  # the job has ended all the same; wait() raises this
-                job.record_error = e
-
-    def _validation_failed(self, job: LiveJob, error: DataValidationError) -> None:
-        self.vault.add_validation_failure(
-            ValidationFailureRecord(job.job_id, error.spec, error.tag, error.field, str(error), time.time())
-        )
 
     def jobs(self) -> list[JobRecord]:
         """Every job this env's vault recorded, oldest first: id, spec, latest status.
@@ -766,6 +791,7 @@ class LiveEnv:
                 t: restored(sid, t, DeadLetter if t == ERRORS and dead is not None else spec.out_tags[t].tp)
                 for t, sid in outs.items()
             },
+            host=self.job_host,
         )
         if dead is not None:
             job.errors = job._outputs[ERRORS]
@@ -823,9 +849,7 @@ class LiveEnv:
             w.stop(timeout, cancel=True)
         self._flusher.close()
         self._runtime.stop(timeout)
-        global _default
-        if _default is self:
-            _default = None
+        _current.forget_default(self)
         try:
             self.vault.close()  # with a durable vault: writes what is queued, may raise if it cannot
         finally:
@@ -866,51 +890,8 @@ def _output_tag(spec: JobSpec, output: str | None) -> str:
     return spec.sole_tag("output", "run() (pass output=tag)")
 
 
-_current: contextvars.ContextVar[LiveEnv | None] = contextvars.ContextVar("livestack_env", default=None)
-_default: LiveEnv | None = None
-_default_lock = threading.Lock()
 _all_envs: weakref.WeakSet[LiveEnv] = weakref.WeakSet()
-
-
-def current_env() -> LiveEnv:
-    """The env selected by ``with env:`` or ``use_env``, else the default one.
-
-    The default env is in memory and created on first use.
-    """
-    env = _current.get()
-    if env is not None and not env.closed:
-        return env
-    global _default
-    with _default_lock:
-        if _default is None or _default.closed:
-            _default = LiveEnv()
-        return _default
-
-
-def use_env(env: LiveEnv) -> _Selection:
-    """Make ``env`` the default env of this process (also usable as ``with``)."""
-    global _default
-    previous = _default
-    _default = env
-    return _Selection(env, previous)
-
-
-class _Selection:
-    def __init__(self, env: LiveEnv, previous: LiveEnv | None) -> None:
-        self.env = env
-        self._previous = previous
-
-    def __enter__(self) -> LiveEnv:
-        return self.env
-
-    def __exit__(self, *exc: object) -> None:
-        global _default
-        _default = self._previous
-
-
-def register_spec(spec: JobSpec) -> None:
-    """Register a newly declared spec in the current env (cheap: no threads)."""
-    current_env().register(spec)
+_current.set_factory(LiveEnv)
 
 
 @atexit.register

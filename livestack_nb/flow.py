@@ -179,7 +179,7 @@ class Liveflow(JobSpec):
         for e in exposures:
             self.expose(e.port, e.name)
         declare(self)
-        from .env import register_spec
+        from ._current import register_spec
 
         register_spec(self)
 
@@ -507,8 +507,11 @@ class Liveflow(JobSpec):
         output_streams: dict[str, DataStream],
         activity: Activity | None = None,
         dead_letter: bool | None = None,
-    ) -> tuple[LiveJob, Callable[[], None]]:
+    ) -> tuple[LiveJob, Callable[[], None]] | None:
         """Create the run's jobs and streams, wired; return the flow job and its launcher.
+
+        Overrides :meth:`JobSpec.prepare_run`: a flow's job is run by the flow
+        (its jobs wired together), not by a worker of its own.
 
         ``activity`` is the count of an enclosing flow with a cycle: a nested run
         counts its work there too, so the parent never takes it for quiet.
@@ -586,7 +589,7 @@ class _Forward:
             values = self.in_type.check_many(values, spec=self.spec_name, tag=self.stream.tag, side="input")
             self.stream.push(values, chunk.stream_id, parents)
         except DataValidationError as e:
-            run.env._validation_failed(run.job, e)
+            run.env.job_host.validation_failed(run.job, e)
             run.fail(e, f"a value reaching {self.label}.input({self.stream.tag!r}) did not fit")
         except JobClosedError:
             run.job.logger.warning(

@@ -19,7 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .keys import KeyedState
     from .storage import StorageProvider
 
-__all__ = ["JobHandle", "JobStatus", "LiveJob", "LogEntry"]
+__all__ = ["JobHandle", "JobHost", "JobStatus", "LiveJob", "LogEntry"]
 
 
 class JobStatus(str, enum.Enum):
@@ -53,6 +53,29 @@ class JobStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class JobHost(Protocol):
+    """What a job reports to, and asks of, the env that runs it.
+
+    The env hands each job one (``LiveEnv.job_host``), so a job never calls up
+    into the env's own code: a status change is recorded in the vault, a value
+    refused by a tag's type is recorded as a validation failure, and a child
+    job (``job.invoke``) is started, all through this object.
+    """
+
+    def status_changed(self, job: LiveJob, status: JobStatus) -> None: ...
+
+    def validation_failed(self, job: LiveJob, error: DataValidationError) -> None: ...
+
+    def start_child(
+        self,
+        spec: JobSpec,
+        options: Any,
+        *,
+        parent_id: str,
+        before_launch: Callable[[LiveJob], None],
+    ) -> LiveJob: ...
 
 
 @dataclass(frozen=True)
@@ -642,7 +665,7 @@ class OutputPort:
         try:
             return self._check.check(value, spec=job.spec.name, tag=self.tag, side="output")
         except DataValidationError as e:
-            job.env._validation_failed(job, e)
+            job._host.validation_failed(job, e)
             raise
 
     @property
@@ -709,9 +732,13 @@ class LiveJob:
         input_streams: dict[str, DataStream],
         output_streams: dict[str, DataStream],
         owned_inputs: Iterable[str] = (),
+        host: JobHost | None = None,
     ) -> None:
         self.spec = spec
         self.env = env
+        # What the job reports its statuses and refused values to, and starts
+        # its children with: handed down by the env (see JobHost).
+        self._host: JobHost = host if host is not None else env.job_host
         self.options = options
         self.job_id = job_id
         self.graph = graph or Graph()
@@ -837,7 +864,7 @@ class LiveJob:
         def collect(child: LiveJob) -> None:  # before it runs: nothing it emits is missed
             child._outputs[out_tag].add_listener(collected.extend)
 
-        child = self.env._start(spec, options, parent_id=self.job_id, before_launch=collect)
+        child = self._host.start_child(spec, options, parent_id=self.job_id, before_launch=collect)
         self.children.append(child.job_id)
         self.logger.debug("invoked %s job %s", spec.name, child.job_id)
         handle = JobHandle(child)
@@ -910,7 +937,7 @@ class LiveJob:
             self.finished = status.done
         if status.done and self._state is not None:
             self._state.checkpoint(self.logger)  # recorded before the end is: wait() then finds it
-        self.env._status_changed(self, status)
+        self._host.status_changed(self, status)
         if status.done:
             self._done.set()
             for cb in list(self._callbacks):
@@ -1043,7 +1070,7 @@ class InputFeeder:
         try:
             return self._type.check(value, spec=self._spec_name, tag=self.tag, side="input")
         except DataValidationError as e:
-            self._job.env._validation_failed(self._job, e)
+            self._job._host.validation_failed(self._job, e)
             raise
 
     def feed_many(self, values: Iterable[Any]) -> None:
@@ -1053,7 +1080,7 @@ class InputFeeder:
         try:
             vals = self._type.check_many(as_list(values), spec=self._spec_name, tag=self.tag, side="input")
         except DataValidationError as e:
-            self._job.env._validation_failed(self._job, e)
+            self._job._host.validation_failed(self._job, e)
             raise
         if self._job._fed_last is not self.stream:
             self._job._fed_last = _switched(self._job._fed_last, self.stream)

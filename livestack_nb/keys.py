@@ -112,7 +112,7 @@ def key_by(key: str | Callable[[Any], Any], *, name: str | None = None, input: A
     else:
         raise LivestackError(f"ls.key_by needs a field name or a function of the value, not {key!r}")
     spec = KeyBy(name or f"key_by({label})", fn, input)
-    from .env import register_spec
+    from ._current import register_spec
 
     register_spec(spec)
     return spec

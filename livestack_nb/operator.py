@@ -14,12 +14,15 @@ import reactivex
 from reactivex import abc as rx_abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from ._current import current_env
+from ._limits import MAX_CHUNK
+from ._types import DEFAULT
 from .errors import LivestackError
-from .spec import DEFAULT, JobSpec
-from .stream import MAX_CHUNK, Chunk
 
 if TYPE_CHECKING:
     from .job import JobHandle
+    from .spec import JobSpec
+    from .stream import Chunk
 
 __all__ = ["spec_operator"]
 
@@ -36,8 +39,6 @@ def spec_operator(
         def subscribe(
             observer: rx_abc.ObserverBase[Any], scheduler: rx_abc.SchedulerBase | None = None
         ) -> rx_abc.DisposableBase:
-            from .env import current_env
-
             subs = CompositeDisposable()
 
             def wire(handle: JobHandle) -> None:  # before the job runs: a source loses nothing

@@ -3,236 +3,48 @@
 A :class:`JobSpec` names typed input and output tags and an options model. It is
 an interface first: it can exist without code (a worker in another process may
 implement it), and ``@job_spec`` is the short way to declare one together with
-its processor. Type adapters live here too, because every layer above checks
-values against a spec's tags the same way.
+its processor. Tag types live in :mod:`livestack_nb._types` and reading a
+processor's signature in :mod:`livestack_nb._describe` (re-exported here).
 """
 
 from __future__ import annotations
 
-import inspect
-import reprlib
 import sys
-import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from types import NoneType, UnionType
-from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    PydanticSchemaGenerationError,
-    TypeAdapter,
     ValidationError,
     create_model,
 )
 
-from .errors import DataValidationError, LivestackError
+from ._current import current_env, register_spec
+from ._describe import _unresolved
+from ._describe import describe_processor as describe_processor
+from ._types import (
+    DEFAULT,
+    NoOptions,
+    TagType,
+    validation_error,
+    validator_raised,
+)
+from ._types import as_list as as_list
+from ._types import can_feed as can_feed
+from ._workerdef import LiveWorkerDef
+from .errors import LivestackError
 
 if TYPE_CHECKING:
     import reactivex
 
     from .env import LiveEnv
     from .graph import Graph
-    from .job import JobHandle
-    from .worker import LiveWorkerDef
+    from .job import JobHandle, LiveJob
+    from .stream import Activity, DataStream
 
 __all__ = ["DEFAULT", "InputRef", "JobSpec", "NoOptions", "Node", "OutputRef", "TagType", "job_spec"]
-
-DEFAULT = "default"
-
-
-class NoOptions(BaseModel):
-    """The options model of a spec that takes none; unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def _type_name(tp: Any) -> str:
-    if tp is Any:
-        return "Any"
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-class TagType:
-    """The type of one tag, with a fast path for values that already fit.
-
-    ``check`` costs an ``isinstance`` when the value already is the tag's
-    class (the hot path); anything else goes through a pydantic ``TypeAdapter``
-    (dicts become models, ``"12"`` becomes ``12`` where pydantic allows it).
-    """
-
-    __slots__ = ("_adapter", "cls", "tp")
-
-    def __init__(self, tp: Any) -> None:
-        if tp is None or tp is inspect.Parameter.empty or tp is object:
-            tp = Any
-        self.tp = tp
-        plain = tp is not Any and isinstance(tp, type) and get_origin(tp) is None
-        self.cls: type | None = tp if plain else None
-        self._adapter: TypeAdapter[Any] | None = None
-
-    @property
-    def name(self) -> str:
-        return _type_name(self.tp)
-
-    @property
-    def is_any(self) -> bool:
-        return self.tp is Any
-
-    def _validate(self, value: Any) -> Any:
-        if self._adapter is None:
-            self._adapter = _adapter(self.tp)
-        return self._adapter.validate_python(value)
-
-    def check(self, value: Any, *, spec: str, tag: str, side: str) -> Any:
-        """Return ``value`` coerced to this type, or raise DataValidationError."""
-        cls = self.cls
-        if cls is not None and isinstance(value, cls) and not (cls is int and type(value) is bool):
-            return value
-        if self.tp is Any:
-            return value
-        try:
-            return self._validate(value)
-        except ValidationError as e:
-            raise validation_error(e, value, spec=spec, tag=tag, side=side, type_name=self.name) from None
-        except Exception as e:  # a user validator raising what pydantic does not wrap
-            raise validator_raised(e, value, spec=spec, tag=tag, side=side, type_name=self.name) from e
-
-    def check_many(self, values: list[Any], *, spec: str, tag: str, side: str) -> list[Any]:
-        """Check a batch; returns the same list when every value already fits."""
-        if self.tp is Any:
-            return values
-        cls = self.cls
-        if cls is not None and set(map(type, values)) == {cls}:  # one C-level pass
-            return values
-        return [self.check(v, spec=spec, tag=tag, side=side) for v in values]
-
-    def __repr__(self) -> str:
-        return f"TagType({self.name})"
-
-
-def _adapter(tp: Any) -> TypeAdapter[Any]:
-    """A pydantic adapter for ``tp``; classes pydantic has no schema for (a
-    ``pandas.DataFrame``, an ndarray) are checked with ``isinstance``, also
-    inside a union or a container."""
-    try:
-        return TypeAdapter(tp)
-    except PydanticSchemaGenerationError:
-        return TypeAdapter(tp, config=ConfigDict(arbitrary_types_allowed=True))
-
-
-def validation_error(
-    e: ValidationError, value: Any, *, spec: str, tag: str, side: str, type_name: str
-) -> DataValidationError:
-    """Turn a pydantic error into one that says which spec, tag and field."""
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()))
-    field = loc or None
-    where = f"field {field!r}: " if field else ""
-    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    got = _shown(value)
-    msg = f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: {where}{err['msg']}{more}; got {got}"
-    return DataValidationError(msg, spec=spec, tag=tag, field=field)
-
-
-def validator_raised(
-    e: Exception, value: Any, *, spec: str, tag: str, side: str, type_name: str
-) -> DataValidationError:
-    """A validator of ``type_name`` raised ``e`` itself (not a ``ValueError``): say where."""
-    msg = (
-        f"spec {spec!r}, {side} tag {tag!r} expects {type_name}: its validation raised "
-        f"{type(e).__name__}: {e}; got {_shown(value)}"
-    )
-    return DataValidationError(msg, spec=spec, tag=tag, field=None)
-
-
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 80
-
-
-def _shown(value: Any) -> str:
-    """A short repr of ``value``, cheap even for a huge or deeply nested one, never raising."""
-    try:
-        shown = _repr.repr(value)
-    except Exception:
-        return f"a {type(value).__name__} whose repr() raised"
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
-    """Whether values of ``out_tp`` can feed an input of ``in_tp`` without a transform.
-
-    The rule (checked when a flow is wired):
-
-    - the same type, a subclass, or ``Any`` on either side;
-    - a pydantic model only from the same model or a subclass: two models
-      with the same field names are different types (pydantic itself refuses
-      an instance of one for the other), so a structural fit is not accepted;
-    - an untyped ``dict`` into a model, and a bare container (``list``) into a
-      parametrised one (``list[int]``) or back: their contents are only known
-      per value, and are checked per value (``DataValidationError``);
-    - ``int`` into ``float`` (pydantic converts it exactly), nothing else lossy
-      (``str`` into ``int``);
-    - a union output only if every member fits (``Optional[X]`` does not feed
-      ``X``: ``None`` would not fit), a union input if the output fits any member;
-    - containers of the same kind if their parameters fit (``list[Dough]`` does
-      not feed ``list[Order]``); any other class (a ``pandas.DataFrame``) only by
-      the class rule.
-    """
-    a, b = out_tp.tp, in_tp.tp
-    if a is Any or b is Any or a == b:
-        return True
-    b_opts = _union_members(b)
-    if b_opts is not None:
-        return any(can_feed(out_tp, TagType(m)) for m in b_opts)
-    a_opts = _union_members(a)
-    if a_opts is not None:
-        return all(can_feed(TagType(m), in_tp) for m in a_opts)
-    ao, bo = get_origin(a), get_origin(b)
-    if isinstance(a, type) and isinstance(b, type) and ao is None and bo is None:
-        if issubclass(a, b):
-            return True
-        if b is float and a is int:
-            return True
-        return issubclass(b, BaseModel) and a is dict
-    if isinstance(b, type) and bo is None and issubclass(b, BaseModel):
-        return ao is dict  # dict[str, ...] into a model: checked per value
-    if ao is not None and ao == bo:
-        return all(can_feed(TagType(x), TagType(y)) for x, y in zip(get_args(a), get_args(b), strict=False))
-    return (ao is None and a is bo) or (bo is None and b is ao)  # list into list[int], and back
-
-
-def _union_members(tp: Any) -> tuple[Any, ...] | None:
-    if get_origin(tp) in (Union, UnionType):
-        return get_args(tp)
-    return None
-
-
-def _strip_optional(tp: Any) -> Any:
-    members = _union_members(tp)
-    if members is not None and NoneType in members:
-        rest = tuple(m for m in members if m is not NoneType)
-        return rest[0] if len(rest) == 1 else Union[rest]  # noqa: UP007
-    return tp
-
-
-def _yield_type(tp: Any) -> Any:
-    origin = get_origin(tp)
-    if origin is not None and origin.__name__ in (
-        "Iterator",
-        "Iterable",
-        "Generator",
-        "AsyncIterator",
-        "AsyncIterable",
-        "AsyncGenerator",
-    ):
-        args = get_args(tp)
-        return args[0] if args else Any
-    return Any
 
 
 def _options_model(model: Any, where: str) -> type[BaseModel]:
@@ -482,8 +294,6 @@ class JobSpec:
         named ``worker_params``; a worker process adds some with ``--param
         key=value``.
         """
-        from .worker import LiveWorkerDef
-
         self.worker_def = LiveWorkerDef(
             self,
             processor,
@@ -551,8 +361,6 @@ class JobSpec:
                 worker_params=d.worker_params,
             )
         new.__doc__ = self.__doc__
-        from .env import register_spec
-
         register_spec(new)
         return new
 
@@ -569,8 +377,6 @@ class JobSpec:
         another cell finds it with ``env.job(job_id)``; an id already taken in
         the env or its vault is refused with a :class:`LivestackError`.
         """
-        from .env import current_env
-
         return (env or current_env()).start(self, options, job_id=job_id)
 
     def run(
@@ -592,8 +398,6 @@ class JobSpec:
         was read. A choice that is ambiguous raises :class:`LivestackError`
         naming the tags.
         """
-        from .env import current_env
-
         return (env or current_env()).run(
             self, values, options, output=output, timeout=timeout, job_id=job_id
         )
@@ -607,6 +411,24 @@ class JobSpec:
         from .operator import spec_operator
 
         return spec_operator(self, options)
+
+    def prepare_run(
+        self,
+        env: LiveEnv,
+        options: Any,
+        *,
+        job_id: str | None = None,
+        parent_id: str | None,
+        label: str | None,
+        input_streams: dict[str, DataStream],
+        output_streams: dict[str, DataStream],
+        activity: Activity | None = None,
+        dead_letter: bool | None = None,
+    ) -> tuple[LiveJob, Callable[[], None]] | None:
+        """The hook a spec that runs its jobs itself overrides (a :class:`~livestack_nb.Liveflow`
+        wires its specs' jobs): return the job and its launcher. ``None``, the
+        default, leaves the job to the env, which gives it to the spec's worker."""
+        return None
 
     def run_graph(self, job_id: str) -> Graph | None:
         """The graph a job of this spec shows when it runs outside a flow (none:
@@ -646,104 +468,6 @@ def declared_spec(name: str) -> JobSpec | None:
             return spec
     return None
 
-
-# -- the decorator -------------------------------------------------------------
-
-_PROCESSOR_HINT = "LiveJob"
-
-
-def _is_job_param(param: inspect.Parameter, hint: Any) -> bool:
-    if hint is not inspect.Parameter.empty and hint is not None:
-        name = hint if isinstance(hint, str) else getattr(hint, "__name__", "")
-        return str(name).split(".")[-1] == _PROCESSOR_HINT
-    return param.name == "job"
-
-
-def _resolve_one(fn: Callable[..., Any], hint: Any, localns: dict[str, Any] | None) -> Any:
-    """Evaluate one string annotation where ``fn`` was defined; keep it if unknown."""
-    if not isinstance(hint, str):
-        return hint
-    try:
-        return eval(hint, dict(getattr(fn, "__globals__", {})), localns or {})
-    except Exception:
-        return hint
-
-
-def _unresolved(spec_name: str, side: str, hint: Any, override: str) -> LivestackError:
-    return LivestackError(
-        f"spec {spec_name!r}: the {side} annotation {hint!r} names no type visible where "
-        f"the processor was defined; import or define it at module level, or pass {override}="
-    )
-
-
-def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Work out a processor's form and its tag and option types from its signature.
-
-    ``localns`` are the names visible where the processor was defined: with
-    postponed annotations (``from __future__ import annotations``) a type
-    defined inside a function is only a string, and only that scope knows it.
-    An annotation that still cannot be resolved is left as its string.
-
-    Returns a dict with ``form`` (``"map"``, ``"flatmap"``, ``"processor"``),
-    ``is_async``, ``input``, ``output``, ``options`` and ``takes_options``.
-    """
-    if not callable(fn):
-        raise LivestackError(f"a processor must be callable, not {fn!r}")
-    sig = inspect.signature(fn)
-    local = dict(localns) if localns else None
-    try:
-        hints = typing.get_type_hints(fn, localns=local)
-    except Exception:
-        hints = {k: p.annotation for k, p in sig.parameters.items()}
-        if sig.return_annotation is not inspect.Signature.empty:
-            hints["return"] = sig.return_annotation
-        hints = {k: _resolve_one(fn, h, local) for k, h in hints.items()}
-    params = [
-        p
-        for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-    name = getattr(fn, "__name__", repr(fn))
-    is_asyncgen = inspect.isasyncgenfunction(fn)
-    is_gen = inspect.isgeneratorfunction(fn) or is_asyncgen
-    is_async = inspect.iscoroutinefunction(fn) or is_asyncgen
-    info: dict[str, Any] = {
-        "is_async": is_async,
-        "takes_options": False,
-        "takes_worker_params": False,
-        "options": None,
-    }
-    if params and _is_job_param(params[0], hints.get(params[0].name, inspect.Parameter.empty)):
-        info.update(form="processor", input=Any, output=Any)
-        return info
-    data = [p for p in params if p.name not in ("options", "worker_params")]
-    info["takes_worker_params"] = any(p.name == "worker_params" for p in params)
-    if not data:
-        raise LivestackError(
-            f"processor {name!r} takes no data parameter: a map takes one value, "
-            "a processor takes 'job: LiveJob'"
-        )
-    if len(data) > 1 and any(p.default is inspect.Parameter.empty for p in data[1:]):
-        raise LivestackError(
-            f"processor {name!r} takes several data parameters {[p.name for p in data]}; "
-            "use one value parameter (and 'options'), or 'job: LiveJob' for several inputs"
-        )
-    if any(p.name == "options" for p in params):
-        info["takes_options"] = True
-        opt = hints.get("options")
-        if isinstance(opt, type) and issubclass(opt, BaseModel):
-            info["options"] = opt
-    ret = hints.get("return", Any)
-    if is_gen:
-        out = _yield_type(ret)
-    else:
-        out = _strip_optional(ret) if ret is not NoneType else Any
-    info.update(
-        form="flatmap" if is_gen else "map",
-        input=hints.get(data[0].name, Any),
-        output=out,
-    )
-    return info
 
 
 @overload
@@ -869,16 +593,9 @@ def job_spec(
             worker_params=worker_params,
         )
         spec.__doc__ = f.__doc__
-        from .env import register_spec
-
         register_spec(spec)
         return spec
 
     if fn is not None:
         return make(fn)
     return make
-
-
-def as_list(values: Iterable[Any]) -> list[Any]:
-    """A list of ``values`` without copying when it already is one."""
-    return values if isinstance(values, list) else list(values)

@@ -42,9 +42,12 @@ from reactivex import abc as rx_abc
 from reactivex.disposable import Disposable
 
 from ._interrupt import held_interrupts
+from ._limits import DEFAULT_HISTORY as DEFAULT_HISTORY
+from ._limits import FLUSH_AFTER
+from ._limits import MAX_CHUNK as MAX_CHUNK
+from ._types import TagType
 from .errors import JobClosedError
 from .reading import StreamReader, aiterate, iterate, warn_missing, warn_truncated
-from .spec import TagType
 from .storage import StorageProvider, StorageRef
 
 if TYPE_CHECKING:
@@ -53,25 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
 
 log = logging.getLogger("livestack_nb")
-
-DEFAULT_HISTORY = 10_000
-
-MAX_CHUNK = 4096
-"""Most values in a chunk livestack-nb makes (``feed_many``'s slices, a drain
-merging what queued up, a flat-map's gathered yields).
-
-Why a bound: a fused flow walks a chunk once per spec, and the next spec reads
-the values the previous one made. A few thousand of them stay in a core's
-cache in between; a whole backlog (65,536 values, 2 MB of ints) does not, and
-is then read from memory in the order the allocator scattered it, an order
-that gets worse the longer a process runs: the cost per event grew by half
-over a 10 M-event run (``bench/scale.py``). Larger chunks save nothing
-measurable: what a chunk costs is paid once per 4,096 values.
-"""
-
-FLUSH_AFTER = 0.005
-"""Seconds a value appended one at a time may wait in a stream's buffer before
-the env's :class:`Flusher` pushes it (well under what a reader notices)."""
 
 _clock: Callable[[], float] = time.time
 _ident = threading.get_ident

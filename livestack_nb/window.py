@@ -13,9 +13,6 @@ the vectorised path of :mod:`livestack_nb._frames` (``input=pd.DataFrame``).
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import numbers
 import threading
 import time as _time
 from collections.abc import Callable, Mapping
@@ -25,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
-from ._windows import CountWindows, Engine, SessionWindows, TimeWindows, projection
+from ._windows import CountWindows, Engine, SessionWindows, TimeWindows, _TimeOf, projection
 from .agg import Agg, as_agg
 from .errors import LivestackError
 from .keys import Keyed, field_getter
@@ -301,54 +298,13 @@ def window(
             shown += f" key={getattr(key_fn, 'name', None) or getattr(key_fn, '__name__', 'fn')}"
         name = f"window({shown}: {', '.join(n for n, _ in aggs)})"
     spec = WindowSpec(name, shape, aggs, key_fn, time_fn, input, late)
-    from .env import register_spec
+    from ._current import register_spec
 
     register_spec(spec)
     return spec
 
 
 # -- the processor ----------------------------------------------------------------------
-
-
-class _TimeOf:
-    """Reads a value's event time as seconds, and gives a window's bounds back in the
-    type the values had (a ``datetime`` in the same zone, or a number)."""
-
-    def __init__(self, get: Callable[[Any], Any], where: str) -> None:
-        self.get = get
-        self.where = where
-        self.tz: dt.tzinfo | None = None
-        self.dates = False
-
-    def seconds(self, items: list[Any]) -> list[float]:
-        raw = list(map(self.get, items))
-        first = raw[0]
-        if isinstance(first, dt.datetime):
-            self.dates = True
-            self.tz = first.tzinfo
-            try:
-                return [(d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)).timestamp() for d in raw]
-            except AttributeError:
-                pass
-        elif all(type(t) in (int, float) for t in raw) or all(
-            isinstance(t, numbers.Real) and not isinstance(t, bool) for t in raw
-        ):
-            if any(t != t for t in raw):
-                raise LivestackError(f"{self.where}: an event time is NaN")
-            return raw
-        bad = next(
-            (t for t in raw if isinstance(t, bool) or not isinstance(t, (numbers.Real, dt.datetime))),
-            next((t for t in raw if type(t) is not type(first)), first),  # datetimes mixed with numbers
-        )
-        raise LivestackError(
-            f"{self.where}: an event time must be a number of seconds or a datetime, not {bad!r}"
-        )
-
-    def back(self, s: float) -> Any:
-        if not self.dates or isinstance(s, str) or not math.isfinite(s):
-            return s
-        d = dt.datetime.fromtimestamp(s, self.tz or dt.timezone.utc)
-        return d if self.tz else d.replace(tzinfo=None)
 
 
 def _keys_of(spec: WindowSpec, shape: WindowOptions, items: list[Any]) -> tuple[list[Any], list[Any]]:
