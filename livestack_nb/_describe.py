@@ -20,7 +20,6 @@ from .errors import LivestackError
 __all__ = ["describe_processor"]
 
 
-
 _PROCESSOR_HINT = "LiveJob"
 
 
@@ -116,4 +115,3 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
         output=out,
     )
     return info
-

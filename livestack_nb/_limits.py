@@ -28,4 +28,3 @@ measurable: what a chunk costs is paid once per 4,096 values.
 FLUSH_AFTER = 0.005
 """Seconds a value appended one at a time may wait in a stream's buffer before
 the env's :class:`Flusher` pushes it (well under what a reader notices)."""
-

@@ -217,4 +217,3 @@ def _yield_type(tp: Any) -> Any:
 def as_list(values: Iterable[Any]) -> list[Any]:
     """A list of ``values`` without copying when it already is one."""
     return values if isinstance(values, list) else list(values)
-

@@ -489,5 +489,3 @@ class _TimeOf:
             return s
         d = dt.datetime.fromtimestamp(s, self.tz or dt.timezone.utc)
         return d if self.tz else d.replace(tzinfo=None)
-
-

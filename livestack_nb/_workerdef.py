@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LiveWorkerDef"]
 
+
 class LiveWorkerDef:
     """How a spec is cooked: its processor and its worker's policy.
 

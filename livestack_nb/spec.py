@@ -469,7 +469,6 @@ def declared_spec(name: str) -> JobSpec | None:
     return None
 
 
-
 @overload
 def job_spec(fn: Callable[..., Any], /) -> JobSpec: ...
 

@@ -26,10 +26,11 @@ from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from . import dead_letter
+from ._inbox import MAX_BACKLOG, Inbox, may_wait_for_room
 from ._interrupt import held_interrupts
+from ._livejob import LiveJob
 from ._workerdef import LiveWorkerDef
 from .errors import DataValidationError, JobCancelled, LivestackError
-from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
 from .spec import DEFAULT
 from .stream import MAX_CHUNK, Chunk
 
