@@ -161,7 +161,7 @@ def test_a_process_exits_with_a_processor_stuck_in_user_code(tmp_path):
 
 
 def test_the_worker_pool_runs_calls_side_by_side_up_to_its_size_on_daemon_threads():
-    from livestack_nb.worker import _Pool
+    from livestack_nb._pool import Pool as _Pool
 
     pool = _Pool(3, "livestack-pooltest")
     gate = threading.Barrier(3, timeout=10)
