@@ -57,6 +57,41 @@ def may_wait_for_room() -> bool:
     return not threading.current_thread().name.startswith("livestack")
 
 
+class Backlog:
+    """Values queued for a consumer, and the feeders held until it catches up.
+
+    Backpressure written once, for the inbox of a processor and the queue of an
+    inline runner: their owner counts values in (``queued += n``) and out
+    (:meth:`taken`) under its own lock, the one of the condition given here,
+    and a feeder that has just added calls :meth:`hold` with that lock held.
+    """
+
+    __slots__ = ("_cond", "blocked", "queued")
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self.queued = 0
+        self.blocked = 0  # feeders held by backpressure
+
+    def taken(self, n: int) -> None:
+        """``n`` values left the queue (the lock is held): a held feeder may go on."""
+        self.queued -= n
+        if self.blocked:
+            self._cond.notify_all()
+
+    def hold(self, stopped: Callable[[], bool]) -> None:
+        """Past :data:`MAX_BACKLOG`, hold the calling feeder (the lock is held) until half
+        of it is done or ``stopped()``; livestack-nb's own threads are never held."""
+        if self.queued <= MAX_BACKLOG or not may_wait_for_room():
+            return
+        self.blocked += 1
+        try:
+            while self.queued > MAX_BACKLOG // 2 and not stopped():
+                self._cond.wait(0.05)
+        finally:
+            self.blocked -= 1
+
+
 class Inbox:
     """The queued input of a processor job: chunks per tag, read in arrival order.
 
@@ -97,13 +132,12 @@ class Inbox:
         self._open = set(self._queues)
         self._next_seq = dict.fromkeys(self._queues, 0)  # per tag: the seq expected next
         self._arrival = 0
-        self._queued = 0  # values in the queues (the backlog feeders are held on)
+        self._room = Backlog(self._cond)  # values in the queues, and the feeders held on them
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.cancelled = False
         self._activity = activity
         self._before_wait = before_wait
         self.streams: list[DataStream] = []  # the inputs, told when the reader waits (consumer_idle)
-        self._blocked = 0  # feeders held by backpressure
         # The cursor: the chunk being read, its tag and arrival, the index of the
         # value last read (-1: none yet), and a value skipped by the policy.
         self.chunk: Chunk | None = None
@@ -139,21 +173,20 @@ class Inbox:
             if self._activity is not None:
                 self._activity.add(n)
             self._arrival += 1
-            self._queued += n
+            room = self._room
+            room.queued += n
             self._wake()
-            if self._queued > MAX_BACKLOG and may_wait_for_room():
-                self._blocked += 1
-                try:
-                    while self._queued > MAX_BACKLOG // 2 and not self.cancelled:
-                        self._cond.wait(0.05)
-                finally:
-                    self._blocked -= 1
+            if room.queued > MAX_BACKLOG:
+                room.hold(self._is_cancelled)
+
+    def _is_cancelled(self) -> bool:
+        return self.cancelled
 
     @property
     def backlog(self) -> int:
         """Values queued or not yet read from the cursor's chunk (0: nothing left to read)."""
         c = self.chunk
-        return self._queued + (0 if c is None else len(c.values) - self.index - 1)
+        return self._room.queued + (0 if c is None else len(c.values) - self.index - 1)
 
     def end(self, tag: str) -> None:
         with self._mutex:
@@ -229,10 +262,10 @@ class Inbox:
         """The processor is done: drop what it left unread (counted, in a cycle)."""
         with self._mutex:
             self._closed = True
-            left = self._queued
+            left = self._room.queued
             for q in self._queues.values():
                 q.clear()
-            self._queued = 0
+            self._room.queued = 0
             self._release()
             self._cond.notify_all()
             self._seen_ends()
@@ -258,7 +291,7 @@ class Inbox:
         if rest > 0:
             tail = Chunk(c.stream_id, c.seq0 + len(c.values) - rest, c.time, c.values[-rest:], None, None)
             self._queues[self.tag].appendleft((self._chunk_arrival, tail))
-            self._queued += rest
+            self._room.queued += rest
         if act is not None and len(c.values) - rest:
             self._items[self._owner] = self._items.get(self._owner, 0) + len(c.values) - rest
 
@@ -282,9 +315,7 @@ class Inbox:
                 best, best_tag = q, t
         if best is not None:
             self._chunk_arrival, chunk = best.popleft()
-            self._queued -= len(chunk.values)
-            if self._blocked:
-                self._cond.notify_all()  # a feeder held by backpressure may go on
+            self._room.taken(len(chunk.values))
             self.chunk, self.tag, self.index = chunk, best_tag, -1
             self._owner = reader
             return chunk
@@ -311,9 +342,7 @@ class Inbox:
                     for t in tags:
                         self._queues[t].clear()
                     n = sum(len(c.values) for _, _, c in taken)
-                    self._queued -= n
-                    if self._blocked:
-                        self._cond.notify_all()
+                    self._room.taken(n)
                     a, t, last = taken[-1]
                     self._batch_extra = n - len(last.values)  # counted done at the next read
                     self.chunk, self.tag, self._chunk_arrival = last, t, a

@@ -18,10 +18,10 @@ from functools import partial
 from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
-from . import dead_letter
-from ._inbox import MAX_BACKLOG, may_wait_for_room
+from ._inbox import MAX_BACKLOG, Backlog
 from ._interrupt import held_interrupts
 from ._livejob import LiveJob
+from ._retry import DROP, RETRY
 from .spec import DEFAULT
 from .stream import MAX_CHUNK, Chunk
 
@@ -67,11 +67,10 @@ class InlineRunner:
         self.worker = worker
         self.job = job
         self.pending: deque[Any] = deque()
-        self.queued = 0  # values in ``pending``
         self._next_seq = 0  # the seq of the input expected next
-        self.blocked = 0  # feeders held by backpressure
         self._mutex = threading.Lock()  # entered as the lock itself: see _interrupt.py
         self.lock = threading.Condition(self._mutex)
+        self.room = Backlog(self.lock)  # values in ``pending``, and the feeders held on them
         self.draining = True  # nothing runs until launch()
         self.activity = job.activity
         d = worker.definition
@@ -92,7 +91,7 @@ class InlineRunner:
         with self._mutex:
             items = list(self.pending)
             self.pending.clear()
-            self.queued = 0
+            self.room.queued = 0
             self.lock.notify_all()
         if self.activity is not None:
             n = sum(1 if c is _END else len(c.values) for c in items)
@@ -119,7 +118,7 @@ class InlineRunner:
                 # (no call between these two: an interrupt cannot split them)
                 self._next_seq = item.seq0 + len(item.values)
                 self.pending.append(item)
-                self.queued += len(item.values)
+                self.room.queued += len(item.values)
                 if self.activity is not None:
                     self.activity.add(len(item.values))
             else:
@@ -136,8 +135,9 @@ class InlineRunner:
                 self.drain()
             else:
                 self._start_drain()
-        if not inline and self.queued > MAX_BACKLOG and may_wait_for_room():
-            self._wait_for_room()
+        if not inline and self.room.queued > MAX_BACKLOG:
+            with self._mutex:
+                self.room.hold(self._stopped)
 
     def _start_drain(self) -> None:
         """Claim the drain and hand it to a worker thread as one, a kernel interrupt held
@@ -150,16 +150,9 @@ class InlineRunner:
                 self.draining = True
             self.worker._executor.submit(self.drain)
 
-    def _wait_for_room(self) -> None:
-        """Backpressure: hold a feeder that got ahead until half the backlog is done."""
+    def _stopped(self) -> bool:
         job = self.job
-        with self._mutex:
-            self.blocked += 1
-            try:
-                while self.queued > MAX_BACKLOG // 2 and not (job.finished or job._cancelled):
-                    self.lock.wait(0.05)
-            finally:
-                self.blocked -= 1
+        return job.finished or job._cancelled
 
     def _next(self) -> Any:
         """The next item to process, consecutive chunks merged (up to
@@ -212,9 +205,7 @@ class InlineRunner:
 
     def _taken(self, n: int) -> None:
         """``n`` values left the queue (the lock is held); wake a held feeder."""
-        self.queued -= n
-        if self.blocked:
-            self.lock.notify_all()
+        self.room.taken(n)
 
     def drain(self) -> None:
         job = self.job
@@ -371,21 +362,13 @@ class InlineRunner:
         """Return (after the backoff) to retry; raise ``_Skipped`` (skipped, or sent to the
         errors stream) or ``_Failed`` per the policy."""
         worker, job = self.worker, self.job
-        d = worker.definition
-        if attempt <= d.retries:
-            worker.stats.retries += 1
-            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(exc).__name__, exc)
-            time.sleep(worker.retry_delay(attempt))
+        decision = worker.policy.decide(job, exc, attempt, (DEFAULT, value, parent))
+        if decision == RETRY:
+            time.sleep(worker.policy.delay(attempt))
             if job.status.done:
                 raise _Failed(exc)
             return
-        if job.errors is not None:
-            worker.stats.dead_letters += 1
-            dead_letter.send(job, DEFAULT, value, exc, attempt, parent)
-            raise _Skipped
-        if d.on_error == "skip":
-            worker.stats.skipped += 1
-            job.logger.error("datapoint skipped: %s: %s", type(exc).__name__, exc)
+        if decision == DROP:
             raise _Skipped
         raise _Failed(exc)
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import dead_letter
 from ._inbox import Inbox
 from ._inline import InlineRunner
 from ._livejob import LiveJob
 from ._pool import Pool
+from ._retry import DROP, FAIL, RETRY, RetryPolicy, count_attempt
 from ._workerdef import LiveWorkerDef
 from .errors import DataValidationError, JobCancelled, LivestackError
 from .spec import DEFAULT
@@ -82,6 +82,7 @@ class LiveWorker:
         self.env = env
         self.state: dict[str, Any] = {}
         self.stats = WorkerStats()
+        self.policy = RetryPolicy(definition, self.stats)
         self._executor = Pool(definition.concurrency, f"livestack-{definition.spec.name}")
         self._init_lock = threading.Lock()
         self._init_done = definition.init is None
@@ -161,9 +162,6 @@ class LiveWorker:
             return partial(fn, options=job.options)
         return fn
 
-    def retry_delay(self, attempt: int) -> float:
-        return float(self.definition.retry_backoff * (2 ** (attempt - 1)))
-
     # -- sync processors ------------------------------------------------------
 
     def _launch_sync(self, job: LiveJob) -> None:
@@ -226,10 +224,10 @@ class LiveWorker:
                 except (JobCancelled, DataValidationError):
                     raise
                 except Exception as e:
-                    attempt, last = _count_attempt(inbox, attempt, last)
+                    attempt, last = count_attempt(inbox, attempt, last)
                     if not self._may_retry(job, e, attempt, inbox):
                         raise
-                    time.sleep(self.retry_delay(attempt))
+                    time.sleep(self.policy.delay(attempt))
         except JobCancelled:
             pass
         except BaseException as e:
@@ -241,26 +239,19 @@ class LiveWorker:
             self._returned(job)
 
     def _may_retry(self, job: LiveJob, e: Exception, attempt: int, inbox: Inbox) -> bool:
-        """Decide what a raising processor gets: a retry of the datapoint, a skip, or failure."""
-        d = self.definition
-        if attempt <= d.retries:
-            self.stats.retries += 1
-            job.logger.warning("attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e)
-            inbox.requeue_current()
-            return True
-        if job.errors is not None and inbox.current:
+        """Apply the policy to a raising processor: the datapoint it read last is retried
+        (put back) or dropped, and it goes on; False: the job fails."""
+        datapoint = None
+        if inbox.current:
             chunk, i = inbox.chunk, inbox.index
             assert chunk is not None  # (inbox.current says so)
-            self.stats.dead_letters += 1
-            dead_letter.send(job, inbox.tag, chunk.values[i], e, attempt, (chunk.stream_id, chunk.seq0 + i))
+            datapoint = (inbox.tag, chunk.values[i], (chunk.stream_id, chunk.seq0 + i))
+        decision = self.policy.decide(job, e, attempt, datapoint)
+        if decision == RETRY:
+            inbox.requeue_current()
+        elif decision == DROP:
             inbox.skip_current()
-            return True
-        if d.on_error == "skip" and inbox.current:
-            self.stats.skipped += 1
-            job.logger.error("datapoint skipped after %d attempts: %s: %s", attempt, type(e).__name__, e)
-            inbox.skip_current()
-            return True
-        return False
+        return decision != FAIL
 
     # -- async processors and async maps -------------------------------------
 
@@ -312,10 +303,10 @@ class LiveWorker:
             except (JobCancelled, DataValidationError):
                 raise
             except Exception as e:
-                attempt, last = _count_attempt(inbox, attempt, last)
+                attempt, last = count_attempt(inbox, attempt, last)
                 if not self._may_retry(job, e, attempt, inbox):
                     raise
-                await asyncio.sleep(self.retry_delay(attempt))
+                await asyncio.sleep(self.policy.delay(attempt))
 
     async def _async_map(self, job: LiveJob) -> None:
         fn = self.call(job)
@@ -332,21 +323,11 @@ class LiveWorker:
                     break
                 except Exception as e:
                     attempt += 1
-                    if attempt <= self.definition.retries:
-                        self.stats.retries += 1
-                        job.logger.warning(
-                            "attempt %d failed (%s: %s); retrying", attempt, type(e).__name__, e
-                        )
-                        await asyncio.sleep(self.retry_delay(attempt))
+                    decision = self.policy.decide(job, e, attempt, (DEFAULT, value, job._parent))
+                    if decision == RETRY:
+                        await asyncio.sleep(self.policy.delay(attempt))
                         continue
-                    if job.errors is not None:
-                        self.stats.dead_letters += 1
-                        dead_letter.send(job, DEFAULT, value, e, attempt, job._parent)
-                        results = []
-                        break
-                    if self.definition.on_error == "skip":
-                        self.stats.skipped += 1
-                        job.logger.error("datapoint skipped: %s: %s", type(e).__name__, e)
+                    if decision == DROP:
                         results = []
                         break
                     raise
@@ -388,14 +369,6 @@ class LiveWorker:
 
 def _end_tag(inbox: Inbox, tag: str, error: BaseException | None) -> None:
     inbox.end(tag)
-
-
-def _count_attempt(inbox: Inbox, attempt: int, last: Any) -> tuple[int, Any]:
-    """The attempt a processor's failure is, counted per datapoint: a new one starts at 1
-    (retries are per datapoint, also after an earlier one was retried, skipped or dead-lettered)."""
-    chunk = inbox.chunk
-    item = (chunk.stream_id, chunk.seq0 + inbox.index) if chunk is not None and inbox.current else None
-    return (attempt + 1 if item == last else 1), item
 
 
 def _emit_returned(job: LiveJob, result: Any) -> None:
