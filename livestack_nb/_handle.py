@@ -70,7 +70,7 @@ class InputFeeder:
         try:
             return self._type.check(value, spec=self._spec_name, tag=self.tag, side="input")
         except DataValidationError as e:
-            self._job._host.validation_failed(self._job, e)
+            self._job._life.host.validation_failed(self._job, e)
             raise
 
     def feed_many(self, values: Iterable[Any]) -> None:
@@ -80,7 +80,7 @@ class InputFeeder:
         try:
             vals = self._type.check_many(as_list(values), spec=self._spec_name, tag=self.tag, side="input")
         except DataValidationError as e:
-            self._job._host.validation_failed(self._job, e)
+            self._job._life.host.validation_failed(self._job, e)
             raise
         if self._job._fed_last is not self.stream:
             self._job._fed_last = _switched(self._job._fed_last, self.stream)
@@ -102,25 +102,25 @@ class InputFeeder:
         """The error of a feed into an input that has ended: :class:`JobFailed` when
         the job failed (said at the first feed after it, not values later)."""
         job = self._job
-        if job.status is JobStatus.FAILED:
-            failed = job.failure()
+        if job._life.status is JobStatus.FAILED:
+            failed = job._life.failure()
             err = JobFailed(
                 f"{failed}; its input {self.tag!r} takes no more values",
                 job_id=job.job_id,
-                traceback=job.traceback,
+                traceback=job._life.traceback,
             )
-            err.__cause__ = job.error
+            err.__cause__ = job._life.error
             return err
-        if job.stored and not job.status.done:
+        if job._life.stored and not job._life.status.done:
             return JobClosedError(
-                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job.status.value} by "
+                f"job {job.job_id} of spec {self._spec_name!r} was recorded {job._life.status.value} by "
                 "another process, and runs there reading its input from that process's memory: it "
                 "cannot be fed from here. Feed it where it was started, or run it on a Redis vault "
                 "(autostart=False and worker processes), where any process can feed a job by id"
             )
         return JobClosedError(
             f"job {job.job_id} of spec {self._spec_name!r}: input {self.tag!r} has ended "
-            f"({job.status.value}); it takes no more values"
+            f"({job._life.status.value}); it takes no more values"
         )
 
     def end(self) -> None:
@@ -176,22 +176,22 @@ class JobHandle:
     @property
     def status(self) -> JobStatus:
         """The latest status."""
-        return self._job.status
+        return self._job._life.status
 
     @property
     def statuses(self) -> list[tuple[JobStatus, float]]:
         """Every status the job went through, with its time (append-only)."""
-        return list(self._job._statuses)
+        return list(self._job._life.statuses)
 
     @property
     def error(self) -> BaseException | None:
         """The exception that failed the job, if it failed."""
-        return self._job.error
+        return self._job._life.error
 
     @property
     def traceback(self) -> str | None:
         """The formatted traceback of the failure, if it failed."""
-        return self._job.traceback
+        return self._job._life.traceback
 
     @property
     def logs(self) -> list[LogEntry]:
@@ -200,7 +200,7 @@ class JobHandle:
 
     @property
     def done(self) -> bool:
-        return self._job.status.done
+        return self._job._life.status.done
 
     def input(self, tag: str = DEFAULT) -> InputFeeder:
         """The input ``tag``, to ``feed`` or ``end``."""
@@ -247,8 +247,12 @@ class JobHandle:
         job = self._job
         if tag is None:
             tag = job.spec.sole_tag("output", "output()")
-        if tag not in job.spec.out_tags and job.errors is not None and job._outputs.get(tag) is job.errors:
-            return job.errors
+        if (
+            tag not in job.spec.out_tags
+            and job._life.errors is not None
+            and job._outputs.get(tag) is job._life.errors
+        ):
+            return job._life.errors
         job.spec._tag("output", tag)
         return job._outputs[tag]
 
@@ -260,7 +264,7 @@ class JobHandle:
         value its processor could not process here, and goes on. A flow run's
         stream holds the dead letters of all its jobs.
         """
-        return self._job.errors
+        return self._job._life.errors
 
     def cancel(self) -> None:
         """Stop the job: its input and outputs end, status cancelled, at once.
@@ -271,7 +275,7 @@ class JobHandle:
         thread (its job's logs say so; see ``worker.stats.busy_after_cancel``).
         Python cannot stop a thread from outside.
         """
-        self._job.cancel()
+        self._job._life.cancel()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the job ends.
@@ -286,23 +290,23 @@ class JobHandle:
             ``timeout`` seconds passed first (the job goes on).
         """
         job = self._job
-        if job.stored and not job._done.is_set():
+        if job._life.stored and not job._life.done.is_set():
             raise LivestackError(
                 f"job {self.job_id} of spec {self.spec.name!r} was last recorded {self.status.value} "
                 "by another process and does not run in this one; there is nothing to wait for "
                 "(if that process was killed, the job will never end)"
             )
-        if not job._done.wait(timeout):
+        if not job._life.done.wait(timeout):
             raise WaitTimeout(
                 f"job {self.job_id} of spec {self.spec.name!r} still {self.status.value} after {timeout}s"
             )
         self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
-        if self._job.status is JobStatus.FAILED:
-            raise self._job.failure()
-        if self._job.record_error is not None:
-            raise self._job.record_error
+        if self._job._life.status is JobStatus.FAILED:
+            raise self._job._life.failure()
+        if self._job._life.record_error is not None:
+            raise self._job._life.record_error
 
     def __await__(self) -> Generator[Any, None, None]:
         loop = asyncio.get_running_loop()
@@ -311,7 +315,7 @@ class JobHandle:
         def wake(_: LiveJob) -> None:
             loop.call_soon_threadsafe(_resolve, fut)
 
-        self._job.add_done_callback(wake)
+        self._job._life.add_done_callback(wake)
         yield from fut.__await__()
         self._raise_if_failed()
 

@@ -72,7 +72,7 @@ class InlineRunner:
         self.lock = threading.Condition(self._mutex)
         self.room = Backlog(self.lock)  # values in ``pending``, and the feeders held on them
         self.draining = True  # nothing runs until launch()
-        self.activity = job.activity
+        self.activity = job._life.activity
         d = worker.definition
         self.flat = d.form == "flatmap"
         self.fn = worker.call(job)
@@ -84,7 +84,7 @@ class InlineRunner:
             partial(self.submit, inline=inline),
             lambda _err: self.submit(_END, inline=inline),
         )
-        job.on_cancel.append(self.discard)
+        job._life.on_cancel.append(self.discard)
 
     def discard(self) -> None:
         """Drop what is queued (the job was cancelled)."""
@@ -109,7 +109,7 @@ class InlineRunner:
         self.worker._executor.submit(self.drain)
 
     def submit(self, item: Any, *, inline: bool) -> None:
-        if self.job.finished or self.job._cancelled:
+        if self.job._finished or self.job._cancelled:
             return  # cancelled or failed: what still arrives is not processed
         with self._mutex:
             if item is not _END:
@@ -152,7 +152,7 @@ class InlineRunner:
 
     def _stopped(self) -> bool:
         job = self.job
-        return job.finished or job._cancelled
+        return job._finished or job._cancelled
 
     def _next(self) -> Any:
         """The next item to process, consecutive chunks merged (up to
@@ -213,24 +213,24 @@ class InlineRunner:
         try:
             self.worker.ensure_init()
         except BaseException as e:  # a KeyboardInterrupt raised by the hook too: the job fails, not the drain
-            job.fail(e)
+            job._life.fail(e)
         while True:
             item = self._next()
             if item is None:
                 return
             if item is _END:
                 try:
-                    if not job.status.done:
-                        job.complete()
+                    if not job._life.status.done:
+                        job._life.complete()
                 finally:
                     if act is not None:
                         act.done(1)
                 continue
             try:
-                if not job.status.done:
+                if not job._life.status.done:
                     self.process(item)
             except BaseException as e:
-                job.fail(e)
+                job._life.fail(e)
             finally:
                 if act is not None:
                     act.done(len(item.values))
@@ -263,7 +263,7 @@ class InlineRunner:
             failure = self._map_into(it, chunk, lo, hi, out)
             if failure is not None:
                 self._push(*self._kept(out, seq0 + first), sid)
-                self.job.fail(failure)
+                self.job._life.fail(failure)
                 return
             now = clock()
             # Slow per value, not per slice: a slice also waits for the GIL and the
@@ -354,7 +354,7 @@ class InlineRunner:
                         break
                     except _Failed as f:
                         self._push(out, parents, sid)
-                        self.job.fail(f.exc)
+                        self.job._life.fail(f.exc)
                         return
         self._push(out, parents, sid)
 
@@ -365,7 +365,7 @@ class InlineRunner:
         decision = worker.policy.decide(job, exc, attempt, (DEFAULT, value, parent))
         if decision == RETRY:
             time.sleep(worker.policy.delay(attempt))
-            if job.status.done:
+            if job._life.status.done:
                 raise _Failed(exc)
             return
         if decision == DROP:

@@ -10,21 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import traceback as tb
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from ._handle import JobHandle
 from ._inbox import Inbox
+from ._lifecycle import JobLife
 from ._ports import Inputs, Outputs
-from ._status import JobHost, JobStatus, LogEntry, _JobLogger
-from .errors import JobCancelled, JobFailed, LivestackError
+from ._status import JobHost, LogEntry, _JobLogger
+from .errors import JobCancelled, LivestackError
 from .graph import Graph
 from .spec import JobSpec
-from .stream import Activity, DataStream, now
+from .stream import DataStream
 
 if TYPE_CHECKING:
     from .env import LiveEnv
@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 
 class LiveJob:
-    """A running job, as its processor sees it.
+    """A running job, as its processor sees it: the seed's parts and ``job_id``.
+
+    What runs the job (its status, its end, its cancel) is not part of it: the
+    worker and the env reach that as its private lifecycle, the caller through
+    its :class:`~livestack_nb.JobHandle`.
 
     Attributes
     ----------
@@ -46,8 +50,12 @@ class LiveJob:
     input, output:
         By tag: ``for x in job.input``, ``job.input("dough")``,
         ``job.input.merge(...)``; ``job.output("pizza").emit(x)``.
+    invoke:
+        Run a child job and get its outputs (lineage records it).
     storage, env:
         The env's storage provider and the env itself.
+    state:
+        Per-key state of the job's spec, kept across jobs (see :mod:`livestack_nb.keys`).
     worker_params:
         The parameters of the worker definition running the job (the same
         for all its jobs; distinct from ``options``, which are the job's).
@@ -70,14 +78,10 @@ class LiveJob:
     ) -> None:
         self.spec = spec
         self.env = env
-        # What the job reports its statuses and refused values to, and starts
-        # its children with: handed down by the env (see JobHost).
-        self._host: JobHost = host if host is not None else env.job_host
         self.options = options
         self.job_id = job_id
         self.graph = graph or Graph()
-        self.parent_id = parent_id
-        self.label = label or spec.name
+        self.parent_id = parent_id  # the job that started this one (lineage), if any
         # The parameters of the worker running the job (its definition's
         # ``worker_params``; Livestack's ``instanceParams``), set when a worker takes it.
         self.worker_params: Any = {}
@@ -87,92 +91,30 @@ class LiveJob:
         self._outputs = output_streams
         for out in output_streams.values():
             out.on_subscriber_error = self._subscriber_failed
-        # Inputs this job created itself; shared ones belong to an upstream job
-        # or a flow and are never ended from here.
-        self._owned_inputs = [input_streams[t] for t in owned_inputs]
         self.input = Inputs(self)
         self.output = Outputs(self)
-        self._lock = threading.Lock()
-        self._status = JobStatus.REQUESTED
-        self._statuses: list[tuple[JobStatus, float]] = [(JobStatus.REQUESTED, now())]
-        self._done = threading.Event()
-        self._callbacks: list[Callable[[LiveJob], None]] = []
-        self.error: BaseException | None = None
-        self.traceback: str | None = None
+        # What runs the job sees of it (statuses, its end, its cancel): never the processor.
+        self._life = JobLife(
+            self,
+            host if host is not None else env.job_host,
+            [input_streams[t] for t in owned_inputs],
+            label=label or spec.name,
+        )
+        # Read on every emit, read and log call: plain attributes, written by the lifecycle.
         self._cancelled = False
+        self._finished = False  # status.done
         # The thread running a sync processor or the loop of an async one: a
         # cancel reaches the processor at its next call into the job there.
         self._processor_thread: int | None = None
-        self.finished = False  # status.done, as a plain attribute for hot paths
         self._inbox: Inbox | None = None
         # The input fed last and the output emitted to last: values handed over one
         # at a time to another tag push these first, so arrival order across tags holds.
         self._fed_last: DataStream | None = None
         self._emitted_last: DataStream | None = None
-        self.activity: Activity | None = None
-        self.on_cancel: list[Callable[[], None]] = []
         self._state: KeyedState | None = None
-        self.failure_note: str | None = None
-        self.children: list[str] = []
         # For a spec that runs a child job per value for the nodes of its graph
         # (parallel attempts): each node's latest job, which the graph shows.
         self._node_jobs: dict[str, str] = {}
-        # The dead-letter stream (see livestack_nb.dead_letter), set by the env
-        # when the job's policy is on_error="dead_letter".
-        self.errors: DataStream | None = None
-        self.stored = False  # read back from a vault: nothing runs it in this process
-        # Set when the job's end could not be made durable; wait() raises it.
-        self.record_error: LivestackError | None = None
-        # Its statuses are recorded by another process (a job run by a worker
-        # process, or handed over to one): this one records none of them.
-        self.detached = False
-
-    def restore(self, statuses: Iterable[Any], children: Iterable[str]) -> None:
-        """Take the status history recorded in a vault (a job of an earlier process).
-
-        ``statuses`` are :class:`~livestack_nb.vault.StatusRecord` s, oldest
-        first. The job runs nowhere here: its status only says what was last
-        recorded, and nothing it does is written back.
-        """
-        self.stored = True
-        history = [(JobStatus(r.status), r.time) for r in statuses] or self._statuses
-        self._statuses = history
-        self._status = history[-1][0]
-        self.finished = self._status.done
-        self.children = list(children)
-        if self._status is JobStatus.FAILED:
-            detail = next((r.detail for r in reversed(list(statuses)) if r.detail), None)
-            self.traceback = detail
-            last = detail.strip().splitlines()[-1] if detail else "no traceback was recorded"
-            self.error = LivestackError(last)
-            self.failure_note = "as recorded in the vault"
-        if self._status.done:
-            self._done.set()
-
-    def release(self) -> None:
-        """Drop the links only a running job needs, once it has ended and its env forgot it.
-
-        A job, its streams, its processor's runner and its flow's run refer to
-        one another while it runs; left so, a forgotten job would only be
-        freed by Python's cycle collector, which runs too rarely to keep a
-        loop of thousands of runs bounded. After this, what nothing else
-        holds is freed at once; a handle still held (a widget showing the job)
-        keeps its statuses, logs and output streams.
-        """
-        if not self._status.done or self._processor_thread not in (None, threading.get_ident()):
-            return  # a cancelled processor still runs its own code: it keeps what it uses
-        self._callbacks.clear()
-        self.on_cancel.clear()
-        self.output._ports.clear()
-        self._fed_last = self._emitted_last = None
-        inbox = self._inbox
-        if inbox is not None:  # it refers to the job (before_wait) and to its inputs
-            inbox.streams = []
-            inbox._before_wait = None
-            self._inbox = None
-        for out in self._outputs.values():
-            if out.on_subscriber_error == self._subscriber_failed:
-                out.on_subscriber_error = None
 
     # -- worker side ---------------------------------------------------------
 
@@ -198,8 +140,8 @@ class LiveJob:
         def collect(child: LiveJob) -> None:  # before it runs: nothing it emits is missed
             child._outputs[out_tag].add_listener(collected.extend)
 
-        child = self._host.start_child(spec, options, parent_id=self.job_id, before_launch=collect)
-        self.children.append(child.job_id)
+        child = self._life.host.start_child(spec, options, parent_id=self.job_id, before_launch=collect)
+        self._life.children.append(child.job_id)
         self.logger.debug("invoked %s job %s", spec.name, child.job_id)
         handle = JobHandle(child)
         handle.feed_many(values)
@@ -246,12 +188,6 @@ class LiveJob:
             )
         return self._inbox
 
-    # -- lifecycle ------------------------------------------------------------
-
-    @property
-    def status(self) -> JobStatus:
-        return self._status
-
     @property
     def state(self) -> KeyedState:
         """Per-key state of this job's spec (its node in a flow), kept across jobs
@@ -262,33 +198,6 @@ class LiveJob:
             self._state = state_of(self)
         return self._state
 
-    def _set_status(self, status: JobStatus) -> bool:
-        with self._lock:
-            if self._status.done or self._status is status:
-                return False
-            self._status = status
-            self._statuses.append((status, now()))
-            self.finished = status.done
-        if status.done and self._state is not None:
-            self._state.checkpoint(self.logger)  # recorded before the end is: wait() then finds it
-        self._host.status_changed(self, status)
-        if status.done:
-            self._done.set()
-            for cb in list(self._callbacks):
-                try:
-                    cb(self)
-                except Exception:
-                    logging.getLogger("livestack_nb").exception("job callback failed")
-        return True
-
-    def add_done_callback(self, cb: Callable[[LiveJob], None]) -> None:
-        """Call ``cb(job)`` once the job has ended (now, if it has)."""
-        with self._lock:
-            if not self._status.done:
-                self._callbacks.append(cb)
-                return
-        cb(self)
-
     def _subscriber_failed(self, stream: DataStream) -> None:
         # A reader's error is not the job's: it goes on, the reader is dropped.
         self.logger.warning(
@@ -296,42 +205,6 @@ class LiveJob:
             stream.tag,
             exc_info=True,
         )
-
-    def mark_running(self) -> None:
-        self._set_status(JobStatus.RUNNING)
-
-    def complete(self) -> None:
-        """Normal end: outputs end (and inputs: feeding a finished job is an error)."""
-        for s in self._owned_inputs:
-            s.end()
-        for s in self._outputs.values():
-            s.end()
-        self._set_status(JobStatus.COMPLETED)
-
-    def fail(self, exc: BaseException) -> None:
-        """The job failed: keep the traceback, end outputs so nothing waits."""
-        if self._status.done or self._cancelled:
-            return  # a failure on the way out of a cancel is not the job's end
-        self.error = exc
-        self.traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
-        self.logger.error("job failed: %s: %s", type(exc).__name__, exc)
-        failure = self.failure()
-        for s in self._owned_inputs:
-            s.end()
-        for s in self._outputs.values():
-            s.end(failure)
-        self._set_status(JobStatus.FAILED)
-
-    def failure(self) -> JobFailed:
-        exc = self.error
-        where = f" ({self.failure_note})" if self.failure_note else ""
-        err = JobFailed(
-            f"job {self.job_id} of spec {self.spec.name!r} failed{where}: {type(exc).__name__}: {exc}",
-            job_id=self.job_id,
-            traceback=self.traceback,
-        )
-        err.__cause__ = exc
-        return err
 
     def _cancellation(self) -> JobCancelled:
         return JobCancelled(f"job {self.job_id} of spec {self.spec.name!r} was cancelled")
@@ -342,18 +215,9 @@ class LiveJob:
             raise self._cancellation()
 
     def cancel(self) -> None:
-        if self._status.done:
-            return
-        self._cancelled = True
-        if self._inbox is not None:
-            self._inbox.cancel()
-        for cb in self.on_cancel:
-            cb()
-        for s in self._owned_inputs:
-            s.end()
-        for s in self._outputs.values():
-            s.end()
-        self._set_status(JobStatus.CANCELLED)
+        """Cancel this job from its own processor (the one lifecycle call a processor
+        may make: it stops taking input, and what waits for the job sees it cancelled)."""
+        self._life.cancel()
 
     def __repr__(self) -> str:
-        return f"<LiveJob {self.job_id} {self.spec.name!r} {self._status.value}>"
+        return f"<LiveJob {self.job_id} {self.spec.name!r} {self._life.status.value}>"

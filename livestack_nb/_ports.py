@@ -172,7 +172,7 @@ class OutputPort:
         try:
             return self._check.check(value, spec=job.spec.name, tag=self.tag, side="output")
         except DataValidationError as e:
-            job._host.validation_failed(job, e)
+            job._life.host.validation_failed(job, e)
             raise
 
     @property

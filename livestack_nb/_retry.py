@@ -66,7 +66,7 @@ class RetryPolicy:
             return RETRY
         if datapoint is None:
             return FAIL
-        if job.errors is not None:
+        if job._life.errors is not None:
             tag, value, parent = datapoint
             self.stats.dead_letters += 1
             dead_letter.send(job, tag, value, exc, attempt, parent)

@@ -254,7 +254,7 @@ class ParallelAttempts(JobSpec):
         for w in winners:
             if not w.done:
                 ended: asyncio.Future[None] = loop.create_future()
-                w._job.add_done_callback(partial(_settle_from, loop, ended))
+                w._job._life.add_done_callback(partial(_settle_from, loop, ended))
                 await ended
 
     async def _race(self, job: LiveJob, value: Any, winners: list[JobHandle]) -> Any:
@@ -304,7 +304,7 @@ class ParallelAttempts(JobSpec):
                 child, launch = job.env.prepare(a.spec, options[a.label], parent_id=job.job_id)
                 handle = JobHandle(child)
                 children[a.label] = handle
-                job.children.append(child.job_id)
+                job._life.children.append(child.job_id)
                 job._node_jobs[a.label] = child.job_id
 
                 def on_next(r: Any) -> None:

@@ -83,12 +83,12 @@ def send(
     parent: tuple[str, int] | None,
 ) -> None:
     """Send ``value`` (which raised ``exc``) to ``job``'s errors stream, and say so in its log."""
-    stream = job.errors
+    stream = job._life.errors
     assert stream is not None
     letter = DeadLetter(
         job_id=job.job_id,
         spec=job.spec.name,
-        node=job.label,
+        node=job._life.label,
         tag=tag,
         value=value,
         error=f"{type(exc).__name__}: {exc}",

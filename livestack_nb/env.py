@@ -79,17 +79,17 @@ class _JobHost:
         self._env = env
 
     def status_changed(self, job: LiveJob, status: JobStatus) -> None:
-        if job.stored or job.detached:
+        if job._life.stored or job._life.detached:
             return  # only the process running a job appends its statuses
         env = self._env
-        detail = job.traceback if status is JobStatus.FAILED else None
+        detail = job._life.traceback if status is JobStatus.FAILED else None
         env.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
         if status.done and env._durable:
             # job.wait() returns after this: what the job emitted is on disk by then.
             try:
                 env.vault.flush()
             except LivestackError as e:  # the job has ended all the same; wait() raises this
-                job.record_error = e
+                job._life.record_error = e
 
     def validation_failed(self, job: LiveJob, error: DataValidationError) -> None:
         self._env.vault.add_validation_failure(
@@ -330,7 +330,7 @@ class LiveEnv:
                 return
         record = self.vault.job(job_id) if known is None else None
         if known is not None:
-            what = f"a job of spec {known.spec.name!r} ({known.status.value})"
+            what = f"a job of spec {known.spec.name!r} ({known._life.status.value})"
         elif record is not None:
             what = f"a job of spec {record.spec!r} ({record.status})"
         else:
@@ -394,7 +394,7 @@ class LiveEnv:
             launch()
             if held.interrupted:
                 job.logger.warning("cancelled: the kernel was interrupted while the job was set up")
-                job.cancel()
+                job._life.cancel()
         return job
 
     def prepare(
@@ -627,9 +627,9 @@ class LiveEnv:
             owned_inputs=owned,
             host=self.job_host,
         )
-        job.activity = activity
+        job._life.activity = activity
         if dead_letter or (ERRORS in outs and ERRORS not in spec.out_tags):
-            job.errors = outs[ERRORS]
+            job._life.errors = outs[ERRORS]
         self.vault.add_job(
             JobRecord(job_id, spec.name, JobStatus.REQUESTED.value, parent_id, recorded_options, time.time())
         )
@@ -646,7 +646,7 @@ class LiveEnv:
             if root is not None and root in self._jobs:
                 self._root_of[job_id] = root
                 self._family.setdefault(root, []).append(job_id)
-        job.add_done_callback(self._finished_job)
+        job._life.add_done_callback(self._finished_job)
         return job
 
     # -- retention --------------------------------------------------------------------
@@ -674,7 +674,7 @@ class LiveEnv:
             job = self._jobs.pop(job_id, None)
             if job is not None:
                 self._forgotten += 1
-                job.release()
+                job._life.release()
         self.vault.forget(ids)
 
     def _options_record(self, spec: JobSpec, options: Any) -> Any:
@@ -766,7 +766,7 @@ class LiveEnv:
             with self._lock:
                 kept = self._jobs.setdefault(job_id, job)
             if kept is job:
-                job.add_done_callback(self._finished_job)  # forgotten like any job (keep_jobs)
+                job._life.add_done_callback(self._finished_job)  # forgotten like any job (keep_jobs)
             return kept
 
         def restored(sid: str, tag: str, tp: Any) -> DataStream:
@@ -794,8 +794,8 @@ class LiveEnv:
             host=self.job_host,
         )
         if dead is not None:
-            job.errors = job._outputs[ERRORS]
-        job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
+            job._life.errors = job._outputs[ERRORS]
+        job._life.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
     def _forget(self, job: LiveJob) -> None:
@@ -842,9 +842,9 @@ class LiveEnv:
             jobs = list(self._jobs.values())
             workers = [*self._workers.values(), *self._retired]
         for job in jobs:
-            if not job.status.done and not job.detached:  # a detached job runs on elsewhere
+            if not job._life.status.done and not job._life.detached:  # a detached job runs on elsewhere
                 job.logger.info("cancelled: the env closed")
-                job.cancel()
+                job._life.cancel()
         for w in workers:
             w.stop(timeout, cancel=True)
         self._flusher.close()

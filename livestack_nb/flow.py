@@ -772,8 +772,8 @@ class _Run:
             input_streams=flow_inputs,
             output_streams=run_outputs,
         )
-        self.job._owned_inputs = owned
-        self.job.on_cancel.append(self.cancel_children)
+        self.job._life.owned_inputs = owned
+        self.job._life.on_cancel.append(self.cancel_children)
         self.children: list[LiveJob] = []
         self.launchers: list[Callable[[], None]] = []
         try:
@@ -791,18 +791,18 @@ class _Run:
                     job_id=child_ids[lbl],
                     dead_letter=True if lbl in dead else None,
                 )
-                if child.errors is not None and self.errors is not None:
-                    child.errors.listen_chunks(self.gather_errors)
+                if child._life.errors is not None and self.errors is not None:
+                    child._life.errors.listen_chunks(self.gather_errors)
                 self.children.append(child)
                 self.launchers.append(launch)
         except BaseException as e:
             for child in self.children:
-                child.cancel()
-            self.job.fail(e)
+                child._life.cancel()
+            self.job._life.fail(e)
             raise
         self.remaining = len(self.children)
         for child in self.children:
-            child.add_done_callback(self.child_done)
+            child._life.add_done_callback(self.child_done)
         for s in idle:
             s.end()
         if self.cyclic:
@@ -825,37 +825,37 @@ class _Run:
         )
 
     def launch(self) -> None:
-        self.job.mark_running()
+        self.job._life.mark_running()
         for launch in self.launchers:
             launch()
         if self.cyclic:
             self.check_quiet()  # a cycle with nothing to wait for ends at once
 
     def child_done(self, child: LiveJob) -> None:
-        if child.status.value == "failed" and child.error is not None:
-            self.fail(child.error, f"job {child.job_id} ({child.label}) failed")
+        if child._life.status.value == "failed" and child._life.error is not None:
+            self.fail(child._life.error, f"job {child.job_id} ({child._life.label}) failed")
         with self._lock:
             self.remaining -= 1
             last = self.remaining == 0
         # A cancelled flow cancels its children first; their endings must not
         # complete it on the way (it ends "cancelled", set by LiveJob.cancel).
-        if last and not self.job.status.done and not self.job._cancelled:
-            self.job.complete()
+        if last and not self.job._life.status.done and not self.job._cancelled:
+            self.job._life.complete()
 
     def fail(self, exc: BaseException, where: str) -> None:
         job = self.job
-        if job.status.done:
+        if job._life.status.done:
             return
-        job.failure_note = where
+        job._life.failure_note = where
         job.logger.error("%s: %s: %s", where, type(exc).__name__, exc)
-        job.fail(exc)
+        job._life.fail(exc)
         self.cancel_children()
 
     def cancel_children(self) -> None:
         for child in self.children:
-            if not child.status.done:
+            if not child._life.status.done:
                 child.logger.info("cancelled: flow %s ended", self.job.job_id)
-                child.cancel()
+                child._life.cancel()
         for f in self.forwards:
             f.stream.end()
 
@@ -871,7 +871,7 @@ class _Run:
         until delivered; the next quiet moment ends the next one, upstream first.
         """
         act = self.activity
-        if act is None or self.outside_open or not act.quiet or self.job.finished or self.job._cancelled:
+        if act is None or self.outside_open or not act.quiet or self.job._finished or self.job._cancelled:
             return
         with self._quiet_lock:
             if self.outside_open or not act.quiet:

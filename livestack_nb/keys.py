@@ -331,7 +331,7 @@ _states_lock = threading.Lock()
 
 def state_of(job: LiveJob) -> KeyedState:
     """The keyed state of ``job``'s spec (under its label in a flow), in its env."""
-    spec, label = job.spec, job.label
+    spec, label = job.spec, job._life.label
     name = spec.name if label == spec.name else f"{spec.name}[{label}]"
     env = job.env
     with _states_lock:

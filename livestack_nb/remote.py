@@ -186,7 +186,7 @@ def prepare_remote(
     """
     vault = _vault(env)
     job = env.make_job(spec, options, job_id=job_id, parent_id=parent_id)
-    job.detached = True
+    job._life.detached = True
     for s in job._outputs.values():
         env._attach_archive(s, record=False)
     for s in job._inputs.values():
@@ -195,11 +195,11 @@ def prepare_remote(
     for s in job._inputs.values():
         vault.share(s.stream_id)  # another process may feed it too (env.job(job_id))
     mirror = _Mirror(env, vault, job)
-    job.on_cancel.append(mirror.cancelled_here)
+    job._life.on_cancel.append(mirror.cancelled_here)
     lease = _ClientLease(vault, job)
     for s in job._inputs.values():
         s.listen_chunks(_ignore, lease.input_ended)
-    job.add_done_callback(lambda _j: lease.release())
+    job._life.add_done_callback(lambda _j: lease.release())
 
     def launch() -> None:
         mirror.start()
@@ -279,18 +279,18 @@ def reattach_remote(env: LiveEnv, spec: JobSpec, options: Any, record: Any) -> L
         output_streams=outs,
         owned_inputs=list(ins),
     )
-    job.detached = True
+    job._life.detached = True
     mirror = _Mirror(env, vault, job)
     for s in ins.values():
         s.listen_chunks(_ignore, partial(_input_ended, vault, s.stream_id))
         mirror.stops.append(vault.follow(vault.stream_key(s.stream_id), partial(_end_seen, s)))
-    job.on_cancel.append(mirror.cancelled_here)
+    job._life.on_cancel.append(mirror.cancelled_here)
     mirror.start()
     # this process feeds it now: it holds the client lease too, while the input is open here
     lease = _ClientLease(vault, job)
     for s in ins.values():
         s.listen_chunks(_ignore, lease.input_ended)
-    job.add_done_callback(lambda _j: lease.release())
+    job._life.add_done_callback(lambda _j: lease.release())
     lease.hold()
     return job
 
@@ -321,13 +321,13 @@ class _Mirror:
     def lost(self, why: str) -> None:
         """The server lost this job (or is gone): fail it here, saying so."""
         job = self.job
-        if job.status.done:
+        if job._life.status.done:
             return
         self.stop()
         self.mirroring = True
         try:
-            job.failure_note = "its Redis server lost it"
-            job.fail(LivestackError(f"job {job.job_id} of spec {job.spec.name!r} is lost: {why}"))
+            job._life.failure_note = "its Redis server lost it"
+            job._life.fail(LivestackError(f"job {job.job_id} of spec {job.spec.name!r} is lost: {why}"))
         finally:
             self.mirroring = False
 
@@ -350,10 +350,10 @@ class _Mirror:
         job = self.job
         for _, fields in entries:
             rec = _status(job.job_id, fields)
-            if job.status.done:
+            if job._life.status.done:
                 return
             if rec.status == "running":
-                job.mark_running()
+                job._life.mark_running()
             elif rec.status in _DONE:
                 # The worker recorded the outputs before the status: read them all first.
                 for s in job._outputs.values():
@@ -367,15 +367,15 @@ class _Mirror:
         self.mirroring = True
         try:
             if rec.status == "completed":
-                job.complete()
+                job._life.complete()
             elif rec.status == "cancelled":
-                job.cancel()
+                job._life.cancel()
             else:
                 detail = rec.detail or ""
                 last = detail.strip().splitlines()[-1] if detail.strip() else "no traceback was recorded"
-                job.failure_note = "in a worker process"
-                job.fail(RemoteFailure(last))
-                job.traceback = detail or None
+                job._life.failure_note = "in a worker process"
+                job._life.fail(RemoteFailure(last))
+                job._life.traceback = detail or None
         finally:
             self.mirroring = False
 
@@ -522,7 +522,7 @@ class QueueWorker:
                     next_beat = time.monotonic() + beat_every
             left = list(self._inflight.values())
         for job in left:
-            job.detached = True  # not cancelled for the record: another worker will run it
+            job._life.detached = True  # not cancelled for the record: another worker will run it
             job.logger.warning("left for another worker: this one stopped")
 
     def _may_retry(self, message_id: str, fields: dict[Any, Any]) -> bool:
@@ -561,7 +561,7 @@ class QueueWorker:
         for message_id in lost:
             with self._lock:
                 job = self._inflight.get(message_id)
-            if job is not None and not job.status.done:
+            if job is not None and not job._life.status.done:
                 self.taken_over += 1
                 self._drop(job, "taken over by another worker: this one was silent past its lease")
         try:
@@ -571,15 +571,15 @@ class QueueWorker:
 
     def _drop(self, job: LiveJob, why: str) -> None:
         """Stop this process's copy of ``job`` and record nothing (its record is not ours)."""
-        job.detached = True
+        job._life.detached = True
         job.logger.warning("%s; stopping here, recording nothing", why)
         with contextlib.suppress(Exception):
-            job.cancel()
+            job._life.cancel()
 
     def _check_clients(self) -> None:
         """Fail the jobs whose input is open while the process feeding them is gone."""
         with self._lock:
-            jobs = [j for j in self._inflight.values() if not j.status.done]
+            jobs = [j for j in self._inflight.values() if not j._life.status.done]
         waiting = [(j, [s for s in j._inputs.values() if not s.ended]) for j in jobs]
         waiting = [(j, open_) for j, open_ in waiting if open_]
         if not waiting:
@@ -599,11 +599,11 @@ class QueueWorker:
             return  # every client is there, or the server lost the leases with everything else
         for job, open_ in gone:
             still_open = [s for s in open_ if not vault.ended(s.stream_id)]
-            if not still_open or job.status.done:
+            if not still_open or job._life.status.done:
                 continue  # ended meanwhile: the end marker is on its way to the follower
             tags = ", ".join(repr(s.tag) for s in still_open)
             self.clients_gone += 1
-            job.fail(
+            job._life.fail(
                 LivestackError(
                     f"client gone: the process that started job {job.job_id} stopped renewing its "
                     f"lease (client_lease) before ending its input {tags}; its input can never end"
@@ -615,7 +615,7 @@ class QueueWorker:
         with self._lock:
             jobs = list(self._inflight.values())
         for job in jobs:
-            if not job.status.done:
+            if not job._life.status.done:
                 self.lost += 1
                 self._drop(job, f"lost with the server's data ({why})")
         self.vault._groups.discard(self.spec.name)
@@ -664,7 +664,7 @@ class QueueWorker:
         def done(j: LiveJob) -> None:
             for stop in stops:
                 stop()
-            if not j.detached:
+            if not j._life.detached:
                 for s in j._outputs.values():
                     vault.end_stream(s.stream_id)
                 try:
@@ -689,7 +689,7 @@ class QueueWorker:
                 self._inflight.pop(message_id, None)
                 self._lock.notify_all()
 
-        job.add_done_callback(done)
+        job._life.add_done_callback(done)
         job.logger.info("taken from the queue by worker %s", self.name)
         launch()
 
@@ -699,13 +699,13 @@ class QueueWorker:
 
         for _, fields in entries:
             rec = _status(job.job_id, fields)
-            if rec.status in _DONE and not job.status.done:
+            if rec.status in _DONE and not job._life.status.done:
                 with self._lock:
                     mine = [m for m, j in self._inflight.items() if j is job]
-                job.detached = True  # recorded already, by whoever ended it
+                job._life.detached = True  # recorded already, by whoever ended it
                 job.logger.info("ended elsewhere (%s); stopping here", rec.status)
                 with contextlib.suppress(Exception):
-                    job.cancel()
+                    job._life.cancel()
                 # whoever ended it recorded that: nothing is left to do for the message
                 with contextlib.suppress(Exception):
                     self.vault.ack(self.spec.name, mine, self.name)

@@ -104,24 +104,25 @@ class LiveWorker:
             raise LivestackError(f"the worker of spec {self.spec.name!r} is stopped")
         with self._jobs_lock:
             self._jobs.add(job)
-        job.add_done_callback(self._job_done)
+        job._life.add_done_callback(self._job_done)
         d = self.definition
         job.worker_params = d.worker_params
         if d.form != "processor" and not d.is_async:
             return InlineRunner(self, job).launch
-        inbox = job._inbox = Inbox(job.spec.in_tags, job.activity, job._before_wait)
+        inbox = Inbox(job.spec.in_tags, job._life.activity, job._before_wait)
+        job._life.attach_inbox(inbox)
         inbox.streams = list(job._inputs.values())
         for tag, stream in job._inputs.items():
             stream.listen_chunks(partial(inbox.put, tag), partial(_end_tag, inbox, tag))
         if d.is_async:
             return partial(self._launch_async, job)
-        job.on_cancel.append(partial(self._cancelled_while_busy, job))
+        job._life.on_cancel.append(partial(self._cancelled_while_busy, job))
         return partial(self._launch_sync, job)
 
     def _job_done(self, job: LiveJob) -> None:
         with self._jobs_lock:
             self._jobs.discard(job)
-        st = job.status.value
+        st = job._life.status.value
         if st == "completed":
             self.stats.jobs_completed += 1
         elif st == "failed":
@@ -130,10 +131,10 @@ class LiveWorker:
             self.stats.jobs_cancelled += 1
 
     def _started(self, job: LiveJob) -> bool:
-        if job.status.done:
+        if job._life.status.done:
             return False
         self.stats.jobs_started += 1
-        job.mark_running()
+        job._life.mark_running()
         return True
 
     def ensure_init(self) -> None:
@@ -198,7 +199,7 @@ class LiveWorker:
     def _returned(self, job: LiveJob) -> None:
         """The processor of ``job`` returned: its thread is free."""
         with self._jobs_lock:
-            job._processor_thread = None
+            job._life.running_on(None)
             since = self._busy.pop(job, None)
             if since is None:
                 return
@@ -214,7 +215,7 @@ class LiveWorker:
         assert inbox is not None
         d = self.definition
         attempt, last = 0, None
-        job._processor_thread = threading.get_ident()
+        job._life.running_on(threading.get_ident())
         try:
             self.ensure_init()
             while True:
@@ -231,9 +232,9 @@ class LiveWorker:
         except JobCancelled:
             pass
         except BaseException as e:
-            job.fail(e)
+            job._life.fail(e)
         else:
-            job.complete()
+            job._life.complete()
         finally:
             inbox.close()
             self._returned(job)
@@ -261,7 +262,7 @@ class LiveWorker:
         def cancel() -> None:
             fut.cancel()
 
-        job.on_cancel.append(cancel)
+        job._life.on_cancel.append(cancel)
 
     async def _run_async(self, job: LiveJob) -> None:
         if self._semaphore is None:
@@ -271,7 +272,7 @@ class LiveWorker:
                 return
             inbox = job._inbox
             assert inbox is not None
-            job._processor_thread = threading.get_ident()  # the loop's: its logger checks a cancel
+            job._life.running_on(threading.get_ident())  # the loop's: its logger checks a cancel
             try:
                 self.ensure_init()
                 if self.definition.form == "processor":
@@ -281,12 +282,12 @@ class LiveWorker:
             except (JobCancelled, asyncio.CancelledError):
                 pass
             except BaseException as e:
-                job.fail(e)
+                job._life.fail(e)
             else:
-                job.complete()
+                job._life.complete()
             finally:
                 inbox.close()
-                job._processor_thread = None
+                job._life.running_on(None)
 
     async def _async_processor(self, job: LiveJob, inbox: Inbox) -> None:
         fn = self.definition.processor
@@ -338,7 +339,7 @@ class LiveWorker:
 
     def running_jobs(self) -> list[LiveJob]:
         with self._jobs_lock:
-            return [j for j in self._jobs if not j.status.done]
+            return [j for j in self._jobs if not j._life.status.done]
 
     def stop(self, timeout: float | None = 10.0, *, cancel: bool = False) -> None:
         """Stop taking jobs, let running ones finish (or cancel them), free the threads.
@@ -349,12 +350,12 @@ class LiveWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         for job in self.running_jobs():
             if cancel:
-                job.cancel()
+                job._life.cancel()
                 continue
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not job._done.wait(left):
+            if not job._life.done.wait(left):
                 job.logger.warning("cancelled: the worker stopped")
-                job.cancel()
+                job._life.cancel()
         self._executor.shutdown()
         threads = self._executor.threads()
         for t in threads:
