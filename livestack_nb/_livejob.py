@@ -20,7 +20,7 @@ from ._handle import JobHandle
 from ._inbox import Inbox
 from ._lifecycle import JobLife
 from ._ports import Inputs, Outputs
-from ._status import JobHost, LogEntry, _JobLogger
+from ._status import JobHost, JobStatus, LogEntry, _JobLogger
 from .errors import JobCancelled, LivestackError
 from .graph import Graph
 from .spec import JobSpec
@@ -187,6 +187,12 @@ class LiveJob:
                 f"job {self.job_id} of spec {self.spec.name!r} is not a processor: its input is read for it"
             )
         return self._inbox
+
+    @property
+    def status(self) -> JobStatus:
+        """The job's status, to read (a processor that loops on its own may stop once
+        its job is done); only what runs the job changes it."""
+        return self._life.status
 
     @property
     def state(self) -> KeyedState:
