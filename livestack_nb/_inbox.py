@@ -11,14 +11,10 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import JobCancelled
 from .stream import Activity, Chunk, DataStream
-
-if TYPE_CHECKING:
-    pass
-
 
 _ENDED = object()
 

@@ -43,8 +43,10 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "stream",
             "_chunk",
+            "_streambase",
             "_flusher",
             "_delivery",
+            "_reads",
             "reading",
             "named",
             "job",
