@@ -18,6 +18,20 @@ from ._status import JobHost, JobStatus, LogEntry
 
 __all__ = ["JobHandle", "JobHost", "JobStatus", "LiveJob", "LogEntry"]
 
+# Defined in private modules, named by their public path: what IPython's display
+# hooks (registered by module and class name), pickles, reprs and docs see.
+for _public in (
+    InputFeeder,
+    JobHandle,
+    JobHost,
+    JobStatus,
+    LiveJob,
+    LogEntry,
+    TagReader,
+):
+    _public.__module__ = __name__
+
+
 # The implementation modules, by seam: _status (statuses, logs, the host a job
 # reports to), _inbox (the queue in front of a processor), _ports (a processor's
 # inputs and outputs), _livejob (the processor's view), _handle (the caller's).

@@ -46,6 +46,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT", "InputRef", "JobSpec", "NoOptions", "Node", "OutputRef", "TagType", "job_spec"]
 
+# Defined in private modules, named by their public path: what IPython's display
+# hooks (registered by module and class name), pickles, reprs and docs see.
+for _public in (
+    NoOptions,
+    TagType,
+):
+    _public.__module__ = __name__
+
 
 def _options_model(model: Any, where: str) -> type[BaseModel]:
     if model is None:

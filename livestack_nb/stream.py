@@ -52,6 +52,18 @@ from .storage import StorageProvider
 
 __all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
 
+# Defined in private modules, named by their public path: what IPython's display
+# hooks (registered by module and class name), pickles, reprs and docs see.
+for _public in (
+    Activity,
+    Chunk,
+    Datapoint,
+    Flusher,
+    StreamStats,
+):
+    _public.__module__ = __name__
+
+
 log = logging.getLogger("livestack_nb")
 
 _clock: Callable[[], float] = time.time

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = ["LiveWorker", "LiveWorkerDef", "WorkerStats"]
 
+# Defined in private modules, named by their public path: what IPython's display
+# hooks (registered by module and class name), pickles, reprs and docs see.
+for _public in (LiveWorkerDef,):
+    _public.__module__ = __name__
+
+
 log = logging.getLogger("livestack_nb")
 
 
