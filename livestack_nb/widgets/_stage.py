@@ -1,0 +1,266 @@
+"""The stage: what the graph of a stepped run adds to the live graph.
+
+A stepped run (``flow.start(step=True)``) holds every hop of a datapoint at a
+gate until it is released. The graph of such a run is where a learner watches
+the flow think, so it needs more than counts: the hops released since the last
+message (each becomes a dot the browser moves along its edge), the hops
+waiting at their gates, which node took the last value, the controls' state,
+and on request the journey of one datapoint (its lineage drawn on the graph).
+
+Hops arrive from any thread through ``run.on_hop``; like every listener of a
+widget, the callback only records and marks the widget dirty. What is sent
+is built in the pump's tick, at most ``SEND_HOPS`` hops a message (the rest
+are counted as folded: their counts still change, only their dots are not
+drawn). The buttons of the browser ask for work that may take a while (a step
+waits until what it caused has settled), so they run on one thread of the
+stage's own, never on the kernel's shell thread; it ends when idle.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ..job import JobHandle
+from ._format import cell, cell_text
+from ._svg import truncate
+
+__all__ = ["HOP_TEXT", "SEND_HOPS", "Stage", "hop_dict", "value_text"]
+
+#: Longest text of a value on a dot (the step API's own limit).
+HOP_TEXT = 60
+#: Most hops one message carries; at full speed the rest are folded.
+SEND_HOPS = 50
+#: Released hops kept for a view that opens later and for the snapshot.
+KEEP_HOPS = 200
+#: Waiting hops sent (the oldest first); the count says how many wait in all.
+SEND_WAITING = 20
+#: Slowest and fastest play the speed slider offers, in seconds a hop.
+SLOWEST, FASTEST = 3.0, 0.02
+
+
+def value_text(value: Any) -> str:
+    """A value as the short plain text its dot shows (the table's text of it, cut)."""
+    return truncate(cell_text(cell(value)), HOP_TEXT)
+
+
+def hop_dict(hop: Any) -> dict[str, Any]:
+    """A ``Hop`` as a message part: plain strings and numbers only."""
+    return {
+        "index": int(hop.index),
+        "edge": str(hop.edge),
+        "source": None if hop.source is None else str(hop.source),
+        "source_tag": str(hop.source_tag),
+        "target": None if hop.target is None else str(hop.target),
+        "target_tag": str(hop.target_tag),
+        "datapoint": str(hop.datapoint_id),
+        "text": truncate(str(hop.text), HOP_TEXT),
+    }
+
+
+class Stage:
+    """Hops, waiting values, controls and journeys of one stepped run.
+
+    Parameters
+    ----------
+    run:
+        The stepped run (``run.stepping`` is true).
+    changed:
+        Called (from any thread) when something new can be sent.
+    stream_edges:
+        The graph's edge or port ids by the id of the stream they carry,
+        for the stops of a journey that made no hop (yet).
+    edge_targets:
+        The node each edge or port id leads to (``None``: the outside).
+    """
+
+    def __init__(
+        self,
+        run: JobHandle,
+        changed: Callable[[], None],
+        stream_edges: dict[str, list[str]],
+        edge_targets: dict[str, str | None],
+    ) -> None:
+        self.run = run
+        self._changed = changed
+        self._stream_edges = stream_edges
+        self._edge_targets = edge_targets
+        self._lock = threading.Lock()
+        self._new: list[dict[str, Any]] = []
+        self._seen = -1  # the index of the last hop recorded
+        self.counts: dict[str, int] = {}
+        self.history: deque[dict[str, Any]] = deque(maxlen=KEEP_HOPS)
+        self.released = 0
+        self.folded = 0
+        self.at_work: str | None = None
+        self.note = ""
+        self.journey: dict[str, Any] | None = None
+        self.interval = 0.5
+        self._asked = 0  # steps asked for by the Step button, not yet done
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self._sub = run.on_hop(self._on_hop)
+        for hop in list(run.hops):  # released before the graph was shown: subscribed first, no gap
+            self._record(hop)
+
+    # -- hops (any thread) ----------------------------------------------------
+
+    def _record(self, hop: Any) -> None:
+        with self._lock:
+            if hop.index <= self._seen:
+                return
+            self._seen = hop.index
+            d = hop_dict(hop)
+            self.counts[d["edge"]] = self.counts.get(d["edge"], 0) + 1
+            self.history.append(d)
+            self._new.append(d)
+            self.released += 1
+            self.at_work = d["target"]
+
+    def _on_hop(self, event: str, hop: Any) -> None:
+        if event == "released":
+            self._record(hop)
+        self._changed()
+
+    # -- what is sent ---------------------------------------------------------
+
+    def waiting(self) -> tuple[list[dict[str, Any]], int]:
+        """The oldest waiting hops (at most ``SEND_WAITING``) and how many wait."""
+        waiting = list(self.run.waiting)
+        return [hop_dict(h) for h in waiting[:SEND_WAITING]], len(waiting)
+
+    def header(self) -> dict[str, Any]:
+        """The controls' state: playing, the interval, the waiting hops, the node at work."""
+        waiting, n = self.waiting()
+        with self._lock:
+            return {
+                "playing": bool(self.run.playing),
+                "interval": self.interval,
+                "waiting": waiting,
+                "n_waiting": n,
+                "released": self.released,
+                "at_work": self.at_work,
+                "note": self.note,
+            }
+
+    def take(self) -> tuple[list[dict[str, Any]], int]:
+        """The hops released since the last call (the newest ``SEND_HOPS``) and how many
+        older ones were folded away."""
+        with self._lock:
+            new, self._new = self._new, []
+        folded = max(0, len(new) - SEND_HOPS)
+        return new[folded:], folded
+
+    def reset(self) -> dict[str, Any]:
+        """Everything a view that opens now needs: the recent hops, the counts, the journey."""
+        with self._lock:
+            self._new = []
+            recent = list(self.history)[-SEND_HOPS:]
+        return {"stepping": True, "hops": recent, **self.header(), "journey": self.journey}
+
+    # -- controls (the kernel's shell thread) ----------------------------------
+
+    def control(self, msg: dict[str, Any]) -> None:
+        """Do what a button of the browser asked: ``step``, ``play`` (``interval``), ``pause``."""
+        kind = msg.get("type")
+        try:
+            if kind == "step":
+                with self._lock:
+                    self._asked += 1
+                self._start_worker()
+            elif kind == "play":
+                interval = msg.get("interval", self.interval)
+                if not isinstance(interval, (int, float)) or isinstance(interval, bool):
+                    raise ValueError(f"play: interval must be a number of seconds, not {interval!r}")
+                self.interval = min(SLOWEST, max(FASTEST, float(interval)))
+                if self.run.playing:
+                    self.run.pause()  # a new speed: the next hop comes after the new interval
+                self.run.play(interval=self.interval)
+                self.note = ""
+            elif kind == "pause":
+                with self._lock:
+                    self._asked = 0
+                self.run.pause()
+        except Exception as e:  # shown under the controls; the kernel goes on
+            self.note = f"{kind}: {type(e).__name__}: {e}"
+        self._changed()
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._worker is not None or self._closed:
+                return
+            self._worker = threading.Thread(target=self._steps, name="lsnb-graph-step", daemon=True)
+            self._worker.start()
+
+    def _steps(self) -> None:
+        while True:
+            with self._lock:
+                if self._asked <= 0 or self._closed:
+                    self._worker = None
+                    return
+                self._asked -= 1
+            try:
+                hop = self.run.step()
+                self.note = "" if hop is not None else "nothing is waiting"
+            except Exception as e:
+                self.note = f"step: {type(e).__name__}: {e}"
+                with self._lock:
+                    self._asked = 0
+            self._changed()
+
+    # -- journeys -------------------------------------------------------------
+
+    def find_journey(self, datapoint_id: str) -> dict[str, Any]:
+        """The journey of ``datapoint_id``: its stops from the outside input to itself,
+        each with its stream, the node that made it, its value's text and the edges it
+        travelled; or an ``error`` saying why there is none."""
+        env = self.run.env
+        try:
+            dp = env.datapoint(datapoint_id)
+            stops = [*dp.lineage(), dp]
+        except (KeyError, LookupError, ValueError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            return {"datapoint": datapoint_id, "stops": [], "error": str(msg)}
+        edges_of: dict[str, list[str]] = {}
+        for hop in self.run.hops:
+            edges_of.setdefault(str(hop.datapoint_id), []).append(str(hop.edge))
+        out = []
+        for i, stop in enumerate(stops):
+            sid = str(getattr(stop, "datapoint_id", None) or stop.id)
+            stream = str(stop.stream_id)
+            node = getattr(stop, "node", None)
+            edges = edges_of.get(sid) or list(self._stream_edges.get(stream, []))
+            nxt = getattr(stops[i + 1], "node", None) if i + 1 < len(stops) else None
+            to = self._edge_targets
+            if nxt is not None and any(to.get(e) == nxt for e in edges):
+                edges = [e for e in edges if to.get(e) == nxt]  # the path, not every branch
+            out.append(
+                {
+                    "datapoint": sid,
+                    "stream": stream,
+                    "node": None if node is None else str(node),
+                    "job": None if getattr(stop, "job_id", None) is None else str(stop.job_id),
+                    "text": value_text(stop.value),
+                    "edges": edges,
+                }
+            )
+        return {"datapoint": datapoint_id, "stops": out}
+
+    def show_journey(self, datapoint_id: str | None) -> dict[str, Any] | None:
+        """Find and keep the journey shown (``None`` clears it)."""
+        self.journey = None if datapoint_id is None else self.find_journey(datapoint_id)
+        return self.journey
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop listening; a step in progress finishes, none is started."""
+        with self._lock:
+            self._closed = True
+            self._asked = 0
+            worker = self._worker
+        self._sub.dispose()
+        if worker is not None:
+            worker.join(timeout=2.0)
