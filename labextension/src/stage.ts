@@ -27,6 +27,9 @@ export interface Hop {
   target_tag: string;
   datapoint: string;
   text: string;
+  /** inside a nested flow: the nested node's label ("outer.inner" deeper); "" for this flow */
+  scope: string;
+  failed: boolean;
 }
 
 export interface Stop {
@@ -226,13 +229,18 @@ export class DotLayer {
     this.waiting.clear();
     this.g.replaceChildren();
     for (const h of recent) {
-      this.park(h);
+      if (!h.scope) {
+        this.park(h);
+      }
     }
   }
 
   /** Hops released since the last call: each travels its edge in turn. */
   add(hops: Hop[], seconds: number): void {
     for (const h of hops) {
+      if (h.scope) {
+        continue; // inside a nested node: no edge of this graph moves (the node is at work)
+      }
       this.queue.push(h);
       this.inFlight.set(h.edge, (this.inFlight.get(h.edge) || 0) + 1);
     }

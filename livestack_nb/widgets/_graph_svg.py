@@ -163,7 +163,7 @@ def _arrows(lay: Layout, labels: dict[str, str], lit: set[str] | None = None) ->
 def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> list[str]:
     """The last value that hopped along each edge, a dot near its arrow's tip; on a
     journey's edges the value of the stop that travelled it."""
-    last: dict[str, str] = {h["edge"]: h["text"] for h in hops}
+    last: dict[str, str] = {h["edge"]: h["text"] for h in hops if not h.get("scope")}
     last.update(stops)
     parts = []
     for route in lay.routes:
@@ -233,6 +233,12 @@ def _end(name: str | None) -> str:
     return "outside" if name is None else name
 
 
+def _hop_line(h: dict[str, Any]) -> str:
+    where = f"in {h['scope']}: " if h.get("scope") else ""
+    failed = " (failed)" if h.get("failed") else ""
+    return f"{where}{_end(h['source'])} → {_end(h['target'])}: {h['text']}{failed}"
+
+
 def hops_html(
     hops: list[dict[str, Any]], released: int, header: dict[str, Any], journey: dict[str, Any] | None
 ) -> str:
@@ -244,9 +250,7 @@ def hops_html(
         line += f" · at work: {header['at_work']}"
     shown = hops[-HOPS_LISTED:]
     start = shown[0]["index"] if shown else 0
-    items = "".join(
-        f"<li>{esc(_end(h['source']))} → {esc(_end(h['target']))}: {esc(h['text'])}</li>" for h in shown
-    )
+    items = "".join(f"<li>{esc(_hop_line(h))}</li>" for h in shown)
     earlier = released - len(shown)
     more = f"<div>({earlier} earlier hops not listed)</div>" if earlier > 0 else ""
     out = (

@@ -57,6 +57,8 @@ def hop_dict(hop: Any) -> dict[str, Any]:
         "target_tag": str(hop.target_tag),
         "datapoint": str(hop.datapoint_id),
         "text": truncate(str(hop.text), HOP_TEXT),
+        "scope": str(getattr(hop, "scope", "") or ""),
+        "failed": bool(getattr(hop, "failed", False)),
     }
 
 
@@ -98,7 +100,7 @@ class Stage:
         self.note = ""
         self.journey: dict[str, Any] | None = None
         self.interval = 0.5
-        self._asked = 0  # steps asked for by the Step button, not yet done
+        self._commands: deque[str] = deque()  # asked for by the buttons, not yet done
         self._worker: threading.Thread | None = None
         self._closed = False
         self._sub = run.on_hop(self._on_hop)
@@ -113,11 +115,14 @@ class Stage:
                 return
             self._seen = hop.index
             d = hop_dict(hop)
-            self.counts[d["edge"]] = self.counts.get(d["edge"], 0) + 1
+            if d["scope"]:  # inside a nested flow: its node is at work, no edge of this graph moves
+                self.at_work = d["scope"].split(".", 1)[0]
+            else:
+                self.counts[d["edge"]] = self.counts.get(d["edge"], 0) + 1
+                self.at_work = d["target"]
             self.history.append(d)
             self._new.append(d)
             self.released += 1
-            self.at_work = d["target"]
 
     def _on_hop(self, event: str, hop: Any) -> None:
         if event == "released":
@@ -160,54 +165,56 @@ class Stage:
             recent = list(self.history)[-SEND_HOPS:]
         return {"stepping": True, "hops": recent, **self.header(), "journey": self.journey}
 
-    # -- controls (the kernel's shell thread) ----------------------------------
+    # -- controls ------------------------------------------------------------
 
     def control(self, msg: dict[str, Any]) -> None:
-        """Do what a button of the browser asked: ``step``, ``play`` (``interval``), ``pause``."""
+        """Do what a button of the browser asked: ``step``, ``play`` (``interval``), ``pause``.
+
+        Called on the kernel's shell thread, so it only queues the command: a step waits
+        until what it caused has settled and a pause until the current hop is done, and
+        the kernel must go on answering meanwhile. A pause drops steps not yet done.
+        """
         kind = msg.get("type")
-        try:
-            if kind == "step":
-                with self._lock:
-                    self._asked += 1
-                self._start_worker()
-            elif kind == "play":
-                interval = msg.get("interval", self.interval)
-                if not isinstance(interval, (int, float)) or isinstance(interval, bool):
-                    raise ValueError(f"play: interval must be a number of seconds, not {interval!r}")
-                self.interval = min(SLOWEST, max(FASTEST, float(interval)))
-                if self.run.playing:
-                    self.run.pause()  # a new speed: the next hop comes after the new interval
-                self.run.play(interval=self.interval)
-                self.note = ""
-            elif kind == "pause":
-                with self._lock:
-                    self._asked = 0
-                self.run.pause()
-        except Exception as e:  # shown under the controls; the kernel goes on
-            self.note = f"{kind}: {type(e).__name__}: {e}"
-        self._changed()
-
-    def _start_worker(self) -> None:
-        with self._lock:
-            if self._worker is not None or self._closed:
+        if kind == "play":
+            interval = msg.get("interval", self.interval)
+            if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval != interval:
+                self.note = f"play: the interval must be a number of seconds, not {interval!r}"
+                self._changed()
                 return
-            self._worker = threading.Thread(target=self._steps, name="lsnb-graph-step", daemon=True)
-            self._worker.start()
+            self.interval = min(SLOWEST, max(FASTEST, float(interval)))
+        elif kind not in ("step", "pause"):
+            return
+        with self._lock:
+            if kind == "pause":
+                self._commands.clear()
+            self._commands.append(str(kind))
+            if self._worker is None and not self._closed:
+                self._worker = threading.Thread(target=self._work, name="lsnb-graph-stage", daemon=True)
+                self._worker.start()
 
-    def _steps(self) -> None:
+    def _work(self) -> None:
         while True:
             with self._lock:
-                if self._asked <= 0 or self._closed:
+                if not self._commands or self._closed:
                     self._worker = None
                     return
-                self._asked -= 1
+                kind = self._commands.popleft()
             try:
-                hop = self.run.step()
-                self.note = "" if hop is not None else "nothing is waiting"
-            except Exception as e:
-                self.note = f"step: {type(e).__name__}: {e}"
+                if kind == "step":
+                    hop = self.run.step()
+                    self.note = "" if hop is not None else "nothing is waiting"
+                elif kind == "play":
+                    if self.run.playing:
+                        self.run.pause()  # a new speed: the next hop comes after the new interval
+                    self.run.play(interval=self.interval)
+                    self.note = ""
+                else:
+                    self.run.pause()
+                    self.note = ""
+            except Exception as e:  # shown under the controls; the kernel goes on
+                self.note = f"{kind}: {type(e).__name__}: {e}"
                 with self._lock:
-                    self._asked = 0
+                    self._commands.clear()
             self._changed()
 
     # -- journeys -------------------------------------------------------------
@@ -225,7 +232,8 @@ class Stage:
             return {"datapoint": datapoint_id, "stops": [], "error": str(msg)}
         edges_of: dict[str, list[str]] = {}
         for hop in self.run.hops:
-            edges_of.setdefault(str(hop.datapoint_id), []).append(str(hop.edge))
+            if not getattr(hop, "scope", ""):  # a nested flow's edges are not this graph's
+                edges_of.setdefault(str(hop.datapoint_id), []).append(str(hop.edge))
         out = []
         for i, stop in enumerate(stops):
             sid = str(getattr(stop, "datapoint_id", None) or stop.id)
@@ -259,7 +267,7 @@ class Stage:
         """Stop listening; a step in progress finishes, none is started."""
         with self._lock:
             self._closed = True
-            self._asked = 0
+            self._commands.clear()
             worker = self._worker
         self._sub.dispose()
         if worker is not None:
