@@ -125,7 +125,7 @@ def test_play_pause_and_the_speed_come_from_the_buttons(comms, env):
     run.input("orders").feed_many([f"pizza {i}" for i in range(20)])
     graph.comm.front({"type": "play", "interval": 0.05})
     wait_until(lambda: run.playing and len(run.hops) >= 4, timeout=10, message="playing")
-    assert last_header(graph)["interval"] == 0.05
+    wait_until(lambda: last_header(graph)["interval"] == 0.05, timeout=5)
     graph.comm.front({"type": "pause"})
     wait_until(lambda: not run.playing, timeout=10, message="paused")
     stopped = len(run.hops)
@@ -134,7 +134,7 @@ def test_play_pause_and_the_speed_come_from_the_buttons(comms, env):
     # a new speed while playing: the run goes on at it; too fast is held at the fastest
     graph.comm.front({"type": "play", "interval": 0.0001})
     wait_until(lambda: len(run.hops) >= stopped + 3, timeout=10)
-    assert last_header(graph)["interval"] == 0.02
+    wait_until(lambda: last_header(graph)["interval"] == 0.02, timeout=5)
     graph.comm.front({"type": "pause"})
     wait_until(lambda: not run.playing, timeout=10)
     # a bad interval is said under the buttons, the kernel goes on
@@ -282,10 +282,11 @@ def test_a_disposed_stage_stops_listening_and_leaves_no_thread(comms, env):
     run.input("orders").feed_many(["a", "b"])
     graph.comm.front({"type": "step"})
     wait_until(lambda: len(run.hops) == 1, timeout=10)
+    comm = graph.comm
     graph.dispose()
-    sent = len(graph.comm.custom())
+    sent = len(comm.custom())
     run.step(2)
-    assert len(graph.comm.custom()) == sent
+    assert len(comm.custom()) == sent
     wait_until(lambda: not [t for t in threading.enumerate() if t.name == "lsnb-graph-stage"], timeout=5)
     run.play(interval=0)
     run.input("orders").end()
