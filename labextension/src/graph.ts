@@ -35,6 +35,8 @@ interface Shape {
   nodes: NodeSpec[];
   edges: EdgeSpec[];
   ports: PortSpec[];
+  /** a stepped run: longer edges, room for the values riding them */
+  stepping?: boolean;
 }
 interface NodeState {
   status: string;
@@ -172,7 +174,8 @@ export class FlowGraphView extends LiveView {
 
   private layout(shape: Shape): void {
     const g = new dagre.graphlib.Graph({ multigraph: true });
-    g.setGraph({ rankdir: 'LR', nodesep: 24, ranksep: 70, edgesep: 12, marginx: 8, marginy: 8 });
+    const ranksep = shape.stepping ? 170 : 70;
+    g.setGraph({ rankdir: 'LR', nodesep: shape.stepping ? 40 : 24, ranksep, edgesep: 12, marginx: 8, marginy: 8 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const n of shape.nodes) {
       const w = Math.max(110, 8 * Math.max(n.id.length, n.spec.length) + 24);

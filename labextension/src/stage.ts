@@ -186,7 +186,13 @@ export class DotLayer {
     const g = svgEl('g', { class: `lsnb-dot ${cls}`, 'data-datapoint': hop.datapoint, 'data-edge': hop.edge });
     const title = svgEl('title', {});
     title.textContent = `${hop.datapoint}: ${hop.text}`;
-    const t = svgEl('text', { class: 'lsnb-dot-text', x: 0, y: -9, 'text-anchor': 'middle' });
+    // a parked value's text ends at its dot, a waiting one's starts under its dot: on a
+    // short edge the two do not cover each other (nor the count in the middle)
+    const at =
+      cls === 'lsnb-dot-parked' ? { x: 4, y: -9, 'text-anchor': 'end' }
+      : cls === 'lsnb-dot-waiting' ? { x: -4, y: 17, 'text-anchor': 'start' }
+      : { x: 0, y: -9, 'text-anchor': 'middle' };
+    const t = svgEl('text', { class: 'lsnb-dot-text', ...at });
     t.textContent = cut(label, DOT_TEXT);
     g.append(title, svgEl('circle', { r: 6, cx: 0, cy: 0 }), t);
     g.addEventListener('click', ev => {

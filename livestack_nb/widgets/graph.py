@@ -127,7 +127,10 @@ class FlowGraph(LiveWidget):
                     handle.input(x.name).stream if x.direction == "in" else handle.output(x.name)
                 )
         nodes = [{"id": n.id, "spec": n.spec} for n in graph.nodes]
-        return {"nodes": nodes, "edges": edges, "ports": ports}
+        shape: dict[str, Any] = {"nodes": nodes, "edges": edges, "ports": ports}
+        if handle is not None and handle.stepping:
+            shape["stepping"] = True  # the view leaves room on the edges for the values riding them
+        return shape
 
     def _single(self, target: Liveflow | ParallelAttempts | JobHandle) -> dict[str, Any]:
         assert isinstance(target, JobHandle)
@@ -145,7 +148,10 @@ class FlowGraph(LiveWidget):
             pid = f"port:out:{tag}"
             ports.append({"id": pid, "name": tag, "node": label, "direction": "out"})
             self._edge_streams[pid] = target.output(tag)
-        return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
+        shape: dict[str, Any] = {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
+        if target.stepping:
+            shape["stepping"] = True
+        return shape
 
     def _follow(self, *, now_or_never: bool = False) -> None:
         """For a flow: bind to its latest run, once one exists (looked for twice a
