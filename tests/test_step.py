@@ -288,13 +288,13 @@ def test_play_releases_hops_in_the_background_and_pause_stops_it(env):
 def test_bad_steps_are_refused_with_what_was_wrong(env):
     plain = _chain(plus_map, "step-plain").start()
     assert not plain.stepping and plain.hops == [] and plain.waiting == []
-    with pytest.raises(ls.LivestackError, match="not started in step mode.*start\\(step=True\\)"):
+    with pytest.raises(ls.LivestackError, match=r"not started in step mode.*start\(step=True\)"):
         plain.step()
     plain.end()
     run = plus_map.start(step=True)
-    with pytest.raises(ls.LivestackError, match="n must be an int >= 0, not -1"):
+    with pytest.raises(ls.LivestackError, match=r"n must be an int >= 0, not -1"):
         run.step(-1)
-    with pytest.raises(ls.LivestackError, match="interval=.*seconds >= 0, not -2"):
+    with pytest.raises(ls.LivestackError, match=r"interval=.*seconds >= 0, not -2"):
         run.play(interval=-2)
     with pytest.raises(ls.LivestackError, match="on_hop takes a callable"):
         run.on_hop("nope")  # type: ignore[arg-type]
