@@ -161,20 +161,22 @@ def test_a_journey_lights_up_the_lineage_back_to_the_outside_input(comms, env):
     graph.comm.front({"type": "journey", "datapoint": boxed.id})
     msg = wait_until(lambda: [m for m in graph.comm.custom() if m["type"] == "journey"], timeout=5)[-1]
     stops = msg["journey"]["stops"]
-    assert [(s["node"], s["text"]) for s in stops] == [
-        (None, "funghi"),
-        ("knead", "dough(funghi)"),
-        ("bake", "baked dough(funghi)"),
+    assert [(s["where"], s["node"], s["text"]) for s in stops] == [
+        ("outside input", None, "funghi"),
+        ("knead", "knead", "dough(funghi)"),
+        ("bake", "bake", "baked dough(funghi)"),
+        ("outside output", None, "baked dough(funghi)"),
     ]
-    assert [s["edges"] for s in stops] == [[IN], [MID], [OUT]]
+    assert [s["edges"] for s in stops] == [[IN], [MID], [OUT], []]  # one value's label an edge
     assert stops[-1]["datapoint"] == boxed.id
+    assert stops[0]["datapoint"] == run.hops[1].datapoint_id  # the second order fed
     # the snapshot shows it too: the path's edges lit, the stops listed
     html = graph.snapshot_html()
     lit = set(re.findall(r'data-edge="([^"]+)" data-journey="true"', html))
     assert lit == {IN, MID.replace(">", "&gt;"), OUT}
     assert (
         f"journey of {boxed.id}: outside input: funghi → knead: dough(funghi) → bake: baked dough(funghi)"
-        in html
+        " → outside output: baked dough(funghi)" in html
     )
     # clicked again: cleared
     graph.comm.front({"type": "journey", "datapoint": None})

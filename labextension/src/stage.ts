@@ -36,6 +36,8 @@ export interface Stop {
   datapoint: string;
   stream: string;
   node: string | null;
+  /** "outside input", the node that made it, "into <node>", "outside output" */
+  where: string;
   job: string | null;
   text: string;
   edges: string[];
@@ -384,9 +386,8 @@ export function drawJourney(
   }
   const ol = el('ol', 'lsnb-journey-stops');
   journey.stops.forEach((s, i) => {
-    const where = s.node === null ? 'outside input' : s.node;
     const li = el('li', 'lsnb-journey-stop');
-    li.append(el('b', undefined, where), document.createTextNode(`: ${s.text}`));
+    li.append(el('b', undefined, s.where), document.createTextNode(`: ${s.text}`));
     li.title = `${s.datapoint} in ${s.stream}${s.job ? ` (job ${s.job})` : ''}`;
     ol.append(li);
     if (s.node !== null) {

@@ -261,10 +261,7 @@ def hops_html(
         if journey.get("error"):
             path = f"not found: {journey['error']}"
         else:
-            path = " → ".join(
-                f"{_end(s['node']) if s['node'] is not None else 'outside input'}: {s['text']}"
-                for s in journey["stops"]
-            )
+            path = " → ".join(f"{s['where']}: {s['text']}" for s in journey["stops"])
         out += f'<div style="color:{JOURNEY}">journey of {esc(journey["datapoint"])}: {esc(path)}</div>'
     return out + "</div>"
 

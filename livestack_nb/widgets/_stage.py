@@ -220,37 +220,52 @@ class Stage:
     # -- journeys -------------------------------------------------------------
 
     def find_journey(self, datapoint_id: str) -> dict[str, Any]:
-        """The journey of ``datapoint_id``: its stops from the outside input to itself,
-        each with its stream, the node that made it, its value's text and the edges it
-        travelled; or an ``error`` saying why there is none."""
+        """The journey of ``datapoint_id``: its stops from the outside input to itself, or
+        an ``error`` saying why there is none.
+
+        A stop is where the value was: ``where`` (``outside input``, the node that made
+        it, ``into <node>`` when a connection's transform changed it on the way in,
+        ``outside output``), its ``text``, ``stream``, ``job`` and the ``edges`` of this
+        graph it travelled on from there. A node's input that holds the same value its
+        source made is left out: it says nothing new.
+        """
         env = self.run.env
         try:
-            dp = env.datapoint(datapoint_id)
-            stops = [*dp.lineage(), dp]
-        except (KeyError, LookupError, ValueError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            return {"datapoint": datapoint_id, "stops": [], "error": str(msg)}
+            stops = list(reversed(env.lineage(datapoint_id)))
+        except KeyError as e:  # a LivestackError too, naming the id
+            return {"datapoint": datapoint_id, "stops": [], "error": str(e)}
         edges_of: dict[str, list[str]] = {}
         for hop in self.run.hops:
-            if not getattr(hop, "scope", ""):  # a nested flow's edges are not this graph's
-                edges_of.setdefault(str(hop.datapoint_id), []).append(str(hop.edge))
-        out = []
-        for i, stop in enumerate(stops):
-            sid = str(getattr(stop, "datapoint_id", None) or stop.id)
-            stream = str(stop.stream_id)
-            node = getattr(stop, "node", None)
-            edges = edges_of.get(sid) or list(self._stream_edges.get(stream, []))
-            nxt = getattr(stops[i + 1], "node", None) if i + 1 < len(stops) else None
-            to = self._edge_targets
+            if not hop.scope:  # a nested flow's edges are not this graph's
+                edges_of.setdefault(hop.datapoint_id, []).append(hop.edge)
+        kept = []
+        for stop in stops:
+            text = value_text(stop.value) if stop.held else "(no longer held)"
+            if stop.side == "in" and stop.node is not None and kept and kept[-1][1] == text:
+                continue
+            kept.append((stop, text))
+        out: list[dict[str, Any]] = []
+        used: set[str] = set()  # one stop's value on an edge: a later stop on it is listed only
+        to = self._edge_targets
+        for i, (stop, text) in enumerate(kept):
+            edges = edges_of.get(stop.datapoint_id) or list(self._stream_edges.get(stop.stream_id, []))
+            nxt = kept[i + 1][0].node if i + 1 < len(kept) else None
             if nxt is not None and any(to.get(e) == nxt for e in edges):
                 edges = [e for e in edges if to.get(e) == nxt]  # the path, not every branch
+            edges = [e for e in edges if e not in used]
+            used.update(edges)
+            if stop.node is None:
+                where = "outside input" if stop.side == "in" else "outside output"
+            else:
+                where = f"into {stop.node}" if stop.side == "in" else str(stop.node)
             out.append(
                 {
-                    "datapoint": sid,
-                    "stream": stream,
-                    "node": None if node is None else str(node),
-                    "job": None if getattr(stop, "job_id", None) is None else str(stop.job_id),
-                    "text": value_text(stop.value),
+                    "datapoint": stop.datapoint_id,
+                    "stream": stop.stream_id,
+                    "node": stop.node,
+                    "where": where,
+                    "job": stop.job_id,
+                    "text": text,
                     "edges": edges,
                 }
             )
