@@ -238,7 +238,7 @@ class Stage:
         for hop in self.run.hops:
             if not hop.scope:  # a nested flow's edges are not this graph's
                 edges_of.setdefault(hop.datapoint_id, []).append(hop.edge)
-        kept = []
+        kept: list[tuple[Any, str]] = []
         for stop in stops:
             text = value_text(stop.value) if stop.held else "(no longer held)"
             if stop.side == "in" and stop.node is not None and kept and kept[-1][1] == text:
