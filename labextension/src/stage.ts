@@ -404,7 +404,7 @@ export function drawJourney(
       const t = svgEl('text', {
         class: 'lsnb-journey-label',
         x: p.x.toFixed(1),
-        y: (p.y - 10).toFixed(1),
+        y: (p.y + 18).toFixed(1), // under the line: the values riding the edges are above it
         'text-anchor': 'middle',
         'data-stop': i
       });
