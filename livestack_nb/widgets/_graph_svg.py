@@ -172,16 +172,19 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
             continue
         (x, y), (dx, dy) = route.tip, route.direction
         cx, cy = x - 16 * dx, y - 16 * dy
+        across = abs(dx) >= abs(dy)
         parts.append(
             el(
                 "g",
                 {"data-dot": route.edge.id},
                 el("circle", {"cx": f"{cx:.1f}", "cy": f"{cy:.1f}", "r": 5, "fill": DOT, "stroke": "#fff"}),
+                # under a line running right, left of one running down: the count is
+                # above the first and right of the second
                 text(
-                    cx,
-                    cy - 8,
+                    cx + 4 if across else cx - 9,
+                    cy + 15 if across else cy + 4,
                     truncate(label, DOT_TEXT),
-                    text_anchor="end" if dx > 0.5 else "middle",
+                    text_anchor="end",
                     font_size=10,
                     fill=DOT,
                     stroke="#fff",
@@ -207,13 +210,15 @@ def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
         boxes.append(Box(n["id"], max(110.0, wide + 24), NODE_H))
     for p in shape["ports"]:
         boxes.append(Box(p["id"], max(60.0, text_width(truncate(p["name"], NAME), 11) + 20), PORT_H))
+    # a stepped run's edges carry a value on a dot as well as their count: room for both
+    ride = text_width("x" * DOT_TEXT, 10) + 40 if shape.get("stepping") else 0.0
     for e in shape["edges"]:
         labels[e["id"]] = edge_label(e["label"], edge_st.get(e["id"]))
-        edges.append(Edge(e["id"], e["source"], e["target"], text_width(labels[e["id"]], 11)))
+        edges.append(Edge(e["id"], e["source"], e["target"], max(ride, text_width(labels[e["id"]], 11))))
     for p in shape["ports"]:
         labels[p["id"]] = edge_label("default", edge_st.get(p["id"]))
         ends = (p["id"], p["node"]) if p["direction"] == "in" else (p["node"], p["id"])
-        edges.append(Edge(p["id"], *ends, text_width(labels[p["id"]], 11)))
+        edges.append(Edge(p["id"], *ends, max(ride, text_width(labels[p["id"]], 11))))
     lay = layout(boxes, edges, max_width=MAX_WIDTH)
     journey = state.get("journey") or {}
     stops = {e: s["text"] for s in journey.get("stops", []) for e in s["edges"]}
