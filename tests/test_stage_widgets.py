@@ -293,3 +293,48 @@ def test_a_disposed_stage_stops_listening_and_leaves_no_thread(comms, env):
     run.play(interval=0)
     run.input("orders").end()
     run.wait(timeout=10)
+
+
+def test_a_journey_through_a_transform_and_a_nested_flow(comms, env):
+    @ls.job_spec
+    def knead(order: str) -> str:
+        return f"dough({order})"
+
+    @ls.job_spec
+    def bake(dough: str) -> str:
+        return f"baked {dough}"
+
+    @ls.job_spec
+    def box(pizza: str) -> str:
+        return f"box[{pizza}]"
+
+    oven = ls.Liveflow("oven")
+    oven.connect(knead, bake, transform=str.upper)
+    oven.expose(knead.input(), "raw")
+    oven.expose(bake.output(), "done")
+    shop = ls.Liveflow("shop")
+    shop.connect(oven.output("done"), box)
+    shop.expose(oven.input("raw"), "orders")
+    shop.expose(box.output(), "boxes")
+    run = shop.start(step=True)
+    graph = lw.FlowGraph(run)
+    run.input("orders").feed("funghi")
+    run.input("orders").end()
+    at_work = []
+    while (hop := run.step()) is not None:
+        at_work.append((hop.scope, graph._stage and graph._stage.at_work))
+    run.wait(timeout=10)
+    # a hop inside the nested flow: the nested node is at work, no edge of this graph counts it
+    assert at_work == [("", "oven"), ("oven", "oven"), ("", "box"), ("", None)]
+    assert graph.state()["edges"]["oven/done->box/default"]["count"] == 1
+    assert "in oven: knead → bake: dough(funghi)" in graph.snapshot_html()
+    journey = graph.show_journey(run.output("boxes").datapoints()[0].id)
+    assert journey is not None
+    stops = [(s["where"], s["node"], s["text"]) for s in journey["stops"]]
+    assert stops[0] == ("outside input", None, "funghi")
+    assert ("in oven: knead", "oven", "dough(funghi)") in stops
+    assert ("in oven: into bake", "oven", "DOUGH(FUNGHI)") in stops  # what the transform made
+    assert stops[-2:] == [
+        ("box", "box", "box[baked DOUGH(FUNGHI)]"),
+        ("outside output", None, "box[baked DOUGH(FUNGHI)]"),
+    ]

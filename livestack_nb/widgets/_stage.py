@@ -247,6 +247,7 @@ class Stage:
         out: list[dict[str, Any]] = []
         used: set[str] = set()  # one stop's value on an edge: a later stop on it is listed only
         to = self._edge_targets
+        nested = {job_id: label for label, job_id in self.run.node_jobs.items()}
         for i, (stop, text) in enumerate(kept):
             edges = edges_of.get(stop.datapoint_id) or list(self._stream_edges.get(stop.stream_id, []))
             nxt = kept[i + 1][0].node if i + 1 < len(kept) else None
@@ -254,15 +255,21 @@ class Stage:
                 edges = [e for e in edges if to.get(e) == nxt]  # the path, not every branch
             edges = [e for e in edges if e not in used]
             used.update(edges)
-            if stop.node is None:
+            node: str | None = stop.node
+            if node is None:
                 where = "outside input" if stop.side == "in" else "outside output"
             else:
-                where = f"into {stop.node}" if stop.side == "in" else str(stop.node)
+                where = f"into {node}" if stop.side == "in" else str(node)
+            owner = stop.stream_id.split("/", 1)[0]
+            if node is not None and owner != self.run.job_id:
+                # inside a nested flow: its label here is the nested node's
+                outer = nested.get(owner)
+                where, node = (f"in {outer}: {where}", outer) if outer else (f"nested: {where}", None)
             out.append(
                 {
                     "datapoint": stop.datapoint_id,
                     "stream": stop.stream_id,
-                    "node": stop.node,
+                    "node": node,
                     "where": where,
                     "job": stop.job_id,
                     "text": text,
