@@ -115,7 +115,8 @@ class Hop:
         dst = "outside" if self.target is None else f"{self.target}.{self.target_tag}"
         where = f" in {self.scope}" if self.scope else ""
         mark = " (failed)" if self.failed else ""
-        return f"#{self.index} {src} -> {dst}{where}: {self.text}{mark}"
+        at = "waiting" if self.index < 0 else f"#{self.index}"
+        return f"{at} {src} -> {dst}{where}: {self.text}{mark}"
 
 
 def text_of(value: Any) -> str:
