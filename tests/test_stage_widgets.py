@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from widget_support import HOSTILE
+from widget_support import HOSTILE, parse_and_explode
 
 import livestack_nb as ls
 import livestack_nb.widgets as lw
@@ -338,3 +338,47 @@ def test_a_journey_through_a_transform_and_a_nested_flow(comms, env):
         ("box", "box", "box[baked DOUGH(FUNGHI)]"),
         ("outside output", None, "box[baked DOUGH(FUNGHI)]"),
     ]
+
+
+def test_a_node_failing_at_its_hop_turns_red_and_the_hop_says_so(comms, env):
+    parse, explode = parse_and_explode()
+    flow = ls.Liveflow("stage-boom")
+    flow.connect(parse, explode)
+    flow.expose(parse.input(), "numbers")
+    run = flow.start(step=True)
+    graph = lw.FlowGraph(run)
+    run.input("numbers").feed(1)
+    assert [h.edge for h in run.step(2)] == ["port:in:numbers", "parse/default->explode/default"]
+    with pytest.raises(ls.JobFailed):
+        run.wait(timeout=10)
+    state = wait_until(
+        lambda: (s := graph.state())["nodes"]["explode"]["status"] == "failed" and s, timeout=5
+    )
+    assert HOSTILE in state["nodes"]["explode"]["error"]
+    html = graph.snapshot_html()
+    assert "<li>parse → explode: 1 (failed)</li>" in html
+    assert 'data-node="explode" data-status="failed" data-at-work="true"' in html
+
+
+def test_a_graph_of_a_flow_takes_the_stage_when_a_stepped_run_starts(comms, env):
+    flow = pizzeria()
+    graph = lw.FlowGraph(flow)
+    assert not graph.stepping and "stepping" not in graph.shape
+    graph.comm.hello()
+    run = flow.start(step=True)
+    table_first = lw.StreamTable(run.output("boxes"))
+    table_first.comm.hello()
+    wait_until(lambda: graph.stepping, timeout=5, message="the graph follows the stepped run")
+    assert graph.shape["stepping"] is True
+    reset = wait_until(
+        lambda: [m for m in graph.comm.custom() if m["type"] == "reset" and "stage" in m], timeout=5
+    )
+    assert reset[-1]["stage"]["stepping"] is True
+    # the table's rows show journeys, whether it was made before or after the graph found the run
+    wait_until(lambda: table_first.comm.custom()[-1].get("journeys") is True, timeout=5)
+    run.input("orders").feed("margherita")
+    run.step()
+    wait_until(lambda: [h["edge"] for h in hops_sent(graph)] == [IN], timeout=5)
+    run.play(interval=0)
+    run.input("orders").end()
+    run.wait(timeout=10)

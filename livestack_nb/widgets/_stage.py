@@ -127,6 +127,12 @@ class Stage:
     def _on_hop(self, event: str, hop: Any) -> None:
         if event == "released":
             self._record(hop)
+        elif event == "settled" and hop.failed:  # the job it reached failed on it
+            with self._lock:
+                for d in reversed(self.history):
+                    if d["index"] == hop.index:
+                        d["failed"] = True
+                        break
         self._changed()
 
     # -- what is sent ---------------------------------------------------------

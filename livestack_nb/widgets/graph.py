@@ -14,7 +14,7 @@ from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
 from ..stream import DataStream
-from ._base import LiveWidget
+from ._base import LiveWidget, live_widgets
 from ._format import esc
 from ._graph_svg import graph_list, graph_svg, hops_html
 from ._stage import Stage
@@ -281,6 +281,11 @@ class FlowGraph(LiveWidget):
             targets[p["id"]] = p["node"] if p["direction"] == "in" else None
         self._stage = Stage(handle, self._changed, by_stream, targets)
         self._stage_sent = {}
+        from .table import StreamTable
+
+        for w in live_widgets():  # tables of the run's streams: their rows now show journeys
+            if isinstance(w, StreamTable) and w.stream.stream_id in by_stream:
+                w._changed()
 
     def _end_stage(self) -> None:
         stage, self._stage = self._stage, None
