@@ -87,12 +87,13 @@ def _edge_count(graph: Any, edge: str) -> str:
     )
 
 
-def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) -> None:
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
+def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any, ui: str) -> None:
     nb = nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(STAGE)],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
-    page, dialogs = _open_and_run(browser, server, "lab", nb)
+    page, dialogs = _open_and_run(browser, server, ui, nb)
     try:
         graph = page.locator(".lsnb-graph.lsnb-live").first
         graph.wait_for(timeout=60_000)
@@ -104,7 +105,7 @@ def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) ->
         waiting = graph.locator(f".lsnb-dot-waiting[data-edge='{IN}']")
         waiting.wait_for(timeout=10_000)
         assert waiting.locator(".lsnb-dot-text").text_content() == "margherita +2"
-        shot(graph, "stage-before")
+        shot(graph, f"{ui}-stage-before")
 
         # Step: one dot travels from the port to knead; its count shows when it arrives
         page.evaluate(TRAIL)
@@ -112,10 +113,10 @@ def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) ->
         moving = graph.locator(".lsnb-dot-moving")
         moving.wait_for(timeout=10_000)
         assert moving.locator(".lsnb-dot-text").text_content() == "margherita"
-        shot(graph, "stage-moving")
+        shot(graph, f"{ui}-stage-moving")
         parked = graph.locator(f".lsnb-dot-parked[data-edge='{IN}']")
         parked.wait_for(timeout=10_000)
-        shot(graph, "stage-after-one-step")
+        shot(graph, f"{ui}-stage-after-one-step")
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"], [onerror]').length") == 0
         trail = [_xy(t) for t in page.evaluate("window.__lsnbTrail")]
         assert len(trail) >= 4, trail  # drawn in several frames, not jumped
@@ -155,7 +156,7 @@ def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) ->
         assert not controls.locator("button.lsnb-stage-step").is_disabled()
         for edge in (IN, MID, OUT):
             wait_until(lambda e=edge: _edge_count(graph, e) == "3", timeout=10)
-        shot(graph, "stage-played")
+        shot(graph, f"{ui}-stage-played")
 
         # a click on the last box's dot: its journey back to the order lights up
         graph.locator(f".lsnb-dot-parked[data-edge='{OUT}'] circle").click()
@@ -171,7 +172,7 @@ def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) ->
         assert colour == "rgb(204, 121, 167)"
         labels = graph.locator(".lsnb-journey-label").all_text_contents()
         assert labels == ["1. funghi", "2. dough(funghi)", "3. baked dough(funghi)"]
-        shot(graph, "stage-journey")
+        shot(graph, f"{ui}-stage-journey")
 
         # a click on the table's first row: the journey of the first box
         table = page.locator(".lsnb-table.lsnb-live").first
@@ -180,20 +181,20 @@ def test_the_stage_steps_plays_and_shows_a_journey(browser: Any, server: Any) ->
         row.click()
         wait_until(lambda: "outside input: margherita" in (journey.text_content() or ""), timeout=10)
         assert "lsnb-selected" in (row.get_attribute("class") or "")
-        shot(page.locator(".jp-Cell").first, "stage-journey-from-table")
+        shot(page.locator(".jp-Cell").first, f"{ui}-stage-journey-from-table")
         # the hostile order's journey: its value is text on the graph and in the list, nothing made of it
         table.locator("tbody tr[data-seq='1']").click()
         wait_until(lambda: f"outside input: {HOSTILE}" in (journey.text_content() or ""), timeout=10)
         assert graph.locator(".lsnb-journey-label").first.text_content() == f"1. {HOSTILE[:23]}…"
         assert page.evaluate("document.querySelectorAll('img[src=\"x\"], [onerror]').length") == 0
         assert not dialogs
-        shot(graph, "stage-hostile-journey")
+        shot(graph, f"{ui}-stage-hostile-journey")
         # the clear button: nothing lit
         journey.locator("button.lsnb-journey-clear").click()
         wait_until(lambda: graph.locator("path.lsnb-edge.lsnb-journey").count() == 0, timeout=10)
         assert not dialogs
     except BaseException:
-        page.screenshot(path=str(ARTIFACTS / "stage-failure.png"))
+        page.screenshot(path=str(ARTIFACTS / f"{ui}-stage-failure.png"))
         raise
     finally:
         page.close()

@@ -184,6 +184,8 @@ def test_a_journey_lights_up_the_lineage_back_to_the_outside_input(comms, env):
         lambda: [m for m in graph.comm.custom() if m["type"] == "journey"][-1]["journey"] is None, timeout=5
     )
     assert "journey of" not in graph.snapshot_html()
+    with pytest.raises(TypeError, match="datapoint id"):
+        graph.show_journey(7)
     # an id that is not there is said, naming it
     found = graph.show_journey("no-such-stream:7")
     assert found is not None and found["stops"] == [] and "no-such-stream:7" in found["error"]

@@ -14,6 +14,14 @@ are counted as folded: their counts still change, only their dots are not
 drawn). The buttons of the browser ask for work that may take a while (a step
 waits until what it caused has settled), so they run on one thread of the
 stage's own, never on the kernel's shell thread; it ends when idle.
+
+Messages (each a dict with a ``type``): to the browser, ``reset`` gains a
+``stage`` (:meth:`Stage.reset`), ``hops`` is a ``state`` message plus the hops
+released since the last one, ``folded`` and the :meth:`Stage.header`, and
+``journey`` carries ``journey`` (:meth:`Stage.find_journey`, or ``None``).
+From the browser: ``step``, ``play`` with ``interval`` (seconds a hop),
+``pause``, and ``journey`` with ``datapoint`` (an id, or ``None`` to clear);
+a StreamTable's row sends ``journey`` with ``seq`` (its ``#``, or ``None``).
 """
 
 from __future__ import annotations
