@@ -384,3 +384,20 @@ def test_a_graph_of_a_flow_takes_the_stage_when_a_stepped_run_starts(comms, env)
     run.play(interval=0)
     run.input("orders").end()
     run.wait(timeout=10)
+
+
+def test_a_graph_shown_mid_run_starts_from_the_hops_so_far(comms, env):
+    run = pizzeria().start(step=True)
+    run.input("orders").feed_many(["margherita", "funghi"])
+    run.step(3)
+    graph = lw.FlowGraph(run)
+    graph.comm.hello()
+    stage = next(m for m in graph.comm.custom() if m["type"] == "reset")["stage"]
+    assert [h["index"] for h in stage["hops"]] == [0, 1, 2] and stage["released"] == 3
+    assert stage["at_work"] == "bake" and stage["n_waiting"] == 2
+    assert graph.state()["edges"][IN]["count"] == 2
+    run.play(interval=0)
+    run.input("orders").end()
+    run.wait(timeout=10)
+    wait_until(lambda: last_header(graph).get("released") == 6, timeout=5)
+    assert [h["index"] for h in hops_sent(graph)] == list(range(6))  # each once, in order

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..job import JobHandle
+from ..step import Hop
 from ._format import cell, cell_text
 from ._svg import truncate
 
@@ -54,7 +55,7 @@ def value_text(value: Any) -> str:
     return truncate(cell_text(cell(value)), HOP_TEXT)
 
 
-def hop_dict(hop: Any) -> dict[str, Any]:
+def hop_dict(hop: Hop) -> dict[str, Any]:
     """A ``Hop`` as a message part: plain strings and numbers only."""
     return {
         "index": int(hop.index),
@@ -65,8 +66,8 @@ def hop_dict(hop: Any) -> dict[str, Any]:
         "target_tag": str(hop.target_tag),
         "datapoint": str(hop.datapoint_id),
         "text": truncate(str(hop.text), HOP_TEXT),
-        "scope": str(getattr(hop, "scope", "") or ""),
-        "failed": bool(getattr(hop, "failed", False)),
+        "scope": hop.scope,
+        "failed": hop.failed,
     }
 
 
@@ -103,7 +104,6 @@ class Stage:
         self.counts: dict[str, int] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=KEEP_HOPS)
         self.released = 0
-        self.folded = 0
         self.at_work: str | None = None
         self.note = ""
         self.journey: dict[str, Any] | None = None
@@ -111,30 +111,39 @@ class Stage:
         self._commands: deque[str] = deque()  # asked for by the buttons, not yet done
         self._worker: threading.Thread | None = None
         self._closed = False
+        # Subscribed first, then the history: a hop released meanwhile is in one or both,
+        # and the hops told early wait until the history before them is recorded.
+        self._early: list[Hop] | None = []
         self._sub = run.on_hop(self._on_hop)
-        for hop in list(run.hops):  # released before the graph was shown: subscribed first, no gap
-            self._record(hop)
+        with self._lock:
+            for hop in [*run.hops, *self._early]:
+                self._record(hop)
+            self._early = None
 
     # -- hops (any thread) ----------------------------------------------------
 
-    def _record(self, hop: Any) -> None:
-        with self._lock:
-            if hop.index <= self._seen:
-                return
-            self._seen = hop.index
-            d = hop_dict(hop)
-            if d["scope"]:  # inside a nested flow: its node is at work, no edge of this graph moves
-                self.at_work = d["scope"].split(".", 1)[0]
-            else:
-                self.counts[d["edge"]] = self.counts.get(d["edge"], 0) + 1
-                self.at_work = d["target"]
-            self.history.append(d)
-            self._new.append(d)
-            self.released += 1
+    def _record(self, hop: Hop) -> None:
+        """Count a released hop once (the lock is held)."""
+        if hop.index <= self._seen:
+            return
+        self._seen = hop.index
+        d = hop_dict(hop)
+        if d["scope"]:  # inside a nested flow: its node is at work, no edge of this graph moves
+            self.at_work = d["scope"].split(".", 1)[0]
+        else:
+            self.counts[d["edge"]] = self.counts.get(d["edge"], 0) + 1
+            self.at_work = d["target"]
+        self.history.append(d)
+        self._new.append(d)
+        self.released += 1
 
-    def _on_hop(self, event: str, hop: Any) -> None:
+    def _on_hop(self, event: str, hop: Hop) -> None:
         if event == "released":
-            self._record(hop)
+            with self._lock:
+                if self._early is not None:
+                    self._early.append(hop)  # recorded after the history before it
+                else:
+                    self._record(hop)
         elif event == "settled" and hop.failed:  # the job it reached failed on it
             with self._lock:
                 for d in reversed(self.history):
