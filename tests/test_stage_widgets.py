@@ -128,6 +128,7 @@ def test_play_pause_and_the_speed_come_from_the_buttons(comms, env):
     wait_until(lambda: last_header(graph)["interval"] == 0.05, timeout=5)
     graph.comm.front({"type": "pause"})
     wait_until(lambda: not run.playing, timeout=10, message="paused")
+    run.pause()  # returns once the hop in progress is done
     stopped = len(run.hops)
     wait_until(lambda: last_header(graph).get("playing") is False, timeout=5)
     assert len(run.hops) == stopped < 60  # nothing more released
@@ -137,6 +138,7 @@ def test_play_pause_and_the_speed_come_from_the_buttons(comms, env):
     wait_until(lambda: last_header(graph)["interval"] == 0.02, timeout=5)
     graph.comm.front({"type": "pause"})
     wait_until(lambda: not run.playing, timeout=10)
+    run.pause()
     # a bad interval is said under the buttons, the kernel goes on
     graph.comm.front({"type": "play", "interval": "fast"})
     wait_until(lambda: "'fast'" in last_header(graph).get("note", ""), timeout=5)

@@ -207,6 +207,7 @@ class Stage:
             self.interval = min(SLOWEST, max(FASTEST, float(interval)))
         elif kind not in ("step", "pause"):
             return
+        self.note = ""  # what an earlier button met is old news (the worker only says what goes wrong)
         with self._lock:
             if kind == "pause":
                 self._commands.clear()
@@ -225,15 +226,14 @@ class Stage:
             try:
                 if kind == "step":
                     hop = self.run.step()
-                    self.note = "" if hop is not None else "nothing is waiting"
+                    if hop is None:
+                        self.note = "nothing is waiting"
                 elif kind == "play":
                     if self.run.playing:
                         self.run.pause()  # a new speed: the next hop comes after the new interval
                     self.run.play(interval=self.interval)
-                    self.note = ""
                 else:
                     self.run.pause()
-                    self.note = ""
             except Exception as e:  # shown under the controls; the kernel goes on
                 self.note = f"{kind}: {type(e).__name__}: {e}"
                 with self._lock:

@@ -284,7 +284,8 @@ class FlowGraph(LiveWidget):
         from .table import StreamTable
 
         for w in live_widgets():  # tables of the run's streams: their rows now show journeys
-            if isinstance(w, StreamTable) and w.stream.stream_id in by_stream:
+            stream = getattr(w, "stream", None)  # (none yet on a table still being made)
+            if isinstance(w, StreamTable) and stream is not None and stream.stream_id in by_stream:
                 w._changed()
 
     def _end_stage(self) -> None:
