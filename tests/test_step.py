@@ -360,16 +360,33 @@ def fussy(n: int) -> int:
     return n
 
 
-def test_a_node_failing_in_step_mode_fails_at_its_hop(env):
-    run = _chain(fussy, "step-fussy-flow").start(step=True)
+@ls.job_spec(name="step-fussy-processor", input=int, output=int)
+def fussy_processor(job: ls.LiveJob):
+    for n in job.input:
+        if n == 2:
+            raise ValueError("two is not allowed")
+        job.output.emit(n)
+
+
+@ls.job_spec(name="step-fussy-async")
+async def fussy_async(n: int) -> int:
+    await asyncio.sleep(0)
+    if n == 2:
+        raise ValueError("two is not allowed")
+    return n
+
+
+@pytest.mark.parametrize("spec", [fussy, fussy_processor, fussy_async], ids=lambda s: s.name)
+def test_a_node_failing_in_step_mode_fails_at_its_hop(env, spec):
+    run = _chain(spec, f"flow-{spec.name}").start(step=True)
     run.feed_many([1, 2, 3])
     assert run.step().failed is False
     failed = run.step()
-    assert failed is not None and failed.failed and failed.target == "step-fussy" and failed.text == "2"
+    assert failed is not None and failed.failed and failed.target == spec.name and failed.text == "2"
     assert "(failed)" in str(failed)
     assert run.hops[-1] == failed
     assert run.status is ls.JobStatus.FAILED
-    node = env.job(run.node_jobs["step-fussy"])
+    node = env.job(run.node_jobs[spec.name])
     assert node.status is ls.JobStatus.FAILED and "two is not allowed" in str(node.error)
     assert run.waiting == [] and run.step() is None
 
