@@ -415,3 +415,33 @@ def test_a_hop_text_is_short_plain_text(env):
     run.end()
     run.step(5)
     run.wait(timeout=10)
+
+
+def test_a_run_without_step_mode_builds_its_streams_as_before(env):
+    run = _chain(plus_map, "step-off").start()
+    first = env.job(run.node_jobs["step-map"])._job
+    second = env.job(run.node_jobs["step-double"])._job
+    # Shared streams (the fused path), no count of work in flight, no stepper.
+    assert second._inputs["default"] is first._outputs["default"]
+    assert run.output("results") is second._outputs["default"]
+    assert run.input("numbers").stream is first._inputs["default"]
+    assert first.activity is None and run._job.stepper is None
+    run.feed_many([1, 2])
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("results").values() == [4, 6]
+
+
+def test_an_interrupt_while_playing_leaves_play_going(env):
+    run = _chain(plus_async_map, "step-play-on").start(step=True)
+    run.feed_many([1, 2, 3])
+    run.end()
+    run.play(interval=0.05)  # nine hops: at least 0.4 s
+    timer = threading.Timer(0.1, signal.raise_signal, (signal.SIGINT,))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.wait(timeout=10)  # the interrupt stops this wait, not the play in the background
+    timer.join()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED and len(run.hops) == 9
+    assert run.output("results").values() == [4, 6, 8]
