@@ -38,6 +38,18 @@ transform that raises fails the run at that hop), and holds the end of its
 stream until the hops before it were released. A hop released to a node whose
 job then fails is recorded with ``failed=True``.
 
+``play`` runs in a thread of its own: a kernel interrupt stops what the
+notebook's main thread waits for (a ``step()``, leaving the hop it released
+recorded, or a ``wait()``), never the play; ``run.pause()`` does.
+``spec.start(step=True)`` of a spec that is not a flow runs it as a one-node
+flow named ``"<spec>.step"`` whose ports are the spec's tags (so its hops are
+``port:in:<tag>`` and ``port:out:<tag>``); the handle's ``spec`` is that flow.
+
+The journey of a hop's datapoint: ``env.datapoint(hop.datapoint_id)`` and
+``datapoint.lineage()`` (:mod:`livestack_nb.lineage`; each stop a ``Stop`` with
+``datapoint_id``, ``stream_id``, ``seq``, ``value``, ``timestamp``, ``job_id``,
+``node`` (``None`` for the outside), ``tag``, ``side`` and ``held``).
+
 Outside step mode nothing here runs: a flow's start looks up one thread-local
 (:func:`current`) and builds its streams as before.
 

@@ -360,16 +360,33 @@ def fussy(n: int) -> int:
     return n
 
 
-def test_a_node_failing_in_step_mode_fails_at_its_hop(env):
-    run = _chain(fussy, "step-fussy-flow").start(step=True)
+@ls.job_spec(name="step-fussy-processor", input=int, output=int)
+def fussy_processor(job: ls.LiveJob):
+    for n in job.input:
+        if n == 2:
+            raise ValueError("two is not allowed")
+        job.output.emit(n)
+
+
+@ls.job_spec(name="step-fussy-async")
+async def fussy_async(n: int) -> int:
+    await asyncio.sleep(0)
+    if n == 2:
+        raise ValueError("two is not allowed")
+    return n
+
+
+@pytest.mark.parametrize("spec", [fussy, fussy_processor, fussy_async], ids=lambda s: s.name)
+def test_a_node_failing_in_step_mode_fails_at_its_hop(env, spec):
+    run = _chain(spec, f"flow-{spec.name}").start(step=True)
     run.feed_many([1, 2, 3])
     assert run.step().failed is False
     failed = run.step()
-    assert failed is not None and failed.failed and failed.target == "step-fussy" and failed.text == "2"
+    assert failed is not None and failed.failed and failed.target == spec.name and failed.text == "2"
     assert "(failed)" in str(failed)
     assert run.hops[-1] == failed
     assert run.status is ls.JobStatus.FAILED
-    node = env.job(run.node_jobs["step-fussy"])
+    node = env.job(run.node_jobs[spec.name])
     assert node.status is ls.JobStatus.FAILED and "two is not allowed" in str(node.error)
     assert run.waiting == [] and run.step() is None
 
@@ -398,3 +415,33 @@ def test_a_hop_text_is_short_plain_text(env):
     run.end()
     run.step(5)
     run.wait(timeout=10)
+
+
+def test_a_run_without_step_mode_builds_its_streams_as_before(env):
+    run = _chain(plus_map, "step-off").start()
+    first = env.job(run.node_jobs["step-map"])._job
+    second = env.job(run.node_jobs["step-double"])._job
+    # Shared streams (the fused path), no count of work in flight, no stepper.
+    assert second._inputs["default"] is first._outputs["default"]
+    assert run.output("results") is second._outputs["default"]
+    assert run.input("numbers").stream is first._inputs["default"]
+    assert first.activity is None and run._job.stepper is None
+    run.feed_many([1, 2])
+    run.end()
+    run.wait(timeout=10)
+    assert run.output("results").values() == [4, 6]
+
+
+def test_an_interrupt_while_playing_leaves_play_going(env):
+    run = _chain(plus_async_map, "step-play-on").start(step=True)
+    run.feed_many([1, 2, 3])
+    run.end()
+    run.play(interval=0.05)  # nine hops: at least 0.4 s
+    timer = threading.Timer(0.1, signal.raise_signal, (signal.SIGINT,))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.wait(timeout=10)  # the interrupt stops this wait, not the play in the background
+    timer.join()
+    run.wait(timeout=10)
+    assert run.status is ls.JobStatus.COMPLETED and len(run.hops) == 9
+    assert run.output("results").values() == [4, 6, 8]
