@@ -267,7 +267,7 @@ def test_play_releases_hops_in_the_background_and_pause_stops_it(env):
         if event == "settled" and hop.index == 1:
             gate.set()
 
-    run.on_hop(told)
+    disposable = run.on_hop(told)
     run.play(interval=0.01)
     assert gate.wait(10)
     run.pause()
@@ -277,9 +277,13 @@ def test_play_releases_hops_in_the_background_and_pause_stops_it(env):
     assert run.step() is not None  # stepping by hand goes on where play stopped
     assert len(run.hops) == stopped + 1
     assert ("released", 0) in events and events.index(("released", 0)) < events.index(("settled", 0))
+    assert ("waiting", -1) in events  # what each hop made, at its gate
+    disposable.dispose()
+    told_before = len(events)
     run.end()
     run.play(interval=0)  # to the end
     run.wait(timeout=10)
+    assert len(events) == told_before  # no longer told
     wait_until(lambda: not run.playing)
     assert run.output("results").values() == [2, 4, 6, 8, 10]
     assert len(run.hops) == 15
