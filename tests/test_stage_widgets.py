@@ -403,3 +403,21 @@ def test_a_graph_shown_mid_run_starts_from_the_hops_so_far(comms, env):
     run.wait(timeout=10)
     wait_until(lambda: last_header(graph).get("released") == 6, timeout=5)
     assert [h["index"] for h in hops_sent(graph)] == list(range(6))  # each once, in order
+
+
+def test_the_snapshot_uses_the_stages_colours_of_the_front_end():
+    from pathlib import Path
+
+    from livestack_nb.widgets._graph_svg import AT_WORK, DOT, JOURNEY
+
+    css = (Path(__file__).resolve().parent.parent / "labextension" / "style" / "index.css").read_text()
+
+    def rule(selector: str) -> str:
+        found = re.search(re.escape(selector) + r" \{([^}]*)\}", css)
+        assert found, selector
+        return found.group(1)
+
+    assert f"fill: {DOT};" in rule(".lsnb-dot circle")
+    assert f"stroke: {AT_WORK};" in rule(".lsnb-node.lsnb-at-work rect")
+    assert f"stroke: {JOURNEY};" in rule(".lsnb-edge.lsnb-journey")
+    assert f"stroke: {JOURNEY};" in rule(".lsnb-node.lsnb-journey rect")
