@@ -99,7 +99,8 @@ class Stage:
         self._stream_edges = stream_edges
         self._edge_targets = edge_targets
         self._lock = threading.Lock()
-        self._new: list[dict[str, Any]] = []
+        self._new: deque[dict[str, Any]] = deque(maxlen=SEND_HOPS)  # not sent yet, the newest
+        self._unsent = 0  # how many hops were released since the last send
         self._seen = -1  # the index of the last hop recorded
         self.counts: dict[str, int] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=KEEP_HOPS)
@@ -135,6 +136,7 @@ class Stage:
             self.at_work = d["target"]
         self.history.append(d)
         self._new.append(d)
+        self._unsent += 1
         self.released += 1
 
     def _on_hop(self, event: str, hop: Hop) -> None:
@@ -177,14 +179,16 @@ class Stage:
         """The hops released since the last call (the newest ``SEND_HOPS``) and how many
         older ones were folded away."""
         with self._lock:
-            new, self._new = self._new, []
-        folded = max(0, len(new) - SEND_HOPS)
-        return new[folded:], folded
+            new, n = list(self._new), self._unsent
+            self._new.clear()
+            self._unsent = 0
+        return new, n - len(new)
 
     def reset(self) -> dict[str, Any]:
         """Everything a view that opens now needs: the recent hops, the counts, the journey."""
         with self._lock:
-            self._new = []
+            self._new.clear()
+            self._unsent = 0
             recent = list(self.history)[-SEND_HOPS:]
         return {"stepping": True, "hops": recent, **self.header(), "journey": self.journey}
 
