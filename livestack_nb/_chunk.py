@@ -11,9 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._current import current_env
 from .storage import StorageRef
+
+if TYPE_CHECKING:
+    from .env import LiveEnv
+    from .lineage import Stop
 
 __all__ = ["Activity", "Chunk", "Datapoint", "StreamStats"]
 
@@ -40,6 +45,14 @@ class Datapoint:
     timestamp: float
     value: Any
     parents: tuple[str, ...] = ()
+
+    def lineage(self, env: LiveEnv | None = None) -> list[Stop]:
+        """Its journey: this datapoint, then each parent, back to the value fed from
+        outside, each a :class:`~livestack_nb.lineage.Stop` (stream, job and node, value).
+
+        Resolved in ``env`` (default: the current env), from memory or a durable vault.
+        """
+        return (env or current_env()).lineage(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from ._status import JobStatus, LogEntry
 from .errors import DataValidationError, JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
+from .step import Stepping
 from .stream import MAX_CHUNK, DataStream
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class InputFeeder:
         self.stream.end()
 
 
-class JobHandle:
+class JobHandle(Stepping):
     """A job as its caller sees it: returned by ``spec.start()``.
 
     Examples

@@ -25,6 +25,7 @@ from .stream import Activity, DataStream, now
 if TYPE_CHECKING:
     from ._inbox import Inbox
     from ._livejob import LiveJob
+    from .step import Stepper
 
 __all__ = ["JobLife"]
 
@@ -49,6 +50,8 @@ class JobLife:
     owned_inputs:
         The input streams this job created itself (ended with it); shared ones
         belong to an upstream job or a flow.
+    stepper:
+        The stepper of a run started with ``step=True`` (see :mod:`livestack_nb.step`).
     stored, detached:
         Read back from a vault (nothing runs it here); run by another process
         (this one records none of its statuses).
@@ -85,6 +88,7 @@ class JobLife:
         self.stored = False
         self.record_error: LivestackError | None = None
         self.detached = False
+        self.stepper: Stepper | None = None  # a run started with step=True (livestack_nb.step)
 
     @property
     def job(self) -> LiveJob:

@@ -17,7 +17,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _current
 from ._current import current_env, register_spec, use_env
@@ -30,7 +30,7 @@ from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType
 from .storage import StorageProvider, open_storage
-from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
+from .stream import DEFAULT_HISTORY, Activity, Datapoint, DataStream, Flusher
 from .vault.base import (
     JobRecord,
     ValidationFailureRecord,
@@ -38,6 +38,9 @@ from .vault.base import (
     open_vault,
 )
 from .worker import LiveWorker
+
+if TYPE_CHECKING:
+    from .lineage import Stop
 
 __all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
 
@@ -242,14 +245,19 @@ class LiveEnv(EnvJobs):
         *,
         job_id: str | None = None,
         before_launch: Callable[[JobHandle], None] | None = None,
+        step: bool = False,
     ) -> JobHandle:
         """Start a job of ``spec``; same as ``spec.start(options, env=self)``.
 
-        ``job_id`` names the job (see :meth:`JobSpec.start`). ``before_launch``
-        is called with the handle once the job is wired, before it can run:
-        a caller that must see every output (a one-shot run of a spec that
-        emits before reading input) subscribes there.
+        ``job_id`` names the job and ``step=True`` starts it in step mode (see
+        :meth:`JobSpec.start`). ``before_launch`` is called with the handle once
+        the job is wired, before it can run: a caller that must see every output
+        (a one-shot run of a spec that emits before reading input) subscribes there.
         """
+        if step:
+            from ._stepstart import start_stepped
+
+            return start_stepped(spec, options, self, job_id)
         holder: list[JobHandle] = []
 
         def ready(job: LiveJob) -> None:
@@ -486,6 +494,29 @@ class LiveEnv(EnvJobs):
         if job is None:
             job = self._stored_job(job_id)
         return JobHandle(job)
+
+    def datapoint(self, datapoint_id: str) -> Datapoint:
+        """The datapoint of id ``datapoint_id`` (``"<stream id>:<seq>"``, as in
+        ``Datapoint.id``, ``Datapoint.parents`` and ``Hop.datapoint_id``), from memory or,
+        when memory no longer holds it, from a durable vault.
+
+        Raises
+        ------
+        KeyError
+            (a :class:`LivestackError` too) naming the id: malformed, of a stream
+            unknown here, past the stream's end, or no longer held (a truncated
+            history on a vault that is not durable).
+        """
+        from .lineage import find_datapoint
+
+        return find_datapoint(self, datapoint_id)
+
+    def lineage(self, datapoint: Datapoint | str) -> list[Stop]:
+        """The journey of a datapoint (or id) back to the outside input: see
+        :meth:`Datapoint.lineage <livestack_nb.Datapoint.lineage>`."""
+        from .lineage import lineage
+
+        return lineage(self, datapoint)
 
     def validation_failures(self, job_id: str | None = None) -> list[ValidationFailureRecord]:
         """Values refused at a tag (``DataValidationError``), oldest first; of one job, or all."""

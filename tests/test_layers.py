@@ -57,13 +57,15 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_lifecycle",
             "_handle",
             "keys",
+            "step",
+            "lineage",
         },
     ),
     (
         "worker/flow",
         {"worker", "_retry", "_pool", "_inline", "flow", "_flowrun", "attempts", "window", "_frames"},
     ),
-    ("env", {"env", "_jobs", "testing"}),
+    ("env", {"env", "_jobs", "_stepstart", "testing"}),
     ("remote/cli", {"remote", "cli"}),
     ("widgets", {"widgets.", "__init__", "__main__"}),
 ]
