@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_interrupt",
             "_limits",
             "_current",
+            "_types",
             "storage",
             "runtime",
             "agg",
@@ -37,7 +38,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "vault.",
         },
     ),
-    ("spec", {"spec", "_types", "_describe", "_workerdef", "dead_letter", "operator"}),
+    ("spec", {"spec", "_describe", "_workerdef", "dead_letter", "operator"}),
     (
         "stream/job",
         {
