@@ -34,5 +34,6 @@ for _public in (
 
 # The implementation modules, by seam: _status (statuses, logs, the host a job
 # reports to), _inbox (the queue in front of a processor), _ports (a processor's
-# inputs and outputs), _livejob (the processor's view), _handle (the caller's).
+# inputs and outputs), _livejob (the processor's view), _lifecycle (what runs the
+# job: its statuses, its end, its cancel), _handle (the caller's).
 # InputFeeder, TagReader and MAX_BACKLOG are re-exported for the widgets and tests.

@@ -8,6 +8,11 @@ a thread or asyncio). Values fed from outside are drained on the worker's
 threads, so the feeding cell returns at once. Processor specs (``job:
 LiveJob``) hold a worker thread for their whole life (or run as a task on the
 env's loop when ``async``); ``concurrency`` bounds how many run at once.
+
+The pieces, each in its own module: the definition a worker follows
+(:mod:`._workerdef`), what a raising processor gets (:mod:`._retry`), the
+threads (:mod:`._pool`) and the inline runner of maps and flat-maps
+(:mod:`._inline`); this module runs processors and holds them together.
 """
 
 from __future__ import annotations
