@@ -939,6 +939,15 @@ class LiveJob:
     def mark_running(self) -> None:
         self._set_status(JobStatus.RUNNING)
 
+    def _retaken(self, at: float) -> None:
+        """A job run by worker processes was taken over by another worker at ``at``
+        (its recorded time): ``statuses`` shows one ``running`` per run, as the vault
+        records them. A record already seen (read again after a reconnect) is older
+        than the last status and is not added twice."""
+        with self._lock:
+            if self._status is JobStatus.RUNNING and at > self._statuses[-1][1]:
+                self._statuses.append((JobStatus.RUNNING, at))
+
     def complete(self) -> None:
         """Normal end: outputs end (and inputs: feeding a finished job is an error)."""
         for s in self._owned_inputs:

@@ -353,7 +353,10 @@ class _Mirror:
             if job.status.done:
                 return
             if rec.status == "running":
-                job.mark_running()
+                if job.status is JobStatus.RUNNING:
+                    job._retaken(rec.time)  # another worker took it over: a second run
+                else:
+                    job.mark_running()
             elif rec.status in _DONE:
                 # The worker recorded the outputs before the status: read them all first.
                 for s in job._outputs.values():

@@ -126,3 +126,15 @@ def test_a_strict_tag_survives_a_sqlite_vault(make_env, tmp_path):
         job.wait(timeout=10)
         env.flush()
         assert job.result() == [True, False]
+
+
+def test_a_form_for_a_strict_tag_shows_the_plain_control_and_feeds_a_true_bool(env, comms):
+    spec = ls.JobSpec("strict_form", input=StrictBool, output=StrictBool)
+    spec.define_worker(lambda v: v)
+    job = spec.start()
+    form = ls.widgets.JobInput(job)
+    assert {p: type(f.control).__name__ for p, f in form.form.fields.items()} == {"value": "Checkbox"}
+    assert form.submit(value=True)
+    form.end_button.click()
+    job.wait(timeout=10)
+    assert job.result() == [True]
