@@ -53,7 +53,8 @@ def test_a_strict_annotation_on_a_map_keeps_its_strictness(env):
 
     assert double.run([1, 2]) == [2, 4]
     job = double.start()
-    with pytest.raises(ls.DataValidationError, match=r"spec 'double', input tag 'default' expects strict int.*got '3'"):
+    refused = r"spec 'double', input tag 'default' expects strict int.*got '3'"
+    with pytest.raises(ls.DataValidationError, match=refused):
         job.feed("3")
     with pytest.raises(ls.DataValidationError, match=r"expects strict int.*got True"):
         job.feed_many([1, True])
