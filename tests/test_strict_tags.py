@@ -139,3 +139,26 @@ def test_a_form_for_a_strict_tag_shows_the_plain_control_and_feeds_a_true_bool(e
     form.end_button.click()
     job.wait(timeout=10)
     assert job.result() == [True]
+
+
+def test_a_flat_map_and_an_async_map_keep_their_strict_tags(env):
+    from collections.abc import Iterator
+
+    @ls.job_spec
+    def spread(n: StrictInt) -> Iterator[StrictInt]:
+        yield from range(n)
+        if n == 3:
+            yield "three"  # type: ignore[misc]  # not an int: refused on the way out
+
+    @ls.job_spec
+    async def yes_no(b: StrictBool) -> str:
+        return "yes" if b else "no"
+
+    assert spread.run([2]) == [0, 1]
+    with pytest.raises(ls.JobFailed, match=r"output tag 'default' expects strict int.*got 'three'"):
+        spread.run([3])
+    assert yes_no.run([True, False]) == ["yes", "no"]
+    job = yes_no.start()
+    with pytest.raises(ls.DataValidationError, match=r"spec 'yes_no', input tag 'default' expects strict"):
+        job.feed_many([True, 0])
+    job.cancel()
