@@ -106,8 +106,12 @@ class Processes:
             )
         self.children.append(proc)
         if ready is not None:
-            text = ready
-            check = ready if callable(ready) else lambda: text in self.log(log)
+
+            def check() -> bool:
+                if proc.poll() is not None:  # ended before it was ready: say so now, with its log
+                    raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{self.log(log)}")
+                return ready() if callable(ready) else ready in self.log(log)
+
             try:
                 wait_until(check, timeout=timeout, message=f"{args[0]} ({log}) is ready")
             except BaseException:
