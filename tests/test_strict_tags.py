@@ -162,3 +162,24 @@ def test_a_flat_map_and_an_async_map_keep_their_strict_tags(env):
     with pytest.raises(ls.DataValidationError, match=r"spec 'yes_no', input tag 'default' expects strict"):
         job.feed_many([True, 0])
     job.cancel()
+
+
+def test_a_sqlite_vault_records_a_strict_tags_type_by_its_name(make_env, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "names.db"
+    env = make_env(vault=f"sqlite:///{db}")
+    with env:
+
+        @ls.job_spec
+        def keep_strict(b: StrictBool) -> StrictBool:
+            return b
+
+        job = keep_strict.start()
+        job.feed(True)
+        job.end()
+        job.wait(timeout=10)
+        env.flush()
+    with sqlite3.connect(db) as con:
+        names = {row[0] for row in con.execute("SELECT type FROM streams")}
+    assert names == {"strict bool"}
