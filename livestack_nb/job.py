@@ -942,10 +942,9 @@ class LiveJob:
     def _retaken(self, at: float) -> None:
         """A job run by worker processes was taken over by another worker at ``at``
         (its recorded time): ``statuses`` shows one ``running`` per run, as the vault
-        records them. A record already seen (read again after a reconnect) is older
-        than the last status and is not added twice."""
+        records them, not only the first."""
         with self._lock:
-            if self._status is JobStatus.RUNNING and at > self._statuses[-1][1]:
+            if self._status is JobStatus.RUNNING:
                 self._statuses.append((JobStatus.RUNNING, at))
 
     def complete(self) -> None:
