@@ -63,7 +63,7 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
     sig = inspect.signature(fn)
     local = dict(localns) if localns else None
     try:
-        hints = typing.get_type_hints(fn, localns=local)
+        hints = typing.get_type_hints(fn, localns=local, include_extras=True)
     except Exception:
         hints = {k: p.annotation for k, p in sig.parameters.items()}
         if sig.return_annotation is not inspect.Signature.empty:

@@ -141,6 +141,14 @@ class JobLife:
     def mark_running(self) -> None:
         self.set_status(JobStatus.RUNNING)
 
+    def retaken(self, at: float) -> None:
+        """A job run by worker processes was taken over by another worker at ``at``
+        (its recorded time): ``statuses`` shows one ``running`` per run, as the vault
+        records them, not only the first."""
+        with self.lock:
+            if self.status is JobStatus.RUNNING:
+                self.statuses.append((JobStatus.RUNNING, at))
+
     def complete(self) -> None:
         """Normal end: outputs end (and inputs: feeding a finished job is an error)."""
         job = self.job
