@@ -20,12 +20,12 @@ from ._base import LiveWidget
 if TYPE_CHECKING:
     from reactivex.disposable import Disposable
 
-__all__ = ["StreamWidget"]
+__all__ = ["StreamWidget", "at_least_one"]
 
 Raw = tuple[int, float, Any]
 
 
-def _at_least_one(name: str, value: int) -> int:
+def at_least_one(name: str, value: int) -> int:
     """``value`` if it is a window size (a trait validator's check)."""
     if value < 1:
         raise traitlets.TraitError(f"{name} must be at least 1, not {value}")

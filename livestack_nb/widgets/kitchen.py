@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Any
 
+from .._kernel import KITCHEN_TARGET
 from ..env import LiveEnv, current_env
 from ..feeding import feedings_of
 from ..job import JobHandle
@@ -35,7 +36,7 @@ from ._base import LiveWidget
 __all__ = ["MAX_JOBS", "MAX_OPEN", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
 
 #: The comm target name the panel opens.
-TARGET = "livestack-nb:kitchen"
+TARGET = KITCHEN_TARGET
 #: Most snapshots a Kitchen sends a second.
 MAX_RATE = 10.0
 #: Most jobs listed (the newest); the counts per status cover all of them.

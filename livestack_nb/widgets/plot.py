@@ -12,7 +12,7 @@ import traitlets
 from ..stream import DataStream
 from ._format import columns_of, esc, field, number
 from ._plot_svg import plot_summary, plot_svg
-from ._streamed import Raw, StreamWidget, _at_least_one
+from ._streamed import Raw, StreamWidget, at_least_one
 from ._svg import drawing_or_text
 
 __all__ = ["StreamPlot"]
@@ -109,7 +109,7 @@ class StreamPlot(StreamWidget):
 
     @traitlets.validate("window")
     def _check_window(self, proposal: Any) -> int:
-        return _at_least_one("window", proposal["value"])
+        return at_least_one("window", proposal["value"])
 
     @traitlets.observe("window")
     def _window_changed(self, change: Any) -> None:

@@ -9,7 +9,7 @@ import traitlets
 
 from ..stream import DataStream
 from ._format import Cell, cell_text, cells, columns_of, field, fmt_time, table_html
-from ._streamed import Raw, StreamWidget, _at_least_one
+from ._streamed import Raw, StreamWidget, at_least_one
 
 __all__ = ["StreamTable"]
 
@@ -72,7 +72,7 @@ class StreamTable(StreamWidget):
 
     @traitlets.validate("max_rows")
     def _check_max_rows(self, proposal: Any) -> int:
-        return _at_least_one("max_rows", proposal["value"])
+        return at_least_one("max_rows", proposal["value"])
 
     @traitlets.observe("max_rows")
     def _max_rows_changed(self, change: Any) -> None:
