@@ -41,8 +41,8 @@ from .vault.base import (
     StreamRecord,
     ValidationFailureRecord,
     Vault,
-    open_vault,
 )
+from .vault.open import open_vault
 from .worker import LiveWorker
 
 __all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
@@ -222,7 +222,8 @@ class LiveEnv:
             jobs = list(self._jobs.values())
         return [JobHandle(j) for j in jobs]
 
-    def _worker_for(self, spec: JobSpec) -> LiveWorker:
+    def worker_for(self, spec: JobSpec) -> LiveWorker:
+        """The in-process worker of ``spec`` (started on first use)."""
         d = spec.worker_def
         if d is None:
             raise LivestackError(
@@ -402,7 +403,7 @@ class LiveEnv:
             from .remote import prepare_remote
 
             return prepare_remote(self, spec, opts, job_id=job_id, parent_id=parent_id)
-        worker = self._worker_for(spec)
+        worker = self.worker_for(spec)
         job = self.make_job(
             spec,
             opts,
@@ -448,7 +449,7 @@ class LiveEnv:
             flusher=self._flusher,
         )
         if self._durable and durable:
-            self._attach_archive(stream, record=True)
+            self.attach_archive(stream, record=True)
         return stream
 
     def stream(self, name: str, type: Any = None) -> NamedStream:
@@ -488,7 +489,7 @@ class LiveEnv:
 
             share_named(self, named)
             return
-        self._attach_archive(named, record=True)
+        self.attach_archive(named, record=True)
         count = vault.count(sid)
         if count:
             named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))
@@ -504,7 +505,9 @@ class LiveEnv:
 
         named._first_publish = first_publish
 
-    def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
+    def attach_archive(self, stream: DataStream, *, record: bool) -> None:
+        """Let ``stream`` read back from the vault what its memory let go of, and, with
+        ``record``, write what it takes through to the vault."""
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
 
         def archive(start: int, stop: int) -> Iterator[BatchRecord]:
@@ -748,7 +751,7 @@ class LiveEnv:
             stream = DataStream(
                 sid, tag, tp, history=self.history, storage=self.storage, large_value_threshold=None
             )
-            self._attach_archive(stream, record=False)
+            self.attach_archive(stream, record=False)
             count = self.vault.count(sid)
             stream.restore(
                 count, self.vault.batches(sid, max(0, count - self.history), count, stream.type.tp)
@@ -772,7 +775,7 @@ class LiveEnv:
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
-    def _forget(self, job: LiveJob) -> None:
+    def forget_job(self, job: LiveJob) -> None:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:
