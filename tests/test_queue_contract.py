@@ -6,8 +6,6 @@ served by an in-process :class:`QueueWorker` on a thread, the two envs sharing o
 vault's server, as two processes would.
 """
 
-# ruff: noqa: F811 - the fixtures imported from redis_support are test parameters
-
 from __future__ import annotations
 
 import threading
@@ -79,7 +77,7 @@ def serve(open_env: Open) -> Iterator[Callable[..., QueueWorker]]:
         return worker
 
     yield start
-    for stop, t in running:
+    for stop, _t in running:
         stop.set()
     for _, t in running:
         t.join(15)
