@@ -11,18 +11,9 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["DISPLAYED", "KITCHEN_TARGET", "register_display_hooks"]
+from ._displayed import DISPLAYED, KITCHEN_TARGET
 
-#: The classes a kernel displays as live widgets, by module and name.
-DISPLAYED = (
-    ("livestack_nb.stream", "DataStream"),
-    ("livestack_nb.flow", "Liveflow"),
-    ("livestack_nb.attempts", "ParallelAttempts"),
-    ("livestack_nb.job", "JobHandle"),
-)
-
-#: The comm target the Kitchen side panel opens (``livestack_nb.widgets.kitchen.TARGET``).
-KITCHEN_TARGET = "livestack-nb:kitchen"
+__all__ = ["register_display_hooks"]
 
 
 def display_live(obj: object) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._kernel import DISPLAYED
+from .._displayed import DISPLAYED
 from ..attempts import ParallelAttempts
 from ..flow import Liveflow
 from ..job import JobHandle

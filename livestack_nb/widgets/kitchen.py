@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from .._kernel import KITCHEN_TARGET
+from .._displayed import KITCHEN_TARGET
 from ..env import LiveEnv, current_env
 from ..feeding import feedings_of
 from ..job import JobHandle
