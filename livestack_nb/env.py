@@ -32,6 +32,7 @@ from .job import JobHandle, JobStatus, LiveJob
 from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
+from .status_feed import StatusChange, StatusFeed
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
 from .vault.base import (
@@ -140,6 +141,7 @@ class LiveEnv:
         self.name = f"{project_id}-{next(_names)}"
         self._runtime = Runtime(self.name)
         self._flusher = Flusher(self.name)  # pushes what per-value calls buffered, on a deadline
+        self.status_feed = StatusFeed()  # every job's status changes, for the widgets to follow
         self._lock = threading.RLock()
         self._specs: dict[str, JobSpec] = {}
         self._workers: dict[str, LiveWorker] = {}
@@ -660,6 +662,8 @@ class LiveEnv:
             ) from e
 
     def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        if self.status_feed:
+            self.status_feed.publish(StatusChange(job.job_id, job.spec.name, job.parent_id, status.value))
         if job.stored or job.detached:
             return  # only the process running a job appends its statuses
         detail = job.traceback if status is JobStatus.FAILED else None

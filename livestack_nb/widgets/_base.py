@@ -84,8 +84,7 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
     def after_cell(self) -> None:
         """A cell ran: catch up, and refresh the snapshot if anything changed
         (a polled widget's change is only seen by looking, so it always is)."""
-        if self._polled:
-            self._settle()
+        self._settle()
         if self._snap_dirty or self._polled:
             self.refresh_snapshot()
 

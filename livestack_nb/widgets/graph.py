@@ -13,6 +13,7 @@ from ..errors import LivestackError
 from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
+from ..status_feed import StatusChange
 from ..stream import DataStream
 from ._base import LiveWidget
 from ._format import esc
@@ -49,9 +50,10 @@ class FlowGraph(LiveWidget):
     _view_name = traitlets.Unicode("FlowGraphView").tag(sync=True)
     shape = traitlets.Dict().tag(sync=True)
 
-    #: Graph state is polled (statuses have no stream): ten looks a second are plenty.
+    #: Ten messages a second are plenty for a graph. Statuses are pushed (the env's
+    #: status feed marks the graph changed); edge counts and rates are looked at at
+    #: this pace only while the shown run's streams are open.
     min_interval = 0.1
-    _polled = True
 
     def __init__(self, target: Liveflow | ParallelAttempts | JobHandle, *, title: str | None = None) -> None:
         self._handle: JobHandle | None = None
@@ -62,6 +64,7 @@ class FlowGraph(LiveWidget):
         self._last: dict[str, Any] = {}
         self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
+        self._new_run = False  # a job of the flow's spec changed status: look for a newer run
         self._looked = float("-inf")
         if isinstance(target, (Liveflow, ParallelAttempts)):
             self._flow = target
@@ -78,7 +81,21 @@ class FlowGraph(LiveWidget):
             )
         shape = self._shape(graph) if graph.nodes else self._single(target)
         super().__init__(shape=shape, title=title or name)
+        env = self._env if self._env is not None else self._handle.env if self._handle else None
+        if env is not None:
+            self._on_dispose(env.status_feed.listen(self._on_status))
         self._dirty = True
+
+    def _on_status(self, change: StatusChange) -> None:
+        """A status change in the env (any thread): mark the graph changed if it shows it."""
+        flow, handle = self._flow, self._handle
+        if flow is not None and change.spec == flow.name:
+            self._new_run = True  # a run of the flow (the shown one, or a newer one)
+        elif (handle is None or handle.job_id not in (change.job_id, change.parent_id)) and not any(
+            j.job_id == change.job_id for j in list(self._node_jobs.values())
+        ):
+            return  # not a job this graph shows
+        self._changed()
 
     # -- shape -------------------------------------------------------------------
 
@@ -134,14 +151,17 @@ class FlowGraph(LiveWidget):
         return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
 
     def _follow(self, *, now_or_never: bool = False) -> None:
-        """For a flow: bind to its latest run, once one exists (looked for twice a
-        second, or at once with ``now_or_never``)."""
+        """For a flow: bind to its latest run, once one exists (looked for when a job of
+        the flow's spec changed status, or at once with ``now_or_never``). Before its
+        first run the flow's shape is looked at twice a second: wiring is not a status."""
         flow, env = self._flow, self._env
-        now = time.monotonic()
         if flow is None or env is None or env.closed:
             return
-        if now - self._looked < 0.5 and not now_or_never:
+        now = time.monotonic()
+        waiting = self._handle is None and now - self._looked >= 0.5
+        if not (self._new_run or now_or_never or waiting):
             return
+        self._new_run = False
         self._looked = now
         run = env.latest_job(flow.name)
         if self._handle is None and (run is None or not run.graph.nodes):
@@ -218,8 +238,10 @@ class FlowGraph(LiveWidget):
         edges = {k: v for k, v in now["edges"].items() if self._last.get("edges", {}).get(k) != v}
         done = self._handle is None or self._handle.done
         quiet = all(s.ended for s in self._edge_streams.values())
-        if self._flow is not None or not (done and quiet):
-            self._dirty = True  # keep polling while anything can change
+        if not (done and quiet) or (self._flow is not None and self._handle is None):
+            self._dirty = (
+                True  # counts and rates while the run's streams are open; a flow's shape until it runs
+            )
         if not nodes and not edges and now["status"] == self._last.get("status"):
             return None
         self._last = now

@@ -7,10 +7,13 @@ nothing here, and nothing heavy, is imported until the panel asks. A kernel
 without livestack-nb refuses the comm, and the panel says so.
 
 Each open comm gets a :class:`Kitchen`: a thread that looks at the current
-env at most :data:`MAX_RATE` times a second and sends a JSON snapshot of its
-specs, jobs, workers and named streams only when it changed, so the panel gets
-at most ~10 messages a second however busy the kitchen is. Ages are sent as
-start times (the browser counts them), so an idle kitchen sends nothing.
+env and sends a JSON snapshot of its specs, jobs, workers and named streams
+only when it changed, at most :data:`MAX_RATE` times a second however busy the
+kitchen is. It follows the env's status feed: a job starting or ending wakes
+it at once. Counts and rates are looked at every ``1 / MAX_RATE`` s while a
+job runs or a named stream is open, and every :data:`RECORDS_EVERY` s when
+the kitchen is idle. Ages are sent as start times (the browser counts them),
+so an idle kitchen sends nothing.
 
 Messages from the panel: ``{"type": "cancel", "job_id": ...}`` cancels a job;
 ``{"type": "open", "kind": "job" | "stream" | "plot", "id": ...}`` makes a
@@ -25,12 +28,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._displayed import KITCHEN_TARGET
 from ..env import LiveEnv, current_env
 from ..feeding import feedings_of
 from ..job import JobHandle
+from ..status_feed import StatusChange
 from ._base import LiveWidget
 
 __all__ = ["MAX_JOBS", "MAX_OPEN", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
@@ -46,6 +51,9 @@ MAX_JOBS = 300
 MAX_OPEN = 8
 #: Seconds between two reads of the vault's job records (cheap in memory, a query elsewhere).
 RECORDS_EVERY = 1.0
+
+#: The statuses of a job that can still change: the kitchen looks at counts while one is.
+_LIVE = ("requested", "running")
 
 _open: list[Kitchen] = []
 _open_lock = threading.Lock()
@@ -178,23 +186,43 @@ class Kitchen:
         last: dict[str, Any] | None = None
         records: list[Any] = []
         records_at = float("-inf")
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                env = current_env()
-                if started - records_at >= RECORDS_EVERY:
-                    records, records_at = env.jobs(), started
-                snap = snapshot(env, records)
-            except Exception as e:  # the env closed while looked at: say so, look again
-                snap = {"error": f"{type(e).__name__}: {e}"}
-            if snap != last:
-                self._send({"type": "snapshot", **snap})
-                last = snap
-            # At most `rate` messages a second, whatever happens: the wait is the cap.
-            self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
-            self._wake.clear()
-            if not self._stop.is_set():
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        followed: LiveEnv | None = None
+        unfollow: Callable[[], None] | None = None
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                busy = True
+                try:
+                    env = current_env()
+                    if env is not followed:  # the current env changed: follow its statuses
+                        if unfollow is not None:
+                            unfollow()
+                        unfollow, followed = env.status_feed.listen(self._on_status), env
+                    if started - records_at >= RECORDS_EVERY:
+                        records, records_at = env.jobs(), started
+                    snap = snapshot(env, records)
+                    busy = any(j["status"] in _LIVE for j in snap["jobs"]) or any(
+                        not s.ended for s in env.streams()
+                    )
+                except Exception as e:  # the env closed while looked at: say so, look again
+                    snap = {"error": f"{type(e).__name__}: {e}"}
+                if snap != last:
+                    self._send({"type": "snapshot", **snap})
+                    last = snap
+                # Woken at once by a status change; at most `rate` messages a second,
+                # whatever happens: the second wait is the cap.
+                self._wake.wait(
+                    max(0.0, (self.interval if busy else RECORDS_EVERY) - (time.monotonic() - started))
+                )
+                self._wake.clear()
+                if not self._stop.is_set():
+                    self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            if unfollow is not None:
+                unfollow()
+
+    def _on_status(self, _change: StatusChange) -> None:
+        self._wake.set()
 
     def _send(self, msg: dict[str, Any]) -> None:
         with self._send_lock:
