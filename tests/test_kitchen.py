@@ -314,5 +314,10 @@ def test_the_panel_follows_the_envs_statuses_and_stops_following_when_closed():
             return any(j["id"] == "halve-1" and j["status"] == "completed" for j in jobs)
 
         p.wait_for(listed, message="the job that started and ended, listed completed")
+        from test_messages import _conforms
+
+        from livestack_nb.widgets._messages import KitchenMessage
+
+        assert {_conforms(d, KitchenMessage) for _, d in p.msgs} == {"KitchenSnapshot"}
         p.close()
         wait_until(lambda: k.printed("print(len(env.status_feed))").strip() == "0", timeout=10)

@@ -4,7 +4,8 @@
  * label text in place, so nothing moves while counts tick.
  */
 import dagre from '@dagrejs/dagre';
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { GraphMessage, GraphReset, GraphState } from './messages';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -38,7 +39,7 @@ interface EdgeState {
   rate: number;
 }
 
-export class FlowGraphModel extends LiveModel {
+export class FlowGraphModel extends LiveModel<GraphMessage> {
   nodes: Record<string, NodeState> = {};
   edges: Record<string, EdgeState> = {};
   status = '';
@@ -53,13 +54,13 @@ export class FlowGraphModel extends LiveModel {
     };
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: GraphReset): void {
     this.nodes = {};
     this.edges = {};
     this.applyDelta(msg);
   }
 
-  applyDelta(msg: LiveMessage): void {
+  applyDelta(msg: GraphState | GraphReset): void {
     Object.assign(this.nodes, msg.nodes || {});
     Object.assign(this.edges, msg.edges || {});
     this.status = msg.status ?? this.status;

@@ -5,7 +5,10 @@
  * the type the kernel read from their magic number): the view builds an
  * <img> or <audio> from a Blob of those bytes, never from an HTML string.
  */
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { MediaCell, TableMessage, TableReset, TableRows } from './messages';
+
+export type { MediaCell } from './messages';
 
 const CUT = 80;
 const MEDIA_TYPES = new Set([
@@ -19,21 +22,13 @@ const MEDIA_TYPES = new Set([
   'audio/mpeg'
 ]);
 
-/** A cell holding an image or a sound, as the kernel sends it. */
-export interface MediaCell {
-  media: 'image' | 'audio';
-  mime: string;
-  b64: string;
-  text: string;
-}
-
 type Cell = string | MediaCell;
 
 function isMedia(c: unknown): c is MediaCell {
   return typeof c === 'object' && c !== null && typeof (c as MediaCell).b64 === 'string';
 }
 
-export class StreamTableModel extends LiveModel {
+export class StreamTableModel extends LiveModel<TableMessage> {
   columns: string[] = [];
   rows: Cell[][] = [];
   count = 0;
@@ -61,26 +56,26 @@ export class StreamTableModel extends LiveModel {
     });
   }
 
-  private header(msg: LiveMessage): void {
+  private header(msg: TableMessage): void {
     if (msg.columns) {
       this.columns = msg.columns;
     }
-    this.count = msg.count ?? this.count;
-    this.rate = msg.rate ?? this.rate;
-    this.folded = msg.folded ?? this.folded;
-    this.ended = msg.ended ?? this.ended;
-    this.error = msg.error ?? this.error;
+    this.count = msg.count;
+    this.rate = msg.rate;
+    this.folded = msg.folded;
+    this.ended = msg.ended;
+    this.error = msg.error;
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: TableReset): void {
     this.header(msg);
-    this.rows = (msg.rows as Cell[][]).slice();
+    this.rows = msg.rows.slice();
   }
 
-  applyDelta(msg: LiveMessage): void {
+  applyDelta(msg: TableRows): void {
     this.header(msg);
     const max = this.get('max_rows') as number;
-    const rows = this.rows.concat(msg.rows as Cell[][]);
+    const rows = this.rows.concat(msg.rows);
     this.rows = rows.length > max ? rows.slice(rows.length - max) : rows;
   }
 }

@@ -19,6 +19,7 @@ import ipywidgets
 import traitlets
 
 from .._version import VERSION
+from ._messages import KernelMessage
 from ._pump import PER_WIDGET_RATE, SNAPSHOT_RATE, pump
 from ._scope import forget, live_widgets, register
 
@@ -64,10 +65,10 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
 
     # -- for subclasses -------------------------------------------------------
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> KernelMessage:
         raise NotImplementedError
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> KernelMessage | None:
         raise NotImplementedError
 
     def _snapshot(self) -> tuple[str, str]:
@@ -93,14 +94,14 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
 
     # -- sending ----------------------------------------------------------------
 
-    def _send_live(self, msg: dict[str, Any]) -> None:
+    def _send_live(self, msg: KernelMessage) -> None:
         self.messages_sent += 1
         self.send(msg)
 
     def _on_front_end(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "hello" and not self._disposed:
             with self._send_lock:
-                self._send_live({"type": "reset", **self._reset()})
+                self._send_live(self._reset())
 
     def pump_due(self, now: float) -> bool:
         if self._dirty and now - self._last_send >= self.min_interval:

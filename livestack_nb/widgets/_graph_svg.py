@@ -9,6 +9,7 @@ or an escaped attribute.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._format import esc
@@ -135,7 +136,7 @@ def _arrows(lay: Layout, labels: dict[str, str]) -> list[str]:
     return lines + heads + texts
 
 
-def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
+def graph_svg(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
     """An SVG of ``shape`` (nodes, edges, ports) coloured by ``state`` (as ``FlowGraph.state()``)."""
     node_st: dict[str, Any] = state.get("nodes", {})
     edge_st: dict[str, Any] = state.get("edges", {})
@@ -165,7 +166,7 @@ def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
     return svg_root(lay.width, lay.height, *parts, max_width=MAX_WIDTH)
 
 
-def graph_list(shape: dict[str, Any], state: dict[str, Any]) -> str:
+def graph_list(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
     """The graph as an HTML list of nodes, edges and ports, for where SVG is not shown."""
     node_st: dict[str, Any] = state.get("nodes", {})
     edge_st: dict[str, Any] = state.get("edges", {})

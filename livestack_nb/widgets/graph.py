@@ -18,6 +18,7 @@ from ..stream import DataStream
 from ._base import LiveWidget
 from ._format import esc
 from ._graph_svg import graph_list, graph_svg
+from ._messages import GraphEdgeState, GraphNodeState, GraphReset, GraphState
 from ._svg import drawing_or_text, truncate
 
 __all__ = ["FlowGraph"]
@@ -61,7 +62,7 @@ class FlowGraph(LiveWidget):
         self._node_jobs: dict[str, JobHandle] = {}
         self._edges_from: dict[str, list[tuple[str, str]]] = {}
         self._edges_to: dict[str, list[tuple[str, str]]] = {}
-        self._last: dict[str, Any] = {}
+        self._last: GraphReset | None = None
         self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
         self._new_run = False  # a job of the flow's spec changed status: look for a newer run
@@ -184,7 +185,7 @@ class FlowGraph(LiveWidget):
         if shape != self.shape:
             self.shape = shape  # the same flow keeps its layout: the front end compares shapes
         self.title = f"flow {flow.name} · run {run.job_id}"
-        self._last = {}
+        self._last = None
 
     def _settle(self) -> None:
         with self._send_lock:
@@ -211,38 +212,39 @@ class FlowGraph(LiveWidget):
             for eid, tag in self._edges_to.get(nid, ()):
                 self._edge_streams[eid] = job.input(tag).stream
 
-    def state(self) -> dict[str, Any]:
-        """The current statuses of nodes and counts of edges and ports."""
+    def state(self) -> GraphReset:
+        """The current statuses of nodes and counts of edges and ports (the whole state)."""
         self._follow_nodes()
-        nodes: dict[str, Any] = {}
+        nodes: dict[str, GraphNodeState] = {}
         for nid, job in self._node_jobs.items():
-            st: dict[str, Any] = {"status": job.status.value}
+            st: GraphNodeState = {"status": job.status.value}
             if job.status is JobStatus.FAILED and job.error is not None:
                 st["error"] = f"{type(job.error).__name__}: {job.error}"
             nodes[nid] = st
-        edges = {
+        edges: dict[str, GraphEdgeState] = {
             eid: {"count": len(s), "rate": 0.0 if s.ended else round(s.stats.rate, 1)}
             for eid, s in self._edge_streams.items()
         }
         status = self._handle.status.value if self._handle is not None else "not started"
-        return {"nodes": nodes, "edges": edges, "status": status}
+        return {"type": "reset", "nodes": nodes, "edges": edges, "status": status}
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> GraphReset:
         self._last = self.state()
         return self._last
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> GraphState | None:
         self._follow()
         now = self.state()
-        nodes = {k: v for k, v in now["nodes"].items() if self._last.get("nodes", {}).get(k) != v}
-        edges = {k: v for k, v in now["edges"].items() if self._last.get("edges", {}).get(k) != v}
+        last = self._last
+        nodes = {k: v for k, v in now["nodes"].items() if last is None or last["nodes"].get(k) != v}
+        edges = {k: v for k, v in now["edges"].items() if last is None or last["edges"].get(k) != v}
         done = self._handle is None or self._handle.done
         quiet = all(s.ended for s in self._edge_streams.values())
         if not (done and quiet) or (self._flow is not None and self._handle is None):
             self._dirty = (
                 True  # counts and rates while the run's streams are open; a flow's shape until it runs
             )
-        if not nodes and not edges and now["status"] == self._last.get("status"):
+        if not nodes and not edges and last is not None and now["status"] == last["status"]:
             return None
         self._last = now
         self._snap_dirty = True
@@ -253,7 +255,7 @@ class FlowGraph(LiveWidget):
         failed = [
             (n["id"], s["error"])
             for n in self.shape["nodes"]
-            if "error" in (s := st["nodes"].get(n["id"], {}))
+            if (s := st["nodes"].get(n["id"])) is not None and "error" in s
         ]
         # Tooltips need a pointer: a failure is also spelled out under the drawing.
         red = '<div style="color:#b00020;white-space:pre-wrap">'

@@ -37,6 +37,14 @@ from ..feeding import feedings_of
 from ..job import JobHandle
 from ..status_feed import StatusChange
 from ._base import LiveWidget
+from ._messages import (
+    KitchenJob,
+    KitchenMessage,
+    KitchenSnapshot,
+    KitchenStream,
+    KitchenTrouble,
+    KitchenWorker,
+)
 
 __all__ = ["MAX_JOBS", "MAX_OPEN", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
 
@@ -69,7 +77,7 @@ def _sum_len(streams: list[Any]) -> int:
     return sum(len(s) for s in streams)
 
 
-def _job_row(h: JobHandle) -> dict[str, Any]:
+def _job_row(h: JobHandle) -> KitchenJob:
     spec = h.spec
     ins = [h.input(t).stream for t in spec.in_tags]
     outs = [h.output(t) for t in spec.out_tags]
@@ -85,14 +93,21 @@ def _job_row(h: JobHandle) -> dict[str, Any]:
         "outputs": _sum_len(outs),
         "rate": round(rate, 1),
         "feeds": [
-            {k: f[k] for k in ("id", "tag", "state", "count", "total")}
-            | {"rate": round(f["rate"] or 0.0), "eta": round(f["eta"], 1) if f["eta"] else None}
+            {
+                "id": f["id"],
+                "tag": f["tag"],
+                "state": f["state"],
+                "count": f["count"],
+                "total": f["total"],
+                "rate": round(f["rate"] or 0.0),
+                "eta": round(f["eta"], 1) if f["eta"] else None,
+            }
             for f in feeds
         ],
     }
 
 
-def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
+def snapshot(env: LiveEnv, records: list[Any] | None = None) -> KitchenSnapshot:
     """What the panel shows of ``env``: specs, jobs, workers and named streams, as JSON data.
 
     ``records`` are the vault's job records (``env.jobs()``) to list jobs this
@@ -101,7 +116,7 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
     live = {h.job_id: h for h in env.live_jobs()}
     records = list(records or ())  # oldest first, as the vault lists them
     status = {r.job_id: str(r.status) for r in records}
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, KitchenJob] = {}
     for r in records[-MAX_JOBS:]:  # rows only for the newest: a long-lived vault has many
         rows[r.job_id] = {
             "id": r.job_id,
@@ -123,7 +138,7 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for st in status.values():
         counts[st] = counts.get(st, 0) + 1
-    workers = []
+    workers: list[KitchenWorker] = []
     for w in env.workers():
         workers.append(
             {
@@ -134,11 +149,12 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
                 "failed": w.stats.jobs_failed,
             }
         )
-    streams = []
+    streams: list[KitchenStream] = []
     for s in env.streams():
         stats = s.stats
         streams.append({"name": s.name, "count": stats.count, "rate": round(stats.rate, 1)})
     return {
+        "type": "snapshot",
         "env": env.name,
         "vault": type(env.vault).__name__,
         "specs": env.specs(),
@@ -183,7 +199,7 @@ class Kitchen:
     # -- the sending thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        last: dict[str, Any] | None = None
+        last: KitchenMessage | None = None
         records: list[Any] = []
         records_at = float("-inf")
         followed: LiveEnv | None = None
@@ -200,14 +216,15 @@ class Kitchen:
                         unfollow, followed = env.status_feed.listen(self._on_status), env
                     if started - records_at >= RECORDS_EVERY:
                         records, records_at = env.jobs(), started
-                    snap = snapshot(env, records)
-                    busy = any(j["status"] in _LIVE for j in snap["jobs"]) or any(
+                    full = snapshot(env, records)
+                    busy = any(j["status"] in _LIVE for j in full["jobs"]) or any(
                         not s.ended for s in env.streams()
                     )
+                    snap: KitchenSnapshot | KitchenTrouble = full
                 except Exception as e:  # the env closed while looked at: say so, look again
-                    snap = {"error": f"{type(e).__name__}: {e}"}
+                    snap = {"type": "snapshot", "error": f"{type(e).__name__}: {e}"}
                 if snap != last:
-                    self._send({"type": "snapshot", **snap})
+                    self._send(snap)
                     last = snap
                 # Woken at once by a status change; at most `rate` messages a second,
                 # whatever happens: the second wait is the cap.
@@ -224,7 +241,7 @@ class Kitchen:
     def _on_status(self, _change: StatusChange) -> None:
         self._wake.set()
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _send(self, msg: KitchenMessage) -> None:
         with self._send_lock:
             if self._stop.is_set():
                 return
@@ -247,8 +264,8 @@ class Kitchen:
                         "type": "opened",
                         "model_id": widget.model_id,
                         "title": widget.title,
-                        "kind": data.get("kind"),
-                        "id": data.get("id"),
+                        "kind": str(data.get("kind")),
+                        "id": str(data.get("id")),
                     }
                 )
             elif kind == "close":

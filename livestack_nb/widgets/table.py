@@ -9,6 +9,7 @@ import traitlets
 
 from ..stream import DataStream
 from ._format import Cell, cell_text, cells, columns_of, field, fmt_time, table_html
+from ._messages import TableMessage, TableReset, TableRows
 from ._streamed import Raw, StreamWidget, at_least_one
 
 __all__ = ["StreamTable"]
@@ -117,24 +118,34 @@ class StreamTable(StreamWidget):
         self._window.extend(rows)
         self._unsent.extend(rows)
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> TableReset:
         self._advance()
         self._unsent.clear()
         self._columns_sent = self.columns
         return {
+            "type": "reset",
             "columns": self.columns,
             "rows": list(self._window),
             "folded": self._last_folded,
             **self._header(),
         }
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> TableMessage | None:
         if self._by is not None:  # rows change in place: the table is sent whole (max_rows keys)
-            return {"type": "reset", **self._reset()}
+            return self._reset()
         self._advance()
         rows = list(self._unsent)
         self._unsent.clear()
-        msg: dict[str, Any] = {"type": "rows", "rows": rows, "folded": self._last_folded, **self._header()}
+        h = self._header()
+        msg: TableRows = {
+            "type": "rows",
+            "rows": rows,
+            "folded": self._last_folded,
+            "count": h["count"],
+            "rate": h["rate"],
+            "ended": h["ended"],
+            "error": h["error"],
+        }
         if self.columns != self._columns_sent:
             self._columns_sent = msg["columns"] = self.columns
         return msg
