@@ -108,6 +108,7 @@ def test_a_job_fed_per_value_and_in_batches_runs_on_the_worker(open_env, serve):
     assert [s.value for s, _ in job.statuses] == ["requested", "running", "completed"]
     wait_until(lambda: worker.completed == 1, timeout=10)
     assert [j.status for j in client.jobs()] == ["completed"]
+    wait_until(lambda: client.vault.pending("slow_square") == {}, timeout=10)  # acknowledged
 
 
 def test_a_processor_spec_and_a_failure_come_back_to_the_client(open_env, serve):
@@ -156,6 +157,9 @@ def test_a_malformed_message_is_rejected_and_the_worker_goes_on(open_env, serve)
     job.end()
     assert job.result(timeout=20) == ["A", "B"]
     wait_until(lambda: worker.rejected == 2, timeout=10)
+    reasons = [r["reason"] for r in vault.rejected()]
+    assert reasons == ["it has no 'job' field", "no job 'no-such-job' is recorded"]
+    wait_until(lambda: vault.pending("shout") == {}, timeout=10)  # the rejected ones acknowledged too
 
 
 def test_a_job_whose_worker_went_silent_is_taken_over_and_run_once_more(open_env, serve):
@@ -226,5 +230,6 @@ def test_a_second_client_feeds_and_reads_the_same_job(open_env, serve):
     other.end()
     assert sorted(job.result(timeout=20)) == ["A", "B", "C"]
     assert sorted(other.result(timeout=20)) == ["A", "B", "C"]
+    assert first.vault.ended(job.input().stream.stream_id)  # the input ended for everyone
     with pytest.raises(ls.JobClosedError):
-        job.feed("d")  # the input ended for everyone
+        other.feed("d")

@@ -132,16 +132,6 @@ class MemoryQueueServer:
         """A vault on this server (one per env, as one Redis connection per process)."""
         return MemoryQueueVault(self)
 
-    def pending_of(self, spec: str) -> dict[str, int]:
-        """Messages of ``spec`` delivered and not yet acknowledged, per consumer."""
-        with self.lock:
-            out: dict[str, int] = {}
-            for mid, (s, _) in self.messages.items():
-                p = self.pending.get(mid)
-                if s == spec and p is not None:
-                    out[p[0]] = out.get(p[0], 0) + 1
-            return out
-
 
 class MemoryQueueVault(Vault):
     """One env's vault on a :class:`MemoryQueueServer` (see the module docstring)."""
@@ -448,6 +438,22 @@ class MemoryQueueVault(Vault):
                 {"spec": spec, "message_id": message_id, "reason": reason, "worker": consumer}
             )
         self.ack(spec, [message_id])
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The malformed queue messages reported so far, oldest first (as the Redis vault's)."""
+        with self.server.lock:
+            return list(self.server.rejected)
+
+    def pending(self, spec: str) -> dict[str, int]:
+        """Messages of ``spec`` delivered and not yet acknowledged, per consumer (as the Redis
+        vault's)."""
+        srv = self.server
+        with srv.lock:
+            out: dict[str, int] = {}
+            for mid, p in srv.pending.items():
+                if srv.messages[mid][0] == spec:
+                    out[p[0]] = out.get(p[0], 0) + 1
+            return out
 
     def put_message(self, spec: str, fields: Mapping[str, str]) -> str:
         """Put a raw message on ``spec``'s queue (a test's malformed one); returns its id."""
