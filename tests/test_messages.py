@@ -279,3 +279,38 @@ def test_every_message_the_widgets_send_is_one_they_declare(comms, env):
     wait_until(all_kinds, timeout=10, message="a reset and a change from every widget")
     assert seen[table] == {"TableReset", "TableRows"} and seen[plot] == {"PlotReset", "PlotPoints"}
     assert seen[graph] == {"GraphReset", "GraphState"} and seen[panel] == {"PanelReset", "PanelState"}
+
+
+def test_a_stepped_runs_graph_and_table_send_what_they_declare_and_take_what_the_browser_sends(comms, env):
+    from test_stage_widgets import pizzeria
+
+    run = pizzeria().start(step=True)
+    graph = lw.FlowGraph(run)
+    table = lw.StreamTable(run.output("boxes"))
+    graph.comm.hello()
+    table.comm.hello()
+    run.input("orders").feed("margherita")
+    # what the browser sends, as the front end builds it: each is one of BrowserMessage
+    step: _messages.StageStep = {"type": "step"}
+    for request in (step, {"type": "play", "interval": 0.0}):
+        assert _conforms(request, _messages.BrowserMessage)
+        graph.comm.front(request)
+    run.input("orders").end()
+    run.wait(timeout=10)
+    boxed = run.output("boxes").datapoints()[0]
+    show: dict[str, Any] = {"type": "journey", "datapoint": boxed.id}
+    row: dict[str, Any] = {"type": "journey", "seq": "0"}
+    assert _conforms(show, _messages.BrowserMessage) == "ShowJourney"
+    assert _conforms(row, _messages.BrowserMessage) == "TableJourney"
+    graph.comm.front(show)
+    table.comm.front(row)
+    seen: set[str] = set()
+
+    def all_kinds() -> bool:
+        seen.update(_conforms(m, _messages.GraphMessage) for m in graph.comm.custom())
+        return {"GraphReset", "GraphHops", "GraphJourney"} <= seen
+
+    wait_until(all_kinds, timeout=10, message="a reset with its stage, hops and a journey")
+    reset = next(m for m in graph.comm.custom() if m["type"] == "reset")
+    assert _is(reset["stage"], _messages.GraphStage)
+    assert {_conforms(m, _messages.TableMessage) for m in table.comm.custom()} >= {"TableReset"}

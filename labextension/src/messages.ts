@@ -44,6 +44,7 @@ export type TableReset = {
   columns: string[];
   rows: (string | MediaCell)[][];
   folded: number;
+  journeys: boolean;
   count: number;
   rate: number;
   ended: boolean;
@@ -55,6 +56,7 @@ export type TableRows = {
   type: 'rows';
   rows: (string | MediaCell)[][];
   folded: number;
+  journeys: boolean;
   count: number;
   rate: number;
   ended: boolean;
@@ -63,6 +65,12 @@ export type TableRows = {
 };
 
 export type TableMessage = TableReset | TableRows;
+
+/** A row chosen in a table of a stepped run's stream: its journey (its # as text; null clears). */
+export type TableJourney = {
+  type: 'journey';
+  seq: string | null;
+};
 
 // -- StreamPlot -----------------------------------------------------------------------
 
@@ -103,11 +111,70 @@ export type GraphEdgeState = {
   rate: number;
 };
 
+/** One hop of a stepped run: a value that went along an edge. */
+export type Hop = {
+  index: number;
+  edge: string;
+  source: string | null;
+  source_tag: string;
+  target: string | null;
+  target_tag: string;
+  datapoint: string;
+  text: string;
+  /** inside a nested flow: the nested node's label ("outer.inner" deeper); "" for this flow */
+  scope: string;
+  failed: boolean;
+};
+
+export type Stop = {
+  datapoint: string;
+  stream: string;
+  node: string | null;
+  /** "outside input", the node that made it, "into <node>", "outside output" */
+  where: string;
+  job: string | null;
+  text: string;
+  edges: string[];
+};
+
+export type Journey = {
+  datapoint: string;
+  stops: Stop[];
+  error?: string;
+};
+
+/** What the kernel says about the run's stage (with each "hops" message). */
+export type StageHeader = {
+  playing: boolean;
+  interval: number;
+  waiting: Hop[];
+  n_waiting: number;
+  released: number;
+  at_work: string | null;
+  note: string;
+};
+
+/** The stage of a stepped run, whole: its header, the recent hops, the journey shown. */
+export type GraphStage = {
+  stepping: boolean;
+  hops: Hop[];
+  journey: Journey | null;
+  playing: boolean;
+  interval: number;
+  waiting: Hop[];
+  n_waiting: number;
+  released: number;
+  at_work: string | null;
+  note: string;
+};
+
+/** The whole state; `stage` for the graph of a stepped run. */
 export type GraphReset = {
   type: 'reset';
   nodes: Record<string, GraphNodeState>;
   edges: Record<string, GraphEdgeState>;
   status: string;
+  stage?: GraphStage;
 };
 
 /** The nodes and edges whose state changed, and the run's status. */
@@ -118,7 +185,52 @@ export type GraphState = {
   status: string;
 };
 
-export type GraphMessage = GraphReset | GraphState;
+/** A "state" of a stepped run, with the hops released since the last message and the header. */
+export type GraphHops = {
+  type: 'hops';
+  nodes: Record<string, GraphNodeState>;
+  edges: Record<string, GraphEdgeState>;
+  status: string;
+  hops: Hop[];
+  folded: number;
+  playing: boolean;
+  interval: number;
+  waiting: Hop[];
+  n_waiting: number;
+  released: number;
+  at_work: string | null;
+  note: string;
+};
+
+/** The journey now shown (null: none). */
+export type GraphJourney = {
+  type: 'journey';
+  journey: Journey | null;
+};
+
+export type GraphMessage = GraphReset | GraphState | GraphHops | GraphJourney;
+
+/** The stage's buttons. */
+export type StageStep = {
+  type: 'step';
+};
+
+export type StagePlay = {
+  type: 'play';
+  interval: number;
+};
+
+export type StagePause = {
+  type: 'pause';
+};
+
+/** A dot clicked: show its datapoint's journey (null clears it). */
+export type ShowJourney = {
+  type: 'journey';
+  datapoint: string | null;
+};
+
+export type StageRequest = StageStep | StagePlay | StagePause | ShowJourney;
 
 // -- JobPanel -------------------------------------------------------------------------
 
@@ -252,4 +364,4 @@ export type KitchenRequest = KitchenCancel | KitchenOpen | KitchenClose | Kitche
 export type KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | KitchenMessage;
 
 /** What a browser sends. */
-export type BrowserMessage = Hello | CancelFeed | KitchenRequest;
+export type BrowserMessage = Hello | CancelFeed | TableJourney | StageRequest | KitchenRequest;

@@ -4,9 +4,12 @@
  * in the cell's tooltip. Images and audio come as their bytes (base64, with
  * the type the kernel read from their magic number): the view builds an
  * <img> or <audio> from a Blob of those bytes, never from an HTML string.
+ * A table of a stepped run's stream (the kernel says "journeys") has
+ * clickable rows: a click asks the kernel for that datapoint's journey,
+ * which the run's flow graph draws ({type: 'journey', seq}).
  */
 import { LiveModel, LiveView, el, fmtRate } from './base';
-import { MediaCell, TableMessage, TableReset, TableRows } from './messages';
+import { MediaCell, TableJourney, TableMessage, TableReset, TableRows } from './messages';
 
 export type { MediaCell } from './messages';
 
@@ -36,6 +39,7 @@ export class StreamTableModel extends LiveModel<TableMessage> {
   folded = 0;
   ended = false;
   error = '';
+  journeys = false;
 
   defaults(): any {
     return {
@@ -65,6 +69,7 @@ export class StreamTableModel extends LiveModel<TableMessage> {
     this.folded = msg.folded;
     this.ended = msg.ended;
     this.error = msg.error;
+    this.journeys = msg.journeys;
   }
 
   applyReset(msg: TableReset): void {
@@ -86,6 +91,7 @@ export class StreamTableView extends LiveView {
   private tbody!: HTMLTableSectionElement;
   private shownColumns = '';
   private media = new Map<MediaCell, { el: HTMLElement; url: string }>();
+  private chosen = '';
 
   build(): void {
     this.el.classList.add('lsnb-table');
@@ -118,6 +124,7 @@ export class StreamTableView extends LiveView {
     }
     this.head.textContent = parts.join(' · ');
     this.el.classList.toggle('lsnb-failed', !!m.error);
+    this.el.classList.toggle('lsnb-journeys', m.journeys);
 
     const key = JSON.stringify(m.columns);
     if (key !== this.shownColumns) {
@@ -134,6 +141,18 @@ export class StreamTableView extends LiveView {
     for (let i = m.rows.length - 1; i >= 0; i--) {
       const tr = el('tr');
       const row = m.rows[i];
+      if (m.journeys) {
+        const seq = String(row[0]);
+        tr.dataset.seq = seq;
+        tr.title = 'show the journey of this datapoint on the flow graph';
+        tr.classList.toggle('lsnb-selected', seq === this.chosen);
+        tr.addEventListener('click', () => {
+          this.chosen = this.chosen === seq ? '' : seq;
+          const request: TableJourney = { type: 'journey', seq: this.chosen || null };
+          this.model.send(request, {});
+          this.schedule();
+        });
+      }
       // rows made before a new column appeared have fewer cells
       for (let j = 0; j < Math.max(row.length, m.columns.length); j++) {
         const td = el('td');

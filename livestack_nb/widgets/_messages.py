@@ -17,11 +17,16 @@ __all__ = [
     "CancelFeed",
     "FeedProgress",
     "GraphEdgeState",
+    "GraphHops",
+    "GraphJourney",
     "GraphMessage",
     "GraphNodeState",
     "GraphReset",
+    "GraphStage",
     "GraphState",
     "Hello",
+    "Hop",
+    "Journey",
     "KernelMessage",
     "KitchenCancel",
     "KitchenClose",
@@ -44,6 +49,14 @@ __all__ = [
     "PlotMessage",
     "PlotPoints",
     "PlotReset",
+    "ShowJourney",
+    "StageHeader",
+    "StagePause",
+    "StagePlay",
+    "StageRequest",
+    "StageStep",
+    "Stop",
+    "TableJourney",
     "TableMessage",
     "TableReset",
     "TableRows",
@@ -88,6 +101,7 @@ class TableReset(TypedDict):
     columns: list[str]
     rows: list[list[str | MediaCell]]
     folded: int
+    journeys: bool
     count: int
     rate: float
     ended: bool
@@ -98,6 +112,7 @@ class _TableRows(TypedDict):
     type: Literal["rows"]
     rows: list[list[str | MediaCell]]
     folded: int
+    journeys: bool
     count: int
     rate: float
     ended: bool
@@ -111,6 +126,14 @@ class TableRows(_TableRows, total=False):
 
 
 TableMessage = TableReset | TableRows
+
+
+class TableJourney(TypedDict):
+    """A row chosen in a table of a stepped run's stream: its journey (its # as text; None clears)."""
+
+    type: Literal["journey"]
+    seq: str | None
+
 
 # -- StreamPlot -------------------------------------------------------------------------
 
@@ -157,11 +180,78 @@ class GraphEdgeState(TypedDict):
     rate: float
 
 
-class GraphReset(TypedDict):
+class Hop(TypedDict):
+    """One hop of a stepped run: a value that went along an edge (``_stage.hop_dict``)."""
+
+    index: int
+    edge: str
+    source: str | None
+    source_tag: str
+    target: str | None
+    target_tag: str
+    datapoint: str
+    text: str
+    scope: str
+    failed: bool
+
+
+class Stop(TypedDict):
+    datapoint: str
+    stream: str
+    node: str | None
+    where: str
+    job: str | None
+    text: str
+    edges: list[str]
+
+
+class _Journey(TypedDict):
+    datapoint: str
+    stops: list[Stop]
+
+
+class Journey(_Journey, total=False):
+    error: str
+
+
+class StageHeader(TypedDict):
+    """What the kernel says about the run's stage (with each ``hops`` message)."""
+
+    playing: bool
+    interval: float
+    waiting: list[Hop]
+    n_waiting: int
+    released: int
+    at_work: str | None
+    note: str
+
+
+class GraphStage(TypedDict):
+    """The stage of a stepped run, whole: its header, the recent hops, the journey shown."""
+
+    stepping: bool
+    hops: list[Hop]
+    journey: Journey | None
+    playing: bool
+    interval: float
+    waiting: list[Hop]
+    n_waiting: int
+    released: int
+    at_work: str | None
+    note: str
+
+
+class _GraphReset(TypedDict):
     type: Literal["reset"]
     nodes: dict[str, GraphNodeState]
     edges: dict[str, GraphEdgeState]
     status: str
+
+
+class GraphReset(_GraphReset, total=False):
+    """The whole state; ``stage`` for the graph of a stepped run."""
+
+    stage: GraphStage
 
 
 class GraphState(TypedDict):
@@ -173,7 +263,57 @@ class GraphState(TypedDict):
     status: str
 
 
-GraphMessage = GraphReset | GraphState
+class GraphHops(TypedDict):
+    """A ``state`` of a stepped run, with the hops released since the last message and the header."""
+
+    type: Literal["hops"]
+    nodes: dict[str, GraphNodeState]
+    edges: dict[str, GraphEdgeState]
+    status: str
+    hops: list[Hop]
+    folded: int
+    playing: bool
+    interval: float
+    waiting: list[Hop]
+    n_waiting: int
+    released: int
+    at_work: str | None
+    note: str
+
+
+class GraphJourney(TypedDict):
+    """The journey now shown (None: none)."""
+
+    type: Literal["journey"]
+    journey: Journey | None
+
+
+GraphMessage = GraphReset | GraphState | GraphHops | GraphJourney
+
+
+class StageStep(TypedDict):
+    """The stage's buttons."""
+
+    type: Literal["step"]
+
+
+class StagePlay(TypedDict):
+    type: Literal["play"]
+    interval: float
+
+
+class StagePause(TypedDict):
+    type: Literal["pause"]
+
+
+class ShowJourney(TypedDict):
+    """A dot clicked: show its datapoint's journey (None clears it)."""
+
+    type: Literal["journey"]
+    datapoint: str | None
+
+
+StageRequest = StageStep | StagePlay | StagePause | ShowJourney
 
 # -- JobPanel ---------------------------------------------------------------------------
 
@@ -314,5 +454,5 @@ KitchenRequest = KitchenCancel | KitchenOpen | KitchenClose | KitchenRefresh
 KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | KitchenMessage
 """What a kernel sends."""
 
-BrowserMessage = Hello | CancelFeed | KitchenRequest
+BrowserMessage = Hello | CancelFeed | TableJourney | StageRequest | KitchenRequest
 """What a browser sends."""
