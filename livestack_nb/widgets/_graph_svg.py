@@ -161,12 +161,15 @@ def _arrows(lay: Layout, labels: dict[str, str], lit: set[str] | None = None) ->
     return lines + heads + texts
 
 
-def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> list[str]:
+def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> tuple[list[str], float]:
     """The last value that hopped along each edge, a dot near its arrow's tip; on a
-    journey's edges the value of the stop that travelled it."""
+    journey's edges the value of the stop that travelled it. Also returns the
+    leftmost x its labels reach: a label left of a narrow column runs past the
+    layout's edge, and the drawing widens to keep it whole."""
     last: dict[str, str] = {h["edge"]: h["text"] for h in hops if not h.get("scope")}
     last.update(stops)
     parts = []
+    left = 0.0
     for route in lay.routes:
         label = last.get(route.edge.id)
         if label is None:
@@ -174,6 +177,8 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
         (x, y), (dx, dy) = route.tip, route.direction
         cx, cy = x - 16 * dx, y - 16 * dy
         across = abs(dx) >= abs(dy)
+        shown = truncate(label, DOT_TEXT)
+        left = min(left, (cx + 4 if across else cx - 9) - text_width(shown, 10))
         parts.append(
             el(
                 "g",
@@ -184,7 +189,7 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
                 text(
                     cx + 4 if across else cx - 9,
                     cy + 15 if across else cy + 4,
-                    truncate(label, DOT_TEXT),
+                    shown,
                     text_anchor="end",
                     font_size=10,
                     fill=DOT,
@@ -194,7 +199,7 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
                 ),
             )
         )
-    return parts
+    return parts, left
 
 
 def graph_svg(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
@@ -231,7 +236,12 @@ def graph_svg(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
         )
     for p in shape["ports"]:
         parts.append(_port(p, edge_st.get(p["id"]), lay.boxes[p["id"]]))
-    parts += _dots(lay, state.get("hops", []), stops)
+    dots, left = _dots(lay, state.get("hops", []), stops)
+    parts += dots
+    if left < 0:
+        shift = 4 - left
+        parts = [el("g", {"transform": f"translate({shift:.1f},0)"}, *parts)]
+        return svg_root(lay.width + shift, lay.height, *parts, max_width=MAX_WIDTH)
     return svg_root(lay.width, lay.height, *parts, max_width=MAX_WIDTH)
 
 
