@@ -24,6 +24,7 @@ from .errors import DataValidationError, LivestackError
 from .graph import Graph
 from .job import JobHost, JobStatus, LiveJob
 from .spec import JobSpec, TagType, declared_spec
+from .status_feed import StatusChange, StatusFeed
 from .storage import StorageProvider
 from .stream import Activity, DataStream, Flusher
 from .vault.base import (
@@ -62,9 +63,11 @@ class _JobHost:
         self._env = env
 
     def status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        env = self._env
+        if env.status_feed:
+            env.status_feed.publish(StatusChange(job.job_id, job.spec.name, job.parent_id, status.value))
         if job._life.stored or job._life.detached:
             return  # only the process running a job appends its statuses
-        env = self._env
         detail = job._life.traceback if status is JobStatus.FAILED else None
         env.vault.add_status(StatusRecord(job.job_id, status.value, time.time(), detail))
         if status.done and env._durable:
@@ -101,6 +104,7 @@ class EnvJobs:
     large_value_threshold: int
     keep_jobs: int | None
     job_host: JobHost
+    status_feed: StatusFeed
     _durable: bool
     _flusher: Flusher
     _lock: threading.RLock
@@ -142,10 +146,12 @@ class EnvJobs:
             flusher=self._flusher,
         )
         if self._durable and durable:
-            self._attach_archive(stream, record=True)
+            self.attach_archive(stream, record=True)
         return stream
 
-    def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
+    def attach_archive(self, stream: DataStream, *, record: bool) -> None:
+        """Let ``stream`` read back from the vault what its memory let go of, and, with
+        ``record``, write what it takes through to the vault."""
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
 
         def archive(start: int, stop: int) -> Iterator[BatchRecord]:
@@ -328,7 +334,7 @@ class EnvJobs:
         ):
             # A queued job that has not ended: its input is read from the vault,
             # so this process can feed it, and follow its outputs live.
-            from .remote import reattach_remote
+            from ._queued import reattach_remote
 
             job = reattach_remote(cast("LiveEnv", self), spec, options, record)
             with self._lock:
@@ -341,7 +347,7 @@ class EnvJobs:
             stream = DataStream(
                 sid, tag, tp, history=self.history, storage=self.storage, large_value_threshold=None
             )
-            self._attach_archive(stream, record=False)
+            self.attach_archive(stream, record=False)
             count = self.vault.count(sid)
             stream.restore(
                 count, self.vault.batches(sid, max(0, count - self.history), count, stream.type.tp)
@@ -366,7 +372,7 @@ class EnvJobs:
         job._life.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
-    def _forget(self, job: LiveJob) -> None:
+    def forget_job(self, job: LiveJob) -> None:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:

@@ -450,7 +450,7 @@ class SessionWindows(_ByTime):
         return sum(len(s) for s in self.open.values())
 
 
-class _TimeOf:
+class TimeOf:
     """Reads a value's event time as seconds, and gives a window's bounds back in the
     type the values had (a ``datetime`` in the same zone, or a number)."""
 

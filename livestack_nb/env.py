@@ -29,14 +29,15 @@ from .job import JobHandle, JobHost, LiveJob
 from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType
+from .status_feed import StatusFeed
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, Datapoint, DataStream, Flusher
 from .vault.base import (
     JobRecord,
     ValidationFailureRecord,
     Vault,
-    open_vault,
 )
+from .vault.open import open_vault
 from .worker import LiveWorker
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ class LiveEnv(EnvJobs):
         self.name = f"{project_id}-{next(_names)}"
         self._runtime = Runtime(self.name)
         self._flusher = Flusher(self.name)  # pushes what per-value calls buffered, on a deadline
+        self.status_feed = StatusFeed()  # every job's status changes, for the widgets to follow
         self._lock = threading.RLock()
         self._specs: dict[str, JobSpec] = {}
         self._workers: dict[str, LiveWorker] = {}
@@ -209,7 +211,8 @@ class LiveEnv(EnvJobs):
             jobs = list(self._jobs.values())
         return [JobHandle(j) for j in jobs]
 
-    def _worker_for(self, spec: JobSpec) -> LiveWorker:
+    def worker_for(self, spec: JobSpec) -> LiveWorker:
+        """The in-process worker of ``spec`` (started on first use)."""
         d = spec.worker_def
         if d is None:
             raise LivestackError(
@@ -392,10 +395,10 @@ class LiveEnv(EnvJobs):
                     f"env {self.name!r} has autostart=False: its jobs run in worker processes, "
                     f"one spec at a time; a flow (here {spec.name!r} in one) needs autostart=True"
                 )
-            from .remote import prepare_remote
+            from ._queued import prepare_remote
 
             return prepare_remote(self, spec, opts, job_id=job_id, parent_id=parent_id)
-        worker = self._worker_for(spec)
+        worker = self.worker_for(spec)
         job = self.make_job(
             spec,
             opts,
@@ -443,11 +446,11 @@ class LiveEnv(EnvJobs):
         if not self._durable:
             return
         if vault.queues:
-            from .remote import share_named
+            from ._queued import share_named
 
             share_named(self, named)
             return
-        self._attach_archive(named, record=True)
+        self.attach_archive(named, record=True)
         count = vault.count(sid)
         if count:
             named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))

@@ -50,7 +50,7 @@ from .errors import JobClosedError
 from .reading import StreamReader
 from .storage import StorageProvider
 
-__all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
+__all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now", "set_clock"]
 
 # Defined in private modules, named by their public path: what IPython's display
 # hooks (registered by module and class name), pickles, reprs and docs see.
@@ -73,6 +73,13 @@ _ident = threading.get_ident
 def now() -> float:
     """The time stamped on datapoints and statuses (``testing.virtual_clock`` replaces it)."""
     return _clock()
+
+
+def set_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    """Stamp with ``clock`` from now on; returns the clock it replaces (``testing.virtual_clock``)."""
+    global _clock
+    previous, _clock = _clock, clock
+    return previous
 
 
 class DataStream(Reads):

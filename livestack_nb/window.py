@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
-from ._windows import CountWindows, Engine, SessionWindows, TimeWindows, _TimeOf, projection
+from ._windows import CountWindows, Engine, SessionWindows, TimeOf, TimeWindows, projection
 from .agg import Agg, as_agg
 from .errors import LivestackError
 from .keys import Keyed, field_getter
@@ -171,7 +171,8 @@ class WindowSpec(JobSpec):
         assert shape.gap is not None
         return SessionWindows(self.aggs, shape.gap, shape.lateness)
 
-    def _count(self, values: int, windows: int, late: int, open_delta: int) -> None:
+    def record_counts(self, values: int, windows: int, late: int, open_delta: int) -> None:
+        """Add to :attr:`stats` what a job of this spec just did (called by the engines)."""
         with self._stats_lock:
             s = self.stats
             s.values += values
@@ -343,7 +344,7 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
     late_port = job.output("late") if "late" in spec.out_tags else None
     processing = shape.time is None and shape.gap_count is None and shape.count is None
     event_time = spec.time_fn or (field_getter(shape.time, spec.name) if shape.time else None)
-    times = _TimeOf(event_time, spec.name) if event_time is not None else None
+    times = TimeOf(event_time, spec.name) if event_time is not None else None
     arrivals = 0
     opened = 0
     late_seen = [0]
@@ -391,7 +392,7 @@ def _flush(
     engine: Engine,
     out: Any,
     late_port: Any,
-    times: _TimeOf | None,
+    times: TimeOf | None,
     n: int,
     opened: int,
     late_seen: list[int],
@@ -401,7 +402,7 @@ def _flush(
     rows, late = engine.out, engine.late
     engine.out, engine.late = [], []
     now_open = engine.open_windows
-    spec._count(n, len(rows), len(late), now_open - opened)
+    spec.record_counts(n, len(rows), len(late), now_open - opened)
     if late:
         for v in late[: max(0, LOGGED_LATE - late_seen[0])]:
             job.logger.warning("late value (its windows had closed): %.200r", v)

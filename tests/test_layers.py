@@ -35,10 +35,11 @@ LAYERS: list[tuple[str, set[str]]] = [
             "agg",
             "_windows",
             "feeding",
+            "status_feed",
             "vault.",
         },
     ),
-    ("spec", {"spec", "_describe", "_workerdef", "dead_letter", "operator"}),
+    ("spec", {"spec", "_describe", "_workerdef", "dead_letter", "operator", "rx_operator"}),
     (
         "stream/job",
         {
@@ -66,9 +67,9 @@ LAYERS: list[tuple[str, set[str]]] = [
         "worker/flow",
         {"worker", "_retry", "_pool", "_inline", "flow", "_flowrun", "attempts", "window", "_frames"},
     ),
-    ("env", {"env", "_jobs", "_stepstart", "testing"}),
-    ("remote/cli", {"remote", "cli"}),
-    ("widgets", {"widgets.", "__init__", "__main__"}),
+    ("env", {"env", "_jobs", "_stepstart", "_queued", "relay", "testing"}),
+    ("remote/cli", {"remote", "queue_worker", "cli"}),
+    ("widgets", {"widgets.", "_kernel", "_displayed", "__init__", "__main__"}),
 ]
 
 
