@@ -319,11 +319,9 @@ class FlowGraph(LiveWidget):
             targets[p["id"]] = p["node"] if p["direction"] == "in" else None
         self._stage = Stage(handle, self._changed, by_stream, targets)
         self._stage_sent = {}
-        from .table import StreamTable
-
         for w in live_widgets():  # tables of the run's streams: their rows now show journeys
             stream = getattr(w, "stream", None)  # (none yet on a table still being made)
-            if isinstance(w, StreamTable) and stream is not None and stream.stream_id in by_stream:
+            if getattr(w, "shows_journeys", False) and stream is not None and stream.stream_id in by_stream:
                 w._changed()
 
     def _end_stage(self) -> None:

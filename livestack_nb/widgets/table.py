@@ -52,6 +52,7 @@ class StreamTable(StreamWidget):
     >>> StreamTable(p95.output(), by="key")  # doctest: +SKIP
     """
 
+    shows_journeys = True  # its rows show a datapoint's journey on a stepped run's graph
     _model_name = traitlets.Unicode("StreamTableModel").tag(sync=True)
     _view_name = traitlets.Unicode("StreamTableView").tag(sync=True)
     max_rows = traitlets.Int(20).tag(sync=True)
@@ -162,10 +163,11 @@ class StreamTable(StreamWidget):
 
     def _stages(self) -> list[Any]:
         """The shown graphs of stepped runs that carry this stream (where a row's journey goes)."""
-        from .graph import FlowGraph
-
         sid = self.stream.stream_id
-        return [w for w in live_widgets() if isinstance(w, FlowGraph) and w.knows_stream(sid)]
+        # (a FlowGraph, told by what it can do: graph.py and this module do not import each other)
+        return [
+            w for w in live_widgets() if callable(getattr(w, "knows_stream", None)) and w.knows_stream(sid)
+        ]
 
     def show_journey(self, seq: int) -> list[dict[str, Any] | None]:
         """Show the journey of this stream's datapoint ``seq`` (a row's ``#``) on every
