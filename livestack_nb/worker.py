@@ -33,6 +33,7 @@ from ._interrupt import held_interrupts
 from .dead_letter import ERRORS, check_on_error
 from .errors import DataValidationError, JobCancelled, LivestackError
 from .job import MAX_BACKLOG, Inbox, LiveJob, may_wait_for_room
+from .slots import Slots
 from .spec import DEFAULT, JobSpec, describe_processor
 from .stream import MAX_CHUNK, Chunk
 
@@ -200,6 +201,8 @@ class LiveWorker:
         self._busy: dict[LiveJob, float] = {}  # cancelled, processor still running: since when
         self._accepting = True
         self._semaphore: asyncio.Semaphore | None = None
+        # Map and flat-map jobs hold one from launch to end (see livestack_nb.slots).
+        self.slots = Slots(definition.concurrency)
 
     # -- setting jobs up ------------------------------------------------------
 
@@ -230,6 +233,7 @@ class LiveWorker:
     def _job_done(self, job: LiveJob) -> None:
         with self._jobs_lock:
             self._jobs.discard(job)
+        self.slots.release(job)
         st = job.status.value
         if st == "completed":
             self.stats.jobs_completed += 1
@@ -620,7 +624,8 @@ class _InlineRunner:
                 self.activity.done(n)
 
     def launch(self) -> None:
-        if not self.worker._started(self.job):
+        """Start running once a slot holds the job (called again when one frees, if none is free)."""
+        if not self.worker.slots.take(self.job, self.launch) or not self.worker._started(self.job):
             return
         with self._mutex:
             if not self.pending:
