@@ -120,6 +120,7 @@ class JobTimeline(LiveWidget):
         self._sent: dict[str, dict[str, Any]] = {}
         self._sent_groups: list[dict[str, Any]] = []
         self._dropped: list[str] = []  # ids left out since the last message (max_jobs)
+        self._left_out: set[str] = set()
         self._hidden = 0
         super().__init__(title=title or f"timeline of {name}")
         self._dirty = True
@@ -159,7 +160,7 @@ class JobTimeline(LiveWidget):
 
     def _add(self, jobs: list[JobHandle]) -> None:
         for job in jobs:
-            if job.job_id not in self._jobs:
+            if job.job_id not in self._jobs and job.job_id not in self._left_out:
                 self._jobs[job.job_id] = job
         while len(self._jobs) > self.max_jobs:
             oldest = next(iter(self._jobs))
@@ -167,7 +168,10 @@ class JobTimeline(LiveWidget):
             self._rows.pop(oldest, None)
             self._sent.pop(oldest, None)
             self._dropped.append(oldest)
+            self._left_out.add(oldest)
             self._hidden += 1
+        # Remembered while the env still holds them (so they are not taken in again), no longer.
+        self._left_out &= {j.job_id for j in jobs}
 
     # -- state ----------------------------------------------------------------------
 
