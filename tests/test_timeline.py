@@ -310,6 +310,18 @@ def test_a_spec_timeline_follows_new_jobs_and_a_run_timeline_shows_its_nodes(com
     assert of_run.title == f"timeline of kitchen_line {run.job_id}"
 
 
+def test_a_list_of_specs_shares_one_time_axis_in_the_order_given(comms, env):
+    one, four = _cooks()
+    timeline = lw.JobTimeline([four, one])
+    assert timeline.title == "timeline of specs four_cooks, one_cook"
+    _serve(one, ["a", "b"])
+    _serve(four, ["a", "b"])
+    ls.JobSpec("elsewhere", input=str, output=str).define_worker(str.upper)
+    st = timeline.state()
+    assert [g["name"] for g in st["groups"]] == ["four_cooks", "one_cook"]
+    assert len(st["jobs"]) == 4
+
+
 def test_a_failed_jobs_error_is_in_its_tooltip_as_text(comms, env):
     one, _ = _cooks(fail=HOSTILE)
     timeline = lw.JobTimeline(one)
@@ -391,9 +403,14 @@ def test_max_jobs_leaves_the_oldest_out_and_says_so(comms, env):
 
 
 def test_bad_targets_and_options_are_refused_by_name(comms, env):
-    with pytest.raises(TypeError, match=r"JobTimeline shows a JobSpec, a JobHandle or a LiveEnv, not int"):
+    shows = r"JobTimeline shows a JobSpec \(or a list of them\), a JobHandle or a LiveEnv, not "
+    with pytest.raises(TypeError, match=shows + "int"):
         lw.JobTimeline(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=shows + r"list \(an empty list\)"):
+        lw.JobTimeline([])
     _, four = _cooks()
+    with pytest.raises(TypeError, match=shows + "list"):
+        lw.JobTimeline([four, "one_cook"])  # type: ignore[list-item]
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ls.LivestackError, match=r"JobTimeline: max_jobs must be an int >= 1"):
             lw.JobTimeline(four, max_jobs=bad)  # type: ignore[arg-type]

@@ -209,7 +209,9 @@ export class JobTimelineView extends LiveView {
       return [label(12, 24, 'no jobs yet', { 'font-size': 12 })];
     }
     const t0 = Math.min(...rows.map(r => r.requested));
-    const t1 = Math.max(now, ...rows.map(r => r.end ?? -Infinity));
+    const ends = rows.filter(r => r.end !== null).map(r => r.end as number);
+    // While a job runs or waits the chart reaches to now; after, to the last end.
+    const t1 = ends.length < rows.length ? now : Math.max(...ends);
     const span = Math.max(t1 - t0, 1e-3);
     const plotW = WIDTH - LABEL_W - RIGHT;
     const x = (t: number) => LABEL_W + ((t - t0) / span) * plotW;
@@ -234,7 +236,8 @@ export class JobTimelineView extends LiveView {
           level = base - ((WAIT_H - 4) * c) / most;
           d.push(`L ${x(t).toFixed(1)} ${level.toFixed(1)}`);
         }
-        d.push(`L ${x(now).toFixed(1)} ${level.toFixed(1)} L ${x(now).toFixed(1)} ${base} Z`);
+        const last = x(t0 + span).toFixed(1);
+        d.push(`L ${last} ${level.toFixed(1)} L ${last} ${base} Z`);
         const path = svg('path', {
           d: d.join(' '),
           fill: STATUS_COLOURS.requested[0],

@@ -62,7 +62,9 @@ def waiting_steps(rows: list[dict[str, Any]], now: float) -> list[tuple[float, i
 def _span(state: dict[str, Any]) -> tuple[float, float]:
     rows = state["jobs"]
     t0 = min(r["requested"] for r in rows)
-    t1 = max([state["now"], *(r["end"] for r in rows if r["end"] is not None)])
+    ends = [r["end"] for r in rows if r["end"] is not None]
+    # While a job runs or waits the chart reaches to now; after, to the last end.
+    t1 = state["now"] if len(ends) < len(rows) else max(ends)
     return t0, max(t1 - t0, 1e-3)
 
 
@@ -98,7 +100,8 @@ def timeline_svg(state: dict[str, Any]) -> str:
                 d.append(f"L {x(t):.1f} {level:.1f}")
                 level = base - (WAIT_H - 4) * c / most
                 d.append(f"L {x(t):.1f} {level:.1f}")
-            d.append(f"L {x(now):.1f} {level:.1f} L {x(now):.1f} {base:.1f} Z")
+            last = t0 + span
+            d.append(f"L {x(last):.1f} {level:.1f} L {x(last):.1f} {base:.1f} Z")
             fill, _ = STATUS_COLOURS["requested"]
             parts.append(
                 el(

@@ -14,6 +14,7 @@ a spec never shows more lanes than jobs it ran at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,8 @@ class JobTimeline(LiveWidget):
     ----------
     target:
         A :class:`JobSpec` (every job of it in the current env, also those
-        started later; for a :class:`Liveflow`, its runs and their jobs), a
+        started later; for a :class:`Liveflow`, its runs and their jobs) or a
+        list of specs (side by side on one time axis: one cook against four), a
         :class:`JobHandle` (that job, or a flow run and the jobs of its
         nodes) or a :class:`LiveEnv` (every job it holds, grouped by spec).
     title:
@@ -92,31 +94,43 @@ class JobTimeline(LiveWidget):
     _polled = True
 
     def __init__(
-        self, target: JobSpec | JobHandle | LiveEnv, *, title: str | None = None, max_jobs: int = MAX_JOBS
+        self,
+        target: JobSpec | Sequence[JobSpec] | JobHandle | LiveEnv,
+        *,
+        title: str | None = None,
+        max_jobs: int = MAX_JOBS,
     ) -> None:
         if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 1:
             raise LivestackError(f"JobTimeline: max_jobs must be an int >= 1, not {max_jobs!r}")
-        self._spec: str | None = None
+        self._specs: set[str] | None = None  # the names of the specs shown; None: every one
+        specs: list[JobSpec] = []
         self._root: JobHandle | None = None
         if isinstance(target, LiveEnv):
             self._env = target
             name = f"env {target.name}"
-        elif isinstance(target, JobSpec):
-            self._env = current_env()
-            self._spec = target.name
-            name = f"spec {target.name}"
         elif isinstance(target, JobHandle):
             self._env = target.env
             self._root = target
             name = f"{target.spec.name} {target.job_id}"
+        elif isinstance(target, JobSpec) or (
+            isinstance(target, (list, tuple)) and target and all(isinstance(t, JobSpec) for t in target)
+        ):
+            specs = [target] if isinstance(target, JobSpec) else list(target)
+            self._env = current_env()
+            self._specs = {s.name for s in specs}
+            name = f"spec{'s' if len(specs) > 1 else ''} {', '.join(s.name for s in specs)}"
         else:
             raise TypeError(
-                f"JobTimeline shows a JobSpec, a JobHandle or a LiveEnv, not {type(target).__name__}"
+                "JobTimeline shows a JobSpec (or a list of them), a JobHandle or a LiveEnv, "
+                f"not {type(target).__name__}{' (an empty list)' if target == [] or target == () else ''}"
             )
         self.max_jobs = max_jobs
         self._jobs: dict[str, JobHandle] = {}  # every job seen, oldest first
         self._rows: dict[str, dict[str, Any]] = {}  # job id -> what was last worked out of it
         self._groups: dict[str, _Group] = {}
+        for spec in specs if self._specs is not None else ():
+            d = spec.worker_def  # the specs' groups in the order given
+            self._groups.setdefault(spec.name, _Group(spec.name, d.concurrency if d is not None else None))
         self._sent: dict[str, dict[str, Any]] = {}
         self._sent_groups: list[dict[str, Any]] = []
         self._dropped: list[str] = []  # ids left out since the last message (max_jobs)
@@ -134,8 +148,9 @@ class JobTimeline(LiveWidget):
         elif self._env.closed:
             return
         else:
-            found = [j for j in self._env.live_jobs() if self._spec is None or j.spec.name == self._spec]
-            if self._spec is None:
+            specs = self._specs
+            found = [j for j in self._env.live_jobs() if specs is None or j.spec.name in specs]
+            if specs is None:
                 self._add(found)
                 return
         # A flow run's jobs are its nodes' (nested flows too); a race's change per value.
