@@ -119,6 +119,11 @@ export function barTip(r: JobRow, now: number): string {
   return lines.join('\n');
 }
 
+/** What a bar says: its job id without the spec's name (the group's heading has it). */
+function shortId(r: JobRow): string {
+  return r.id.startsWith(`${r.group}-`) ? r.id.slice(r.group.length + 1) : r.id;
+}
+
 /** How many jobs waited for a slot: [time, count from then on], oldest first. */
 function waitingSteps(rows: JobRow[], now: number): [number, number][] {
   const events: [number, number][] = [];
@@ -282,7 +287,7 @@ export class JobTimelineView extends LiveView {
         bar.append(tip, rect);
         if (w > 40) {
           bar.append(
-            label(a + 4, top + 12, truncate(r.id, Math.max(1, Math.floor((w - 8) / 6.6))), {
+            label(a + 4, top + 12, truncate(shortId(r), Math.max(1, Math.floor((w - 8) / 6.6))), {
               fill: r.status === 'failed' ? '#fff' : '#222'
             })
           );

@@ -15,7 +15,7 @@ from typing import Any
 from ._format import esc
 from ._svg import STATUS_COLOURS, el, nice_ticks, svg_root, text, truncate
 
-__all__ = ["bar_tip", "timeline_list", "timeline_svg", "waiting_steps"]
+__all__ = ["bar_tip", "short_id", "timeline_list", "timeline_svg", "waiting_steps"]
 
 WIDTH = 760.0  # the drawing's width in px
 LABEL_W = 130.0  # the column of group and lane names
@@ -38,6 +38,12 @@ def bar_tip(row: dict[str, Any], now: float) -> str:
     if row.get("error"):
         lines.append(row["error"])
     return "\n".join(lines)
+
+
+def short_id(row: dict[str, Any]) -> str:
+    """What a bar says: its job id without the spec's name (the group's heading has it)."""
+    prefix = f"{row['group']}-"
+    return row["id"][len(prefix) :] if row["id"].startswith(prefix) else row["id"]
 
 
 def waiting_steps(rows: list[dict[str, Any]], now: float) -> list[tuple[float, int]]:
@@ -144,7 +150,7 @@ def timeline_svg(state: dict[str, Any]) -> str:
                 label = text(
                     a + 4,
                     top + 12,
-                    truncate(r["id"], max(1, int((w - 8) / 6.6))),
+                    truncate(short_id(r), max(1, int((w - 8) / 6.6))),
                     font_size=11,
                     fill="#fff" if r["status"] == "failed" else INK,
                 )
