@@ -308,6 +308,9 @@ def test_a_spec_timeline_follows_new_jobs_and_a_run_timeline_shows_its_nodes(com
     groups = {r["group"] for r in of_run.state()["jobs"]}
     assert groups == {"kitchen_line", "one_cook", "four_cooks"}
     assert of_run.title == f"timeline of kitchen_line {run.job_id}"
+    # a flow as the spec: its runs and the jobs of their nodes
+    of_flow = lw.JobTimeline(flow)
+    assert {r["group"] for r in of_flow.state()["jobs"]} == {"kitchen_line", "one_cook", "four_cooks"}
 
 
 def test_a_list_of_specs_shares_one_time_axis_in_the_order_given(comms, env):
@@ -385,6 +388,37 @@ def test_jobs_waiting_for_a_slot_show_in_the_waiting_row(comms, env):
     for job in jobs:
         job.wait(timeout=10)
     assert [r["lane"] for r in timeline.state()["jobs"]] == [0, 0, 0]
+
+
+def test_while_only_the_time_moves_the_kernel_says_so_about_once_a_second(comms, env):
+    gate = threading.Event()
+
+    def hold(n: int) -> int:
+        gate.wait(10)
+        return n
+
+    spec = ls.JobSpec("slow_oven", input=int, output=int)
+    spec.define_worker(hold, concurrency=1)
+    timeline = lw.JobTimeline(spec)
+    timeline.comm.hello()
+    job = spec.start()
+    job.feed(1)
+    def sent() -> list[tuple[float, dict[str, Any]]]:
+        return [(t, d["content"]) for t, kind, d in list(timeline.comm.sent)
+                if kind == "comm_msg" and d and d.get("method") == "custom"]  # fmt: skip
+
+    def running_sent() -> bool:
+        return any(r["status"] == "running" for _, m in sent() for r in m.get("jobs", ()))
+
+    wait_until(running_sent, timeout=10, message="the running job was sent")
+    before = len(sent())
+    wait_until(lambda: len(sent()) >= before + 2, timeout=10, message="two more messages")
+    (t1, m1), (t2, m2) = sent()[before : before + 2]
+    assert m1["jobs"] == [] and m2["jobs"] == []  # only the time moved
+    assert t2 - t1 >= 0.8  # not ten a second: the browser grows the bar itself
+    gate.set()
+    job.end()
+    job.wait(timeout=10)
 
 
 def test_max_jobs_leaves_the_oldest_out_and_says_so(comms, env):

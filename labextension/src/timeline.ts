@@ -193,8 +193,9 @@ export class JobTimelineView extends LiveView {
     }
     const rows = [...m.jobs.values()];
     const running = rows.some(r => r.end === null);
-    // Between messages the clock runs on (at most a second ahead of the kernel's last word).
-    const now = running ? m.now + Math.min(1, (performance.now() - this.lastAt) / 1000) : m.now;
+    // Between messages (about one a second while only the time moves) the clock runs on,
+    // at most two seconds ahead of the kernel's last word.
+    const now = running ? m.now + Math.min(2, (performance.now() - this.lastAt) / 1000) : m.now;
     const counts = new Map<string, number>();
     for (const r of rows) {
       counts.set(r.status, (counts.get(r.status) || 0) + 1);

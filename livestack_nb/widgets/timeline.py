@@ -135,6 +135,7 @@ class JobTimeline(LiveWidget):
         self._sent_groups: list[dict[str, Any]] = []
         self._dropped: list[str] = []  # ids left out since the last message (max_jobs)
         self._left_out: set[str] = set()
+        self._now_sent = float("-inf")  # the time the last message said
         self._hidden = 0
         super().__init__(title=title or f"timeline of {name}")
         self._dirty = True
@@ -238,12 +239,12 @@ class JobTimeline(LiveWidget):
     def state(self) -> dict[str, Any]:
         """Every job shown (as bars), the spec groups and the time now, as sent to the front end."""
         self._discover()
-        # In order of their start (then request): lanes are handed out as slots are.
-        jobs = sorted(self._jobs.values(), key=_start_key)
-        rows = {}
-        for job in jobs:
-            prev = self._rows.get(job.job_id)
-            rows[job.job_id] = prev if prev is not None and prev["end"] is not None else self._row(job)
+        # Only jobs not yet ended are looked at again, in order of their start (then
+        # request): lanes are handed out as slots are.
+        rows = self._rows
+        open_ = [j for j in self._jobs.values() if (r := rows.get(j.job_id)) is None or r["end"] is None]
+        for job in sorted(open_, key=_start_key):
+            self._row(job)
         ordered = [rows[j] for j in self._jobs]
         groups = [
             {"name": g.name, "concurrency": g.concurrency, "lanes": len(g.lanes)}
@@ -265,9 +266,12 @@ class JobTimeline(LiveWidget):
             self._dirty = True  # keep looking while a job can change or a new one appear
         changed = [r for r in st["jobs"] if self._sent.get(r["id"]) != r]
         groups_changed = st["groups"] != self._sent_groups
-        running = any(r["end"] is None for r in st["jobs"])  # its bar grows with the time
-        if not changed and not groups_changed and not running and not self._dropped:
+        # Only the time moved: a running bar grows in the browser on its own, told the
+        # kernel's time once a second.
+        ticking = any(r["end"] is None for r in st["jobs"]) and st["now"] - self._now_sent >= 1.0
+        if not changed and not groups_changed and not ticking and not self._dropped:
             return None
+        self._now_sent = st["now"]
         dropped, self._dropped = self._dropped, []
         for r in changed:
             self._sent[r["id"]] = r
