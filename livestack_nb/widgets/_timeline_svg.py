@@ -42,8 +42,8 @@ def bar_tip(row: dict[str, Any], now: float) -> str:
 
 def short_id(row: dict[str, Any]) -> str:
     """What a bar says: its job id without the spec's name (the group's heading has it)."""
-    prefix = f"{row['group']}-"
-    return row["id"][len(prefix) :] if row["id"].startswith(prefix) else row["id"]
+    job_id, prefix = str(row["id"]), f"{row['group']}-"
+    return job_id[len(prefix) :] if job_id.startswith(prefix) else job_id
 
 
 def waiting_steps(rows: list[dict[str, Any]], now: float) -> list[tuple[float, int]]:
