@@ -469,3 +469,26 @@ def test_the_front_end_uses_the_snapshots_colours():
         (m[0], (m[1], m[2])) for m in re.findall(r"(\w+): \['(#[0-9a-f]+)', '(#[0-9a-f]+)'\]", table.group(1))
     )
     assert found == lw._svg.STATUS_COLOURS
+
+
+TIMELINE_CELL = """\
+import livestack_nb as ls
+from livestack_nb.widgets import JobTimeline, live_widgets
+spec = globals().get("spec") or ls.JobSpec("rerun_oven", input=int, output=int)
+if spec.worker_def is None:
+    spec.define_worker(lambda n: n)
+display(JobTimeline(spec))
+spec.run([1], timeout=10)
+"""
+
+
+def test_running_its_cell_again_disposes_the_previous_timeline():
+    from kernel import kernel
+
+    with kernel() as k:
+        first = k.run(TIMELINE_CELL, "cell-timeline")
+        assert [m["msg_type"] for m in first].count("display_data") == 2  # the live view, then its snapshot
+        for _ in range(4):
+            k.run(TIMELINE_CELL, "cell-timeline")
+        out = k.printed("print(len(live_widgets()), [w.disposed for w in live_widgets()])", "cell-count")
+        assert out.split() == ["1", "[False]"]
