@@ -185,6 +185,8 @@ class LiveWorker:
         A dict for the ``init`` hook to keep what jobs share (a loaded model).
     stats:
         :class:`WorkerStats`.
+    slots:
+        The :class:`~livestack_nb.slots.Slots` its map and flat-map jobs hold.
     """
 
     def __init__(self, definition: LiveWorkerDef, env: LiveEnv) -> None:
@@ -233,7 +235,6 @@ class LiveWorker:
     def _job_done(self, job: LiveJob) -> None:
         with self._jobs_lock:
             self._jobs.discard(job)
-        self.slots.release(job)
         st = job.status.value
         if st == "completed":
             self.stats.jobs_completed += 1
@@ -241,6 +242,7 @@ class LiveWorker:
             self.stats.jobs_failed += 1
         else:
             self.stats.jobs_cancelled += 1
+        self.slots.release(job)  # after the count: the job it hands the slot to starts now
 
     def _started(self, job: LiveJob) -> bool:
         if job.status.done:
