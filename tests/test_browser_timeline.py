@@ -55,11 +55,12 @@ def browser(server: Any) -> Iterator[Any]:
 
 
 def _bars(timeline: Any, status: str | None = None) -> list[dict[str, str]]:
+    """The bars drawn, read in one go (the chart is redrawn while jobs run)."""
     sel = ".lsnb-bar" if status is None else f".lsnb-bar.lsnb-status-{status}"
-    return [
-        {"job": g.get_attribute("data-job") or "", "lane": g.get_attribute("data-lane") or ""}
-        for g in timeline.locator(sel).all()
-    ]
+    found: list[dict[str, str]] = timeline.locator(sel).evaluate_all(
+        "els => els.map(e => ({job: e.dataset.job || '', lane: e.dataset.lane || ''}))"
+    )
+    return found
 
 
 def test_the_timeline_draws_a_lane_per_slot_live_with_errors_as_text(browser: Any, server: Any) -> None:
