@@ -190,8 +190,9 @@ def test_statuses_in_a_sqlite_vault_tell_when_a_slot_took_each_job(make_env, tmp
     assert again == spans
 
 
-def test_statuses_a_redis_worker_records_tell_when_a_slot_took_each_job(redis_url):
-    """A queue worker taking six jobs at once, whose spec has three slots: three wait, recorded so."""
+def test_statuses_a_redis_worker_records_tell_when_a_slot_took_each_job(comms, redis_url):
+    """A queue worker taking six jobs at once, whose spec has three slots: three wait, recorded so;
+    a timeline in the client, which runs none of them, draws three lanes."""
     from livestack_nb.remote import QueueWorker
 
     spec = _spec("map", f"redis_cook_{time.monotonic_ns()}", 3)
@@ -202,10 +203,15 @@ def test_statuses_a_redis_worker_records_tell_when_a_slot_took_each_job(redis_ur
     serving = threading.Thread(target=worker.serve, args=(stop,), name="livestack-test-serve")
     serving.start()
     try:
+        with client:
+            timeline = lw.JobTimeline(spec)
         jobs = _six(spec, batch=True, env=client)
         assert [j.result() for j in jobs] == [[i] for i in range(6)]
         spans = [_intervals((r.status, r.time) for r in client.vault.statuses(j.job_id)) for j in jobs]
         assert _peak(spans) == 3
+        st = timeline.state()
+        assert st["groups"] == [{"name": spec.name, "concurrency": 3, "lanes": 3}]
+        assert [r["status"] for r in st["jobs"]] == ["completed"] * 6
     finally:
         stop.set()
         serving.join(10)
@@ -311,6 +317,22 @@ def test_a_spec_timeline_follows_new_jobs_and_a_run_timeline_shows_its_nodes(com
     # a flow as the spec: its runs and the jobs of their nodes
     of_flow = lw.JobTimeline(flow)
     assert {r["group"] for r in of_flow.state()["jobs"]} == {"kitchen_line", "one_cook", "four_cooks"}
+
+
+def test_hostile_spec_names_and_job_ids_are_text_in_the_snapshot(comms, env):
+    spec = ls.JobSpec(f"spec {HOSTILE}", input=int, output=int)
+    spec.define_worker(lambda n: n)
+    timeline = lw.JobTimeline(spec)
+    job_id = "job<img\tsrc=x\tonerror=alert(1)>".replace("\t", "")  # no whitespace in an id
+    spec.start(job_id=job_id).end()
+    wait_until(lambda: timeline.state()["jobs"][0]["end"] is not None, timeout=10)
+    html = timeline.snapshot_html()
+    assert HOSTILE not in html
+    root = _svg(html)
+    texts = [t.text or "" for t in root.iter(f"{SVG_NS}text")]
+    assert any(t.startswith(f"spec {HOSTILE}") for t in texts)
+    (bar,) = _bars(root)
+    assert bar.get("data-job") == job_id and "<img" not in html
 
 
 def test_a_list_of_specs_shares_one_time_axis_in_the_order_given(comms, env):
