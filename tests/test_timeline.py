@@ -165,6 +165,29 @@ def test_a_map_job_keeps_its_slot_until_it_ends_and_a_waiting_job_can_be_cancell
     assert env.worker("oven").slots.held == 0 and env.worker("oven").slots.waiting == 0
 
 
+def test_jobs_waiting_for_a_slot_when_the_env_closes_are_cancelled_without_running(make_env):
+    env = make_env()
+    gate = threading.Event()
+
+    def hold(n: int) -> int:
+        gate.wait(10)
+        return n
+
+    spec = ls.JobSpec("closing_oven", input=int, output=int)
+    spec.define_worker(hold, concurrency=1)
+    jobs = [spec.start(env=env) for _ in range(3)]
+    for job in jobs:
+        job.feed(1)
+    wait_until(lambda: jobs[0].status is ls.JobStatus.RUNNING, timeout=10)
+    gate.set()
+    env.close()
+    assert [[s.value for s, _ in j.statuses] for j in jobs] == [
+        ["requested", "running", "cancelled"],
+        ["requested", "cancelled"],
+        ["requested", "cancelled"],
+    ]
+
+
 def test_a_map_spec_in_a_flow_still_runs_every_run(env):
     """Two runs of a flow whose map spec has one slot: the second waits for the first, then runs."""
     double = _spec("map", "double", 1)
