@@ -30,6 +30,7 @@ from .job import JobHandle, JobStatus, LiveJob
 from .keys import Keyed, key_by
 from .reading import TruncatedHistoryWarning
 from .spec import JobSpec, job_spec
+from .step import Hop
 from .storage import LocalDirStorage, MemoryStorage, StorageProvider, StorageRef
 from .stream import Datapoint, DataStream
 from .window import window
@@ -108,6 +109,7 @@ __all__ = [
     "DataValidationError",
     "Datapoint",
     "DeadLetter",
+    "Hop",
     "JobCancelled",
     "JobClosedError",
     "JobFailed",

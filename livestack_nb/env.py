@@ -19,7 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,7 +33,7 @@ from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
 from .storage import StorageProvider, open_storage
-from .stream import DEFAULT_HISTORY, Activity, DataStream, Flusher
+from .stream import DEFAULT_HISTORY, Activity, Datapoint, DataStream, Flusher
 from .vault.base import (
     BatchRecord,
     JobRecord,
@@ -44,6 +44,9 @@ from .vault.base import (
     open_vault,
 )
 from .worker import LiveWorker
+
+if TYPE_CHECKING:
+    from .lineage import Stop
 
 __all__ = ["DEFAULT_KEEP_JOBS", "LiveEnv", "current_env", "register_spec", "use_env"]
 
@@ -702,6 +705,29 @@ class LiveEnv:
         if job is None:
             job = self._stored_job(job_id)
         return JobHandle(job)
+
+    def datapoint(self, datapoint_id: str) -> Datapoint:
+        """The datapoint of id ``datapoint_id`` (``"<stream id>:<seq>"``, as in
+        ``Datapoint.id``, ``Datapoint.parents`` and ``Hop.datapoint_id``), from memory or,
+        when memory no longer holds it, from a durable vault.
+
+        Raises
+        ------
+        KeyError
+            (a :class:`LivestackError` too) naming the id: malformed, of a stream
+            unknown here, past the stream's end, or no longer held (a truncated
+            history on a vault that is not durable).
+        """
+        from .lineage import find_datapoint
+
+        return find_datapoint(self, datapoint_id)
+
+    def lineage(self, datapoint: Datapoint | str) -> list[Stop]:
+        """The journey of a datapoint (or id) back to the outside input: see
+        :meth:`Datapoint.lineage <livestack_nb.Datapoint.lineage>`."""
+        from .lineage import lineage
+
+        return lineage(self, datapoint)
 
     def _stored_job(self, job_id: str) -> LiveJob:
         record = self.vault.job(job_id)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from . import step
 from .dead_letter import DEAD_LETTER_TYPE, ERRORS
 from .errors import DataValidationError, JobClosedError, LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
@@ -552,11 +553,18 @@ class _Forward:
         self.has_back = False  # fed by a cycle too: the run ends it once quiet
         self._lock = threading.Lock()
 
-    def add_source(self, source: DataStream, connection: Connection | None, back: bool) -> None:
+    def add_source(
+        self, source: DataStream, connection: Connection | None, back: bool, gate: step.Gate | None = None
+    ) -> None:
         if back:
             self.has_back = True
         else:
             self.remaining += 1
+        if gate is not None:  # step mode: each value waits there for its hop
+            gate.deliver = lambda chunk: self.forward(connection, chunk)
+            gate.finish = lambda _err: self.source_ended(back)
+            source.listen_chunks(gate.arrive, gate.ended)
+            return
         source.listen_chunks(
             lambda chunk: self.forward(connection, chunk),
             lambda _err: self.source_ended(back),
@@ -639,17 +647,27 @@ class _Run:
         self._lock = threading.Lock()
         self._quiet_lock = threading.Lock()
         self.forwards: list[_Forward] = []
+        self.stepper: step.Stepper | None = None
         ins, outs = flow.ports()
         nodes = flow._nodes
         conns = list(flow._connections.values())
         back, order = flow._back_edges(ins)
-        # Only a flow with a cycle (or inside one) counts its work: others pay nothing.
-        if back and activity is None:
+        stepper = self.stepper = step.current()
+        # Only a flow with a cycle (or inside one), or a stepped one, counts its work:
+        # others pay nothing.
+        if (back or stepper is not None) and activity is None:
             activity = Activity()
         self.activity = act = activity
         self.cyclic = bool(back)
         self.outside_open = 0  # the run's inputs from outside, not yet ended
         job_id = job_id or env.new_job_id(flow)
+        # Step mode: every hop gets a gate; the root run's ports too (a nested run's are
+        # its parent's edges). ``scope`` is None for the root run.
+        gated = stepper is not None
+        scope = stepper.enter(job_id, parent_id, label, act) if stepper is not None and act else None
+        gate_ports = gated and scope is None
+        port_outs: dict[str, tuple[str, str, DataStream | None]] = {}
+        gated_outs: list[DataStream] = []  # the run ends once these have ended too
         child_ids = {lbl: env.new_job_id(n.spec) for lbl, n in nodes.items()}
 
         store = flow.store
@@ -660,6 +678,9 @@ class _Run:
                 name = exposed_out.get((lbl, tag))
                 given = output_streams.get(name) if name is not None else None
                 kept = store == "all" or (store in ("exposed", "outputs") and name is not None)
+                if gate_ports and name is not None:  # step mode: a gate between the node and outside
+                    port_outs[name] = (lbl, tag, given)
+                    given = None
                 if given is not None and act is not None:
                     given.push_each_at_once()  # its jobs' values count: none wait in a buffer
                 out_streams[(lbl, tag)] = given or env.new_stream(
@@ -698,7 +719,7 @@ class _Run:
                         )
                         owned.append(ext)
                     flow_inputs[name] = ext
-                if not cs:
+                if not cs and not (gate_ports and ext is not None):
                     if ext is None:
                         ext = env.new_stream(
                             f"{job_id}/{lbl}/in/{tag}", tag, tp, fused=False, durable=store == "all"
@@ -706,9 +727,11 @@ class _Run:
                         idle.append(ext)
                     in_streams[key] = ext
                     continue
-                src = cs[0].source
+                src = cs[0].source if cs else None
                 if (
-                    ext is None
+                    src is not None
+                    and not gated
+                    and ext is None
                     and len(cs) == 1
                     and cs[0].transform is None
                     and cs[0].key not in back
@@ -720,15 +743,24 @@ class _Run:
                     f"{job_id}/{lbl}/in/{tag}",
                     tag,
                     tp,
-                    fused=ext is None,
+                    fused=ext is None and not gated,  # stepped: each job runs on its own thread
                     activity=act,
                     durable=store == "all" and f"in:{tag}" not in n.spec.ephemeral,
                 )
                 fwd = _Forward(self, stream, tp, lbl, n.spec.name)
                 for c in cs:
-                    fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back)
+                    g = None
+                    if stepper is not None:
+                        s_lbl, s_tag = c.source.node.label, c.source.tag
+                        g = self._gate(
+                            stepper, scope, f"{s_lbl}/{s_tag}->{lbl}/{tag}", s_lbl, s_tag, lbl, tag
+                        )
+                    fwd.add_source(out_streams[(c.source.node.label, c.source.tag)], c, c.key in back, g)
                 if ext is not None:
-                    fwd.add_source(ext, None, False)
+                    g = None
+                    if stepper is not None and gate_ports:
+                        g = self._gate(stepper, scope, f"port:in:{name}", None, str(name), lbl, tag)
+                    fwd.add_source(ext, None, False, g)
                 self.forwards.append(fwd)
                 in_streams[key] = stream
         # The inputs only a cycle feeds, upstream first: ended one at a time once
@@ -747,6 +779,17 @@ class _Run:
             )
         graph = flow._graph(ins, outs, child_ids, out_streams, job_id, dead)
         run_outputs = {name: out_streams[(r.node.label, r.tag)] for name, r in outs.items()}
+        for name, (lbl, tag, given) in port_outs.items():  # step mode: the gates to the outside
+            assert stepper is not None
+            tp = nodes[lbl].spec.out_tags[tag]
+            out = run_outputs[name] = given or env.new_stream(
+                f"{job_id}/out/{name}", name, tp, fused=False, activity=act, durable=store != "none"
+            )
+            fwd = _Forward(self, out, tp, lbl, nodes[lbl].spec.name)
+            g = self._gate(stepper, scope, f"port:out:{name}", lbl, tag, None, name)
+            fwd.add_source(out_streams[(lbl, tag)], None, False, g)
+            self.forwards.append(fwd)
+            gated_outs.append(out)
         self.errors: DataStream | None = None
         # A job's own errors stream is written with store="all"; the run's
         # (all of them gathered) unless store="none".
@@ -797,9 +840,13 @@ class _Run:
                 child.cancel()
             self.job.fail(e)
             raise
-        self.remaining = len(self.children)
+        self.remaining = len(self.children) + len(gated_outs)
         for child in self.children:
             child.add_done_callback(self.child_done)
+        if gated_outs:
+            ended = weakref.WeakMethod(self.one_done)
+            for out in gated_outs:
+                out.listen_chunks(_ignore, lambda _error: _call(ended))
         for s in idle:
             s.end()
         if self.cyclic:
@@ -813,6 +860,33 @@ class _Run:
             quiet = weakref.WeakMethod(self.check_quiet)
             assert act is not None
             act.listeners.append(lambda: _call(quiet))
+
+    def _gate(
+        self,
+        stepper: step.Stepper,
+        scope: str | None,
+        edge: str,
+        source: str | None,
+        source_tag: str,
+        target: str | None,
+        target_tag: str,
+    ) -> step.Gate:
+        """A gate of step mode on one hop of this run (see livestack_nb.step)."""
+        me = weakref.ref(self)
+
+        def target_job() -> LiveJob | None:
+            run = me()
+            return next((c for c in run.children if c.label == target), None) if run and target else None
+
+        return stepper.gate(
+            edge=edge,
+            source=source,
+            source_tag=source_tag,
+            target=target,
+            target_tag=target_tag,
+            scope=scope or "",
+            target_job=target_job,
+        )
 
     def gather_errors(self, chunk: Chunk) -> None:
         """A job's dead letters go on to the run's errors stream (lineage kept)."""
@@ -831,6 +905,10 @@ class _Run:
     def child_done(self, child: LiveJob) -> None:
         if child.status.value == "failed" and child.error is not None:
             self.fail(child.error, f"job {child.job_id} ({child.label}) failed")
+        self.one_done()
+
+    def one_done(self) -> None:
+        """A child job ended, or (step mode) an output the run gates to the outside."""
         with self._lock:
             self.remaining -= 1
             last = self.remaining == 0
@@ -870,6 +948,8 @@ class _Run:
         act = self.activity
         if act is None or self.outside_open or not act.quiet or self.job.finished or self.job._cancelled:
             return
+        if self.stepper is not None and self.stepper.busy:
+            return  # a hop waits at its gate: not quiet
         with self._quiet_lock:
             if self.outside_open or not act.quiet:
                 return

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from .errors import DataValidationError, JobCancelled, JobClosedError, JobFailed, LivestackError, WaitTimeout
 from .graph import Graph
 from .spec import DEFAULT, JobSpec, as_list
+from .step import Stepper, Stepping
 from .stream import MAX_CHUNK, Activity, Chunk, DataStream, now
 
 if TYPE_CHECKING:
@@ -749,6 +750,7 @@ class LiveJob:
         self._fed_last: DataStream | None = None
         self._emitted_last: DataStream | None = None
         self.activity: Activity | None = None
+        self.stepper: Stepper | None = None  # a run started with step=True (livestack_nb.step)
         self.on_cancel: list[Callable[[], None]] = []
         self._state: KeyedState | None = None
         self.failure_note: str | None = None
@@ -1101,7 +1103,7 @@ class InputFeeder:
         self.stream.end()
 
 
-class JobHandle:
+class JobHandle(Stepping):
     """A job as its caller sees it: returned by ``spec.start()``.
 
     Examples

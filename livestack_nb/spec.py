@@ -559,7 +559,12 @@ class JobSpec:
     # -- running -----------------------------------------------------------
 
     def start(
-        self, options: Any = None, *, env: LiveEnv | None = None, job_id: str | None = None
+        self,
+        options: Any = None,
+        *,
+        env: LiveEnv | None = None,
+        job_id: str | None = None,
+        step: bool = False,
     ) -> JobHandle:
         """Start a job of this spec and return its handle at once.
 
@@ -568,9 +573,15 @@ class JobSpec:
         ``job_id`` names the job (Livestack's ``enqueueJob({jobId})``), so
         another cell finds it with ``env.job(job_id)``; an id already taken in
         the env or its vault is refused with a :class:`LivestackError`.
+        ``step=True`` starts it in step mode: every hop of a datapoint waits
+        until ``handle.step()`` releases it (see :mod:`livestack_nb.step`).
         """
         from .env import current_env
 
+        if step:
+            from .step import start_stepped
+
+            return start_stepped(self, options, env or current_env(), job_id)
         return (env or current_env()).start(self, options, job_id=job_id)
 
     def run(

@@ -50,6 +50,9 @@ from .storage import StorageProvider, StorageRef
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .env import LiveEnv
+    from .lineage import Stop
+
 __all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
 
 log = logging.getLogger("livestack_nb")
@@ -104,6 +107,17 @@ class Datapoint:
     timestamp: float
     value: Any
     parents: tuple[str, ...] = ()
+
+    def lineage(self, env: LiveEnv | None = None) -> list[Stop]:
+        """Its journey: this datapoint, then each parent, back to the value fed from
+        outside, each a :class:`~livestack_nb.lineage.Stop` (stream, job and node, value).
+
+        Resolved in ``env`` (default: the current env), from memory or a durable vault.
+        """
+        from .env import current_env
+        from .lineage import lineage
+
+        return lineage(env or current_env(), self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,6 +113,7 @@ def test_widgets_live_in_the_browser(browser: Any, server: Any, ui: str) -> None
         for node in ("sensor", "label", "explode"):
             graph.locator(f".lsnb-node[data-node='{node}']").wait_for(timeout=30_000)
         graph.locator(".lsnb-node[data-node='explode'].lsnb-status-failed").wait_for(timeout=60_000)
+        assert not graph.locator(".lsnb-stage-controls").is_visible()  # not a stepped run
         fill = graph.locator(".lsnb-node[data-node='explode'] rect").evaluate("r => getComputedStyle(r).fill")
         assert fill == "rgb(229, 57, 53)", fill
         assert "oven on fire" in (graph.locator(".lsnb-node[data-node='explode'] title").text_content() or "")

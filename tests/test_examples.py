@@ -49,6 +49,7 @@ NAMES = [
     "06_live_dashboard",
     "07_livestack_classics",
     "08_durable_scaleout",
+    "09_slow_motion",
     "10_windows",
     "11_kitchen_controls",
 ]
@@ -167,6 +168,18 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "redis-server stopped": r"children\[0\]\.terminate\(\)",
         "envs closed, temp dir removed": r"^env\.close\(\)\nmorning\.close\(\).*^shutil\.rmtree\(workdir\)",
     },
+    "09_slow_motion": {
+        "a stepped run": r"run = kitchen\.start\(step=True\)",
+        "its live graph": r"ls\.widgets\.FlowGraph\(run\)",
+        "one hop per step": r"^hop = run\.step\(\)",
+        "the hops so far": r"for h in run\.hops:",
+        "slow motion": r"evening\.play\(interval=0\.1\)",
+        "the same hops again": r"route\(again\) == route\(evening\)",
+        "a transform": r"transform=to_order",
+        "a nested flow": r'ls\.conn\(waiter, kitchen\.input\("orders"\)',
+        "a datapoint by id": r"env\.datapoint\(last_hop\.datapoint_id\)",
+        "its journey": r"pizza\.lineage\(\)",
+    },
     "10_windows": {
         "tumbling windows on event time": r'ls\.window\(\n\s+seconds=60, time="at", lateness=30, key="pizza"',
         "a check against pandas": r'resample\("60s"\)',
@@ -236,6 +249,15 @@ SHOWS: dict[str, list[str]] = {
         "out of the electric oven: calzone",
         "async for: ['capricciosa', 'calzone', 'bianca']",
         "no more orders: ls.StreamEnded",
+    ],
+    "09_slow_motion": [
+        "boxes so far: []",
+        "#0 outside -> take_order.default: Order(pizza='margherita', table=7)",
+        "#3 box.default -> outside: box: margherita for table 7",
+        "12 hops;",
+        "same hops both times: True",
+        "#2 take_order.default -> oven.default in slow-kitchen: Dough(pizza='diavola', table=4)",
+        "slow-kitchen (in)          Order(pizza='diavola', table=4)",
     ],
     "10_windows": [
         "late=7",

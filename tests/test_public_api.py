@@ -11,7 +11,7 @@ import livestack_nb as ls
 EXPECTED = [
     "job_spec", "JobSpec", "LiveJob", "JobHandle", "JobStatus",
     "LiveWorkerDef", "LiveWorker", "DataStream", "Datapoint",
-    "Liveflow", "conn", "expose", "ParallelAttempts", "attempt", "Attempt",
+    "Liveflow", "conn", "expose", "ParallelAttempts", "attempt", "Attempt", "Hop",
     "LiveEnv", "use_env", "current_env",
     "StorageProvider", "MemoryStorage", "LocalDirStorage", "StorageRef",
     "LivestackError", "DataValidationError", "WiringError", "JobFailed", "WaitTimeout", "JobClosedError",

@@ -42,6 +42,7 @@ def test_loops_and_races_examples_run_as_written():
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["['margherita from the gas oven', 'calzone from the wood oven']"]
 
+
 def test_writing_a_processor_example_prints_what_the_text_says():
     section = README.read_text().split("## Writing a processor", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
@@ -65,3 +66,25 @@ def test_job_timeline_example_prints_one_lane_for_one_cook_and_four_for_four():
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["[('one_cook', 1), ('four_cooks', 4)]"]
     assert "# [('one_cook', 1), ('four_cooks', 4)]" in code  # what the comment says
+
+
+def test_slow_motion_widget_example_prints_what_its_comments_say():
+    section = README.read_text().split("### A flow in slow motion", 1)[1].split("\n### ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == re.findall(r"^# (.*)$", code, re.M)  # what the comments say
+
+
+def test_step_through_a_flow_example_prints_what_its_comments_say():
+    section = README.read_text().split("## Step through a flow", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[]",
+        "#0 outside -> knead.default: margherita",
+        "#1 knead.default -> bake.default: dough for margherita",
+        "#2 bake.default -> outside: pizza from dough for margherita",
+        "margherita",
+    ]

@@ -56,9 +56,11 @@ class RecordingComm(BaseComm):  # type: ignore[misc]
 
     def hello(self) -> None:
         """What the front end sends when a view opens: asks for a reset."""
-        self.handle_msg(
-            {"content": {"data": {"method": "custom", "content": {"type": "hello"}}}, "buffers": []}
-        )
+        self.front({"type": "hello"})
+
+    def front(self, content: dict[str, Any]) -> None:
+        """A custom message from the front end (a button, a click)."""
+        self.handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": []})
 
 
 @contextmanager

@@ -2,9 +2,16 @@
  * FlowGraph: a flow's specs as nodes and its streams as edges, laid out once
  * by dagre when the shape arrives. Live updates only change colours and
  * label text in place, so nothing moves while counts tick.
+ *
+ * The graph of a stepped run is also a stage (./stage): controls, a dot per
+ * hop moving along its edge, the node at work outlined, a datapoint's journey.
+ * Messages: "reset" (with "stage" for a stepped run), "state", "hops" (a
+ * state plus the hops released since the last one and the stage's header),
+ * "journey".
  */
 import dagre from '@dagrejs/dagre';
 import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { DotLayer, Hop, Journey, StageControls, StageHeader, drawJourney } from './stage';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -28,6 +35,8 @@ interface Shape {
   nodes: NodeSpec[];
   edges: EdgeSpec[];
   ports: PortSpec[];
+  /** a stepped run: longer edges, room for the values riding them */
+  stepping?: boolean;
 }
 interface NodeState {
   status: string;
@@ -38,10 +47,22 @@ interface EdgeState {
   rate: number;
 }
 
+/** Hops a model keeps for its views (the newest). */
+const KEEP_HOPS = 200;
+
 export class FlowGraphModel extends LiveModel {
   nodes: Record<string, NodeState> = {};
   edges: Record<string, EdgeState> = {};
   status = '';
+  stepping = false;
+  stage: StageHeader = {
+    playing: false, interval: 0.5, waiting: [], n_waiting: 0, released: 0, at_work: null, note: ''
+  };
+  /** The newest hops released, oldest first; views animate those they have not seen. */
+  hops: Hop[] = [];
+  /** Counts resets: a view parks the hops of a reset instead of moving them. */
+  resets = 0;
+  journey: Journey | null = null;
 
   defaults(): any {
     return {
@@ -56,10 +77,37 @@ export class FlowGraphModel extends LiveModel {
   applyReset(msg: LiveMessage): void {
     this.nodes = {};
     this.edges = {};
-    this.applyDelta(msg);
+    this.resets += 1;
+    this.stepping = !!msg.stage;
+    this.hops = msg.stage ? (msg.stage.hops as Hop[]).slice() : [];
+    this.journey = msg.stage ? msg.stage.journey : null;
+    if (msg.stage) {
+      this.header(msg.stage);
+    }
+    this.applyState(msg);
   }
 
   applyDelta(msg: LiveMessage): void {
+    if (msg.type === 'journey') {
+      this.journey = msg.journey;
+      return;
+    }
+    if (msg.type === 'hops') {
+      this.header(msg);
+      this.hops = this.hops.concat(msg.hops as Hop[]).slice(-KEEP_HOPS);
+    }
+    this.applyState(msg);
+  }
+
+  private header(h: any): void {
+    for (const k of ['playing', 'interval', 'waiting', 'n_waiting', 'released', 'at_work', 'note']) {
+      if (h[k] !== undefined) {
+        (this.stage as any)[k] = h[k];
+      }
+    }
+  }
+
+  private applyState(msg: LiveMessage): void {
     Object.assign(this.nodes, msg.nodes || {});
     Object.assign(this.edges, msg.edges || {});
     this.status = msg.status ?? this.status;
@@ -89,22 +137,45 @@ export class FlowGraphView extends LiveView {
   private detail!: HTMLPreElement;
   private nodeEls = new Map<string, { g: SVGGElement; status: SVGTextElement; title: SVGTitleElement }>();
   private edgeEls = new Map<string, SVGTextElement>();
+  private pathEls = new Map<string, SVGPathElement>();
   private shapeKey = '';
   private selected = '';
+  private controls!: StageControls;
+  private dots!: DotLayer;
+  private journeyLayer!: SVGGElement;
+  private journeyList!: HTMLDivElement;
+  private seenHop = -1;
+  private seenResets = -1;
+  private travelling: Hop | null = null;
+  private shownJourney: Journey | null | undefined = undefined;
 
   build(): void {
     this.el.classList.add('lsnb-graph');
     this.head = el('div', 'lsnb-header');
+    const m = this.model as FlowGraphModel;
+    this.controls = new StageControls(msg => this.model.send(msg, {}), () => m.stage.playing);
     this.canvas = svg('svg', { class: 'lsnb-graph-svg' });
+    this.journeyList = el('div', 'lsnb-journey-list');
+    this.journeyList.hidden = true;
     this.detail = el('pre', 'lsnb-error');
     this.detail.hidden = true;
-    this.el.append(this.head, this.canvas, this.detail);
+    this.dots = new DotLayer(
+      this.pathEls,
+      dp => this.model.send({ type: 'journey', datapoint: m.journey?.datapoint === dp ? null : dp }, {}),
+      (_arrived, travelling) => {
+        this.travelling = travelling;
+        this.schedule();
+      }
+    );
+    this.journeyLayer = svg('g', { class: 'lsnb-journey-layer' });
+    this.el.append(this.head, this.controls.el, this.canvas, this.journeyList, this.detail);
     this.listenTo(this.model, 'change:shape', () => this.schedule());
   }
 
   private layout(shape: Shape): void {
     const g = new dagre.graphlib.Graph({ multigraph: true });
-    g.setGraph({ rankdir: 'LR', nodesep: 24, ranksep: 70, edgesep: 12, marginx: 8, marginy: 8 });
+    const ranksep = shape.stepping ? 170 : 70;
+    g.setGraph({ rankdir: 'LR', nodesep: shape.stepping ? 40 : 24, ranksep, edgesep: 12, marginx: 8, marginy: 8 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const n of shape.nodes) {
       const w = Math.max(110, 8 * Math.max(n.id.length, n.spec.length) + 24);
@@ -125,6 +196,7 @@ export class FlowGraphView extends LiveView {
 
     this.nodeEls.clear();
     this.edgeEls.clear();
+    this.pathEls.clear();
     const root = svg('g', {});
     const defs = svg('defs', {});
     const marker = svg('marker', {
@@ -139,7 +211,9 @@ export class FlowGraphView extends LiveView {
       const info = g.edge(e) as any;
       const pts = info.points as { x: number; y: number }[];
       const d = pts.map((p, i) => `${i ? 'L' : 'M'} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(' ');
-      root.append(svg('path', { d, class: 'lsnb-edge', 'marker-end': 'url(#lsnb-arrow)' }));
+      const path = svg('path', { d, class: 'lsnb-edge', 'marker-end': 'url(#lsnb-arrow)', 'data-edge': info.id });
+      root.append(path);
+      this.pathEls.set(info.id, path);
       const label = text(info.x, info.y + 4, 'lsnb-edge-label', '');
       root.append(label);
       this.edgeEls.set(info.id, label);
@@ -179,7 +253,36 @@ export class FlowGraphView extends LiveView {
     this.canvas.setAttribute('viewBox', `0 0 ${w} ${h}`);
     this.canvas.setAttribute('width', String(w));
     this.canvas.setAttribute('height', String(h));
+    // journeys and dots over everything else
+    root.append(this.journeyLayer, this.dots.g);
     this.canvas.replaceChildren(root);
+    this.seenResets = -1; // the dots are placed again on the new edges
+    this.shownJourney = undefined;
+  }
+
+  /** The hops, the waiting values, the node at work and the journey of a stepped run. */
+  private drawStage(m: FlowGraphModel): void {
+    if (m.resets !== this.seenResets) {
+      this.seenResets = m.resets;
+      this.dots.reset(m.hops.slice(-50));
+      this.seenHop = m.hops.length ? m.hops[m.hops.length - 1].index : -1;
+      this.travelling = null;
+    } else {
+      const fresh = m.hops.filter(h => h.index > this.seenHop);
+      if (fresh.length) {
+        this.seenHop = fresh[fresh.length - 1].index;
+        this.dots.add(fresh, m.stage.playing ? Math.min(0.9, m.stage.interval * 0.8) : 0.7);
+      }
+    }
+    this.dots.showWaiting(m.stage.waiting, m.stage.n_waiting);
+    const ended = ['completed', 'failed', 'cancelled'].includes(m.status);
+    this.controls.update(m.stage, m.stepping, ended && !m.stage.n_waiting);
+    if (m.journey !== this.shownJourney) {
+      this.shownJourney = m.journey;
+      drawJourney(this.journeyLayer, this.journeyList, m.journey, this.pathEls,
+        new Map([...this.nodeEls].map(([id, parts]) => [id, parts.g])),
+        () => this.model.send({ type: 'journey', datapoint: null }, {}));
+    }
   }
 
   draw(): void {
@@ -192,17 +295,25 @@ export class FlowGraphView extends LiveView {
     }
     const title = this.model.get('title') as string;
     this.head.textContent = m.live ? [title, m.status].filter(Boolean).join(' · ') : `${title}: waiting for the kernel`;
+    if (m.stepping) {
+      this.drawStage(m);
+    }
+    // the node at work: where the moving dot goes, else the one that took the last value
+    const atWork = m.stepping ? (this.travelling ? this.travelling.target : this.dots.busy ? null : m.stage.at_work) : null;
     for (const [id, parts] of this.nodeEls) {
       const st = m.nodes[id] || { status: 'idle' };
       const spec = shape.nodes.find(n => n.id === id)!.spec;
-      parts.g.setAttribute('class', `lsnb-node lsnb-status-${st.status}`);
+      parts.g.classList.remove(...Array.from(parts.g.classList).filter(c => c.startsWith('lsnb-status-')));
+      parts.g.classList.add(`lsnb-status-${st.status}`);
+      parts.g.classList.toggle('lsnb-at-work', id === atWork);
       parts.status.textContent = [spec === id ? '' : spec, st.status].filter(Boolean).join(' · ');
       parts.title.textContent = st.error ? `${id}: ${st.status}\n${st.error}` : `${id}: ${st.status}`;
     }
     for (const [id, label] of this.edgeEls) {
       const st = m.edges[id];
-      // an ended stream shows its count only
-      label.textContent = st ? (st.rate ? `${st.count} · ${fmtRate(st.rate)}` : `${st.count}`) : '';
+      // an ended stream shows its count only; a hop counts once its dot has arrived
+      const count = st ? st.count - (m.stepping ? this.dots.inFlight.get(id) || 0 : 0) : 0;
+      label.textContent = st ? (st.rate ? `${count} · ${fmtRate(st.rate)}` : `${count}`) : '';
     }
     const sel = this.selected ? m.nodes[this.selected] : undefined;
     if (sel && sel.error) {
@@ -211,5 +322,10 @@ export class FlowGraphView extends LiveView {
     } else {
       this.detail.hidden = true;
     }
+  }
+
+  remove(): any {
+    this.dots.stop();
+    return super.remove();
   }
 }

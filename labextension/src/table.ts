@@ -4,6 +4,9 @@
  * in the cell's tooltip. Images and audio come as their bytes (base64, with
  * the type the kernel read from their magic number): the view builds an
  * <img> or <audio> from a Blob of those bytes, never from an HTML string.
+ * A table of a stepped run's stream (the kernel says "journeys") has
+ * clickable rows: a click asks the kernel for that datapoint's journey,
+ * which the run's flow graph draws ({type: 'journey', seq}).
  */
 import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
 
@@ -41,6 +44,7 @@ export class StreamTableModel extends LiveModel {
   folded = 0;
   ended = false;
   error = '';
+  journeys = false;
 
   defaults(): any {
     return {
@@ -70,6 +74,7 @@ export class StreamTableModel extends LiveModel {
     this.folded = msg.folded ?? this.folded;
     this.ended = msg.ended ?? this.ended;
     this.error = msg.error ?? this.error;
+    this.journeys = msg.journeys ?? this.journeys;
   }
 
   applyReset(msg: LiveMessage): void {
@@ -91,6 +96,7 @@ export class StreamTableView extends LiveView {
   private tbody!: HTMLTableSectionElement;
   private shownColumns = '';
   private media = new Map<MediaCell, { el: HTMLElement; url: string }>();
+  private chosen = '';
 
   build(): void {
     this.el.classList.add('lsnb-table');
@@ -123,6 +129,7 @@ export class StreamTableView extends LiveView {
     }
     this.head.textContent = parts.join(' · ');
     this.el.classList.toggle('lsnb-failed', !!m.error);
+    this.el.classList.toggle('lsnb-journeys', m.journeys);
 
     const key = JSON.stringify(m.columns);
     if (key !== this.shownColumns) {
@@ -139,6 +146,17 @@ export class StreamTableView extends LiveView {
     for (let i = m.rows.length - 1; i >= 0; i--) {
       const tr = el('tr');
       const row = m.rows[i];
+      if (m.journeys) {
+        const seq = String(row[0]);
+        tr.dataset.seq = seq;
+        tr.title = 'show the journey of this datapoint on the flow graph';
+        tr.classList.toggle('lsnb-selected', seq === this.chosen);
+        tr.addEventListener('click', () => {
+          this.chosen = this.chosen === seq ? '' : seq;
+          this.model.send({ type: 'journey', seq: this.chosen || null }, {});
+          this.schedule();
+        });
+      }
       // rows made before a new column appeared have fewer cells
       for (let j = 0; j < Math.max(row.length, m.columns.length); j++) {
         const td = el('td');

@@ -14,9 +14,10 @@ from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
 from ..stream import DataStream
-from ._base import LiveWidget
+from ._base import LiveWidget, live_widgets
 from ._format import esc
-from ._graph_svg import graph_list, graph_svg
+from ._graph_svg import graph_list, graph_svg, hops_html
+from ._stage import Stage
 from ._svg import drawing_or_text, truncate
 
 __all__ = ["FlowGraph"]
@@ -34,6 +35,15 @@ class FlowGraph(LiveWidget):
     cancelled. Edges show how many values went through and their rate; a
     flow's exposed inputs and outputs are drawn as ports. The layout is made
     once in the browser; updates change only colours and numbers.
+
+    The graph of a stepped run (``flow.start(step=True)``) is a stage: Step,
+    Play and Pause buttons and a speed slider drive the run from the
+    browser; every hop moves a dot along its edge labelled with the value's
+    text, the node that took the last value is outlined, each edge counts
+    its hops. Clicking a dot (or a row of a table of the run's streams)
+    shows the datapoint's journey: its lineage back to the outside input
+    lit up on the graph, with the value at each stop (:meth:`show_journey`
+    does the same from code). The snapshot lists the hops so far.
 
     Parameters
     ----------
@@ -63,6 +73,8 @@ class FlowGraph(LiveWidget):
         self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
         self._looked = float("-inf")
+        self._stage: Stage | None = None
+        self._stage_sent: dict[str, Any] = {}
         if isinstance(target, (Liveflow, ParallelAttempts)):
             self._flow = target
             self._env = current_env()
@@ -78,6 +90,8 @@ class FlowGraph(LiveWidget):
             )
         shape = self._shape(graph) if graph.nodes else self._single(target)
         super().__init__(shape=shape, title=title or name)
+        self._on_dispose(self._end_stage)
+        self._stage_run()
         self._dirty = True
 
     # -- shape -------------------------------------------------------------------
@@ -113,7 +127,10 @@ class FlowGraph(LiveWidget):
                     handle.input(x.name).stream if x.direction == "in" else handle.output(x.name)
                 )
         nodes = [{"id": n.id, "spec": n.spec} for n in graph.nodes]
-        return {"nodes": nodes, "edges": edges, "ports": ports}
+        shape: dict[str, Any] = {"nodes": nodes, "edges": edges, "ports": ports}
+        if handle is not None and handle.stepping:
+            shape["stepping"] = True  # the view leaves room on the edges for the values riding them
+        return shape
 
     def _single(self, target: Liveflow | ParallelAttempts | JobHandle) -> dict[str, Any]:
         assert isinstance(target, JobHandle)
@@ -131,7 +148,10 @@ class FlowGraph(LiveWidget):
             pid = f"port:out:{tag}"
             ports.append({"id": pid, "name": tag, "node": label, "direction": "out"})
             self._edge_streams[pid] = target.output(tag)
-        return {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
+        shape: dict[str, Any] = {"nodes": [{"id": label, "spec": label}], "edges": [], "ports": ports}
+        if target.stepping:
+            shape["stepping"] = True
+        return shape
 
     def _follow(self, *, now_or_never: bool = False) -> None:
         """For a flow: bind to its latest run, once one exists (looked for twice a
@@ -165,6 +185,9 @@ class FlowGraph(LiveWidget):
             self.shape = shape  # the same flow keeps its layout: the front end compares shapes
         self.title = f"flow {flow.name} · run {run.job_id}"
         self._last = {}
+        self._stage_run()
+        if self._stage is not None:  # a stage appears: the view needs its controls at once
+            self._send_live({"type": "reset", **self._reset()})
 
     def _settle(self) -> None:
         with self._send_lock:
@@ -200,16 +223,24 @@ class FlowGraph(LiveWidget):
             if job.status is JobStatus.FAILED and job.error is not None:
                 st["error"] = f"{type(job.error).__name__}: {job.error}"
             nodes[nid] = st
-        edges = {
-            eid: {"count": len(s), "rate": 0.0 if s.ended else round(s.stats.rate, 1)}
-            for eid, s in self._edge_streams.items()
-        }
+        stage = self._stage
+        if stage is not None:  # a stepped run counts what went through: its released hops
+            edges = {eid: {"count": stage.counts.get(eid, 0), "rate": 0.0} for eid in self._edge_streams}
+        else:
+            edges = {
+                eid: {"count": len(s), "rate": 0.0 if s.ended else round(s.stats.rate, 1)}
+                for eid, s in self._edge_streams.items()
+            }
         status = self._handle.status.value if self._handle is not None else "not started"
         return {"nodes": nodes, "edges": edges, "status": status}
 
     def _reset(self) -> dict[str, Any]:
         self._last = self.state()
-        return self._last
+        if self._stage is None:
+            return self._last
+        stage = self._stage.reset()
+        self._stage_sent = {k: v for k, v in stage.items() if k not in ("hops", "journey", "stepping")}
+        return {**self._last, "stage": stage}
 
     def _delta(self) -> dict[str, Any] | None:
         self._follow()
@@ -220,11 +251,100 @@ class FlowGraph(LiveWidget):
         quiet = all(s.ended for s in self._edge_streams.values())
         if self._flow is not None or not (done and quiet):
             self._dirty = True  # keep polling while anything can change
-        if not nodes and not edges and now["status"] == self._last.get("status"):
+        msg: dict[str, Any] = {"type": "state", "nodes": nodes, "edges": edges, "status": now["status"]}
+        if self._stage is not None:
+            hops, folded = self._stage.take()
+            header = self._stage.header()
+            if hops or header != self._stage_sent:
+                self._stage_sent = header
+                msg.update(type="hops", hops=hops, folded=folded, **header)
+        if msg["type"] == "state" and not nodes and not edges and now["status"] == self._last.get("status"):
             return None
         self._last = now
         self._snap_dirty = True
-        return {"type": "state", "nodes": nodes, "edges": edges, "status": now["status"]}
+        return msg
+
+    # -- the stage of a stepped run --------------------------------------------
+
+    def _stage_run(self) -> None:
+        """Make the stage of the shown run if it is stepped (and end that of an earlier run)."""
+        handle = self._handle
+        if self._stage is not None and (handle is None or self._stage.run is not handle):
+            self._end_stage()
+        if handle is None or self._stage is not None or not getattr(handle, "stepping", False):
+            return
+        by_stream: dict[str, list[str]] = {}
+        for eid, s in self._edge_streams.items():
+            by_stream.setdefault(s.stream_id, []).append(eid)
+        targets: dict[str, str | None] = {e["id"]: e["target"] for e in self.shape["edges"]}
+        for p in self.shape["ports"]:
+            targets[p["id"]] = p["node"] if p["direction"] == "in" else None
+        self._stage = Stage(handle, self._changed, by_stream, targets)
+        self._stage_sent = {}
+        from .table import StreamTable
+
+        for w in live_widgets():  # tables of the run's streams: their rows now show journeys
+            stream = getattr(w, "stream", None)  # (none yet on a table still being made)
+            if isinstance(w, StreamTable) and stream is not None and stream.stream_id in by_stream:
+                w._changed()
+
+    def _end_stage(self) -> None:
+        stage, self._stage = self._stage, None
+        if stage is not None:
+            stage.close()
+
+    @property
+    def stepping(self) -> bool:
+        """Whether the shown run is stepped (the graph has its controls)."""
+        return self._stage is not None
+
+    def show_journey(self, datapoint_id: str | None) -> dict[str, Any] | None:
+        """Light up the journey of ``datapoint_id`` on the graph of a stepped run.
+
+        The journey is the datapoint's lineage back to the outside input: the
+        edges it and its ancestors travelled are highlighted, each stop labelled
+        with its value. ``None`` clears it. Clicking a dot, or a row of a
+        :class:`StreamTable` of the run's streams, does the same.
+
+        Returns
+        -------
+        dict or None
+            ``{"datapoint": id, "stops": [...]}`` (each stop with ``datapoint``,
+            ``stream``, ``node``, ``job``, ``text`` and ``edges``), with an
+            ``error`` when the datapoint cannot be found.
+
+        Raises
+        ------
+        ValueError
+            When the shown run is not stepped.
+        """
+        stage = self._stage
+        if stage is None:
+            raise ValueError(f"{self.title}: journeys are shown on the graph of a stepped run (step=True)")
+        if datapoint_id is not None and not isinstance(datapoint_id, str):
+            raise TypeError(f"a datapoint id is a string like 'stream:3', not {type(datapoint_id).__name__}")
+        journey = stage.show_journey(datapoint_id)
+        with self._send_lock:
+            if not self._disposed:
+                self._send_live({"type": "journey", "journey": journey})
+        self._snap_dirty = True
+        return journey
+
+    def knows_stream(self, stream_id: str) -> bool:
+        """Whether this graph shows a stepped run carrying ``stream_id`` (a table's
+        row click then asks it for a journey)."""
+        return self._stage is not None and any(s.stream_id == stream_id for s in self._edge_streams.values())
+
+    def _on_front_end(self, widget: Any, content: Any, buffers: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        stage = self._stage
+        if kind in ("step", "play", "pause") and stage is not None and not self._disposed:
+            stage.control(content)
+        elif kind == "journey" and stage is not None and not self._disposed:
+            dp = content.get("datapoint")
+            self.show_journey(dp if isinstance(dp, str) else None)
+        else:
+            super()._on_front_end(widget, content, buffers)
 
     def _snapshot(self) -> tuple[str, str]:
         st = self.state()
@@ -236,7 +356,14 @@ class FlowGraph(LiveWidget):
         # Tooltips need a pointer: a failure is also spelled out under the drawing.
         red = '<div style="color:#b00020;white-space:pre-wrap">'
         errors = "".join(f"{red}{esc(nid)} failed: {esc(truncate(err, 500))}</div>" for nid, err in failed)
-        body = drawing_or_text(graph_svg(self.shape, st) + errors, graph_list(self.shape, st))
+        stage = self._stage
+        extra = ""
+        if stage is not None:
+            st["at_work"] = stage.at_work
+            st["hops"] = list(stage.history)
+            st["journey"] = stage.journey
+            extra = hops_html(list(stage.history), stage.released, stage.header(), stage.journey)
+        body = drawing_or_text(graph_svg(self.shape, st) + errors, graph_list(self.shape, st)) + extra
         html = (
             f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
             f"{body}</div>"

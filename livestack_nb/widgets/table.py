@@ -8,6 +8,7 @@ from typing import Any
 import traitlets
 
 from ..stream import DataStream
+from ._base import live_widgets
 from ._format import Cell, cell_text, cells, columns_of, field, fmt_time, table_html
 from ._streamed import Raw, StreamWidget, _at_least_one
 
@@ -36,6 +37,9 @@ class StreamTable(StreamWidget):
         Show one row per value of this field, its latest (``by="key"`` on a
         window's output: the current window of each key), the keys updated
         last at the bottom; ``max_rows`` keys at most.
+
+    A table of a stream of a stepped run whose :class:`FlowGraph` is shown
+    has clickable rows: a click shows that datapoint's journey on the graph.
 
     Examples
     --------
@@ -125,6 +129,7 @@ class StreamTable(StreamWidget):
             "columns": self.columns,
             "rows": list(self._window),
             "folded": self._last_folded,
+            "journeys": bool(self._stages()),
             **self._header(),
         }
 
@@ -134,10 +139,41 @@ class StreamTable(StreamWidget):
         self._advance()
         rows = list(self._unsent)
         self._unsent.clear()
-        msg: dict[str, Any] = {"type": "rows", "rows": rows, "folded": self._last_folded, **self._header()}
+        msg: dict[str, Any] = {
+            "type": "rows",
+            "rows": rows,
+            "folded": self._last_folded,
+            "journeys": bool(self._stages()),
+            **self._header(),
+        }
         if self.columns != self._columns_sent:
             self._columns_sent = msg["columns"] = self.columns
         return msg
+
+    def _stages(self) -> list[Any]:
+        """The shown graphs of stepped runs that carry this stream (where a row's journey goes)."""
+        from .graph import FlowGraph
+
+        sid = self.stream.stream_id
+        return [w for w in live_widgets() if isinstance(w, FlowGraph) and w.knows_stream(sid)]
+
+    def show_journey(self, seq: int) -> list[dict[str, Any] | None]:
+        """Show the journey of this stream's datapoint ``seq`` (a row's ``#``) on every
+        shown graph of a stepped run carrying the stream; what each found."""
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"{self.title}: a row's # is a sequence number (an int from 0), not {seq!r}")
+        return [g.show_journey(f"{self.stream.stream_id}:{seq}") for g in self._stages()]
+
+    def _on_front_end(self, widget: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "journey" and not self._disposed:
+            seq = content.get("seq")
+            if isinstance(seq, str) and seq.isdigit():
+                self.show_journey(int(seq))
+            elif seq is None:  # the row chosen again: its journey is cleared
+                for g in self._stages():
+                    g.show_journey(None)
+            return
+        super()._on_front_end(widget, content, buffers)
 
     def table(self) -> tuple[list[str], list[list[Cell]]]:
         """The columns and the rows now shown (oldest first), as the front end has them."""
