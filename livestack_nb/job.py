@@ -941,6 +941,14 @@ class LiveJob:
     def mark_running(self) -> None:
         self._set_status(JobStatus.RUNNING)
 
+    def _retaken(self, at: float) -> None:
+        """A job run by worker processes was taken over by another worker at ``at``
+        (its recorded time): ``statuses`` shows one ``running`` per run, as the vault
+        records them, not only the first."""
+        with self._lock:
+            if self._status is JobStatus.RUNNING:
+                self._statuses.append((JobStatus.RUNNING, at))
+
     def complete(self) -> None:
         """Normal end: outputs end (and inputs: feeding a finished job is an error)."""
         for s in self._owned_inputs:

@@ -310,6 +310,7 @@ class _Mirror:
         self.vault = vault
         self.job = job
         self.mirroring = False
+        self.runs = 0  # "running" records seen: one per worker that took the job
         self.stops: list[Callable[[], None]] = []
 
     def start(self) -> None:
@@ -353,7 +354,11 @@ class _Mirror:
             if job.status.done:
                 return
             if rec.status == "running":
-                job.mark_running()
+                self.runs += 1  # the status stream is followed once, each record seen once
+                if self.runs == 1:
+                    job.mark_running()
+                else:
+                    job._retaken(rec.time)  # another worker took it over: a run more
             elif rec.status in _DONE:
                 # The worker recorded the outputs before the status: read them all first.
                 for s in job._outputs.values():

@@ -16,13 +16,14 @@ import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
-from typing import TYPE_CHECKING, Any, ClassVar, Union, get_args, get_origin, overload
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get_origin, overload
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PydanticSchemaGenerationError,
+    Strict,
     TypeAdapter,
     ValidationError,
     create_model,
@@ -49,9 +50,31 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _unannotated(tp: Any) -> Any:
+    """``X`` for ``Annotated[X, ...]`` (a strict or constrained ``X``), else ``tp``."""
+    return get_args(tp)[0] if get_origin(tp) is Annotated else tp
+
+
+def _strict_class(tp: Any) -> type | None:
+    """``X`` for a strict plain class (``StrictBool`` is ``Annotated[bool, Strict()]``).
+
+    An instance of ``X`` is always valid for it, so the ``isinstance`` fast path
+    holds; any other metadata (``Field(gt=0)``) needs pydantic for every value.
+    """
+    if get_origin(tp) is not Annotated:
+        return None
+    base, *meta = get_args(tp)
+    if not meta or not all(isinstance(m, Strict) and m.strict for m in meta):
+        return None
+    return base if isinstance(base, type) and get_origin(base) is None else None
+
+
 def _type_name(tp: Any) -> str:
     if tp is Any:
         return "Any"
+    strict = _strict_class(tp)
+    if strict is not None:
+        return f"strict {strict.__name__}"
     if isinstance(tp, type):
         return tp.__name__
     return str(tp).replace("typing.", "")
@@ -72,7 +95,7 @@ class TagType:
             tp = Any
         self.tp = tp
         plain = tp is not Any and isinstance(tp, type) and get_origin(tp) is None
-        self.cls: type | None = tp if plain else None
+        self.cls: type | None = tp if plain else _strict_class(tp)
         self._adapter: TypeAdapter[Any] | None = None
 
     @property
@@ -186,6 +209,9 @@ def can_feed(out_tp: TagType, in_tp: TagType) -> bool:
     a, b = out_tp.tp, in_tp.tp
     if a is Any or b is Any or a == b:
         return True
+    if get_origin(a) is Annotated or get_origin(b) is Annotated:
+        # strictness and constraints are checked per value; the wiring rule is the class's
+        return can_feed(TagType(_unannotated(a)), TagType(_unannotated(b)))
     b_opts = _union_members(b)
     if b_opts is not None:
         return any(can_feed(out_tp, TagType(m)) for m in b_opts)
@@ -703,7 +729,7 @@ def describe_processor(fn: Callable[..., Any], localns: Mapping[str, Any] | None
     sig = inspect.signature(fn)
     local = dict(localns) if localns else None
     try:
-        hints = typing.get_type_hints(fn, localns=local)
+        hints = typing.get_type_hints(fn, localns=local, include_extras=True)
     except Exception:
         hints = {k: p.annotation for k, p in sig.parameters.items()}
         if sig.return_annotation is not inspect.Signature.empty:

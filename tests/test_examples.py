@@ -68,6 +68,7 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "output streams by tag": r'outputs=\{"pizza": Pizza, "log": str\}',
         "parameters (options)": r"options=Recipe",
         "type safety": r"except ls\.DataValidationError as e",
+        "strict tags": r"def strict_basil\(wanted: StrictBool\)",
         "reading the error": r"e\.spec.*e\.tag.*e\.field",
         "reuse": r"bake\.run\(\[Dough\(\)\], options=",
         "a spec as an operator": r"bake\.op\(",
@@ -152,20 +153,19 @@ CONCEPTS: dict[str, dict[str, str]] = {
         "a new env on the same file": r"^morning = ls\.LiveEnv\(vault=url\)",
         "env.jobs()": r"morning\.jobs\(\)",
         "env.job(job_id)": r"morning\.job\(dinner_id\)",
-        "a replay from the file": r"collect\(dinner\.output\(\)\.replay\(\)\)",
+        "the history read back from the file": r"dinner\.output\(\)\.values\(\)",
         "a job killed mid-run": r"late\.wait\(timeout=1\)",
-        "redis-server on loopback, saving nothing": r'REDIS_SERVER, "--bind", "127\.0\.0\.1".*"--save", ""',
+        "redis-server on loopback, saving nothing": r"redis_url = kitchen\.redis_server\(\)",
         "two worker processes": r'for name in \("A", "B"\).*"worker", "pizza_line:bake", "--env", redis_url',
-        "nothing left if a cell fails": (
-            r"atexit\.register\(stop_children\).*except BaseException:\n\s+stop_children\(\)"
-        ),
+        "nothing left if a cell fails": r"kitchen = Processes\(workdir\)",
         "a pure client": r"ls\.LiveEnv\(vault=redis_url, autostart=False\)",
         "a live table of outputs": r"StreamTable\(job\.output\(\)",
         "a worker killed mid-job": r'ovens\["A"\]\.send_signal\(signal\.SIGKILL\)',
         "which worker took which job": r'"taken by":',
+        "one run per worker, from job.statuses": r"job\.statuses\]\.count\(ls\.JobStatus\.RUNNING\)",
         "livestack-nb jobs": r'"jobs", "--env", redis_url',
         "SIGTERM drains": r'ovens\["B"\]\.send_signal\(signal\.SIGTERM\)',
-        "redis-server stopped": r"children\[0\]\.terminate\(\)",
+        "redis-server stopped": r"kitchen\.redis_process\.terminate\(\)",
         "envs closed, temp dir removed": r"^env\.close\(\)\nmorning\.close\(\).*^shutil\.rmtree\(workdir\)",
     },
     "09_slow_motion": {
@@ -224,7 +224,14 @@ NO_REDIS_SHOWS = [
 # What the run must show: text in the outputs of the executed notebook.
 SHOWS: dict[str, list[str]] = {
     "00_quickstart": ["12in margherita, spice 2", "[12in napoletana, spice 3]", "field 'size'"],
-    "01_jobspec_recipe": ["field: hydration", "tomato on 00: hot!", "has no worker"],
+    "01_jobspec_recipe": [
+        "field: hydration",
+        "tomato on 00: hot!",
+        "has no worker",
+        "bool:       ['with basil', 'plain', 'with basil']",
+        "input tag 'default' expects strict bool: Input should be a valid boolean; got 'yes'",
+        "StrictBool: ['with basil']",
+    ],
     "02_livejob_chef": ["heat 4", "same key again: True", "kitchen plan: flow 'trattoria'"],
     "03_liveworker_staff": [
         "baked on try 3",
@@ -470,6 +477,27 @@ def test_the_default_html_export_shows_content_not_loading_widget(name: str):
     assert page.count('class="lsnb-snapshot"') == views
 
 
+def _cell_text(nb: nbformat.NotebookNode, pattern: str) -> str:
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and re.search(pattern, c.source, re.M | re.S)]
+    return _text(nbformat.v4.new_notebook(cells=[cell]))
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["as run", "as saved"])
+def test_an_output_shows_its_own_cells_moment_not_what_later_cells_fed(saved: bool):
+    """Widgets refresh their static snapshot as long as the kernel runs; the notebook is
+    kept (and saved) with each output as it was when its own cell ended."""
+
+    def nb(name: str) -> nbformat.NotebookNode:
+        return nbformat.read(EXAMPLES_DIR / f"{name}.ipynb", as_version=4) if saved else ran(name).nb
+
+    table = _cell_text(nb("00_quickstart"), r"feed\(Order\(pizza=\"funghi\".*^job\.output\(\)$")
+    assert "bake-" in table and "marinara" not in table  # marinara is fed by the next cell
+    step1 = _cell_text(nb("05_liveflow_kitchen"), r"kitchen\.connect\(take_order, split\)\nkitchen$")
+    assert "take_order" in step1 and "oven-1" not in step1  # the ovens are wired by the next cells
+    step3 = _cell_text(nb("05_liveflow_kitchen"), r"transform=label\)\nkitchen$")
+    assert "oven-2" in step3 and "boxes" not in step3 and "completed" not in step3
+
+
 def test_the_readme_links_each_notebook_with_one_line():
     lines = README.read_text().splitlines()
     for name in NAMES:
@@ -523,7 +551,7 @@ def test_08_a_cell_failing_while_its_workers_bake_leaves_no_process_and_no_file(
     ordered = next(i for i, c in enumerate(nb.cells) if "orders = {table: bake.start(" in c.source)
     nb.cells = nb.cells[: ordered + 1]  # the orders are in the ovens when the next cell fails
     nb.cells.append(
-        new_code_cell('print("PIDS", *[p.pid for p in children], "DIR", workdir)\nraise RuntimeError("oops")')
+        new_code_cell('print("PIDS", *kitchen.pids(), "DIR", workdir)\nraise RuntimeError("oops")')
     )
     with pytest.raises(CellExecutionError, match="oops"):
         execute(nb, path.parent)

@@ -137,6 +137,15 @@ def test_a_worker_killed_mid_job_loses_nothing_and_no_output_is_seen_twice(make_
         assert [(p.seq, p.value) for p in stored] == list(enumerate(expected))
     for job_id in cut_short:  # taken over: run again by the survivor
         assert [r.status for r in vault.statuses(job_id)].count("running") == 2, job_id
+        # and the client's own handle says so too: one "running" per run
+        (handle,) = [j for j in jobs if j.job_id == job_id]
+        assert [s for s, _ in handle.statuses].count(ls.JobStatus.RUNNING) == 2, handle.statuses
+    for j in jobs:
+        if j.job_id not in cut_short:
+            assert [s.value for s, _ in j.statuses] in (
+                ["requested", "running", "completed"],
+                ["requested", "running", "running", "completed"],  # held by the doomed one, not yet emitting
+            ), j.statuses
     wait_until(lambda: vault.pending("squares_one_by_one") == {}, timeout=10)
     assert workers[1].stop() == 0
 

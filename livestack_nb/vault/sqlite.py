@@ -54,7 +54,7 @@ import time
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, get_origin
 
 from pydantic_core import to_json
 
@@ -588,4 +588,8 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
 def _type_name(tp: Any) -> str:
     if tp is Any:
         return "Any"
+    if get_origin(tp) is Annotated:  # a strict or constrained type: named as the spec names it
+        from ..spec import TagType
+
+        return TagType(tp).name
     return getattr(tp, "__name__", None) or repr(tp)

@@ -14,7 +14,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import ipywidgets
 import traitlets
@@ -134,6 +134,8 @@ def _control(tp: Any, label: str, default: Any) -> tuple[Any, bool]:
     """An ipywidgets control for ``tp``, and whether it holds JSON text."""
     has = default is not _MISSING and default is not None
     style = {"description_width": "initial"}
+    if get_origin(tp) is Annotated:  # a strict or constrained type: the tag's check enforces it
+        tp = get_args(tp)[0]
     if tp is bool:
         return ipywidgets.Checkbox(
             value=bool(default) if has else False, description=label, indent=False

@@ -15,6 +15,10 @@ from ._streamed import Raw, StreamWidget, _at_least_one
 __all__ = ["StreamTable"]
 
 
+#: Rows in a table's plain-text fallback (newest first); the HTML snapshot shows them all.
+TEXT_ROWS = 10
+
+
 class StreamTable(StreamWidget):
     """A live table of a stream's newest values, one column per model field.
 
@@ -191,9 +195,11 @@ class StreamTable(StreamWidget):
             + (" · ended" if h["ended"] else "")
             + (f" · {h['error']}" if h["error"] else "")
         )
-        text = f"{self.title}: {note}\n" + "\n".join(
-            " | ".join(map(cell_text, r)) for r in reversed(rows[-5:])
-        )
+        shown = rows[-TEXT_ROWS:]
+        lines = [" | ".join(map(cell_text, r)) for r in reversed(shown)]
+        if len(rows) > len(shown):  # say what is left out, not leave a row silently missing
+            lines.append(f"… {len(rows) - len(shown)} older rows not shown in this text")
+        text = f"{self.title}: {note}\n" + "\n".join(lines)
         return table_html(self.title, columns, rows, note), text
 
     def __repr__(self) -> str:
