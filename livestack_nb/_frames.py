@@ -219,7 +219,7 @@ class FrameWindows:
                 result[c] = pd.to_datetime(result[c], unit="s", utc=True)
                 tz = getattr(self.dates, "tz", None)
                 result[c] = result[c].dt.tz_convert(tz) if tz is not None else result[c].dt.tz_localize(None)
-        self.spec._count(0, len(result), 0, 0)
+        self.spec.record_counts(0, len(result), 0, 0)
         return result
 
     def _agg(self, g: Any, a: Agg) -> Any:
@@ -260,7 +260,7 @@ def run_frames(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
             if not isinstance(frame, pd.DataFrame):
                 raise LivestackError(f"spec {spec.name!r} takes DataFrames, not {type(frame).__name__}")
             closed, late = fw.push(frame)
-            spec._count(len(frame), 0, 0 if late is None else len(late), 0)
+            spec.record_counts(len(frame), 0, 0 if late is None else len(late), 0)
             if late is not None and len(late):
                 job.logger.warning("%d late rows (their windows had closed)", len(late))
                 if late_port is not None:
@@ -276,7 +276,7 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
     """Sessions over frames: the value engine over each frame's rows."""
     import pandas as pd
 
-    from .window import _TimeOf
+    from .window import TimeOf
 
     out = job.output("default")
     late_port = job.output("late") if "late" in spec.out_tags else None
@@ -284,13 +284,13 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
     assert gap is not None
     engine = SessionWindows(spec.aggs, gap, shape.lateness)
     arrivals = 0
-    times: _TimeOf | None = None
+    times: TimeOf | None = None
     columns: list[str] = []
 
     def emit() -> None:
         rows, late = engine.out, engine.late
         engine.out, engine.late = [], []
-        spec._count(0, len(rows), len(late), 0)
+        spec.record_counts(0, len(rows), len(late), 0)
         if late:
             job.logger.warning("%d late rows (their sessions had closed)", len(late))
             if late_port is not None:
@@ -314,13 +314,13 @@ def _run_sessions(spec: WindowSpec, shape: WindowOptions, job: LiveJob) -> None:
             if shape.gap_count is not None:
                 ts: Any = range(arrivals, arrivals + len(items))
             elif shape.time is not None:
-                times = times or _TimeOf(lambda r: r[shape.time], spec.name)
+                times = times or TimeOf(lambda r: r[shape.time], spec.name)
                 ts = times.seconds(items)
             else:
                 ts = [_time.time()] * len(items)
             arrivals += len(items)
             engine.push(keys, items, ts)
-            spec._count(len(items), 0, 0, 0)
+            spec.record_counts(len(items), 0, 0, 0)
             emit()
     engine.close_all()
     emit()

@@ -164,7 +164,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 def _worker(args: argparse.Namespace) -> int:
     from .env import LiveEnv
-    from .remote import QueueWorker
+    from .queue_worker import QueueWorker
     from .spec import JobSpec
     from .vault.redis import safe_url
 
@@ -260,7 +260,7 @@ def _open_env(make: Any, url: str, wait: float) -> Any:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from .vault.base import open_vault
+    from .vault.open import open_vault
 
     vault = open_vault(args.env)
     try:

@@ -32,6 +32,7 @@ from .job import JobHandle, JobStatus, LiveJob
 from .named import NamedStream, check_type, publisher_lock
 from .runtime import Runtime
 from .spec import JobSpec, TagType, declared_spec
+from .status_feed import StatusChange, StatusFeed
 from .storage import StorageProvider, open_storage
 from .stream import DEFAULT_HISTORY, Activity, Datapoint, DataStream, Flusher
 from .vault.base import (
@@ -41,8 +42,8 @@ from .vault.base import (
     StreamRecord,
     ValidationFailureRecord,
     Vault,
-    open_vault,
 )
+from .vault.open import open_vault
 from .worker import LiveWorker
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class LiveEnv:
         self.name = f"{project_id}-{next(_names)}"
         self._runtime = Runtime(self.name)
         self._flusher = Flusher(self.name)  # pushes what per-value calls buffered, on a deadline
+        self.status_feed = StatusFeed()  # every job's status changes, for the widgets to follow
         self._lock = threading.RLock()
         self._specs: dict[str, JobSpec] = {}
         self._workers: dict[str, LiveWorker] = {}
@@ -225,7 +227,8 @@ class LiveEnv:
             jobs = list(self._jobs.values())
         return [JobHandle(j) for j in jobs]
 
-    def _worker_for(self, spec: JobSpec) -> LiveWorker:
+    def worker_for(self, spec: JobSpec) -> LiveWorker:
+        """The in-process worker of ``spec`` (started on first use)."""
         d = spec.worker_def
         if d is None:
             raise LivestackError(
@@ -405,7 +408,7 @@ class LiveEnv:
             from .remote import prepare_remote
 
             return prepare_remote(self, spec, opts, job_id=job_id, parent_id=parent_id)
-        worker = self._worker_for(spec)
+        worker = self.worker_for(spec)
         job = self.make_job(
             spec,
             opts,
@@ -451,7 +454,7 @@ class LiveEnv:
             flusher=self._flusher,
         )
         if self._durable and durable:
-            self._attach_archive(stream, record=True)
+            self.attach_archive(stream, record=True)
         return stream
 
     def stream(self, name: str, type: Any = None) -> NamedStream:
@@ -491,7 +494,7 @@ class LiveEnv:
 
             share_named(self, named)
             return
-        self._attach_archive(named, record=True)
+        self.attach_archive(named, record=True)
         count = vault.count(sid)
         if count:
             named.resume(count, vault.batches(sid, max(0, count - self.history), count, named.type.tp))
@@ -507,7 +510,9 @@ class LiveEnv:
 
         named._first_publish = first_publish
 
-    def _attach_archive(self, stream: DataStream, *, record: bool) -> None:
+    def attach_archive(self, stream: DataStream, *, record: bool) -> None:
+        """Let ``stream`` read back from the vault what its memory let go of, and, with
+        ``record``, write what it takes through to the vault."""
         vault, sid, tp = self.vault, stream.stream_id, stream.type.tp
 
         def archive(start: int, stop: int) -> Iterator[BatchRecord]:
@@ -660,6 +665,8 @@ class LiveEnv:
             ) from e
 
     def _status_changed(self, job: LiveJob, status: JobStatus) -> None:
+        if self.status_feed:
+            self.status_feed.publish(StatusChange(job.job_id, job.spec.name, job.parent_id, status.value))
         if job.stored or job.detached:
             return  # only the process running a job appends its statuses
         detail = job.traceback if status is JobStatus.FAILED else None
@@ -774,7 +781,7 @@ class LiveEnv:
             stream = DataStream(
                 sid, tag, tp, history=self.history, storage=self.storage, large_value_threshold=None
             )
-            self._attach_archive(stream, record=False)
+            self.attach_archive(stream, record=False)
             count = self.vault.count(sid)
             stream.restore(
                 count, self.vault.batches(sid, max(0, count - self.history), count, stream.type.tp)
@@ -798,7 +805,7 @@ class LiveEnv:
         job.restore(self.vault.statuses(job_id), self.vault.children(job_id))
         return job
 
-    def _forget(self, job: LiveJob) -> None:
+    def forget_job(self, job: LiveJob) -> None:
         """Drop an ended job a long-running worker process no longer needs to hold."""
         with self._lock:
             if self._jobs.get(job.job_id) is job:

@@ -57,13 +57,20 @@ class NamedStream(DataStream):
             large_value_threshold=env.large_value_threshold,
         )
         self.name = name
-        self._env_name = env.name
         self._write: Callable[[list[Any]], None] = self._push_here
         self._end_remote: Callable[[BaseException | None], None] | None = None
         self._first_publish: Callable[[], None] | None = None
 
     def _push_here(self, values: list[Any]) -> None:
         self.push(values)
+
+    def write_through(
+        self, write: Callable[[list[Any]], None], end: Callable[[BaseException | None], None]
+    ) -> None:
+        """Publish through ``write`` and announce the end through ``end`` instead of here
+        (a stream shared by processes: what comes back from the server is what it holds)."""
+        self._write = write
+        self._end_remote = end
 
     def emit(self, value: Any) -> None:
         """Append ``value`` (checked against the stream's type first); Livestack's ``pub``.

@@ -641,7 +641,7 @@ class JobSpec:
         Each subscription starts one job; items are fed in order, completion
         ends the input, a failure arrives as ``on_error``.
         """
-        from .operator import spec_operator
+        from .rx_operator import spec_operator
 
         return spec_operator(self, options)
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from .env import LiveEnv
     from .lineage import Stop
 
-__all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now"]
+__all__ = ["Activity", "DataStream", "Datapoint", "Flusher", "StreamStats", "now", "set_clock"]
 
 log = logging.getLogger("livestack_nb")
 
@@ -83,6 +83,13 @@ _ident = threading.get_ident
 def now() -> float:
     """The time stamped on datapoints and statuses (``testing.virtual_clock`` replaces it)."""
     return _clock()
+
+
+def set_clock(clock: Callable[[], float]) -> Callable[[], float]:
+    """Stamp with ``clock`` from now on; returns the clock it replaces (``testing.virtual_clock``)."""
+    global _clock
+    previous, _clock = _clock, clock
+    return previous
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import reactivex
 
-from . import stream as _stream
 from .env import LiveEnv
 from .errors import WaitTimeout
+from .stream import set_clock
 
 __all__ = ["VirtualClock", "collect", "fresh_env", "livestack_threads", "virtual_clock", "wait_until"]
 
@@ -117,9 +117,8 @@ def virtual_clock(start: float = 0.0) -> Iterator[VirtualClock]:
             job.feed(2)          # stamped 2.5
     """
     clock = VirtualClock(start)
-    previous = _stream._clock
-    _stream._clock = clock
+    previous = set_clock(clock)
     try:
         yield clock
     finally:
-        _stream._clock = previous
+        set_clock(previous)

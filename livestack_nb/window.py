@@ -174,7 +174,8 @@ class WindowSpec(JobSpec):
         assert shape.gap is not None
         return SessionWindows(self.aggs, shape.gap, shape.lateness)
 
-    def _count(self, values: int, windows: int, late: int, open_delta: int) -> None:
+    def record_counts(self, values: int, windows: int, late: int, open_delta: int) -> None:
+        """Add to :attr:`stats` what a job of this spec just did (called by the engines)."""
         with self._stats_lock:
             s = self.stats
             s.values += values
@@ -310,7 +311,7 @@ def window(
 # -- the processor ----------------------------------------------------------------------
 
 
-class _TimeOf:
+class TimeOf:
     """Reads a value's event time as seconds, and gives a window's bounds back in the
     type the values had (a ``datetime`` in the same zone, or a number)."""
 
@@ -387,7 +388,7 @@ def _run(spec: WindowSpec, job: LiveJob) -> None:
     late_port = job.output("late") if "late" in spec.out_tags else None
     processing = shape.time is None and shape.gap_count is None and shape.count is None
     event_time = spec.time_fn or (field_getter(shape.time, spec.name) if shape.time else None)
-    times = _TimeOf(event_time, spec.name) if event_time is not None else None
+    times = TimeOf(event_time, spec.name) if event_time is not None else None
     arrivals = 0
     opened = 0
     late_seen = [0]
@@ -435,7 +436,7 @@ def _flush(
     engine: Engine,
     out: Any,
     late_port: Any,
-    times: _TimeOf | None,
+    times: TimeOf | None,
     n: int,
     opened: int,
     late_seen: list[int],
@@ -445,7 +446,7 @@ def _flush(
     rows, late = engine.out, engine.late
     engine.out, engine.late = [], []
     now_open = engine.open_windows
-    spec._count(n, len(rows), len(late), now_open - opened)
+    spec.record_counts(n, len(rows), len(late), now_open - opened)
     if late:
         for v in late[: max(0, LOGGED_LATE - late_seen[0])]:
             job.logger.warning("late value (its windows had closed): %.200r", v)

@@ -78,3 +78,32 @@ def test_fresh_env_helper():
     with fresh_env() as e:
         assert ls.current_env() is e
         assert bake.run([{"pizza": "y"}], timeout=10) == ["12in y, spice 0"]
+
+
+def test_the_status_feed_tells_every_change_and_survives_a_failing_listener(env, caplog):
+    from livestack_nb.status_feed import StatusChange
+
+    @ls.job_spec
+    def echo(x: int) -> int:
+        return x
+
+    seen: list[StatusChange] = []
+
+    def bad(_change: StatusChange) -> None:
+        raise RuntimeError("a listener that raises")
+
+    stop_bad = env.status_feed.listen(bad)
+    stop = env.status_feed.listen(seen.append)
+    job = echo.start()
+    job.feed(1)
+    job.end()
+    job.wait(timeout=10)
+    assert [(c.job_id, c.spec, c.status) for c in seen] == [
+        (job.job_id, "echo", "running"),
+        (job.job_id, "echo", "completed"),
+    ]
+    assert "a status listener failed" in caplog.text
+    stop()
+    stop_bad()
+    stop()  # twice is harmless
+    assert len(env.status_feed) == 0

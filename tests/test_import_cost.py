@@ -38,6 +38,8 @@ NOT_AT_IMPORT = [
     "livestack_nb.vault.sqlite",
     "livestack_nb.vault.redis",
     "livestack_nb.remote",
+    "livestack_nb.queue_worker",
+    "livestack_nb.vault.memory_queue",
     "livestack_nb.cli",
 ]
 

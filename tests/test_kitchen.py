@@ -190,9 +190,7 @@ def test_opening_a_job_and_a_stream_makes_their_widgets_and_bad_requests_say_wha
         p.wait_for(lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 2, message="the table opened")
         table = [d for _, d in p.msgs if d.get("type") == "opened"][-1]
         p.send({"type": "open", "kind": "plot", "id": "orders"})
-        p.wait_for(
-            lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 3, message="the plot opened"
-        )
+        p.wait_for(lambda: sum(d.get("type") == "opened" for _, d in p.msgs) == 3, message="the plot opened")
         out = k.printed(
             "from livestack_nb.widgets.kitchen import kitchens\n"
             "kw = kitchens()[0]\n"
@@ -292,3 +290,34 @@ def test_a_snapshot_lists_the_newest_jobs_and_counts_them_all():
         newest = [r.job_id for r in env.jobs()][-MAX_JOBS:]
         assert sorted(j["id"] for j in snap["jobs"]) == sorted(newest)
     env.close()
+
+
+def test_the_panel_follows_the_envs_statuses_and_stops_following_when_closed():
+    """Statuses are pushed to the kitchen (the env's status feed), not looked for: an idle
+    kitchen still shows a job that starts and ends at once, and a closed one stops following."""
+    with kernel() as k:
+        k.run("import livestack_nb as ls\nenv = ls.current_env()")
+        p = Panel(k)
+        p.open()
+        p.wait_for(lambda: p.last() is not None, message="a first snapshot")
+        assert k.printed("print(len(env.status_feed))").strip() == "1"
+        k.run(
+            "@ls.job_spec\n"
+            "def halve(x: int) -> float:\n"
+            "    return x / 2\n"
+            "j = halve.start(job_id='halve-1'); j.feed(4); j.end(); j.wait(10)\n"
+        )
+
+        def listed() -> bool:
+            s = p.last()
+            jobs = [] if s is None else s["jobs"]
+            return any(j["id"] == "halve-1" and j["status"] == "completed" for j in jobs)
+
+        p.wait_for(listed, message="the job that started and ended, listed completed")
+        from test_messages import _conforms
+
+        from livestack_nb.widgets._messages import KitchenMessage
+
+        assert {_conforms(d, KitchenMessage) for _, d in p.msgs} == {"KitchenSnapshot"}
+        p.close()
+        wait_until(lambda: k.printed("print(len(env.status_feed))").strip() == "0", timeout=10)

@@ -34,12 +34,12 @@ def test_a_new_key_sends_the_whole_window_again_and_a_known_key_a_delta(comms):
     plot = lw.StreamPlot(s, x="end", y="p95", by="key")
     plot.comm.hello()
     s.push(rows(("/a", 2, 2.0)))
-    plot._pump_flush(1e18)
+    plot.pump_flush(1e18)
     delta = plot.comm.custom()[-1]
     assert delta["type"] == "points" and delta["y"] == [[2.0]]
     s.push(rows(("/c", 3, 7.0)))
     plot._last_send = float("-inf")
-    plot._pump_flush(1e18)
+    plot.pump_flush(1e18)
     again = plot.comm.custom()[-1]
     assert again["type"] == "reset" and plot.y == ["/a", "/c"]
     assert again["y"] == [[1.0, 2.0, 2.0], [None, None, 7.0]]
@@ -74,7 +74,7 @@ def test_a_table_by_key_shows_each_keys_latest_row(comms):
     assert [r[2:] for r in reset["rows"]] == [["/b", "1", "20.0"], ["/a", "2", "11.0"]]
     s.push(rows(("/c", 1, 5.0)))  # a third key: the one updated longest ago leaves (max_rows=2)
     table._last_send = float("-inf")
-    table._pump_flush(1e18)
+    table.pump_flush(1e18)
     again = table.comm.custom()[-1]
     assert again["type"] == "reset" and [r[2] for r in again["rows"]] == ["/a", "/c"]
     assert "<td>/b</td>" not in table.snapshot_html() and "<td>/c</td>" in table.snapshot_html()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import types
 
 import livestack_nb as ls
 
@@ -44,3 +45,22 @@ def test_import_is_light_and_needs_no_notebook_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_public_names_are_exactly_all():
+    """As httpx checks its own: every public name of the package is in ``__all__``
+    (no stray import such as ``sys`` or ``VERSION`` leaks into ``ls.<tab>``); the
+    package's submodules are attributes because they are imported, not names it offers."""
+    public = {
+        name
+        for name in dir(ls)
+        if not name.startswith("_")
+        and not (
+            isinstance(obj := getattr(ls, name), types.ModuleType)
+            and obj.__name__ == f"livestack_nb.{name}"
+            and name not in ls.__all__
+        )
+    }
+    assert public == set(ls.__all__) - {"__version__"}
+    for name in ("sys", "VERSION", "annotations"):
+        assert not hasattr(ls, name), name

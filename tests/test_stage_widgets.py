@@ -421,3 +421,43 @@ def test_the_snapshot_uses_the_stages_colours_of_the_front_end():
     assert f"stroke: {AT_WORK};" in rule(".lsnb-node.lsnb-at-work rect")
     assert f"stroke: {JOURNEY};" in rule(".lsnb-edge.lsnb-journey")
     assert f"stroke: {JOURNEY};" in rule(".lsnb-node.lsnb-journey rect")
+
+
+def test_the_snapshot_keeps_a_long_value_on_a_narrow_chain_whole(comms, env):
+    """A chain drawn top to bottom is narrow; its values sit left of the edges and
+    used to run past the drawing's left edge ("argherita…" for "margherita")."""
+    from livestack_nb.widgets._svg import text_width
+
+    @ls.job_spec
+    def take(order: str) -> str:
+        return order
+
+    @ls.job_spec
+    def bake(dough: str) -> str:
+        return f"baked {dough}"
+
+    @ls.job_spec
+    def box(pizza: str) -> str:
+        return f"box of {pizza}"
+
+    flow = ls.Liveflow("narrow-kitchen")
+    flow.connect(take, bake)
+    flow.connect(bake, box)
+    flow.expose(take.input(), "orders")
+    flow.expose(box.output(), "boxes")
+    run = flow.start(step=True)
+    graph = lw.FlowGraph(run)
+    run.input("orders").feed("margherita with extra basil")
+    run.step(4)
+    svg = graph.snapshot_html().split('class="lsnb-text"')[0]
+    shift = re.search(r'<g transform="translate\(([0-9.]+),0\)">', svg)
+    assert shift is not None, "the drawing should widen for the labels"
+    labels = re.findall(
+        r'<g data-dot="[^"]+">.*?<text x="([0-9.-]+)"[^>]*text-anchor="end"[^>]*>([^<]*)</text>', svg
+    )
+    assert len(labels) == 4
+    for x, label in labels:
+        assert float(x) + float(shift.group(1)) - text_width(label, 10) >= 0, label
+    run.play(interval=0)
+    run.input("orders").end()
+    run.wait(timeout=10)

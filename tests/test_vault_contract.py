@@ -93,3 +93,39 @@ def test_memory_vault_records_no_stream_but_sqlite_does(tmp_path):
         assert v.durable and v.recorder("s", "default", int) is not None
     finally:
         v.close()
+
+
+def _vault_imports() -> dict[str, set[str]]:
+    """The vault modules each vault module imports (lazy ones included), read with ast."""
+    import ast
+    from pathlib import Path
+
+    import livestack_nb.vault as pkg
+
+    root = Path(pkg.__file__).parent
+    out: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module)
+                else:
+                    found.update(a.name for a in node.names)
+        out[path.stem] = found
+    return out
+
+
+def test_backends_depend_on_the_contract_and_only_the_opener_on_backends():
+    """The contract (base, queue) imports no backend; a backend no other backend; only
+    vault/open.py (and the package's own __init__, for the memory default) name them."""
+    imports = _vault_imports()
+    backends = {"memory", "sqlite", "redis", "memory_queue"}
+    assert imports["base"] & backends == set()
+    assert imports["queue"] & backends == set()
+    assert imports["open"] >= {"memory", "sqlite", "redis"}
+    for name, found in imports.items():
+        if name in ("open", "__init__", "memory_queue"):
+            continue
+        assert found & backends == set(), f"vault/{name}.py imports {found & backends}"
+    assert imports["memory_queue"] & backends == {"memory"}  # it keeps its records in one

@@ -20,8 +20,6 @@ from livestack_nb.testing import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
-
-
 def _blast(streams: list[DataStream], seconds: float, batch: int = 50) -> float:
     """Push to every stream at full speed for ``seconds``; return events/s per stream."""
     n = 0
@@ -396,3 +394,29 @@ def test_a_plots_window_can_change_while_it_is_shown(comms):
     assert [p[1][0] for p in plot.points()] == [96.0, 97.0, 98.0, 99.0]
     with pytest.raises(traitlets.TraitError):
         plot.window = -1
+
+
+def test_a_flow_graph_is_told_statuses_and_stops_looking_once_its_run_is_over(comms, env):
+    from livestack_nb.status_feed import StatusChange
+
+    @ls.job_spec
+    def plus_one(x: int) -> int:
+        return x + 1
+
+    job = plus_one.start()
+    graph = lw.FlowGraph(job)
+    assert len(env.status_feed) == 1  # it follows the env's statuses
+    job.feed_many([1, 2])
+    job.end()
+    job.wait(timeout=10)
+    # done and every stream ended: nothing left to look at, so the pump stops asking
+    wait_until(lambda: not graph._dirty, timeout=5)
+    assert graph.state()["nodes"]["plus_one"]["status"] == "completed"
+    assert graph._delta() is None and not graph._dirty  # one more look asks for no other
+    # a status of a job it shows marks it changed at once; another job's does not
+    env.status_feed.publish(StatusChange("someone-else", "other", None, "running"))
+    assert not graph._dirty
+    env.status_feed.publish(StatusChange(job.job_id, "plus_one", None, "completed"))
+    assert graph._dirty
+    graph.dispose()
+    assert len(env.status_feed) == 0  # disposing stops following

@@ -6,14 +6,16 @@
  * from a kernel; the CSS hides the static snapshot next to a live view only.
  */
 import { DOMWidgetModel, DOMWidgetView } from '@jupyter-widgets/base';
+import { Hello } from './messages';
 import { MODULE_NAME, MODULE_VERSION } from './version';
 
-export interface LiveMessage {
-  type: string;
-  [key: string]: any;
-}
+/** The "reset" of a widget's message union `M`: its whole state. */
+export type ResetOf<M extends { type: string }> = Extract<M, { type: 'reset' }>;
+/** The other messages of `M`: changes since the last message. */
+export type DeltaOf<M extends { type: string }> = Exclude<M, { type: 'reset' }>;
 
-export abstract class LiveModel extends DOMWidgetModel {
+/** A widget model whose kernel sends the messages of the union `M` (see messages.ts). */
+export abstract class LiveModel<M extends { type: string }> extends DOMWidgetModel {
   live = false;
 
   defaults(): any {
@@ -28,25 +30,26 @@ export abstract class LiveModel extends DOMWidgetModel {
 
   initialize(attributes: any, options: any): void {
     super.initialize(attributes, options);
-    this.on('msg:custom', (msg: LiveMessage) => this.onLiveMessage(msg));
+    this.on('msg:custom', (msg: M) => this.onLiveMessage(msg));
     // Ask for the current state; a model restored without a kernel gets no answer.
     if (this.comm_live) {
-      this.send({ type: 'hello' }, {});
+      const hello: Hello = { type: 'hello' };
+      this.send(hello, {});
     }
   }
 
-  private onLiveMessage(msg: LiveMessage): void {
+  private onLiveMessage(msg: M): void {
     if (msg.type === 'reset') {
       this.live = true;
-      this.applyReset(msg);
+      this.applyReset(msg as ResetOf<M>);
     } else {
-      this.applyDelta(msg);
+      this.applyDelta(msg as DeltaOf<M>);
     }
     this.trigger('live:data', msg);
   }
 
-  abstract applyReset(msg: LiveMessage): void;
-  abstract applyDelta(msg: LiveMessage): void;
+  abstract applyReset(msg: ResetOf<M>): void;
+  abstract applyDelta(msg: DeltaOf<M>): void;
 }
 
 export abstract class LiveView extends DOMWidgetView {
@@ -66,7 +69,7 @@ export abstract class LiveView extends DOMWidgetView {
     }
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
-      const live = (this.model as LiveModel).live;
+      const live = (this.model as LiveModel<{ type: string }>).live;
       this.el.classList.toggle('lsnb-live', live);
       this.el.classList.toggle('lsnb-pending', !live);
       this.draw();

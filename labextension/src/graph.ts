@@ -10,10 +10,15 @@
  * "journey".
  */
 import dagre from '@dagrejs/dagre';
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { GraphHops, GraphJourney, GraphMessage, GraphReset, GraphState, ShowJourney } from './messages';
 import { DotLayer, Hop, Journey, StageControls, StageHeader, drawJourney } from './stage';
 
 const SVG = 'http://www.w3.org/2000/svg';
+
+function showJourney(datapoint: string | null): ShowJourney {
+  return { type: 'journey', datapoint };
+}
 
 interface NodeSpec {
   id: string;
@@ -50,7 +55,7 @@ interface EdgeState {
 /** Hops a model keeps for its views (the newest). */
 const KEEP_HOPS = 200;
 
-export class FlowGraphModel extends LiveModel {
+export class FlowGraphModel extends LiveModel<GraphMessage> {
   nodes: Record<string, NodeState> = {};
   edges: Record<string, EdgeState> = {};
   status = '';
@@ -74,12 +79,12 @@ export class FlowGraphModel extends LiveModel {
     };
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: GraphReset): void {
     this.nodes = {};
     this.edges = {};
     this.resets += 1;
     this.stepping = !!msg.stage;
-    this.hops = msg.stage ? (msg.stage.hops as Hop[]).slice() : [];
+    this.hops = msg.stage ? msg.stage.hops.slice() : [];
     this.journey = msg.stage ? msg.stage.journey : null;
     if (msg.stage) {
       this.header(msg.stage);
@@ -87,27 +92,31 @@ export class FlowGraphModel extends LiveModel {
     this.applyState(msg);
   }
 
-  applyDelta(msg: LiveMessage): void {
+  applyDelta(msg: GraphState | GraphHops | GraphJourney): void {
     if (msg.type === 'journey') {
       this.journey = msg.journey;
       return;
     }
     if (msg.type === 'hops') {
       this.header(msg);
-      this.hops = this.hops.concat(msg.hops as Hop[]).slice(-KEEP_HOPS);
+      this.hops = this.hops.concat(msg.hops).slice(-KEEP_HOPS);
     }
     this.applyState(msg);
   }
 
-  private header(h: any): void {
-    for (const k of ['playing', 'interval', 'waiting', 'n_waiting', 'released', 'at_work', 'note']) {
-      if (h[k] !== undefined) {
-        (this.stage as any)[k] = h[k];
-      }
-    }
+  private header(h: StageHeader): void {
+    this.stage = {
+      playing: h.playing,
+      interval: h.interval,
+      waiting: h.waiting,
+      n_waiting: h.n_waiting,
+      released: h.released,
+      at_work: h.at_work,
+      note: h.note
+    };
   }
 
-  private applyState(msg: LiveMessage): void {
+  private applyState(msg: GraphState | GraphHops | GraphReset): void {
     Object.assign(this.nodes, msg.nodes || {});
     Object.assign(this.edges, msg.edges || {});
     this.status = msg.status ?? this.status;
@@ -161,7 +170,7 @@ export class FlowGraphView extends LiveView {
     this.detail.hidden = true;
     this.dots = new DotLayer(
       this.pathEls,
-      dp => this.model.send({ type: 'journey', datapoint: m.journey?.datapoint === dp ? null : dp }, {}),
+      dp => this.model.send(showJourney(m.journey?.datapoint === dp ? null : dp), {}),
       (_arrived, travelling) => {
         this.travelling = travelling;
         this.schedule();
@@ -281,7 +290,7 @@ export class FlowGraphView extends LiveView {
       this.shownJourney = m.journey;
       drawJourney(this.journeyLayer, this.journeyList, m.journey, this.pathEls,
         new Map([...this.nodeEls].map(([id, parts]) => [id, parts.g])),
-        () => this.model.send({ type: 'journey', datapoint: null }, {}));
+        () => this.model.send(showJourney(null), {}));
     }
   }
 

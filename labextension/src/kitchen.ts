@@ -21,44 +21,21 @@
  */
 import { Panel, Widget } from '@lumino/widgets';
 import { el, fmtRate } from './base';
+import {
+  KitchenFeed,
+  KitchenMessage,
+  KitchenRequest,
+  KitchenSnapshot,
+  KitchenTrouble,
+  KitchenWorker
+} from './messages';
 
 const TARGET = 'livestack-nb:kitchen';
 const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 const STATUSES = ['all', 'running', 'requested', 'completed', 'failed', 'cancelled'];
 
-interface FeedRow {
-  id: number;
-  tag: string;
-  state: string;
-  count: number;
-  total: number | null;
-  rate: number;
-  eta: number | null;
-}
-
-interface JobRow {
-  id: string;
-  spec: string;
-  status: string;
-  created: number | null;
-  inputs: number | null;
-  outputs: number | null;
-  rate: number | null;
-  feeds: FeedRow[];
-}
-
-interface Snapshot {
-  type: 'snapshot';
-  env?: string;
-  vault?: string;
-  error?: string;
-  specs: string[];
-  jobs: JobRow[];
-  job_total: number;
-  counts: Record<string, number>;
-  workers: { spec: string; concurrency: number; busy: number; completed: number; failed: number }[];
-  streams: { name: string; count: number; rate: number }[];
-}
+/** What the kitchen keeps of the kernel's last snapshot (or why it has none). */
+type Snapshot = KitchenSnapshot | KitchenTrouble;
 
 /** Seconds as a short age: 4s, 3m 2s, 2h 5m. */
 export function fmtAge(seconds: number): string {
@@ -226,7 +203,7 @@ export class KitchenPanel extends Widget {
       this.messages += 1;
       this.node.dataset.messages = String(this.messages);
       this.connected = true;
-      this.onMessage(msg.content.data);
+      this.onMessage(msg.content.data as KitchenMessage);
     };
     comm.onClose = () => {
       if (this.comm === comm) {
@@ -251,13 +228,13 @@ export class KitchenPanel extends Widget {
     this.render();
   }
 
-  private onMessage(data: any): void {
+  private onMessage(data: KitchenMessage): void {
     if (data.type === 'snapshot') {
-      const had = this.snap !== null && !this.snap.error && !this.note;
-      this.snap = data as Snapshot;
+      const had = this.snap !== null && !('error' in this.snap) && !this.note;
+      this.snap = data;
       this.note = '';
-      if (had && !this.snap.error && this.shape(this.snap) === this.shapeKey) {
-        this.texts(this.snap);
+      if (had && !('error' in data) && this.shape(data) === this.shapeKey) {
+        this.texts(data);
       } else {
         this.render();
       }
@@ -269,7 +246,7 @@ export class KitchenPanel extends Widget {
     }
   }
 
-  private send(data: any): void {
+  private send(data: KitchenRequest): void {
     if (this.comm && !this.comm.isDisposed) {
       this.comm.send(data);
     }
@@ -377,7 +354,7 @@ export class KitchenPanel extends Widget {
       }
       return;
     }
-    if (snap.error) {
+    if ('error' in snap) {
       this.head.appendChild(el('div', 'lsnb-kitchen-note', snap.error));
       return;
     }
@@ -393,7 +370,7 @@ export class KitchenPanel extends Widget {
   }
 
   /** What, when it changes, needs the lists drawn again (else texts change in place). */
-  private shape(snap: Snapshot): string {
+  private shape(snap: KitchenSnapshot): string {
     return JSON.stringify([
       this.filter,
       snap.env,
@@ -405,7 +382,7 @@ export class KitchenPanel extends Widget {
   }
 
   /** Texts that change while the shape stays: set in place, so rows under the pointer stay put. */
-  private texts(snap: Snapshot): void {
+  private texts(snap: KitchenSnapshot): void {
     const set = (key: string, text: string) => {
       const e = this.cells.get(key);
       if (e && e.textContent !== text) {
@@ -453,7 +430,7 @@ export class KitchenPanel extends Widget {
     return s;
   }
 
-  private renderJobs(snap: Snapshot): void {
+  private renderJobs(snap: KitchenSnapshot): void {
     const s = this.section(`Jobs (${snap.job_total})`, 'jobs-h');
     const filters = el('div', 'lsnb-kitchen-filters');
     for (const st of STATUSES) {
@@ -518,7 +495,7 @@ export class KitchenPanel extends Widget {
     }
   }
 
-  private renderWorkers(snap: Snapshot): void {
+  private renderWorkers(snap: KitchenSnapshot): void {
     const s = this.section(`Workers (${snap.workers.length})`, 'workers-h');
     for (const w of snap.workers) {
       const busy = w.busy > 0 ? 'busy' : 'idle';
@@ -526,7 +503,7 @@ export class KitchenPanel extends Widget {
     }
   }
 
-  private renderStreams(snap: Snapshot): void {
+  private renderStreams(snap: KitchenSnapshot): void {
     const s = this.section(`Streams (${snap.streams.length})`, 'streams-h');
     for (const st of snap.streams) {
       const text = `${st.name}: ${st.count} · ${fmtRate(st.rate)}`;
@@ -545,19 +522,19 @@ export class KitchenPanel extends Widget {
     }
   }
 
-  private renderSpecs(snap: Snapshot): void {
+  private renderSpecs(snap: KitchenSnapshot): void {
     const s = this.section(`Specs (${snap.specs.length})`, 'specs-h');
     s.appendChild(el('div', 'lsnb-kitchen-specs', snap.specs.join(' · ')));
   }
 }
 
-function feedText(f: FeedRow): string {
+function feedText(f: KitchenFeed): string {
   const of = f.total !== null ? `/${f.total}` : '';
   const eta = f.eta && f.state === 'feeding' ? ` · ETA ${f.eta.toFixed(1)}s` : '';
   return `${f.state} ${f.tag}: ${f.count}${of} · ${fmtRate(f.rate)}${eta}`;
 }
 
-function workerText(w: Snapshot['workers'][number]): string {
+function workerText(w: KitchenWorker): string {
   const busy = w.busy > 0 ? 'busy' : 'idle';
   return `${w.spec}: ${busy} ${w.busy}/${w.concurrency} · ${w.completed} done · ${w.failed} failed`;
 }

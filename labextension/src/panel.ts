@@ -2,23 +2,14 @@
  * JobPanel: one job's status, options, in/out counts, log records and the
  * traceback of a failure. Log records arrive as appended deltas.
  */
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { CancelFeed, FeedProgress, PanelMessage, PanelReset, PanelState } from './messages';
 
-/** One background feed (``job.feed_from``) as the kernel reports it. */
-export interface FeedProgress {
-  id: number;
-  tag: string;
-  state: string;
-  count: number;
-  total: number | null;
-  rate: number;
-  eta: number | null;
-  error: string;
-}
+export type { FeedProgress } from './messages';
 
 const MAX_LOGS = 200;
 
-export class JobPanelModel extends LiveModel {
+export class JobPanelModel extends LiveModel<PanelMessage> {
   status = '';
   options = '';
   inputs: Record<string, number> = {};
@@ -36,20 +27,22 @@ export class JobPanelModel extends LiveModel {
     };
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: PanelReset): void {
     this.logs = [];
     this.applyDelta(msg);
   }
 
-  applyDelta(msg: LiveMessage): void {
-    this.status = msg.status ?? this.status;
-    this.options = msg.options ?? this.options;
-    this.inputs = msg.inputs ?? this.inputs;
-    this.outputs = msg.outputs ?? this.outputs;
-    this.traceback = msg.traceback ?? this.traceback;
-    this.feeds = (msg.feeds as FeedProgress[] | undefined) ?? this.feeds;
-    if (msg.logs) {
-      this.logs = this.logs.concat(msg.logs as string[]).slice(-MAX_LOGS);
+  applyDelta(msg: PanelState | PanelReset): void {
+    this.status = msg.status;
+    if (msg.type === 'reset') {
+      this.options = msg.options;
+    }
+    this.inputs = msg.inputs;
+    this.outputs = msg.outputs;
+    this.traceback = msg.traceback;
+    this.feeds = msg.feeds;
+    if (msg.logs.length) {
+      this.logs = this.logs.concat(msg.logs).slice(-MAX_LOGS);
     }
   }
 }
@@ -124,7 +117,8 @@ export class JobPanelView extends LiveView {
       cancel.title = 'stop feeding (what was fed stays fed)';
       cancel.onclick = () => {
         cancel.disabled = true;
-        this.model.send({ type: 'cancel_feed', id: f.id }, {});
+        const request: CancelFeed = { type: 'cancel_feed', id: f.id };
+        this.model.send(request, {});
       };
       row.append(cancel);
     }

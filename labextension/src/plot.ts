@@ -4,14 +4,15 @@
  * once per animation frame.
  */
 import uPlot from 'uplot';
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { PlotMessage, PlotPoints, PlotReset } from './messages';
 
 // Okabe and Ito's colour-blind-safe palette (the static snapshot's too, see
 // _svg.py); past eight series the colours come again, dashed, then dotted.
 const COLOURS = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000'];
 const DASHES: (number[] | undefined)[] = [undefined, [6, 3], [2, 2]];
 
-export class StreamPlotModel extends LiveModel {
+export class StreamPlotModel extends LiveModel<PlotMessage> {
   xs: number[] = [];
   ys: (number | null)[][] = [];
   count = 0;
@@ -44,26 +45,26 @@ export class StreamPlotModel extends LiveModel {
     });
   }
 
-  private header(msg: LiveMessage): void {
-    this.count = msg.count ?? this.count;
-    this.rate = msg.rate ?? this.rate;
-    this.ended = msg.ended ?? this.ended;
-    this.timeX = msg.time_x ?? this.timeX;
+  private header(msg: PlotMessage): void {
+    this.count = msg.count;
+    this.rate = msg.rate;
+    this.ended = msg.ended;
+    this.timeX = msg.time_x;
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: PlotReset): void {
     this.header(msg);
-    this.xs = (msg.x as number[]).slice();
-    this.ys = (msg.y as (number | null)[][]).map(s => s.slice());
+    this.xs = msg.x.slice();
+    this.ys = msg.y.map(s => s.slice());
   }
 
-  applyDelta(msg: LiveMessage): void {
+  applyDelta(msg: PlotPoints): void {
     this.header(msg);
     const win = this.get('window') as number;
-    const x = this.xs.concat(msg.x as number[]);
+    const x = this.xs.concat(msg.x);
     const cut = Math.max(0, x.length - win);
     this.xs = x.slice(cut);
-    const ys = msg.y as (number | null)[][];
+    const ys = msg.y;
     this.ys = ys.map((s, i) => (this.ys[i] || []).concat(s).slice(cut));
   }
 }

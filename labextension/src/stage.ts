@@ -8,6 +8,7 @@
  * arrives as plain text and is set with textContent, never parsed as markup.
  */
 import { el } from './base';
+import type { Hop, Journey, StageHeader, StageRequest } from './messages';
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** Slowest and fastest play, seconds a hop (SLOWEST, FASTEST in widgets/_stage.py). */
@@ -18,47 +19,7 @@ const DOT_TEXT = 24;
 /** Past this many hops waiting to be animated, the older ones are parked at once. */
 const BACKLOG = 6;
 
-export interface Hop {
-  index: number;
-  edge: string;
-  source: string | null;
-  source_tag: string;
-  target: string | null;
-  target_tag: string;
-  datapoint: string;
-  text: string;
-  /** inside a nested flow: the nested node's label ("outer.inner" deeper); "" for this flow */
-  scope: string;
-  failed: boolean;
-}
-
-export interface Stop {
-  datapoint: string;
-  stream: string;
-  node: string | null;
-  /** "outside input", the node that made it, "into <node>", "outside output" */
-  where: string;
-  job: string | null;
-  text: string;
-  edges: string[];
-}
-
-export interface Journey {
-  datapoint: string;
-  stops: Stop[];
-  error?: string;
-}
-
-/** What the kernel says about the run's stage (with each "hops" message). */
-export interface StageHeader {
-  playing: boolean;
-  interval: number;
-  waiting: Hop[];
-  n_waiting: number;
-  released: number;
-  at_work: string | null;
-  note: string;
-}
+export type { Hop, Journey, StageHeader, Stop } from './messages';
 
 export function svgEl<K extends keyof SVGElementTagNameMap>(
   tag: K,
@@ -101,7 +62,7 @@ export class StageControls {
   private note: HTMLSpanElement;
   private touched = false;
 
-  constructor(send: (msg: any) => void, private playing: () => boolean) {
+  constructor(send: (msg: StageRequest) => void, private playing: () => boolean) {
     this.el = el('div', 'lsnb-stage-controls');
     this.el.hidden = true;
     this.stepBtn = el('button', 'lsnb-stage-step', 'Step');

@@ -8,7 +8,10 @@
  * clickable rows: a click asks the kernel for that datapoint's journey,
  * which the run's flow graph draws ({type: 'journey', seq}).
  */
-import { LiveMessage, LiveModel, LiveView, el, fmtRate } from './base';
+import { LiveModel, LiveView, el, fmtRate } from './base';
+import { MediaCell, TableJourney, TableMessage, TableReset, TableRows } from './messages';
+
+export type { MediaCell } from './messages';
 
 const CUT = 80;
 const MEDIA_TYPES = new Set([
@@ -22,21 +25,13 @@ const MEDIA_TYPES = new Set([
   'audio/mpeg'
 ]);
 
-/** A cell holding an image or a sound, as the kernel sends it. */
-export interface MediaCell {
-  media: 'image' | 'audio';
-  mime: string;
-  b64: string;
-  text: string;
-}
-
 type Cell = string | MediaCell;
 
 function isMedia(c: unknown): c is MediaCell {
   return typeof c === 'object' && c !== null && typeof (c as MediaCell).b64 === 'string';
 }
 
-export class StreamTableModel extends LiveModel {
+export class StreamTableModel extends LiveModel<TableMessage> {
   columns: string[] = [];
   rows: Cell[][] = [];
   count = 0;
@@ -65,27 +60,27 @@ export class StreamTableModel extends LiveModel {
     });
   }
 
-  private header(msg: LiveMessage): void {
+  private header(msg: TableMessage): void {
     if (msg.columns) {
       this.columns = msg.columns;
     }
-    this.count = msg.count ?? this.count;
-    this.rate = msg.rate ?? this.rate;
-    this.folded = msg.folded ?? this.folded;
-    this.ended = msg.ended ?? this.ended;
-    this.error = msg.error ?? this.error;
-    this.journeys = msg.journeys ?? this.journeys;
+    this.count = msg.count;
+    this.rate = msg.rate;
+    this.folded = msg.folded;
+    this.ended = msg.ended;
+    this.error = msg.error;
+    this.journeys = msg.journeys;
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: TableReset): void {
     this.header(msg);
-    this.rows = (msg.rows as Cell[][]).slice();
+    this.rows = msg.rows.slice();
   }
 
-  applyDelta(msg: LiveMessage): void {
+  applyDelta(msg: TableRows): void {
     this.header(msg);
     const max = this.get('max_rows') as number;
-    const rows = this.rows.concat(msg.rows as Cell[][]);
+    const rows = this.rows.concat(msg.rows);
     this.rows = rows.length > max ? rows.slice(rows.length - max) : rows;
   }
 }
@@ -153,7 +148,8 @@ export class StreamTableView extends LiveView {
         tr.classList.toggle('lsnb-selected', seq === this.chosen);
         tr.addEventListener('click', () => {
           this.chosen = this.chosen === seq ? '' : seq;
-          this.model.send({ type: 'journey', seq: this.chosen || null }, {});
+          const request: TableJourney = { type: 'journey', seq: this.chosen || null };
+          this.model.send(request, {});
           this.schedule();
         });
       }

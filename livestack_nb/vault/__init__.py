@@ -2,7 +2,9 @@
 
 Every backend implements the small contract in :mod:`.base`; the in-memory one
 is the default and the test double; :mod:`.sqlite` is the durable one (imported
-only when an env asks for it).
+only when an env asks for it). A vault that can hand jobs to worker processes
+also implements the queue contract in :mod:`.queue` (:mod:`.redis`, and
+:mod:`.memory_queue` in one process). :mod:`.open` builds one from a URL.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from .base import (
     StreamRecord,
     ValidationFailureRecord,
     Vault,
-    open_vault,
 )
 from .memory import MemoryVault
+from .open import open_vault
+from .queue import QueueVault
 
 __all__ = [
     "BatchRecord",
     "DatapointRecord",
     "JobRecord",
     "MemoryVault",
+    "QueueVault",
     "StatusRecord",
     "StreamRecord",
     "ValidationFailureRecord",

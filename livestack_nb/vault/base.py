@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import LivestackError
 from ..storage import StorageRef
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "StreamRecord",
     "ValidationFailureRecord",
     "Vault",
-    "open_vault",
 ]
 
 
@@ -291,33 +289,3 @@ class Vault(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources."""
-
-
-def open_vault(spec: Vault | str | None) -> Vault:
-    """Build a vault from an env's ``vault=`` argument.
-
-    ``"sqlite:///relative.db"`` and ``"sqlite:////absolute/path.db"`` follow
-    the usual URL form (three slashes, then the path); ``"redis://..."`` and
-    ``"rediss://..."`` open a :class:`~livestack_nb.vault.redis.RedisVault`.
-    """
-    from .memory import MemoryVault
-
-    if spec is None or spec == "memory":
-        return MemoryVault()
-    if isinstance(spec, Vault):
-        return spec
-    if isinstance(spec, str) and spec.startswith("sqlite:///"):
-        from .sqlite import SQLiteVault
-
-        if spec[len("sqlite:///") :] in ("", ":memory:"):
-            raise LivestackError(f"vault {spec!r} names no file: use vault='memory' to keep nothing on disk")
-
-        return SQLiteVault(spec[len("sqlite:///") :])
-    if isinstance(spec, str) and spec.split(":", 1)[0] in ("redis", "rediss"):
-        from .redis import RedisVault
-
-        return RedisVault(spec)
-    raise LivestackError(
-        f"unknown vault {spec!r}: use 'memory', 'sqlite:///path.db', 'redis://host:port/db' "
-        "or a Vault instance"
-    )

@@ -19,18 +19,11 @@ import ipywidgets
 import traitlets
 
 from .._version import VERSION
+from ._messages import KernelMessage
 from ._pump import PER_WIDGET_RATE, SNAPSHOT_RATE, pump
+from ._scope import forget, live_widgets, register
 
-__all__ = ["LiveWidget", "dispose_cell", "live_widgets"]
-
-_live: list[LiveWidget] = []
-_live_lock = threading.Lock()
-
-
-def live_widgets() -> list[LiveWidget]:
-    """Every widget not yet disposed, oldest first."""
-    with _live_lock:
-        return list(_live)
+__all__ = ["LiveWidget", "live_widgets"]
 
 
 class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
@@ -67,19 +60,15 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         self._disposed = False
         self.messages_sent = 0
         self.on_msg(self._on_front_end)
-        from ._scope import scope
-
-        scope.track(self)
-        with _live_lock:
-            _live.append(self)
+        register(self)
         pump.add(self)
 
     # -- for subclasses -------------------------------------------------------
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> KernelMessage:
         raise NotImplementedError
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> KernelMessage | None:
         raise NotImplementedError
 
     def _snapshot(self) -> tuple[str, str]:
@@ -93,21 +82,28 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
     def _settle(self) -> None:
         """Catch up with what changed before a cell's snapshots are refreshed."""
 
+    def after_cell(self) -> None:
+        """A cell ran: catch up, and refresh the snapshot if anything changed
+        (a polled widget's change is only seen by looking, so it always is)."""
+        self._settle()
+        if self._snap_dirty or self._polled:
+            self.refresh_snapshot()
+
     def _on_dispose(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
 
     # -- sending ----------------------------------------------------------------
 
-    def _send_live(self, msg: dict[str, Any]) -> None:
+    def _send_live(self, msg: KernelMessage) -> None:
         self.messages_sent += 1
         self.send(msg)
 
     def _on_front_end(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "hello" and not self._disposed:
             with self._send_lock:
-                self._send_live({"type": "reset", **self._reset()})
+                self._send_live(self._reset())
 
-    def _pump_due(self, now: float) -> bool:
+    def pump_due(self, now: float) -> bool:
         if self._dirty and now - self._last_send >= self.min_interval:
             return True
         return (
@@ -116,7 +112,7 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
             and now - self._last_snap >= 1.0 / SNAPSHOT_RATE
         )
 
-    def _pump_flush(self, now: float) -> int:
+    def pump_flush(self, now: float) -> int:
         sent = 0
         with self._send_lock:
             if self._disposed:
@@ -187,9 +183,7 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
             return
         self._disposed = True
         pump.remove(self)
-        with _live_lock:
-            if self in _live:
-                _live.remove(self)
+        forget(self)
         for cleanup in self._cleanups:
             cleanup()
         self._cleanups.clear()
@@ -200,9 +194,3 @@ class LiveWidget(ipywidgets.DOMWidget):  # type: ignore[misc]
         for w in owned:
             if isinstance(w, ipywidgets.Widget) and w is not self:
                 w.close()
-
-
-def dispose_cell(widgets: list[LiveWidget]) -> None:
-    """Dispose ``widgets`` (those a cell's previous run created)."""
-    for w in widgets:
-        w.dispose()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _DISPLAYED
+from .._displayed import DISPLAYED
 from ..attempts import ParallelAttempts
 from ..flow import Liveflow
 from ..job import JobHandle
@@ -24,7 +24,7 @@ from ._base import LiveWidget
 __all__ = ["TARGETS", "register", "show", "widget_for"]
 
 #: The classes displayed as widgets, by module and name.
-TARGETS = _DISPLAYED
+TARGETS = DISPLAYED
 
 
 def widget_for(obj: Any) -> LiveWidget:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ._messages import MediaCell
+
 __all__ = [
     "MAX_CELL",
     "Cell",
@@ -68,7 +70,7 @@ def field(value: Any, name: str) -> Any:
 
 
 #: A table cell: text, or a media cell (see ``_media.media_of``).
-Cell = str | dict[str, str]
+Cell = str | MediaCell
 
 
 def cell(v: Any) -> Cell:

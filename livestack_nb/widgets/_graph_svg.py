@@ -14,6 +14,7 @@ far as a numbered list under the drawing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._format import esc
@@ -160,12 +161,15 @@ def _arrows(lay: Layout, labels: dict[str, str], lit: set[str] | None = None) ->
     return lines + heads + texts
 
 
-def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> list[str]:
+def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> tuple[list[str], float]:
     """The last value that hopped along each edge, a dot near its arrow's tip; on a
-    journey's edges the value of the stop that travelled it."""
+    journey's edges the value of the stop that travelled it. Also returns the
+    leftmost x its labels reach: a label left of a narrow column runs past the
+    layout's edge, and the drawing widens to keep it whole."""
     last: dict[str, str] = {h["edge"]: h["text"] for h in hops if not h.get("scope")}
     last.update(stops)
     parts = []
+    left = 0.0
     for route in lay.routes:
         label = last.get(route.edge.id)
         if label is None:
@@ -173,6 +177,8 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
         (x, y), (dx, dy) = route.tip, route.direction
         cx, cy = x - 16 * dx, y - 16 * dy
         across = abs(dx) >= abs(dy)
+        shown = truncate(label, DOT_TEXT)
+        left = min(left, (cx + 4 if across else cx - 9) - text_width(shown, 10))
         parts.append(
             el(
                 "g",
@@ -183,7 +189,7 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
                 text(
                     cx + 4 if across else cx - 9,
                     cy + 15 if across else cy + 4,
-                    truncate(label, DOT_TEXT),
+                    shown,
                     text_anchor="end",
                     font_size=10,
                     fill=DOT,
@@ -193,10 +199,10 @@ def _dots(lay: Layout, hops: list[dict[str, Any]], stops: dict[str, str]) -> lis
                 ),
             )
         )
-    return parts
+    return parts, left
 
 
-def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
+def graph_svg(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
     """An SVG of ``shape`` (nodes, edges, ports) coloured by ``state`` (as ``FlowGraph.state()``)."""
     node_st: dict[str, Any] = state.get("nodes", {})
     edge_st: dict[str, Any] = state.get("edges", {})
@@ -230,7 +236,12 @@ def graph_svg(shape: dict[str, Any], state: dict[str, Any]) -> str:
         )
     for p in shape["ports"]:
         parts.append(_port(p, edge_st.get(p["id"]), lay.boxes[p["id"]]))
-    parts += _dots(lay, state.get("hops", []), stops)
+    dots, left = _dots(lay, state.get("hops", []), stops)
+    parts += dots
+    if left < 0:
+        shift = 4 - left
+        parts = [el("g", {"transform": f"translate({shift:.1f},0)"}, *parts)]
+        return svg_root(lay.width + shift, lay.height, *parts, max_width=MAX_WIDTH)
     return svg_root(lay.width, lay.height, *parts, max_width=MAX_WIDTH)
 
 
@@ -271,7 +282,7 @@ def hops_html(
     return out + "</div>"
 
 
-def graph_list(shape: dict[str, Any], state: dict[str, Any]) -> str:
+def graph_list(shape: dict[str, Any], state: Mapping[str, Any]) -> str:
     """The graph as an HTML list of nodes, edges and ports, for where SVG is not shown."""
     node_st: dict[str, Any] = state.get("nodes", {})
     edge_st: dict[str, Any] = state.get("edges", {})

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import Any, Literal
+
+from ._messages import MediaCell
 
 __all__ = ["MAX_MEDIA", "SNAPSHOT_MEDIA", "media_of"]
 
@@ -66,7 +68,7 @@ def _pil_png(v: Any) -> bytes | None:
         return None
 
 
-def media_of(v: Any) -> dict[str, str] | None:
+def media_of(v: Any) -> MediaCell | None:
     """A media cell for ``v`` (``media``, ``mime``, ``b64``, ``text``), or ``None`` for text.
 
     ``text`` is what is shown where the media cannot be (a tooltip, the
@@ -83,7 +85,7 @@ def media_of(v: Any) -> dict[str, str] | None:
     mime = _mime(b)
     if mime is None or len(b) > MAX_MEDIA:
         return None
-    kind = mime.split("/", 1)[0]
+    kind: Literal["image", "audio"] = "image" if mime.startswith("image/") else "audio"
     label = mime.split("/", 1)[1].upper()
     text = f"{label} {kind}, {_size(len(b))}" if what == "bytes" else f"{what} (PNG thumbnail)"
     return {"media": kind, "mime": mime, "b64": base64.b64encode(b).decode("ascii"), "text": text}

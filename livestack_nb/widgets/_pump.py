@@ -34,10 +34,10 @@ log = logging.getLogger("livestack_nb")
 class Pumped(Protocol):
     """What the pump needs from a widget."""
 
-    def _pump_due(self, now: float) -> bool:
+    def pump_due(self, now: float) -> bool:
         """Whether the widget has something to send and its interval has passed."""
 
-    def _pump_flush(self, now: float) -> int:
+    def pump_flush(self, now: float) -> int:
         """Send what is pending; return how many messages were sent."""
 
 
@@ -106,8 +106,8 @@ class Pump:
                 if self._tokens < 1:
                     break
                 try:
-                    if w._pump_due(start):
-                        n = w._pump_flush(start)
+                    if w.pump_due(start):
+                        n = w.pump_flush(start)
                         self._tokens -= n
                         self.sent += n
                 except Exception:  # a broken widget must not stop the others

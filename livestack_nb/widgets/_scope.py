@@ -8,18 +8,53 @@ the static snapshots, on the kernel's main thread with the running cell's
 parent message, so a notebook executed headless (nbclient) saves them
 current. Outside IPython nothing is hooked and widgets live until
 ``dispose()``.
+
+The registry of live widgets is kept here too, and a widget is known here
+only by the :class:`Scoped` protocol: ``_base`` imports this module, never
+the other way round.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ._base import LiveWidget
+__all__ = ["CellScope", "Scoped", "forget", "live_widgets", "register", "scope"]
 
-__all__ = ["CellScope", "scope"]
+
+class Scoped(Protocol):
+    """What the cell scope needs of a widget."""
+
+    def dispose(self) -> None:
+        """Unsubscribe and close (the cell that made it runs again)."""
+
+    def after_cell(self) -> None:
+        """Catch up and refresh the static snapshot once a cell has run."""
+
+
+_live: list[Any] = []  # the widgets not yet disposed, oldest first (a LiveWidget each)
+_live_lock = threading.Lock()
+
+
+def register(widget: Scoped) -> None:
+    """Record a new widget as live, under the running cell."""
+    scope.track(widget)
+    with _live_lock:
+        _live.append(widget)
+
+
+def forget(widget: Scoped) -> None:
+    """A widget was disposed: it is no longer live."""
+    with _live_lock:
+        if widget in _live:
+            _live.remove(widget)
+
+
+def live_widgets() -> list[Any]:
+    """Every widget not yet disposed, oldest first (``LiveWidget`` s)."""
+    with _live_lock:
+        return list(_live)
 
 
 def _ipython() -> Any:
@@ -54,15 +89,11 @@ class CellScope:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_cell: dict[str, list[weakref.ref[LiveWidget]]] = {}
+        self._by_cell: dict[str, list[weakref.ref[Scoped]]] = {}
         self._current: str | None = None
         self._hooked: Any = None
 
-    @property
-    def current_cell(self) -> str | None:
-        return self._current
-
-    def track(self, widget: LiveWidget) -> None:
+    def track(self, widget: Scoped) -> None:
         """Record ``widget`` under the running cell (hooking IPython on first use)."""
         self._hook()
         cell = self._current
@@ -98,13 +129,8 @@ class CellScope:
         self.enter_cell(cell)
 
     def _post_execute(self) -> None:
-        from ._base import live_widgets
-
         for w in live_widgets():
-            if w._polled:
-                w._settle()
-            if w._snap_dirty or w._polled:
-                w.refresh_snapshot()
+            w.after_cell()
 
 
 scope = CellScope()

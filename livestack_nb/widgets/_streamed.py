@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import traitlets
 
@@ -20,12 +20,22 @@ from ._base import LiveWidget
 if TYPE_CHECKING:
     from reactivex.disposable import Disposable
 
-__all__ = ["StreamWidget"]
+__all__ = ["StreamHeader", "StreamWidget", "at_least_one"]
+
+
+class StreamHeader(TypedDict):
+    """What every message of a stream's widget carries about the stream."""
+
+    count: int
+    rate: float
+    ended: bool
+    error: str
+
 
 Raw = tuple[int, float, Any]
 
 
-def _at_least_one(name: str, value: int) -> int:
+def at_least_one(name: str, value: int) -> int:
     """``value`` if it is a window size (a trait validator's check)."""
     if value < 1:
         raise traitlets.TraitError(f"{name} must be at least 1, not {value}")
@@ -82,7 +92,7 @@ class StreamWidget(LiveWidget):
         with self._send_lock:
             self._refill(keep)
             self._new_window(keep)
-            self._send_live({"type": "reset", **self._reset()})
+            self._send_live(self._reset())
         self._snap_dirty = True
 
     def _on_chunk(self, chunk: Chunk) -> None:
@@ -114,7 +124,7 @@ class StreamWidget(LiveWidget):
             events, self._events = self._events, 0
         return raw, events
 
-    def _header(self) -> dict[str, Any]:
+    def _header(self) -> StreamHeader:
         return {
             "count": len(self.stream),
             "rate": round(self.stream.stats.rate, 1),

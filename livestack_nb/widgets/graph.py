@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import traitlets
 
@@ -13,10 +13,20 @@ from ..errors import LivestackError
 from ..flow import Liveflow
 from ..graph import Graph
 from ..job import JobHandle, JobStatus
+from ..status_feed import StatusChange
 from ..stream import DataStream
 from ._base import LiveWidget, live_widgets
 from ._format import esc
 from ._graph_svg import graph_list, graph_svg, hops_html
+from ._messages import (
+    GraphEdgeState,
+    GraphHops,
+    GraphNodeState,
+    GraphReset,
+    GraphStage,
+    GraphState,
+    StageHeader,
+)
 from ._stage import Stage
 from ._svg import drawing_or_text, truncate
 
@@ -59,9 +69,10 @@ class FlowGraph(LiveWidget):
     _view_name = traitlets.Unicode("FlowGraphView").tag(sync=True)
     shape = traitlets.Dict().tag(sync=True)
 
-    #: Graph state is polled (statuses have no stream): ten looks a second are plenty.
+    #: Ten messages a second are plenty for a graph. Statuses are pushed (the env's
+    #: status feed marks the graph changed); edge counts and rates are looked at at
+    #: this pace only while the shown run's streams are open.
     min_interval = 0.1
-    _polled = True
 
     def __init__(self, target: Liveflow | ParallelAttempts | JobHandle, *, title: str | None = None) -> None:
         self._handle: JobHandle | None = None
@@ -69,9 +80,10 @@ class FlowGraph(LiveWidget):
         self._node_jobs: dict[str, JobHandle] = {}
         self._edges_from: dict[str, list[tuple[str, str]]] = {}
         self._edges_to: dict[str, list[tuple[str, str]]] = {}
-        self._last: dict[str, Any] = {}
+        self._last: GraphReset | None = None
         self._flow: Liveflow | ParallelAttempts | None = None
         self._env: LiveEnv | None = None
+        self._new_run = False  # a job of the flow's spec changed status: look for a newer run
         self._looked = float("-inf")
         self._stage: Stage | None = None
         self._stage_sent: dict[str, Any] = {}
@@ -90,9 +102,23 @@ class FlowGraph(LiveWidget):
             )
         shape = self._shape(graph) if graph.nodes else self._single(target)
         super().__init__(shape=shape, title=title or name)
+        env = self._env if self._env is not None else self._handle.env if self._handle else None
+        if env is not None:
+            self._on_dispose(env.status_feed.listen(self._on_status))
         self._on_dispose(self._end_stage)
         self._stage_run()
         self._dirty = True
+
+    def _on_status(self, change: StatusChange) -> None:
+        """A status change in the env (any thread): mark the graph changed if it shows it."""
+        flow, handle = self._flow, self._handle
+        if flow is not None and change.spec == flow.name:
+            self._new_run = True  # a run of the flow (the shown one, or a newer one)
+        elif (handle is None or handle.job_id not in (change.job_id, change.parent_id)) and not any(
+            j.job_id == change.job_id for j in list(self._node_jobs.values())
+        ):
+            return  # not a job this graph shows
+        self._changed()
 
     # -- shape -------------------------------------------------------------------
 
@@ -154,14 +180,17 @@ class FlowGraph(LiveWidget):
         return shape
 
     def _follow(self, *, now_or_never: bool = False) -> None:
-        """For a flow: bind to its latest run, once one exists (looked for twice a
-        second, or at once with ``now_or_never``)."""
+        """For a flow: bind to its latest run, once one exists (looked for when a job of
+        the flow's spec changed status, or at once with ``now_or_never``). Before its
+        first run the flow's shape is looked at twice a second: wiring is not a status."""
         flow, env = self._flow, self._env
-        now = time.monotonic()
         if flow is None or env is None or env.closed:
             return
-        if now - self._looked < 0.5 and not now_or_never:
+        now = time.monotonic()
+        waiting = self._handle is None and now - self._looked >= 0.5
+        if not (self._new_run or now_or_never or waiting):
             return
+        self._new_run = False
         self._looked = now
         run = env.latest_job(flow.name)
         if self._handle is None and (run is None or not run.graph.nodes):
@@ -184,10 +213,10 @@ class FlowGraph(LiveWidget):
         if shape != self.shape:
             self.shape = shape  # the same flow keeps its layout: the front end compares shapes
         self.title = f"flow {flow.name} · run {run.job_id}"
-        self._last = {}
+        self._last = None
         self._stage_run()
         if self._stage is not None:  # a stage appears: the view needs its controls at once
-            self._send_live({"type": "reset", **self._reset()})
+            self._send_live(self._reset())
 
     def _settle(self) -> None:
         with self._send_lock:
@@ -214,16 +243,17 @@ class FlowGraph(LiveWidget):
             for eid, tag in self._edges_to.get(nid, ()):
                 self._edge_streams[eid] = job.input(tag).stream
 
-    def state(self) -> dict[str, Any]:
-        """The current statuses of nodes and counts of edges and ports."""
+    def state(self) -> GraphReset:
+        """The current statuses of nodes and counts of edges and ports (the whole state)."""
         self._follow_nodes()
-        nodes: dict[str, Any] = {}
+        nodes: dict[str, GraphNodeState] = {}
         for nid, job in self._node_jobs.items():
-            st: dict[str, Any] = {"status": job.status.value}
+            st: GraphNodeState = {"status": job.status.value}
             if job.status is JobStatus.FAILED and job.error is not None:
                 st["error"] = f"{type(job.error).__name__}: {job.error}"
             nodes[nid] = st
         stage = self._stage
+        edges: dict[str, GraphEdgeState]
         if stage is not None:  # a stepped run counts what went through: its released hops
             edges = {eid: {"count": stage.counts.get(eid, 0), "rate": 0.0} for eid in self._edge_streams}
         else:
@@ -232,33 +262,41 @@ class FlowGraph(LiveWidget):
                 for eid, s in self._edge_streams.items()
             }
         status = self._handle.status.value if self._handle is not None else "not started"
-        return {"nodes": nodes, "edges": edges, "status": status}
+        return {"type": "reset", "nodes": nodes, "edges": edges, "status": status}
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> GraphReset:
         self._last = self.state()
         if self._stage is None:
             return self._last
-        stage = self._stage.reset()
+        stage = cast(GraphStage, self._stage.reset())
         self._stage_sent = {k: v for k, v in stage.items() if k not in ("hops", "journey", "stepping")}
         return {**self._last, "stage": stage}
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> GraphState | GraphHops | None:
         self._follow()
         now = self.state()
-        nodes = {k: v for k, v in now["nodes"].items() if self._last.get("nodes", {}).get(k) != v}
-        edges = {k: v for k, v in now["edges"].items() if self._last.get("edges", {}).get(k) != v}
+        last = self._last
+        nodes = {k: v for k, v in now["nodes"].items() if last is None or last["nodes"].get(k) != v}
+        edges = {k: v for k, v in now["edges"].items() if last is None or last["edges"].get(k) != v}
         done = self._handle is None or self._handle.done
         quiet = all(s.ended for s in self._edge_streams.values())
-        if self._flow is not None or not (done and quiet):
-            self._dirty = True  # keep polling while anything can change
-        msg: dict[str, Any] = {"type": "state", "nodes": nodes, "edges": edges, "status": now["status"]}
+        if not (done and quiet) or (self._flow is not None and self._handle is None):
+            # counts and rates while the run's streams are open; a flow's shape until it runs
+            self._dirty = True
+        msg: GraphState | GraphHops = {
+            "type": "state",
+            "nodes": nodes,
+            "edges": edges,
+            "status": now["status"],
+        }
         if self._stage is not None:
             hops, folded = self._stage.take()
-            header = self._stage.header()
+            header = cast(StageHeader, self._stage.header())
             if hops or header != self._stage_sent:
-                self._stage_sent = header
-                msg.update(type="hops", hops=hops, folded=folded, **header)
-        if msg["type"] == "state" and not nodes and not edges and now["status"] == self._last.get("status"):
+                self._stage_sent = dict(header)
+                msg = {**msg, "type": "hops", "hops": cast(Any, hops), "folded": folded, **header}
+        unchanged = last is not None and now["status"] == last["status"]
+        if msg["type"] == "state" and not nodes and not edges and unchanged:
             return None
         self._last = now
         self._snap_dirty = True
@@ -326,7 +364,7 @@ class FlowGraph(LiveWidget):
         journey = stage.show_journey(datapoint_id)
         with self._send_lock:
             if not self._disposed:
-                self._send_live({"type": "journey", "journey": journey})
+                self._send_live({"type": "journey", "journey": cast(Any, journey)})
         self._snap_dirty = True
         return journey
 
@@ -351,19 +389,20 @@ class FlowGraph(LiveWidget):
         failed = [
             (n["id"], s["error"])
             for n in self.shape["nodes"]
-            if "error" in (s := st["nodes"].get(n["id"], {}))
+            if (s := st["nodes"].get(n["id"])) is not None and "error" in s
         ]
         # Tooltips need a pointer: a failure is also spelled out under the drawing.
         red = '<div style="color:#b00020;white-space:pre-wrap">'
         errors = "".join(f"{red}{esc(nid)} failed: {esc(truncate(err, 500))}</div>" for nid, err in failed)
         stage = self._stage
         extra = ""
+        drawn: dict[str, Any] = dict(st)  # the state, and what the stage adds to the drawing
         if stage is not None:
-            st["at_work"] = stage.at_work
-            st["hops"] = list(stage.history)
-            st["journey"] = stage.journey
+            drawn["at_work"] = stage.at_work
+            drawn["hops"] = list(stage.history)
+            drawn["journey"] = stage.journey
             extra = hops_html(list(stage.history), stage.released, stage.header(), stage.journey)
-        body = drawing_or_text(graph_svg(self.shape, st) + errors, graph_list(self.shape, st)) + extra
+        body = drawing_or_text(graph_svg(self.shape, drawn) + errors, graph_list(self.shape, drawn)) + extra
         html = (
             f'<div class="lsnb-snapshot"><div><b>{esc(self.title)}</b> · {esc(st["status"])}</div>'
             f"{body}</div>"

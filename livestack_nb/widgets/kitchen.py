@@ -7,10 +7,13 @@ nothing here, and nothing heavy, is imported until the panel asks. A kernel
 without livestack-nb refuses the comm, and the panel says so.
 
 Each open comm gets a :class:`Kitchen`: a thread that looks at the current
-env at most :data:`MAX_RATE` times a second and sends a JSON snapshot of its
-specs, jobs, workers and named streams only when it changed, so the panel gets
-at most ~10 messages a second however busy the kitchen is. Ages are sent as
-start times (the browser counts them), so an idle kitchen sends nothing.
+env and sends a JSON snapshot of its specs, jobs, workers and named streams
+only when it changed, at most :data:`MAX_RATE` times a second however busy the
+kitchen is. It follows the env's status feed: a job starting or ending wakes
+it at once. Counts and rates are looked at every ``1 / MAX_RATE`` s while a
+job runs or a named stream is open, and every :data:`RECORDS_EVERY` s when
+the kitchen is idle. Ages are sent as start times (the browser counts them),
+so an idle kitchen sends nothing.
 
 Messages from the panel: ``{"type": "cancel", "job_id": ...}`` cancels a job;
 ``{"type": "open", "kind": "job" | "stream" | "plot", "id": ...}`` makes a
@@ -25,17 +28,28 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from .._displayed import KITCHEN_TARGET
 from ..env import LiveEnv, current_env
 from ..feeding import feedings_of
 from ..job import JobHandle
+from ..status_feed import StatusChange
 from ._base import LiveWidget
+from ._messages import (
+    KitchenJob,
+    KitchenMessage,
+    KitchenSnapshot,
+    KitchenStream,
+    KitchenTrouble,
+    KitchenWorker,
+)
 
 __all__ = ["MAX_JOBS", "MAX_OPEN", "MAX_RATE", "TARGET", "Kitchen", "kitchens", "open_kitchen", "snapshot"]
 
 #: The comm target name the panel opens.
-TARGET = "livestack-nb:kitchen"
+TARGET = KITCHEN_TARGET
 #: Most snapshots a Kitchen sends a second.
 MAX_RATE = 10.0
 #: Most jobs listed (the newest); the counts per status cover all of them.
@@ -45,6 +59,9 @@ MAX_JOBS = 300
 MAX_OPEN = 8
 #: Seconds between two reads of the vault's job records (cheap in memory, a query elsewhere).
 RECORDS_EVERY = 1.0
+
+#: The statuses of a job that can still change: the kitchen looks at counts while one is.
+_LIVE = ("requested", "running")
 
 _open: list[Kitchen] = []
 _open_lock = threading.Lock()
@@ -60,7 +77,7 @@ def _sum_len(streams: list[Any]) -> int:
     return sum(len(s) for s in streams)
 
 
-def _job_row(h: JobHandle) -> dict[str, Any]:
+def _job_row(h: JobHandle) -> KitchenJob:
     spec = h.spec
     ins = [h.input(t).stream for t in spec.in_tags]
     outs = [h.output(t) for t in spec.out_tags]
@@ -76,14 +93,21 @@ def _job_row(h: JobHandle) -> dict[str, Any]:
         "outputs": _sum_len(outs),
         "rate": round(rate, 1),
         "feeds": [
-            {k: f[k] for k in ("id", "tag", "state", "count", "total")}
-            | {"rate": round(f["rate"] or 0.0), "eta": round(f["eta"], 1) if f["eta"] else None}
+            {
+                "id": f["id"],
+                "tag": f["tag"],
+                "state": f["state"],
+                "count": f["count"],
+                "total": f["total"],
+                "rate": round(f["rate"] or 0.0),
+                "eta": round(f["eta"], 1) if f["eta"] else None,
+            }
             for f in feeds
         ],
     }
 
 
-def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
+def snapshot(env: LiveEnv, records: list[Any] | None = None) -> KitchenSnapshot:
     """What the panel shows of ``env``: specs, jobs, workers and named streams, as JSON data.
 
     ``records`` are the vault's job records (``env.jobs()``) to list jobs this
@@ -92,7 +116,7 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
     live = {h.job_id: h for h in env.live_jobs()}
     records = list(records or ())  # oldest first, as the vault lists them
     status = {r.job_id: str(r.status) for r in records}
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, KitchenJob] = {}
     for r in records[-MAX_JOBS:]:  # rows only for the newest: a long-lived vault has many
         rows[r.job_id] = {
             "id": r.job_id,
@@ -114,7 +138,7 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for st in status.values():
         counts[st] = counts.get(st, 0) + 1
-    workers = []
+    workers: list[KitchenWorker] = []
     for w in env.workers():
         workers.append(
             {
@@ -125,11 +149,12 @@ def snapshot(env: LiveEnv, records: list[Any] | None = None) -> dict[str, Any]:
                 "failed": w.stats.jobs_failed,
             }
         )
-    streams = []
+    streams: list[KitchenStream] = []
     for s in env.streams():
         stats = s.stats
         streams.append({"name": s.name, "count": stats.count, "rate": round(stats.rate, 1)})
     return {
+        "type": "snapshot",
         "env": env.name,
         "vault": type(env.vault).__name__,
         "specs": env.specs(),
@@ -174,28 +199,49 @@ class Kitchen:
     # -- the sending thread ---------------------------------------------------------
 
     def _run(self) -> None:
-        last: dict[str, Any] | None = None
+        last: KitchenMessage | None = None
         records: list[Any] = []
         records_at = float("-inf")
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                env = current_env()
-                if started - records_at >= RECORDS_EVERY:
-                    records, records_at = env.jobs(), started
-                snap = snapshot(env, records)
-            except Exception as e:  # the env closed while looked at: say so, look again
-                snap = {"error": f"{type(e).__name__}: {e}"}
-            if snap != last:
-                self._send({"type": "snapshot", **snap})
-                last = snap
-            # At most `rate` messages a second, whatever happens: the wait is the cap.
-            self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
-            self._wake.clear()
-            if not self._stop.is_set():
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        followed: LiveEnv | None = None
+        unfollow: Callable[[], None] | None = None
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                busy = True
+                try:
+                    env = current_env()
+                    if env is not followed:  # the current env changed: follow its statuses
+                        if unfollow is not None:
+                            unfollow()
+                        unfollow, followed = env.status_feed.listen(self._on_status), env
+                    if started - records_at >= RECORDS_EVERY:
+                        records, records_at = env.jobs(), started
+                    full = snapshot(env, records)
+                    busy = any(j["status"] in _LIVE for j in full["jobs"]) or any(
+                        not s.ended for s in env.streams()
+                    )
+                    snap: KitchenSnapshot | KitchenTrouble = full
+                except Exception as e:  # the env closed while looked at: say so, look again
+                    snap = {"type": "snapshot", "error": f"{type(e).__name__}: {e}"}
+                if snap != last:
+                    self._send(snap)
+                    last = snap
+                # Woken at once by a status change; at most `rate` messages a second,
+                # whatever happens: the second wait is the cap.
+                self._wake.wait(
+                    max(0.0, (self.interval if busy else RECORDS_EVERY) - (time.monotonic() - started))
+                )
+                self._wake.clear()
+                if not self._stop.is_set():
+                    self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            if unfollow is not None:
+                unfollow()
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _on_status(self, _change: StatusChange) -> None:
+        self._wake.set()
+
+    def _send(self, msg: KitchenMessage) -> None:
         with self._send_lock:
             if self._stop.is_set():
                 return
@@ -218,8 +264,8 @@ class Kitchen:
                         "type": "opened",
                         "model_id": widget.model_id,
                         "title": widget.title,
-                        "kind": data.get("kind"),
-                        "id": data.get("id"),
+                        "kind": str(data.get("kind")),
+                        "id": str(data.get("id")),
                     }
                 )
             elif kind == "close":

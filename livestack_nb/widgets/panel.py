@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
 
 import traitlets
 
@@ -11,8 +12,19 @@ from ..feeding import Feeding, feedings_of
 from ..job import JobHandle, LogEntry
 from ._base import LiveWidget
 from ._format import esc, fmt_time
+from ._messages import FeedProgress, PanelReset, PanelState
 
 __all__ = ["JobPanel"]
+
+
+class JobState(TypedDict):
+    """What a JobPanel shows of its job (every message carries it whole)."""
+
+    status: str
+    inputs: dict[str, int]
+    outputs: dict[str, int]
+    traceback: str
+    feeds: list[FeedProgress]
 
 
 class JobPanel(LiveWidget):
@@ -38,7 +50,7 @@ class JobPanel(LiveWidget):
             raise TypeError(f"expected a JobHandle, not {type(job).__name__}")
         self.job = job
         self._last_log: LogEntry | None = None
-        self._last: dict[str, Any] = {}
+        self._last: JobState | None = None
         super().__init__(title=title or f"{job.spec.name} {job.job_id}")
         self._dirty = True
 
@@ -62,7 +74,7 @@ class JobPanel(LiveWidget):
             return
         super()._on_front_end(widget, content, buffers)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> JobState:
         """Status, counts per tag, background feeds and traceback, as shown."""
         job = self.job
         outputs = {t: len(job.output(t)) for t in job.spec.out_tags}
@@ -73,7 +85,7 @@ class JobPanel(LiveWidget):
             "inputs": {t: len(job.input(t).stream) for t in job.spec.in_tags},
             "outputs": outputs,
             "traceback": job.traceback or "",
-            "feeds": [f.progress() for f in self.feedings()],
+            "feeds": [cast(FeedProgress, f.progress()) for f in self.feedings()],
         }
 
     def _new_logs(self) -> list[str]:
@@ -89,12 +101,12 @@ class JobPanel(LiveWidget):
             self._last_log = new[-1]
         return [f"{fmt_time(e.time)} {e.level} {e.message}" for e in new]
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> PanelReset:
         self._last_log = None
         self._last = self.state()
-        return {**self._last, "options": self._options(), "logs": self._new_logs()}
+        return {"type": "reset", **self._last, "options": self._options(), "logs": self._new_logs()}
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> PanelState | None:
         now = self.state()
         logs = self._new_logs()
         if not self.job.done or any(f["state"] == "feeding" for f in now["feeds"]):
@@ -124,7 +136,7 @@ class JobPanel(LiveWidget):
         return f"<JobPanel {self.job.job_id}>"
 
 
-def feed_text(p: dict[str, Any]) -> str:
+def feed_text(p: Mapping[str, Any]) -> str:
     """One feed's progress as a line: ``feeding default: 1,200/5,000 · 800/s · ETA 4.8s``."""
     of = f"/{p['total']:,}" if p["total"] is not None else ""
     eta = f" · ETA {p['eta']:.1f}s" if p["eta"] and p["state"] == "feeding" else ""

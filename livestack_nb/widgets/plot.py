@@ -5,19 +5,27 @@ from __future__ import annotations
 import datetime as _dt
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import traitlets
 
 from ..stream import DataStream
 from ._format import columns_of, esc, field, number
+from ._messages import PlotMessage, PlotReset
 from ._plot_svg import plot_summary, plot_svg
-from ._streamed import Raw, StreamWidget, _at_least_one
+from ._streamed import Raw, StreamWidget, at_least_one
 from ._svg import drawing_or_text
 
 __all__ = ["StreamPlot"]
 
 KINDS = ("line", "scatter", "bar")
+
+
+class PlotColumns(TypedDict):
+    """The points of a message: their x, and one list of y per series."""
+
+    x: list[float]
+    y: list[list[float | None]]
 
 
 class StreamPlot(StreamWidget):
@@ -109,7 +117,7 @@ class StreamPlot(StreamWidget):
 
     @traitlets.validate("window")
     def _check_window(self, proposal: Any) -> int:
-        return _at_least_one("window", proposal["value"])
+        return at_least_one("window", proposal["value"])
 
     @traitlets.observe("window")
     def _window_changed(self, change: Any) -> None:
@@ -171,27 +179,28 @@ class StreamPlot(StreamWidget):
         self._unsent.extend(pts)
 
     @staticmethod
-    def _columns(pts: Sequence[tuple[float, list[float | None]]], n: int) -> dict[str, Any]:
+    def _columns(pts: Sequence[tuple[float, list[float | None]]], n: int) -> PlotColumns:
         return {"x": [p[0] for p in pts], "y": [[p[1][i] for p in pts] for i in range(n)]}
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> PlotReset:
         self._advance()
         self._series_changed = False
         self._unsent.clear()
-        return {**self._columns(list(self._points), len(self.y)), **self._header()}
+        return self._whole()
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _whole(self) -> PlotReset:
+        cols = self._columns(list(self._points), len(self.y))
+        return {"type": "reset", **cols, **self._header(), "time_x": self._time_x}
+
+    def _delta(self) -> PlotMessage | None:
         self._advance()
         if self._series_changed:  # a new key: the front end gets the whole window again
             self._series_changed = False
             self._unsent.clear()
-            return {"type": "reset", **self._columns(list(self._points), len(self.y)), **self._header()}
+            return self._whole()
         pts = list(self._unsent)
         self._unsent.clear()
-        return {"type": "points", **self._columns(pts, len(self.y)), **self._header()}
-
-    def _header(self) -> dict[str, Any]:
-        return {**super()._header(), "time_x": self._time_x}
+        return {"type": "points", **self._columns(pts, len(self.y)), **self._header(), "time_x": self._time_x}
 
     def points(self) -> list[tuple[float, list[float | None]]]:
         """The points now drawn: ``(x, [y per field])``, oldest first."""

@@ -10,7 +10,8 @@ import traitlets
 from ..stream import DataStream
 from ._base import live_widgets
 from ._format import Cell, cell_text, cells, columns_of, field, fmt_time, table_html
-from ._streamed import Raw, StreamWidget, _at_least_one
+from ._messages import TableMessage, TableReset, TableRows
+from ._streamed import Raw, StreamWidget, at_least_one
 
 __all__ = ["StreamTable"]
 
@@ -80,7 +81,7 @@ class StreamTable(StreamWidget):
 
     @traitlets.validate("max_rows")
     def _check_max_rows(self, proposal: Any) -> int:
-        return _at_least_one("max_rows", proposal["value"])
+        return at_least_one("max_rows", proposal["value"])
 
     @traitlets.observe("max_rows")
     def _max_rows_changed(self, change: Any) -> None:
@@ -125,11 +126,12 @@ class StreamTable(StreamWidget):
         self._window.extend(rows)
         self._unsent.extend(rows)
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> TableReset:
         self._advance()
         self._unsent.clear()
         self._columns_sent = self.columns
         return {
+            "type": "reset",
             "columns": self.columns,
             "rows": list(self._window),
             "folded": self._last_folded,
@@ -137,18 +139,22 @@ class StreamTable(StreamWidget):
             **self._header(),
         }
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> TableMessage | None:
         if self._by is not None:  # rows change in place: the table is sent whole (max_rows keys)
-            return {"type": "reset", **self._reset()}
+            return self._reset()
         self._advance()
         rows = list(self._unsent)
         self._unsent.clear()
-        msg: dict[str, Any] = {
+        h = self._header()
+        msg: TableRows = {
             "type": "rows",
             "rows": rows,
             "folded": self._last_folded,
             "journeys": bool(self._stages()),
-            **self._header(),
+            "count": h["count"],
+            "rate": h["rate"],
+            "ended": h["ended"],
+            "error": h["error"],
         }
         if self.columns != self._columns_sent:
             self._columns_sent = msg["columns"] = self.columns
