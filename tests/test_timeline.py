@@ -537,3 +537,22 @@ def test_running_its_cell_again_disposes_the_previous_timeline():
             k.run(TIMELINE_CELL, "cell-timeline")
         out = k.printed("print(len(live_widgets()), [w.disposed for w in live_widgets()])", "cell-count")
         assert out.split() == ["1", "[False]"]
+
+
+def test_every_message_the_timeline_sends_is_one_it_declares(comms, env):
+    from test_messages import _conforms
+
+    from livestack_nb.widgets import _messages
+
+    one, _ = _cooks(fail="b")
+    timeline = lw.JobTimeline(one, max_jobs=2)
+    timeline.comm.hello()
+    _serve(one, ["a", "b", "c"])
+    wait_until(
+        lambda: {_conforms(m, _messages.TimelineMessage) for m in timeline.comm.custom()}
+        == {"TimelineReset", "TimelineState"}
+        and any(m.get("dropped") for m in timeline.comm.custom())
+        and any("error" in r for m in timeline.comm.custom() for r in m.get("jobs", ())),
+        timeout=10,
+        message="a reset, then changes with a failed job and one left out",
+    )

@@ -6,7 +6,8 @@
  * text is set as textContent, a failed job's error in the bar's <title>.
  * The sizes and colours are the static snapshot's (widgets/_timeline_svg.py).
  */
-import { LiveMessage, LiveModel, LiveView, el } from './base';
+import { LiveModel, LiveView, el } from './base';
+import { TimelineGroup, TimelineJob, TimelineMessage, TimelineReset, TimelineState } from './messages';
 
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -31,24 +32,11 @@ const LANE_H = 22;
 const GAP = 8;
 const AXIS_H = 26;
 
-export interface JobRow {
-  id: string;
-  group: string;
-  status: string;
-  requested: number;
-  start: number | null;
-  end: number | null;
-  lane: number | null;
-  error?: string;
-}
+/** One job as a bar (TimelineJob in ./messages). */
+export type JobRow = TimelineJob;
+type Group = TimelineGroup;
 
-interface Group {
-  name: string;
-  concurrency: number | null;
-  lanes: number;
-}
-
-export class JobTimelineModel extends LiveModel {
+export class JobTimelineModel extends LiveModel<TimelineMessage> {
   jobs = new Map<string, JobRow>();
   groups: Group[] = [];
   now = 0;
@@ -63,21 +51,23 @@ export class JobTimelineModel extends LiveModel {
     };
   }
 
-  applyReset(msg: LiveMessage): void {
+  applyReset(msg: TimelineReset): void {
     this.jobs.clear();
     this.applyDelta(msg);
   }
 
-  applyDelta(msg: LiveMessage): void {
-    for (const id of (msg.dropped as string[] | undefined) || []) {
-      this.jobs.delete(id);
+  applyDelta(msg: TimelineState | TimelineReset): void {
+    if (msg.type === 'state') {
+      for (const id of msg.dropped) {
+        this.jobs.delete(id);
+      }
     }
-    for (const r of (msg.jobs as JobRow[] | undefined) || []) {
+    for (const r of msg.jobs) {
       this.jobs.set(r.id, r);
     }
-    this.groups = (msg.groups as Group[] | undefined) ?? this.groups;
-    this.now = msg.now ?? this.now;
-    this.hidden = msg.hidden ?? this.hidden;
+    this.groups = msg.groups;
+    this.now = msg.now;
+    this.hidden = msg.hidden;
   }
 }
 

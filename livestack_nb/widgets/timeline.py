@@ -27,6 +27,7 @@ from ..spec import JobSpec
 from ..stream import now
 from ._base import LiveWidget
 from ._format import esc
+from ._messages import TimelineReset, TimelineState
 from ._svg import drawing_or_text, truncate
 from ._timeline_svg import timeline_list, timeline_svg
 
@@ -253,14 +254,14 @@ class JobTimeline(LiveWidget):
         ]
         return {"now": now(), "groups": groups, "jobs": ordered, "hidden": self._hidden}
 
-    def _reset(self) -> dict[str, Any]:
+    def _reset(self) -> TimelineReset:
         st = self.state()
         self._sent = {r["id"]: r for r in st["jobs"]}
         self._dropped = []
         self._sent_groups = st["groups"]
-        return st
+        return {"type": "reset", **st}  # type: ignore[typeddict-item]
 
-    def _delta(self) -> dict[str, Any] | None:
+    def _delta(self) -> TimelineState | None:
         st = self.state()
         if self._root is None or any(r["end"] is None for r in st["jobs"]):
             self._dirty = True  # keep looking while a job can change or a new one appear
