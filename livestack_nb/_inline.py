@@ -99,7 +99,12 @@ class InlineRunner:
                 self.activity.done(n)
 
     def launch(self) -> None:
-        if not self.worker._started(self.job):
+        """Start running once a slot holds the job (called again when one frees, if none is free).
+
+        Not while the env closes: a waiting job given the slot of one just cancelled is
+        about to be cancelled too, and was never running."""
+        worker = self.worker
+        if worker.env.closed or not worker.slots.take(self.job, self.launch) or not worker._started(self.job):
             return
         with self._mutex:
             if not self.pending:

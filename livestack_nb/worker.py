@@ -34,6 +34,7 @@ from ._pool import Pool
 from ._retry import DROP, FAIL, RETRY, RetryPolicy, count_attempt
 from ._workerdef import LiveWorkerDef
 from .errors import DataValidationError, JobCancelled, LivestackError
+from .slots import Slots
 from .spec import DEFAULT
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class LiveWorker:
         A dict for the ``init`` hook to keep what jobs share (a loaded model).
     stats:
         :class:`WorkerStats`.
+    slots:
+        The :class:`~livestack_nb.slots.Slots` its map and flat-map jobs hold.
     """
 
     def __init__(self, definition: LiveWorkerDef, env: LiveEnv) -> None:
@@ -102,6 +105,8 @@ class LiveWorker:
         self._busy: dict[LiveJob, float] = {}  # cancelled, processor still running: since when
         self._accepting = True
         self._semaphore: asyncio.Semaphore | None = None
+        # Map and flat-map jobs hold one from launch to end (see livestack_nb.slots).
+        self.slots = Slots(definition.concurrency)
 
     # -- setting jobs up ------------------------------------------------------
 
@@ -140,6 +145,7 @@ class LiveWorker:
             self.stats.jobs_failed += 1
         else:
             self.stats.jobs_cancelled += 1
+        self.slots.release(job)  # after the count: the job it hands the slot to starts now
 
     def _started(self, job: LiveJob) -> bool:
         if job._life.status.done:

@@ -59,6 +59,15 @@ def test_windows_example_runs_as_written():
     assert out.stdout.splitlines() == re.findall(r"# (\{.*\})$", code, re.M)  # what the comments say
 
 
+def test_job_timeline_example_prints_one_lane_for_one_cook_and_four_for_four():
+    section = README.read_text().split("### Jobs over time", 1)[1].split("\n### ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[('one_cook', 1), ('four_cooks', 4)]"]
+    assert "# [('one_cook', 1), ('four_cooks', 4)]" in code  # what the comment says
+
+
 def test_slow_motion_widget_example_prints_what_its_comments_say():
     section = README.read_text().split("### A flow in slow motion", 1)[1].split("\n### ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)

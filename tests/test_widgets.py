@@ -204,7 +204,8 @@ def test_disposing_the_last_widget_ends_the_pump_thread(comms):
 def test_widgets_all_is_curated():
     assert sorted(lw.__all__) == sorted(
         [
-            "Binding", "FlowGraph", "JobInput", "JobPanel", "KERNEL_BUDGET", "LiveWidget", "PER_WIDGET_RATE",
+            "Binding", "FlowGraph", "JobInput", "JobPanel", "JobTimeline", "KERNEL_BUDGET", "LiveWidget",
+            "PER_WIDGET_RATE",
             "StreamPlot", "bind",
             "StreamTable", "dispose_all", "live_widgets", "pump", "register", "show", "widget_for",
         ]

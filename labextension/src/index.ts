@@ -3,3 +3,4 @@ export { StreamTableModel, StreamTableView } from './table';
 export { StreamPlotModel, StreamPlotView } from './plot';
 export { FlowGraphModel, FlowGraphView } from './graph';
 export { JobPanelModel, JobPanelView } from './panel';
+export { JobTimelineModel, JobTimelineView } from './timeline';

@@ -358,10 +358,51 @@ export type KitchenRefresh = {
 
 export type KitchenRequest = KitchenCancel | KitchenOpen | KitchenClose | KitchenRefresh;
 
+// -- JobTimeline -------------------------------------------------------------------------
+
+/** One job as a bar: when it was requested, ran and ended, its lane (null: no slot yet). */
+export type TimelineJob = {
+  id: string;
+  group: string;
+  status: string;
+  requested: number;
+  start: number | null;
+  end: number | null;
+  lane: number | null;
+  error?: string;
+};
+
+/** One spec's lanes. */
+export type TimelineGroup = {
+  name: string;
+  concurrency: number | null;
+  lanes: number;
+};
+
+export type TimelineReset = {
+  type: 'reset';
+  now: number;
+  groups: TimelineGroup[];
+  jobs: TimelineJob[];
+  hidden: number;
+};
+
+/** The jobs that changed or are new, those left out since (max_jobs), the time now. */
+export type TimelineState = {
+  type: 'state';
+  now: number;
+  groups: TimelineGroup[];
+  jobs: TimelineJob[];
+  dropped: string[];
+  hidden: number;
+};
+
+export type TimelineMessage = TimelineReset | TimelineState;
+
 // -- all of them ------------------------------------------------------------------------
 
 /** What a kernel sends. */
-export type KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | KitchenMessage;
+export type KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | TimelineMessage | KitchenMessage;
 
 /** What a browser sends. */
 export type BrowserMessage = Hello | CancelFeed | TableJourney | StageRequest | KitchenRequest;

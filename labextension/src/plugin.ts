@@ -10,7 +10,7 @@ import { MODULE_NAME, MODULE_VERSION } from './version';
 
 const plugin = {
   id: 'livestack-nb:widgets',
-  description: 'Live tables, plots, flow graphs and job panels for livestack-nb.',
+  description: 'Live tables, plots, flow graphs, job panels and job timelines for livestack-nb.',
   requires: [IJupyterWidgetRegistry],
   autoStart: true,
   activate: (_app: unknown, registry: IJupyterWidgetRegistry): void => {

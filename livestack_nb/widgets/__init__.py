@@ -1,7 +1,8 @@
 """Live widgets for streams, flows and jobs: the only part that imports ipywidgets.
 
 ``display(stream)`` shows a :class:`StreamTable`, ``display(flow)`` or
-``display(job)`` a :class:`FlowGraph`; the classes can also be made directly.
+``display(job)`` a :class:`FlowGraph`; the classes can also be made directly
+(:class:`JobTimeline` draws jobs over time, one lane per worker slot).
 Every widget sends coalesced deltas (at most ~30 messages a second each, and a
 kernel-wide budget), shows values as text only, is followed by a static
 snapshot for readers without widgets, and is disposed when the cell that made
@@ -19,12 +20,14 @@ from .input import Binding, JobInput, bind
 from .panel import JobPanel
 from .plot import StreamPlot
 from .table import StreamTable
+from .timeline import JobTimeline
 
 __all__ = [
     "Binding",
     "FlowGraph",
     "JobInput",
     "JobPanel",
+    "JobTimeline",
     "KERNEL_BUDGET",
     "LiveWidget",
     "PER_WIDGET_RATE",

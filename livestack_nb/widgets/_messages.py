@@ -60,6 +60,11 @@ __all__ = [
     "TableMessage",
     "TableReset",
     "TableRows",
+    "TimelineGroup",
+    "TimelineJob",
+    "TimelineMessage",
+    "TimelineReset",
+    "TimelineState",
 ]
 
 # -- shared parts -----------------------------------------------------------------------
@@ -449,9 +454,57 @@ class KitchenRefresh(TypedDict):
 
 KitchenRequest = KitchenCancel | KitchenOpen | KitchenClose | KitchenRefresh
 
+# -- JobTimeline -------------------------------------------------------------------------
+
+
+class _TimelineJob(TypedDict):
+    id: str
+    group: str
+    status: str
+    requested: float
+    start: float | None
+    end: float | None
+    lane: int | None
+
+
+class TimelineJob(_TimelineJob, total=False):
+    """One job as a bar: when it was requested, ran and ended, its lane (None: no slot yet)."""
+
+    error: str
+
+
+class TimelineGroup(TypedDict):
+    """One spec's lanes."""
+
+    name: str
+    concurrency: int | None
+    lanes: int
+
+
+class TimelineReset(TypedDict):
+    type: Literal["reset"]
+    now: float
+    groups: list[TimelineGroup]
+    jobs: list[TimelineJob]
+    hidden: int
+
+
+class TimelineState(TypedDict):
+    """The jobs that changed or are new, those left out since (max_jobs), the time now."""
+
+    type: Literal["state"]
+    now: float
+    groups: list[TimelineGroup]
+    jobs: list[TimelineJob]
+    dropped: list[str]
+    hidden: int
+
+
+TimelineMessage = TimelineReset | TimelineState
+
 # -- all of them ------------------------------------------------------------------------
 
-KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | KitchenMessage
+KernelMessage = TableMessage | PlotMessage | GraphMessage | PanelMessage | TimelineMessage | KitchenMessage
 """What a kernel sends."""
 
 BrowserMessage = Hello | CancelFeed | TableJourney | StageRequest | KitchenRequest
