@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LivestackError
 from ._redis_entries import as_str, decode_entry, status_record
 from ._redis_lua import END_ID
+from ._redis_part import RedisPart
 from .base import BatchRecord, StatusRecord
 
 __all__ = ["RedisFollowers"]
@@ -31,33 +31,10 @@ __all__ = ["RedisFollowers"]
 log = logging.getLogger("livestack_nb")
 
 
-class RedisFollowers:
+class RedisFollowers(RedisPart):
     """Following keys on the reader thread; noticing a server that lost its data."""
 
-    if TYPE_CHECKING:  # what the vault this is mixed into has (see RedisVault.__init__)
-        _r: Any
-        _closed: bool
-        _stopping: bool
-        url: str
-        prefix: str
-
-        @property
-        def _label(self) -> str: ...
-
-        def _fail(self, what: str, error: BaseException | None = None) -> LivestackError: ...
-
-        def _put(self, item: Any) -> None: ...
-
-        def k(self, *parts: str) -> str: ...
-
-        def stream_key(self, stream_id: str) -> str: ...
-
-        def status_key(self, job_id: str) -> str: ...
-
-        def queue_key(self, spec: str) -> str: ...
-
-        def flush(self) -> None: ...
-
+    if TYPE_CHECKING:  # what else of the vault this part uses (see RedisVault.__init__)
         reconnect_timeout: float
         _epoch_lock: threading.Lock
         _epoch: bytes

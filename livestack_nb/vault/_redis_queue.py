@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LivestackError
 from ._redis_entries import Enqueue, Lease, as_str, as_text
 from ._redis_lua import GROUP
+from ._redis_part import RedisPart
 from .queue import Message
 
 __all__ = ["RedisQueues"]
@@ -31,33 +31,10 @@ __all__ = ["RedisQueues"]
 log = logging.getLogger("livestack_nb")
 
 
-class RedisQueues:
+class RedisQueues(RedisPart):
     """The queue operations of the Redis vault (see the module docstring)."""
 
-    if TYPE_CHECKING:  # what the vault this is mixed into has (see RedisVault.__init__)
-        _r: Any
-        _closed: bool
-        _stopping: bool
-        url: str
-        prefix: str
-
-        @property
-        def _label(self) -> str: ...
-
-        def _fail(self, what: str, error: BaseException | None = None) -> LivestackError: ...
-
-        def _put(self, item: Any) -> None: ...
-
-        def k(self, *parts: str) -> str: ...
-
-        def stream_key(self, stream_id: str) -> str: ...
-
-        def status_key(self, job_id: str) -> str: ...
-
-        def queue_key(self, spec: str) -> str: ...
-
-        def flush(self) -> None: ...
-
+    if TYPE_CHECKING:  # what else of the vault this part uses (see RedisVault.__init__)
         client_lease: float
         _groups: set[str]
         _fences: dict[str, tuple[str, str, str]]

@@ -21,22 +21,19 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ._redis_entries import End, Enqueue, Entry, Lease, Token
+from ._redis_part import RedisPart
 from ._writebehind import Child
 from .base import JobRecord, StatusRecord, StreamRecord, ValidationFailureRecord
-
-if TYPE_CHECKING:
-    from ..errors import LivestackError
 
 __all__ = ["RedisWriter"]
 
 log = logging.getLogger("livestack_nb")
 
 
-class RedisWriter:
+class RedisWriter(RedisPart):
     """Sending what the writer thread batched (see the module docstring)."""
 
-    if TYPE_CHECKING:  # what the vault this is mixed into has (see RedisVault.__init__)
-        _r: Any
+    if TYPE_CHECKING:  # what else of the vault this part uses (see RedisVault.__init__)
         maxlen: int
         reconnect_timeout: float
         _writer_mode: str
@@ -48,19 +45,6 @@ class RedisWriter:
         _end: Any
         _status_script: Any
         _enqueue_script: Any
-
-        @property
-        def _label(self) -> str: ...
-
-        def _fail(self, what: str, error: BaseException | None = None) -> LivestackError: ...
-
-        def k(self, *parts: str) -> str: ...
-
-        def stream_key(self, stream_id: str) -> str: ...
-
-        def status_key(self, job_id: str) -> str: ...
-
-        def queue_key(self, spec: str) -> str: ...
 
         def check_epoch(self, *, wait: bool = False) -> bool: ...
 
