@@ -224,6 +224,9 @@ def test_a_second_client_feeds_and_reads_the_same_job(open_env, serve):
     serve(open_env(), redis_specs.shout)
     job = redis_specs.shout.start(env=first)
     job.feed("a")
+    # The job's record reaches the server with the writer's next batch (a few ms
+    # later); handing its id to another process comes after that in real use.
+    first.flush()
     other = second.job(job.job_id)  # a handle in another "process": it feeds and reads too
     other.feed_many(["b", "c"])
     wait_until(lambda: len(other.output()) == 3, timeout=20)
