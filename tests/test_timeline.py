@@ -481,6 +481,54 @@ def test_max_jobs_leaves_the_oldest_out_and_says_so(comms, env):
     )
 
 
+def test_a_job_left_out_while_it_runs_frees_its_lane(comms, env):
+    """A running job that max_jobs leaves out no longer holds its lane: lanes stay at the concurrency."""
+    gates = [threading.Event() for _ in range(4)]
+
+    def hold(n: int) -> int:
+        gates[n].wait(10)
+        return n
+
+    spec = ls.JobSpec("two_ovens", input=int, output=int)
+    spec.define_worker(hold, concurrency=2)
+    timeline = lw.JobTimeline(spec, max_jobs=2)
+    timeline.comm.hello()
+
+    def start(n: int) -> ls.JobHandle:
+        job = spec.start()
+        job.feed(n)
+        job.end()
+        return job
+
+    def seen(job: ls.JobHandle, status: str) -> bool:
+        return any(
+            r["id"] == job.job_id and r["status"] == status for m in timeline.comm.custom() for r in m["jobs"]
+        )
+
+    a, b = start(0), start(1)
+    wait_until(lambda: seen(a, "running") and seen(b, "running"), timeout=10, message="a and b running")
+    gates[1].set()
+    b.wait(timeout=10)
+    c = start(2)  # a is left out (max_jobs=2) while it still runs
+    wait_until(lambda: seen(c, "running"), timeout=10, message="c running")
+    assert any(a.job_id in m.get("dropped", ()) for m in timeline.comm.custom())
+    gates[0].set()
+    a.wait(timeout=10)
+    d = start(3)  # runs beside c, in the slot a freed
+    wait_until(lambda: seen(d, "running"), timeout=10, message="d running")
+    gates[2].set()
+    gates[3].set()
+    for job in (c, d):
+        job.wait(timeout=10)
+    wait_until(lambda: seen(c, "completed") and seen(d, "completed"), timeout=10, message="c, d sent ended")
+    assert max(g["lanes"] for m in timeline.comm.custom() for g in m["groups"]) == 2
+    st = timeline.state()
+    assert [(g["name"], g["lanes"]) for g in st["groups"]] == [("two_ovens", 2)]
+    assert sorted(r["lane"] for r in st["jobs"]) == [0, 1]  # c and d ran at once: two lanes
+    # the lanes hold the spans of the jobs shown, no more
+    assert sum(len(lane) for lane in timeline._groups["two_ovens"].lanes) == len(st["jobs"])
+
+
 def test_bad_targets_and_options_are_refused_by_name(comms, env):
     shows = r"JobTimeline shows a JobSpec \(or a list of them\), a JobHandle or a LiveEnv, not "
     with pytest.raises(TypeError, match=shows + "int"):

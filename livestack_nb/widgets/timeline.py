@@ -9,11 +9,13 @@ started.
 Lanes are derived from the recorded intervals, not recorded: each job that
 starts running takes the lowest lane of its spec free at that moment (no
 other job of the spec running in it), which is what a worker's slots do, so
-a spec never shows more lanes than jobs it ran at once.
+a spec never shows more lanes than jobs it ran at once (a job left out by
+``max_jobs`` gives its lane up).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +65,17 @@ class _Group:
             if s == start and e is None:
                 spans[i] = (s, end)
                 return
+
+    def drop(self, lane: int, start: float, end: float | None) -> None:
+        """Forget a span: its job is no longer shown, so it holds its lane no longer.
+
+        A job left out while it runs would otherwise block its lane for ever (it
+        is not looked at again, so its end is never seen), and later jobs would
+        open lanes beyond the concurrency; the spans kept are those of the jobs
+        shown, so they do not grow without bound either.
+        """
+        with contextlib.suppress(ValueError):
+            self.lanes[lane].remove((start, end))
 
 
 class JobTimeline(LiveWidget):
@@ -182,7 +195,9 @@ class JobTimeline(LiveWidget):
         while len(self._jobs) > self.max_jobs:
             oldest = next(iter(self._jobs))
             del self._jobs[oldest]
-            self._rows.pop(oldest, None)
+            row = self._rows.pop(oldest, None)
+            if row is not None and row["lane"] is not None:
+                self._groups[row["group"]].drop(row["lane"], row["start"], row["end"])
             self._sent.pop(oldest, None)
             self._dropped.append(oldest)
             self._left_out.add(oldest)
