@@ -16,6 +16,7 @@ a spec never shows more lanes than jobs it ran at once (a job left out by
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,9 @@ class JobTimeline(LiveWidget):
         self._sent_groups: list[dict[str, Any]] = []
         self._dropped: list[str] = []  # ids left out since the last message (max_jobs)
         self._left_out: set[str] = set()
+        self._kids: dict[str, list[tuple[str, JobHandle]]] = {}  # ended job id -> its nodes' jobs
+        self._unsent: set[str] = set()  # ids of the rows worked out again since last sent
+        self._state_lock = threading.RLock()  # one look at a time: a job is placed once
         self._now_sent = float("-inf")  # the time the last message said
         self._hidden = 0
         super().__init__(title=title or f"timeline of {name}")
@@ -159,51 +163,71 @@ class JobTimeline(LiveWidget):
     def _discover(self) -> None:
         """Add the jobs of the target not seen yet (the env is looked at each time)."""
         if self._root is not None:
-            found = [self._root]
+            found = {self._root.job_id: self._root}
         elif self._env.closed:
             return
         else:
             specs = self._specs
-            found = [j for j in self._env.live_jobs() if specs is None or j.spec.name in specs]
+            found = {j.job_id: j for j in self._env.live_jobs() if specs is None or j.spec.name in specs}
             if specs is None:
                 self._add(found)
                 return
         # A flow run's jobs are its nodes' (nested flows too); a race's change per value.
-        todo, seen = list(found), set()
+        # A job seen ended has named the jobs of all its nodes: they are read once
+        # more after its end and kept, not looked up again each time.
+        todo, seen = list(found.items()), set()
         while todo:
-            job = todo.pop()
-            if job.job_id in seen:
+            job_id, job = todo.pop()
+            if job_id in seen:
                 continue
-            seen.add(job.job_id)
-            for job_id in job.node_jobs.values():
-                if job_id in seen or job_id == job.job_id:
-                    continue
-                known = self._jobs.get(job_id)
-                if known is None:
-                    try:
-                        known = job.env.job(job_id)
-                    except LivestackError:
-                        continue  # forgotten by its env (keep_jobs): nothing left to show
-                found.append(known)
-                todo.append(known)
+            seen.add(job_id)
+            kids = self._kids.get(job_id)
+            if kids is None:
+                done = job.status.done  # read before node_jobs, so that what it names is final
+                kids = [
+                    (kid, known)
+                    for kid in job.node_jobs.values()
+                    if kid != job_id
+                    and (done or kid not in seen)
+                    and (known := self._known(job, kid)) is not None
+                ]
+                if done:
+                    self._kids[job_id] = kids
+            for kid, known in kids:
+                if kid not in seen:
+                    found.setdefault(kid, known)
+                    todo.append((kid, known))
+        if len(self._kids) > len(seen):  # some forgotten by the env: their entries go too
+            self._kids = {k: v for k, v in self._kids.items() if k in seen}
         self._add(found)
 
-    def _add(self, jobs: list[JobHandle]) -> None:
-        for job in jobs:
-            if job.job_id not in self._jobs and job.job_id not in self._left_out:
-                self._jobs[job.job_id] = job
-        while len(self._jobs) > self.max_jobs:
-            oldest = next(iter(self._jobs))
-            del self._jobs[oldest]
+    def _known(self, parent: JobHandle, job_id: str) -> JobHandle | None:
+        known = self._jobs.get(job_id)
+        if known is None:
+            try:
+                known = parent.env.job(job_id)
+            except LivestackError:
+                return None  # forgotten by its env (keep_jobs): nothing left to show
+        return known
+
+    def _add(self, found: dict[str, JobHandle]) -> None:
+        jobs, left_out = self._jobs, self._left_out
+        for job_id, job in found.items():
+            if job_id not in jobs and job_id not in left_out:
+                jobs[job_id] = job
+        while len(jobs) > self.max_jobs:
+            oldest = next(iter(jobs))
+            del jobs[oldest]
             row = self._rows.pop(oldest, None)
             if row is not None and row["lane"] is not None:
                 self._groups[row["group"]].drop(row["lane"], row["start"], row["end"])
             self._sent.pop(oldest, None)
             self._dropped.append(oldest)
-            self._left_out.add(oldest)
+            left_out.add(oldest)
             self._hidden += 1
         # Remembered while the env still holds them (so they are not taken in again), no longer.
-        self._left_out &= {j.job_id for j in jobs}
+        if left_out:
+            left_out.intersection_update(found)
 
     # -- state ----------------------------------------------------------------------
 
@@ -250,41 +274,55 @@ class JobTimeline(LiveWidget):
                 f"{type(err).__name__}: {err}" if err is not None else "failed", MAX_ERROR
             )
         self._rows[job.job_id] = row
+        if row != prev:
+            self._unsent.add(job.job_id)
         return row
 
     def state(self) -> dict[str, Any]:
         """Every job shown (as bars), the spec groups and the time now, as sent to the front end."""
+        with self._state_lock:
+            return self._state()[0]
+
+    def _state(self) -> tuple[dict[str, Any], bool]:
+        """The state, and whether a job shown has not ended yet."""
         self._discover()
         # Only jobs not yet ended are looked at again, in order of their start (then
         # request): lanes are handed out as slots are.
         rows = self._rows
         open_ = [j for j in self._jobs.values() if (r := rows.get(j.job_id)) is None or r["end"] is None]
+        unended = False
         for job in sorted(open_, key=_start_key):
-            self._row(job)
+            unended = self._row(job)["end"] is None or unended
         ordered = [rows[j] for j in self._jobs]
+        shown = {r["group"] for r in ordered}
         groups = [
             {"name": g.name, "concurrency": g.concurrency, "lanes": len(g.lanes)}
             for g in self._groups.values()
-            if any(r["group"] == g.name for r in ordered)
+            if g.name in shown
         ]
-        return {"now": now(), "groups": groups, "jobs": ordered, "hidden": self._hidden}
+        return {"now": now(), "groups": groups, "jobs": ordered, "hidden": self._hidden}, unended
 
     def _reset(self) -> TimelineReset:
-        st = self.state()
-        self._sent = {r["id"]: r for r in st["jobs"]}
+        with self._state_lock:
+            st = self._state()[0]
+            self._sent = {r["id"]: r for r in st["jobs"]}
+            self._unsent = set()
         self._dropped = []
         self._sent_groups = st["groups"]
         return {"type": "reset", **st}  # type: ignore[typeddict-item]
 
     def _delta(self) -> TimelineState | None:
-        st = self.state()
-        if self._root is None or any(r["end"] is None for r in st["jobs"]):
+        with self._state_lock:
+            st, unended = self._state()
+            # Only rows worked out again (here or for a snapshot) can differ from those sent.
+            unsent, self._unsent = self._unsent, set()
+            changed = [r for r in st["jobs"] if r["id"] in unsent and self._sent.get(r["id"]) != r]
+        if self._root is None or unended:
             self._dirty = True  # keep looking while a job can change or a new one appear
-        changed = [r for r in st["jobs"] if self._sent.get(r["id"]) != r]
         groups_changed = st["groups"] != self._sent_groups
         # Only the time moved: a running bar grows in the browser on its own, told the
         # kernel's time once a second.
-        ticking = any(r["end"] is None for r in st["jobs"]) and st["now"] - self._now_sent >= 1.0
+        ticking = unended and st["now"] - self._now_sent >= 1.0
         if not changed and not groups_changed and not ticking and not self._dropped:
             return None
         self._now_sent = st["now"]
