@@ -449,3 +449,29 @@ def test_an_interrupt_while_playing_leaves_play_going(env):
     run.wait(timeout=10)
     assert run.status is ls.JobStatus.COMPLETED and len(run.hops) == 9
     assert run.output("results").values() == [4, 6, 8]
+
+
+def test_a_single_job_stepped_on_another_env_is_made_there_only():
+    """``spec.start(env=b, step=True)`` inside ``with a:`` makes its one-node flow in b,
+    not in a, and leaves the process's default env alone."""
+
+    @ls.job_spec
+    def dbl(x: int) -> int:
+        return 2 * x
+
+    a, b = ls.LiveEnv(), ls.LiveEnv()
+    try:
+        default = ls.current_env()
+        with a:
+            run = dbl.start(env=b, step=True)
+            assert ls.current_env() is a
+        assert ls.current_env() is default
+        assert "dbl.step" in b.specs()
+        assert "dbl.step" not in a.specs()
+        run.input().feed(4)
+        run.input().end()
+        run.play(interval=0)
+        assert run.result(timeout=10) == [8]
+    finally:
+        a.close()
+        b.close()
