@@ -371,34 +371,43 @@ class Stepper:
         """Release the oldest waiting hop, wait until it settled, return it."""
         if not self.settle(timeout):
             log.warning("step: the run did not settle within %.1f s; releasing the next hop anyway", timeout)
-        with self._turn:
-            act = self.activity
-            # Held: a hop taken off the queue is released and recorded, or not taken.
-            with held_interrupts():
-                with self._lock:
-                    if not self._queue_ or self.closed:
-                        return None
-                    w = self._queue_.popleft()
-                    hop = replace(w.hop, index=len(self.hops))
-                    self.hops.append(hop)
-                if act is not None:
-                    act.add(1)  # the release itself: its end is a quiet moment
-                try:
-                    w.gate.release(w.chunk)
-                finally:
+        # The hop's events are told once the turn is left: a callback is user code, and
+        # one that steps (or pauses a play waiting for the turn) must not wait on itself.
+        released: Hop | None = None  # told even when an interrupt stops the settling
+        done: Hop | None = None
+        try:
+            with self._turn:
+                act = self.activity
+                # Held: a hop taken off the queue is released and recorded, or not taken.
+                with held_interrupts():
+                    with self._lock:
+                        if not self._queue_ or self.closed:
+                            return None
+                        w = self._queue_.popleft()
+                        hop = replace(w.hop, index=len(self.hops))
+                        self.hops.append(hop)
                     if act is not None:
-                        act.done(1)
-            self._tell("released", hop)
-            settled = self.settle(timeout)
-            if not settled:
-                log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
-            job = w.gate.target_job()
-            if job is not None and job._life.status.value == "failed":
-                hop = replace(hop, failed=True)
-                with self._lock:
-                    self.hops[hop.index] = hop
-            self._tell("settled", hop)
-            return hop
+                        act.add(1)  # the release itself: its end is a quiet moment
+                    try:
+                        w.gate.release(w.chunk)
+                    finally:
+                        if act is not None:
+                            act.done(1)
+                released = hop
+                if not self.settle(timeout):
+                    log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
+                job = w.gate.target_job()
+                if job is not None and job._life.status.value == "failed":
+                    hop = replace(hop, failed=True)
+                    with self._lock:
+                        self.hops[hop.index] = hop
+                done = hop
+        finally:
+            if released is not None:
+                self._tell("released", released)
+        if done is not None:
+            self._tell("settled", done)
+        return done
 
     def play(self, interval: float) -> None:
         if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:

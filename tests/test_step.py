@@ -449,3 +449,30 @@ def test_an_interrupt_while_playing_leaves_play_going(env):
     run.wait(timeout=10)
     assert run.status is ls.JobStatus.COMPLETED and len(run.hops) == 9
     assert run.output("results").values() == [4, 6, 8]
+
+
+# -- callbacks, gates after the end ----------------------------------------------------
+
+
+def test_a_callback_may_step_and_pause(env):
+    # The hop's events are told outside the run's turn: a callback that steps does
+    # not wait on the step that told it.
+    run = _chain(plus_map, "step-from-callback").start(step=True)
+    run.feed_many([1, 2])
+    stepped: list[ls.Hop | None] = []
+
+    def told(event: str, hop: ls.Hop) -> None:
+        if event == "settled" and hop.index == 0:
+            run.pause()  # nothing plays: returns at once
+            stepped.append(run.step())
+
+    run.on_hop(told)
+    worker = threading.Thread(target=run.step, daemon=True)
+    worker.start()
+    wait_until(lambda: not worker.is_alive(), timeout=10, message="a step from a callback deadlocked")
+    assert [h.index for h in stepped if h is not None] == [1]
+    assert [h.index for h in run.hops] == [0, 1]
+    run.end()
+    run.play(interval=0)
+    run.wait(timeout=10)
+    assert run.output("results").values() == [4, 6]
