@@ -373,27 +373,37 @@ class Stepper:
             log.warning("step: the run did not settle within %.1f s; releasing the next hop anyway", timeout)
         # The hop's events are told once the turn is left: a callback is user code, and
         # one that steps (or pauses a play waiting for the turn) must not wait on itself.
-        released: Hop | None = None  # told even when an interrupt stops the settling
+        released: Hop | None = None  # told even when an interrupt stops the release or settling
         done: Hop | None = None
         try:
             with self._turn:
                 act = self.activity
-                # Held: a hop taken off the queue is released and recorded, or not taken.
-                with held_interrupts():
-                    with self._lock:
-                        if not self._queue_ or self.closed:
-                            return None
-                        w = self._queue_.popleft()
-                        hop = replace(w.hop, index=len(self.hops))
-                        self.hops.append(hop)
-                    if act is not None:
-                        act.add(1)  # the release itself: its end is a quiet moment
-                    try:
-                        w.gate.release(w.chunk)
-                    finally:
+                w: _Waiting | None = None
+                entered = False
+                try:
+                    # Held: a hop taken off the queue is recorded and counted, or not taken.
+                    with held_interrupts():
+                        with self._lock:
+                            if not self._queue_ or self.closed:
+                                return None
+                            w = self._queue_.popleft()
+                            hop = replace(w.hop, index=len(self.hops))
+                            self.hops.append(hop)
+                        if act is not None:
+                            act.add(1)  # the release itself: its end is a quiet moment
+                    # Not held: the release runs user code (a transform, an inline map)
+                    # that an interrupt must be able to stop.
+                    entered = True
+                    released = hop  # told even if an interrupt stops the release
+                    w.gate.release(w.chunk)
+                finally:
+                    if w is not None:
                         if act is not None:
                             act.done(1)
-                released = hop
+                        if not entered:  # interrupted as the hop was taken: put it back
+                            with held_interrupts(), self._lock:
+                                self.hops.pop()
+                                self._queue_.appendleft(w)
                 if not self.settle(timeout):
                     log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
                 job = w.gate.target_job()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 
 import pytest
 
@@ -476,3 +477,39 @@ def test_a_callback_may_step_and_pause(env):
     run.play(interval=0)
     run.wait(timeout=10)
     assert run.output("results").values() == [4, 6]
+
+
+def test_an_interrupt_stops_a_slow_transform_during_a_step(env):
+    # The release runs the connection's transform unheld: Ctrl-C stops it.
+    go_on = threading.Event()
+    finished: list[int] = []
+
+    def slow_transform(n: int) -> int:
+        # Short waits: the signal is raised on the timer's thread, and the main thread
+        # runs its handler between two of them.
+        deadline = time.monotonic() + 5
+        while not go_on.wait(0.01) and time.monotonic() < deadline:
+            pass
+        finished.append(n)
+        return n
+
+    flow = ls.Liveflow(
+        "step-slow-transform",
+        connections=[ls.conn(plus_map, double, transform=slow_transform)],
+        exposures=[ls.expose(plus_map.input(), "n"), ls.expose(double.output(), "out")],
+    )
+    run = flow.start(step=True)
+    run.feed(1)
+    run.step()
+    told: list[tuple[str, int]] = []
+    run.on_hop(lambda event, hop: told.append((event, hop.index)))
+    timer = threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.step(timeout=10)
+    timer.join()
+    assert finished == []  # stopped in the transform, not after it
+    assert [h.index for h in run.hops] == [0, 1] and ("released", 1) in told
+    go_on.set()
+    run.cancel()
+    run.wait(timeout=10)
