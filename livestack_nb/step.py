@@ -288,6 +288,7 @@ class Stepper:
         self.closed = False
         self._player: threading.Thread | None = None
         self._playing = False
+        self._interval = 0.5  # seconds a hop while playing
 
     # -- wiring (called by a flow's start) ----------------------------------------------
 
@@ -420,34 +421,50 @@ class Stepper:
         return done
 
     def play(self, interval: float) -> None:
+        """Release one hop every ``interval`` seconds on one background thread.
+
+        There is one player at a time: a player that a pause gave up waiting for
+        (still settling its hop) plays on at the new interval instead of a second one
+        starting beside it."""
         if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
             raise LivestackError(f"play(interval=...) takes seconds >= 0, not {interval!r}")
         with self._lock:
             if self._playing or self.closed:
                 return
             self._playing = True
-            t = threading.Thread(
-                target=self._play, args=(float(interval),), name="livestack-play", daemon=True
-            )
+            self._interval = float(interval)
+            if self._player is not None:
+                return  # the player has not stopped yet: it sees _playing and goes on
+            t = threading.Thread(target=self._play, name="livestack-play", daemon=True)
             self._player = t
         t.start()
 
-    def _play(self, interval: float) -> None:
+    def _play(self) -> None:
+        me = threading.current_thread()
         try:
-            while self._playing and not self.closed:
-                hop = self.step_one()
-                if not self._playing:
-                    break
-                if hop is None:
-                    self._nap.nap(0.05)  # nothing waits: until a hop comes or the run ends
-                elif interval:
-                    deadline = time.monotonic() + interval
-                    while self._playing and (left := deadline - time.monotonic()) > 0:
-                        self._nap.nap(left)
+            while True:
+                while self._playing and not self.closed:
+                    hop = self.step_one()
+                    if not self._playing:
+                        break
+                    if hop is None:
+                        self._nap.nap(0.05)  # nothing waits: until a hop comes or the run ends
+                    elif self._interval:
+                        deadline = time.monotonic() + self._interval
+                        while self._playing and (left := deadline - time.monotonic()) > 0:
+                            self._nap.nap(left)
+                with self._lock:
+                    if self._playing and not self.closed:
+                        continue  # played again while this one was stopping
+                    self._player = None
+                    return
         except Exception:
             log.exception("play: stepping failed")
         finally:
-            self._playing = False
+            with self._lock:
+                if self._player is me:  # not a stopped player's: a new one may play
+                    self._player = None
+                    self._playing = False
 
     def pause(self, timeout: float = SETTLE_TIMEOUT) -> None:
         self._playing = False

@@ -513,3 +513,24 @@ def test_an_interrupt_stops_a_slow_transform_during_a_step(env):
     go_on.set()
     run.cancel()
     run.wait(timeout=10)
+
+
+def test_play_after_a_pause_that_gave_up_keeps_one_player(env):
+    release.clear()
+    run = slow.start(step=True)
+    run.feed_many([1, 2])
+    stepper = run._job._life.stepper
+    run.play(interval=0)
+    # The player released 1 and waits for the job, which holds on, to settle.
+    wait_until(lambda: len(run.hops) == 1)
+    player = stepper._player
+    assert player is not None
+    stepper.pause(timeout=0.05)  # gives up waiting: the player is still settling its hop
+    assert player.is_alive() and not run.playing
+    run.play(interval=0)  # a new speed: the same player goes on, no second one
+    assert run.playing and stepper._player is player
+    release.set()
+    run.end()
+    run.wait(timeout=10)
+    assert run.output().values() == [1, 2]
+    wait_until(lambda: not player.is_alive() and not run.playing and stepper._player is None)
