@@ -230,7 +230,19 @@ class Gate:
                 v,
                 self.scope,
             )
-            self._stepper._queue(_Waiting(self, single, hop))
+            if not self._stepper._queue(_Waiting(self, single, hop)):
+                self._uncount()  # the run has ended: the value goes nowhere
+
+    def _uncount(self) -> None:
+        """One value counted as waiting has gone (released, or not queued): pass the
+        source's end on if it came and this was the last."""
+        with self._lock:
+            self._pending -= 1
+            end = self._end if self._pending == 0 else None
+            if end is not None:
+                self._end = None
+        if end is not None:
+            self.finish(end[0])
 
     def ended(self, error: BaseException | None) -> None:
         """The source ended: pass it on now, or once the hops still waiting were released."""
@@ -245,13 +257,7 @@ class Gate:
         try:
             self.deliver(chunk)
         finally:
-            with self._lock:
-                self._pending -= 1
-                end = self._end if self._pending == 0 else None
-                if end is not None:
-                    self._end = None
-            if end is not None:
-                self.finish(end[0])
+            self._uncount()
 
     def drop(self) -> None:
         """The run ended with hops still waiting here: forget them, pass the end on."""
@@ -332,13 +338,15 @@ class Stepper:
 
     # -- the queue ----------------------------------------------------------------------
 
-    def _queue(self, waiting: _Waiting) -> None:
+    def _queue(self, waiting: _Waiting) -> bool:
+        """Queue a hop at its gate; whether it was (not once the run has ended)."""
         with self._lock:
             if self.closed:
-                return
+                return False
             self._queue_.append(waiting)
         self._tell("waiting", waiting.hop)
         self._nap.wake()
+        return True
 
     @property
     def waiting(self) -> list[Hop]:

@@ -534,3 +534,29 @@ def test_play_after_a_pause_that_gave_up_keeps_one_player(env):
     run.wait(timeout=10)
     assert run.output().values() == [1, 2]
     wait_until(lambda: not player.is_alive() and not run.playing and stepper._player is None)
+
+
+def test_a_value_reaching_a_gate_after_the_run_ended_does_not_hold_its_end(env):
+    # A node still emitting as the run ends: its value is dropped at the gate, and the
+    # end of its stream is still passed on (the stream it feeds ends).
+    from livestack_nb.step import Gate, Stepper
+    from livestack_nb.stream import Chunk
+
+    stepper = Stepper()
+    ends: list[BaseException | None] = []
+    gate = Gate(
+        stepper,
+        edge="a/default->b/default",
+        source="a",
+        source_tag="default",
+        target="b",
+        target_tag="default",
+        scope="",
+        target_job=lambda: None,
+    )
+    gate.finish = ends.append
+    stepper.closed = True  # the run has ended
+    gate.arrive(Chunk("a/out/default", 0, time.time(), [1, 2], None, None))
+    assert stepper.waiting == []
+    gate.ended(None)
+    assert ends == [None]
