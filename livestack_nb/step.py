@@ -77,6 +77,8 @@ from typing import TYPE_CHECKING, Any, overload
 from reactivex.disposable import Disposable
 
 from ._interrupt import held_interrupts
+from ._limits import is_seconds
+from ._status import JobStatus
 from .errors import LivestackError
 from .stream import Activity, Chunk
 
@@ -416,7 +418,7 @@ class Stepper:
                 if not self.settle(timeout):
                     log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
                 job = w.gate.target_job()
-                if job is not None and job._life.status.value == "failed":
+                if job is not None and job._life.status is JobStatus.FAILED:
                     hop = replace(hop, failed=True)
                     with self._lock:
                         self.hops[hop.index] = hop
@@ -434,8 +436,8 @@ class Stepper:
         There is one player at a time: a player that a pause gave up waiting for
         (still settling its hop) plays on at the new interval instead of a second one
         starting beside it."""
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
-            raise LivestackError(f"play(interval=...) takes seconds >= 0, not {interval!r}")
+        if not is_seconds(interval) or interval < 0:
+            raise _BadSeconds(f"play(interval=...) takes seconds >= 0, not {interval!r}")
         with self._lock:
             if self._playing or self.closed:
                 return
@@ -507,7 +509,13 @@ class Stepper:
                 log.exception("an on_hop callback raised (event %r)", event)
 
 
+class _BadSeconds(LivestackError, ValueError):
+    """A bad ``interval``: a livestack-nb error, and a ``ValueError`` as a bad argument is."""
+
+
 def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    """Call a bound method held weakly, if its object still lives (a flow's listeners
+    must not keep a finished run alive)."""
     fn = method()
     if fn is not None:
         fn()

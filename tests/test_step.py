@@ -301,6 +301,10 @@ def test_bad_steps_are_refused_with_what_was_wrong(env):
         run.step(-1)
     with pytest.raises(ls.LivestackError, match=r"interval=.*seconds >= 0, not -2"):
         run.play(interval=-2)
+    for bad in (float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match=rf"interval=.*seconds >= 0, not {bad!r}"):
+            run.play(interval=bad)
+    assert not run.playing
     with pytest.raises(ls.LivestackError, match="on_hop takes a callable"):
         run.on_hop("nope")  # type: ignore[arg-type]
     run.end()
