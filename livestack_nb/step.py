@@ -22,7 +22,9 @@ Nothing passes a gate until it is released:
 * ``run.on_hop(callback)``: ``callback(event, hop)`` for each hop, with
   ``event`` one of ``"waiting"`` (it reached its gate), ``"released"`` and
   ``"settled"`` (what it caused is done); called from any thread. Returns a
-  disposable.
+  disposable. ``"released"`` and ``"settled"`` are told together once the hop
+  settled (``"released"`` alone when an interrupt stopped it), after the
+  release's turn is over, so a callback may step or pause the run itself.
 
 Why it is deterministic: only one hop moves at a time, and the next is
 released only once the run is quiet, so the order in which hops reach their
