@@ -326,12 +326,6 @@ class JobHandle(Stepping):
         self.wait(timeout)
         return self.output().values(last)
 
-    def _collect(self, tag: str = DEFAULT) -> list[Any]:
-        """A list that receives every value of output ``tag`` from now on."""
-        out: list[Any] = []
-        self._job._outputs[tag].add_listener(out.extend)
-        return out
-
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
 

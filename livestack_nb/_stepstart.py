@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._current import use_env
 from .flow import Liveflow
 from .step import Stepper, _building
 
@@ -28,7 +27,7 @@ def start_stepped(spec: JobSpec, options: Any, env: LiveEnv, job_id: str | None)
     if isinstance(spec, Liveflow):
         flow = spec
     else:
-        with use_env(env):
+        with env:  # selected for this thread only: the flow is made in this env, not the default
             flow = Liveflow(f"{spec.name}.step")
             flow.add(spec)
             for tag in spec.in_tags:

@@ -120,7 +120,6 @@ def key_by(key: str | Callable[[Any], Any], *, name: str | None = None, input: A
 
 # -- keyed state ----------------------------------------------------------------------
 
-_DELETED = object()
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), tuple, frozenset)
 CHECKPOINT_EVERY = 1.0  # seconds: how far behind a running job's changelog may be
 MAX_DIRTY = 4096  # changed keys that trigger a write before that

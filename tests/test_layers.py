@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "vault.",
         },
     ),
-    ("spec", {"spec", "_describe", "_workerdef", "dead_letter", "operator", "rx_operator"}),
+    ("spec", {"spec", "_describe", "_workerdef", "dead_letter", "rx_operator"}),
     (
         "stream/job",
         {

@@ -564,3 +564,29 @@ def test_a_value_reaching_a_gate_after_the_run_ended_does_not_hold_its_end(env):
     assert stepper.waiting == []
     gate.ended(None)
     assert ends == [None]
+
+
+def test_a_single_job_stepped_on_another_env_is_made_there_only():
+    """``spec.start(env=b, step=True)`` inside ``with a:`` makes its one-node flow in b,
+    not in a, and leaves the process's default env alone."""
+
+    @ls.job_spec
+    def dbl(x: int) -> int:
+        return 2 * x
+
+    a, b = ls.LiveEnv(), ls.LiveEnv()
+    try:
+        default = ls.current_env()
+        with a:
+            run = dbl.start(env=b, step=True)
+            assert ls.current_env() is a
+        assert ls.current_env() is default
+        assert "dbl.step" in b.specs()
+        assert "dbl.step" not in a.specs()
+        run.input().feed(4)
+        run.input().end()
+        run.play(interval=0)
+        assert run.result(timeout=10) == [8]
+    finally:
+        a.close()
+        b.close()

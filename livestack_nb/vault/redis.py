@@ -109,12 +109,10 @@ from ._redis_writer import RedisWriter
 from ._writebehind import WriteBehindVault
 from .base import (
     BatchRecord,
-    DatapointRecord,
     JobRecord,
     StatusRecord,
     StreamRecord,
     ValidationFailureRecord,
-    points_of,
 )
 
 if TYPE_CHECKING:
@@ -412,9 +410,6 @@ class RedisVault(RedisQueues, RedisFollowers, RedisWriter, WriteBehindVault):
                 yield from batches
             if len(page) < READ_PAGE:
                 return
-
-    def datapoints(self, stream_id: str, after: int = -1, limit: int | None = None) -> list[DatapointRecord]:
-        return points_of(stream_id, self.batches(stream_id, after + 1), after, limit)
 
     def __repr__(self) -> str:
         return f"RedisVault({self.url!r}, prefix={self.prefix!r})"

@@ -63,13 +63,11 @@ from ._writebehind import Child, WriteBehindVault
 from .base import (
     BatchRecord,
     ChunkLike,
-    DatapointRecord,
     JobRecord,
     Recorder,
     StatusRecord,
     StreamRecord,
     ValidationFailureRecord,
-    points_of,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteVault"]
@@ -544,9 +542,6 @@ class SQLiteVault(WriteBehindVault):
                 yield from self._decode(stream_id, row, value_type)
             if len(rows) < READ_PAGE:
                 return
-
-    def datapoints(self, stream_id: str, after: int = -1, limit: int | None = None) -> list[DatapointRecord]:
-        return points_of(stream_id, self.batches(stream_id, after + 1), after, limit)
 
     def _decode(self, stream_id: str, row: tuple[Any, ...], value_type: Any) -> Iterator[BatchRecord]:
         seq0, n, t0, times, payload, refs, parent_stream, parent_seqs = row
