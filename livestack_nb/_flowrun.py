@@ -21,6 +21,7 @@ from . import step
 from .dead_letter import DEAD_LETTER_TYPE, ERRORS
 from .errors import DataValidationError, JobClosedError, WiringError
 from .spec import JobSpec, TagType
+from .step import _call
 from .stream import Activity, Chunk, DataStream
 
 if TYPE_CHECKING:
@@ -113,12 +114,6 @@ class _Forward:
                 run.check_quiet()  # only the cycle feeds it now
         else:
             self.stream.end()
-
-
-def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
-    fn = method()
-    if fn is not None:
-        fn()
 
 
 class Run:

@@ -8,7 +8,10 @@ that own the behaviour.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_HISTORY", "FLUSH_AFTER", "MAX_CHUNK"]
+import math
+from typing import Any
+
+__all__ = ["DEFAULT_HISTORY", "FLUSH_AFTER", "MAX_CHUNK", "is_seconds"]
 
 DEFAULT_HISTORY = 10_000
 
@@ -28,3 +31,9 @@ measurable: what a chunk costs is paid once per 4,096 values.
 FLUSH_AFTER = 0.005
 """Seconds a value appended one at a time may wait in a stream's buffer before
 the env's :class:`Flusher` pushes it (well under what a reader notices)."""
+
+
+def is_seconds(x: Any) -> bool:
+    """Whether ``x`` is a finite number of seconds (not a bool, NaN or infinity): a delay
+    of NaN compares false to every bound and one of infinity never ends."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

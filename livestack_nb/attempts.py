@@ -12,12 +12,12 @@ in a flow. Its graph shows the attempts between the value and the winner.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ._limits import is_seconds
 from .errors import LivestackError, WiringError
 from .graph import Graph, GraphEdge, GraphExposure, GraphNode
 from .job import JobHandle
@@ -80,18 +80,14 @@ def attempt(
     name = spec.name if label is None else label
     if not isinstance(name, str) or not name:
         raise LivestackError(f"attempt of {spec.name!r}: a label must be a non-empty string, not {label!r}")
-    if not _seconds(after) or after < 0:
+    if not is_seconds(after) or after < 0:
         raise LivestackError(f"attempt {name!r}: after= must be seconds >= 0, not {after!r}")
-    if timeout is not None and (not _seconds(timeout) or timeout <= 0):
+    if timeout is not None and (not is_seconds(timeout) or timeout <= 0):
         raise LivestackError(f"attempt {name!r}: timeout= must be seconds > 0 or None, not {timeout!r}")
     for what, fn in (("transform_input", transform_input), ("transform_output", transform_output)):
         if fn is not None and not callable(fn):
             raise LivestackError(f"attempt {name!r}: {what}= is not callable")
     return Attempt(spec, name, float(after), timeout, options, transform_input, transform_output)
-
-
-def _seconds(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class _Lost:

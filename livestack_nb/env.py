@@ -509,6 +509,8 @@ class LiveEnv(EnvJobs):
             (a :class:`LivestackError` too) naming the id: malformed, of a stream
             unknown here, past the stream's end, or no longer held (a truncated
             history on a vault that is not durable).
+        TypeError
+            ``datapoint_id`` is not a string (naming its type).
         """
         from .lineage import find_datapoint
 

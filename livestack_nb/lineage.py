@@ -75,8 +75,8 @@ class Stop:
 
 
 def _parse(datapoint_id: Any) -> tuple[str, int]:
-    if not isinstance(datapoint_id, str):
-        raise UnknownDatapoint(
+    if not isinstance(datapoint_id, str):  # a wrong argument, not a look-up that failed
+        raise TypeError(
             "a datapoint id is a string '<stream id>:<seq>', "
             f"not {type(datapoint_id).__name__} {datapoint_id!r}"
         )

@@ -22,7 +22,9 @@ Nothing passes a gate until it is released:
 * ``run.on_hop(callback)``: ``callback(event, hop)`` for each hop, with
   ``event`` one of ``"waiting"`` (it reached its gate), ``"released"`` and
   ``"settled"`` (what it caused is done); called from any thread. Returns a
-  disposable.
+  disposable. ``"released"`` and ``"settled"`` are told together once the hop
+  settled (``"released"`` alone when an interrupt stopped it), after the
+  release's turn is over, so a callback may step or pause the run itself.
 
 Why it is deterministic: only one hop moves at a time, and the next is
 released only once the run is quiet, so the order in which hops reach their
@@ -77,6 +79,8 @@ from typing import TYPE_CHECKING, Any, overload
 from reactivex.disposable import Disposable
 
 from ._interrupt import held_interrupts
+from ._limits import is_seconds
+from ._status import JobStatus
 from .errors import LivestackError
 from .stream import Activity, Chunk
 
@@ -230,7 +234,19 @@ class Gate:
                 v,
                 self.scope,
             )
-            self._stepper._queue(_Waiting(self, single, hop))
+            if not self._stepper._queue(_Waiting(self, single, hop)):
+                self._uncount()  # the run has ended: the value goes nowhere
+
+    def _uncount(self) -> None:
+        """One value counted as waiting has gone (released, or not queued): pass the
+        source's end on if it came and this was the last."""
+        with self._lock:
+            self._pending -= 1
+            end = self._end if self._pending == 0 else None
+            if end is not None:
+                self._end = None
+        if end is not None:
+            self.finish(end[0])
 
     def ended(self, error: BaseException | None) -> None:
         """The source ended: pass it on now, or once the hops still waiting were released."""
@@ -245,13 +261,7 @@ class Gate:
         try:
             self.deliver(chunk)
         finally:
-            with self._lock:
-                self._pending -= 1
-                end = self._end if self._pending == 0 else None
-                if end is not None:
-                    self._end = None
-            if end is not None:
-                self.finish(end[0])
+            self._uncount()
 
     def drop(self) -> None:
         """The run ended with hops still waiting here: forget them, pass the end on."""
@@ -288,6 +298,7 @@ class Stepper:
         self.closed = False
         self._player: threading.Thread | None = None
         self._playing = False
+        self._interval = 0.5  # seconds a hop while playing
 
     # -- wiring (called by a flow's start) ----------------------------------------------
 
@@ -331,13 +342,15 @@ class Stepper:
 
     # -- the queue ----------------------------------------------------------------------
 
-    def _queue(self, waiting: _Waiting) -> None:
+    def _queue(self, waiting: _Waiting) -> bool:
+        """Queue a hop at its gate; whether it was (not once the run has ended)."""
         with self._lock:
             if self.closed:
-                return
+                return False
             self._queue_.append(waiting)
         self._tell("waiting", waiting.hop)
         self._nap.wake()
+        return True
 
     @property
     def waiting(self) -> list[Hop]:
@@ -371,64 +384,99 @@ class Stepper:
         """Release the oldest waiting hop, wait until it settled, return it."""
         if not self.settle(timeout):
             log.warning("step: the run did not settle within %.1f s; releasing the next hop anyway", timeout)
-        with self._turn:
-            act = self.activity
-            # Held: a hop taken off the queue is released and recorded, or not taken.
-            with held_interrupts():
-                with self._lock:
-                    if not self._queue_ or self.closed:
-                        return None
-                    w = self._queue_.popleft()
-                    hop = replace(w.hop, index=len(self.hops))
-                    self.hops.append(hop)
-                if act is not None:
-                    act.add(1)  # the release itself: its end is a quiet moment
+        # The hop's events are told once the turn is left: a callback is user code, and
+        # one that steps (or pauses a play waiting for the turn) must not wait on itself.
+        released: Hop | None = None  # told even when an interrupt stops the release or settling
+        done: Hop | None = None
+        try:
+            with self._turn:
+                act = self.activity
+                w: _Waiting | None = None
+                entered = False
                 try:
+                    # Held: a hop taken off the queue is recorded and counted, or not taken.
+                    with held_interrupts():
+                        with self._lock:
+                            if not self._queue_ or self.closed:
+                                return None
+                            w = self._queue_.popleft()
+                            hop = replace(w.hop, index=len(self.hops))
+                            self.hops.append(hop)
+                        if act is not None:
+                            act.add(1)  # the release itself: its end is a quiet moment
+                    # Not held: the release runs user code (a transform, an inline map)
+                    # that an interrupt must be able to stop.
+                    entered = True
+                    released = hop  # told even if an interrupt stops the release
                     w.gate.release(w.chunk)
                 finally:
-                    if act is not None:
-                        act.done(1)
-            self._tell("released", hop)
-            settled = self.settle(timeout)
-            if not settled:
-                log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
-            job = w.gate.target_job()
-            if job is not None and job._life.status.value == "failed":
-                hop = replace(hop, failed=True)
-                with self._lock:
-                    self.hops[hop.index] = hop
-            self._tell("settled", hop)
-            return hop
+                    if w is not None:
+                        if act is not None:
+                            act.done(1)
+                        if not entered:  # interrupted as the hop was taken: put it back
+                            with held_interrupts(), self._lock:
+                                self.hops.pop()
+                                self._queue_.appendleft(w)
+                if not self.settle(timeout):
+                    log.warning("step: hop %s did not settle within %.1f s", hop, timeout)
+                job = w.gate.target_job()
+                if job is not None and job._life.status is JobStatus.FAILED:
+                    hop = replace(hop, failed=True)
+                    with self._lock:
+                        self.hops[hop.index] = hop
+                done = hop
+        finally:
+            if released is not None:
+                self._tell("released", released)
+        if done is not None:
+            self._tell("settled", done)
+        return done
 
     def play(self, interval: float) -> None:
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval < 0:
-            raise LivestackError(f"play(interval=...) takes seconds >= 0, not {interval!r}")
+        """Release one hop every ``interval`` seconds on one background thread.
+
+        There is one player at a time: a player that a pause gave up waiting for
+        (still settling its hop) plays on at the new interval instead of a second one
+        starting beside it."""
+        if not is_seconds(interval) or interval < 0:
+            raise _BadSeconds(f"play(interval=...) takes seconds >= 0, not {interval!r}")
         with self._lock:
             if self._playing or self.closed:
                 return
             self._playing = True
-            t = threading.Thread(
-                target=self._play, args=(float(interval),), name="livestack-play", daemon=True
-            )
+            self._interval = float(interval)
+            if self._player is not None:
+                return  # the player has not stopped yet: it sees _playing and goes on
+            t = threading.Thread(target=self._play, name="livestack-play", daemon=True)
             self._player = t
         t.start()
 
-    def _play(self, interval: float) -> None:
+    def _play(self) -> None:
+        me = threading.current_thread()
         try:
-            while self._playing and not self.closed:
-                hop = self.step_one()
-                if not self._playing:
-                    break
-                if hop is None:
-                    self._nap.nap(0.05)  # nothing waits: until a hop comes or the run ends
-                elif interval:
-                    deadline = time.monotonic() + interval
-                    while self._playing and (left := deadline - time.monotonic()) > 0:
-                        self._nap.nap(left)
+            while True:
+                while self._playing and not self.closed:
+                    hop = self.step_one()
+                    if not self._playing:
+                        break
+                    if hop is None:
+                        self._nap.nap(0.05)  # nothing waits: until a hop comes or the run ends
+                    elif self._interval:
+                        deadline = time.monotonic() + self._interval
+                        while self._playing and (left := deadline - time.monotonic()) > 0:
+                            self._nap.nap(left)
+                with self._lock:
+                    if self._playing and not self.closed:
+                        continue  # played again while this one was stopping
+                    self._player = None
+                    return
         except Exception:
             log.exception("play: stepping failed")
         finally:
-            self._playing = False
+            with self._lock:
+                if self._player is me:  # not a stopped player's: a new one may play
+                    self._player = None
+                    self._playing = False
 
     def pause(self, timeout: float = SETTLE_TIMEOUT) -> None:
         self._playing = False
@@ -463,7 +511,13 @@ class Stepper:
                 log.exception("an on_hop callback raised (event %r)", event)
 
 
+class _BadSeconds(LivestackError, ValueError):
+    """A bad ``interval``: a livestack-nb error, and a ``ValueError`` as a bad argument is."""
+
+
 def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    """Call a bound method held weakly, if its object still lives (a flow's listeners
+    must not keep a finished run alive)."""
     fn = method()
     if fn is not None:
         fn()

@@ -135,8 +135,10 @@ def test_bad_ids_are_refused_naming_them(env):
     sid = run.output("boxes").stream_id
     with pytest.raises(KeyError, match=r"'nonsense' is not a datapoint id: expected '<stream id>:<seq>'"):
         env.datapoint("nonsense")
-    with pytest.raises(ls.LivestackError, match=r"not int 42"):
+    with pytest.raises(TypeError, match=r"a datapoint id is a string .*not int 42"):
         env.datapoint(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"not int 3"):
+        env.lineage(3)  # type: ignore[arg-type]
     unknown = r"no datapoint 'nowhere/out/x:0' in env .*no stream 'nowhere/out/x'"
     with pytest.raises(ls.LivestackError, match=unknown):
         env.datapoint("nowhere/out/x:0")

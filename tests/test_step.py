@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+import time
 
 import pytest
 
@@ -300,6 +301,10 @@ def test_bad_steps_are_refused_with_what_was_wrong(env):
         run.step(-1)
     with pytest.raises(ls.LivestackError, match=r"interval=.*seconds >= 0, not -2"):
         run.play(interval=-2)
+    for bad in (float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match=rf"interval=.*seconds >= 0, not {bad!r}"):
+            run.play(interval=bad)
+    assert not run.playing
     with pytest.raises(ls.LivestackError, match="on_hop takes a callable"):
         run.on_hop("nope")  # type: ignore[arg-type]
     run.end()
@@ -449,6 +454,116 @@ def test_an_interrupt_while_playing_leaves_play_going(env):
     run.wait(timeout=10)
     assert run.status is ls.JobStatus.COMPLETED and len(run.hops) == 9
     assert run.output("results").values() == [4, 6, 8]
+
+
+# -- callbacks, gates after the end ----------------------------------------------------
+
+
+def test_a_callback_may_step_and_pause(env):
+    # The hop's events are told outside the run's turn: a callback that steps does
+    # not wait on the step that told it.
+    run = _chain(plus_map, "step-from-callback").start(step=True)
+    run.feed_many([1, 2])
+    stepped: list[ls.Hop | None] = []
+
+    def told(event: str, hop: ls.Hop) -> None:
+        if event == "settled" and hop.index == 0:
+            run.pause()  # nothing plays: returns at once
+            stepped.append(run.step())
+
+    run.on_hop(told)
+    worker = threading.Thread(target=run.step, daemon=True)
+    worker.start()
+    wait_until(lambda: not worker.is_alive(), timeout=10, message="a step from a callback deadlocked")
+    assert [h.index for h in stepped if h is not None] == [1]
+    assert [h.index for h in run.hops] == [0, 1]
+    run.end()
+    run.play(interval=0)
+    run.wait(timeout=10)
+    assert run.output("results").values() == [4, 6]
+
+
+def test_an_interrupt_stops_a_slow_transform_during_a_step(env):
+    # The release runs the connection's transform unheld: Ctrl-C stops it.
+    go_on = threading.Event()
+    finished: list[int] = []
+
+    def slow_transform(n: int) -> int:
+        # Short waits: the signal is raised on the timer's thread, and the main thread
+        # runs its handler between two of them.
+        deadline = time.monotonic() + 5
+        while not go_on.wait(0.01) and time.monotonic() < deadline:
+            pass
+        finished.append(n)
+        return n
+
+    flow = ls.Liveflow(
+        "step-slow-transform",
+        connections=[ls.conn(plus_map, double, transform=slow_transform)],
+        exposures=[ls.expose(plus_map.input(), "n"), ls.expose(double.output(), "out")],
+    )
+    run = flow.start(step=True)
+    run.feed(1)
+    run.step()
+    told: list[tuple[str, int]] = []
+    run.on_hop(lambda event, hop: told.append((event, hop.index)))
+    timer = threading.Timer(0.2, signal.raise_signal, (signal.SIGINT,))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run.step(timeout=10)
+    timer.join()
+    assert finished == []  # stopped in the transform, not after it
+    assert [h.index for h in run.hops] == [0, 1] and ("released", 1) in told
+    go_on.set()
+    run.cancel()
+    run.wait(timeout=10)
+
+
+def test_play_after_a_pause_that_gave_up_keeps_one_player(env):
+    release.clear()
+    run = slow.start(step=True)
+    run.feed_many([1, 2])
+    stepper = run._job._life.stepper
+    run.play(interval=0)
+    # The player released 1 and waits for the job, which holds on, to settle.
+    wait_until(lambda: len(run.hops) == 1)
+    player = stepper._player
+    assert player is not None
+    stepper.pause(timeout=0.05)  # gives up waiting: the player is still settling its hop
+    assert player.is_alive() and not run.playing
+    run.play(interval=0)  # a new speed: the same player goes on, no second one
+    assert run.playing and stepper._player is player
+    release.set()
+    run.end()
+    run.wait(timeout=10)
+    assert run.output().values() == [1, 2]
+    wait_until(lambda: not player.is_alive() and not run.playing and stepper._player is None)
+
+
+def test_a_value_reaching_a_gate_after_the_run_ended_does_not_hold_its_end(env):
+    # A node still emitting as the run ends: its value is dropped at the gate, and the
+    # end of its stream is still passed on (the stream it feeds ends).
+    from livestack_nb.step import Gate, Stepper
+    from livestack_nb.stream import Chunk
+
+    stepper = Stepper()
+    ends: list[BaseException | None] = []
+    gate = Gate(
+        stepper,
+        edge="a/default->b/default",
+        source="a",
+        source_tag="default",
+        target="b",
+        target_tag="default",
+        scope="",
+        target_job=lambda: None,
+    )
+    gate.finish = ends.append
+    stepper.closed = True  # the run has ended
+    gate.arrive(Chunk("a/out/default", 0, time.time(), [1, 2], None, None))
+    assert stepper.waiting == []
+    gate.ended(None)
+    assert ends == [None]
 
 
 def test_a_single_job_stepped_on_another_env_is_made_there_only():

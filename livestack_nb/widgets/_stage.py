@@ -32,14 +32,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..job import JobHandle
-from ..step import Hop
+from ..step import TEXT_MAX, Hop
 from ._format import cell, cell_text
 from ._svg import truncate
 
 __all__ = ["HOP_TEXT", "SEND_HOPS", "Stage", "hop_dict", "value_text"]
 
 #: Longest text of a value on a dot (the step API's own limit).
-HOP_TEXT = 60
+HOP_TEXT = TEXT_MAX
 #: Most hops one message carries; at full speed the rest are folded.
 SEND_HOPS = 50
 #: Released hops kept for a view that opens later and for the snapshot.
@@ -65,7 +65,7 @@ def hop_dict(hop: Hop) -> dict[str, Any]:
         "target": None if hop.target is None else str(hop.target),
         "target_tag": str(hop.target_tag),
         "datapoint": str(hop.datapoint_id),
-        "text": truncate(str(hop.text), HOP_TEXT),
+        "text": str(hop.text),  # already cut to TEXT_MAX by the step API
         "scope": hop.scope,
         "failed": hop.failed,
     }
