@@ -22,9 +22,12 @@ Nothing passes a gate until it is released:
 * ``run.on_hop(callback)``: ``callback(event, hop)`` for each hop, with
   ``event`` one of ``"waiting"`` (it reached its gate), ``"released"`` and
   ``"settled"`` (what it caused is done); called from any thread. Returns a
-  disposable. ``"released"`` and ``"settled"`` are told together once the hop
-  settled (``"released"`` alone when an interrupt stopped it), after the
-  release's turn is over, so a callback may step or pause the run itself.
+  disposable. ``"released"`` is told as the hop leaves its gate, before the
+  node works on it (a graph moves the dot and lights the node meanwhile);
+  ``"settled"`` once the run is quiet again and the step's turn is over, so a
+  callback told of a settled hop may step or pause the run itself. A callback
+  told of a release that calls ``step()`` is refused with an error (it would
+  wait on itself).
 
 Why it is deterministic: only one hop moves at a time, and the next is
 released only once the run is quiet, so the order in which hops reach their
@@ -291,6 +294,7 @@ class Stepper:
         self._gates: list[Gate] = []
         self.hops: list[Hop] = []
         self._listeners: list[Callable[[str, Hop], None]] = []
+        self._telling: int | None = None  # the thread telling of a release, inside the turn
         self._scopes: dict[str, str] = {}
         self._quiet = _Wake()
         self._nap = _Wake()
@@ -384,8 +388,14 @@ class Stepper:
         """Release the oldest waiting hop, wait until it settled, return it."""
         if not self.settle(timeout):
             log.warning("step: the run did not settle within %.1f s; releasing the next hop anyway", timeout)
-        # The hop's events are told once the turn is left: a callback is user code, and
-        # one that steps (or pauses a play waiting for the turn) must not wait on itself.
+        # "released" is told before the hop's work, inside the turn, so a graph moves the
+        # dot and lights the node while the node works; "settled" once the turn is left.
+        # A callback told of a release that steps again would wait on itself: refused.
+        if self._telling == threading.get_ident():
+            raise LivestackError(
+                "run.step() was called from an on_hop callback told of a release, which would"
+                " wait on itself; step from a 'settled' event or from another thread"
+            )
         released: Hop | None = None  # told even when an interrupt stops the release or settling
         done: Hop | None = None
         try:
@@ -408,6 +418,12 @@ class Stepper:
                     # that an interrupt must be able to stop.
                     entered = True
                     released = hop  # told even if an interrupt stops the release
+                    self._telling = threading.get_ident()
+                    try:
+                        self._tell("released", hop)
+                    finally:
+                        self._telling = None
+                        released = None
                     w.gate.release(w.chunk)
                 finally:
                     if w is not None:

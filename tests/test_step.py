@@ -590,3 +590,38 @@ def test_a_single_job_stepped_on_another_env_is_made_there_only():
     finally:
         a.close()
         b.close()
+
+
+def test_released_is_told_before_the_node_works_and_a_step_from_it_is_refused(env):
+    # A graph shows the dot on its edge and the node at work while the node works:
+    # "released" comes before the node's work, "settled" after it.
+    seen: list[str] = []
+    working = threading.Event()
+
+    @ls.job_spec
+    def slow(x: int) -> int:
+        seen.append(f"work {x}")
+        working.set()
+        return x
+
+    run = slow.start(step=True)
+    errors: list[BaseException] = []
+
+    def told(event: str, hop: ls.Hop) -> None:
+        if event == "released" and hop.target == "slow":
+            seen.append(f"released {hop.value}")
+            try:
+                run.step()
+            except ls.LivestackError as e:
+                errors.append(e)
+        elif event == "settled" and hop.target == "slow":
+            seen.append(f"settled {hop.value}")
+
+    run.on_hop(told)
+    run.input().feed(7)
+    run.step()
+    assert seen == ["released 7", "work 7", "settled 7"]
+    assert len(errors) == 1 and "on_hop callback" in str(errors[0])
+    run.input().end()
+    run.play(interval=0)
+    assert run.result(timeout=10) == [7]
