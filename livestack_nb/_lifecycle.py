@@ -111,6 +111,13 @@ class JobLife:
     # -- statuses -------------------------------------------------------------------
 
     def set_status(self, status: JobStatus) -> bool:
+        if not self._record(status):
+            return False
+        self._tell(status)
+        return True
+
+    def _record(self, status: JobStatus) -> bool:
+        """The status, readable at once; :meth:`_tell` then reports it (see :meth:`fail`)."""
         job = self.job
         with self.lock:
             if self.status.done or self.status is status:
@@ -118,6 +125,10 @@ class JobLife:
             self.status = status
             self.statuses.append((status, now()))
             job._finished = status.done
+        return True
+
+    def _tell(self, status: JobStatus) -> None:
+        job = self.job
         if status.done and job._state is not None:
             job._state.checkpoint(job.logger)  # recorded before the end is: wait() then finds it
         self.host.status_changed(job, status)
@@ -128,7 +139,6 @@ class JobLife:
                     cb(job)
                 except Exception:
                     logging.getLogger("livestack_nb").exception("job callback failed")
-        return True
 
     def add_done_callback(self, cb: Callable[[LiveJob], None]) -> None:
         """Call ``cb(job)`` once the job has ended (now, if it has)."""
@@ -167,11 +177,15 @@ class JobLife:
         self.traceback = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
         job.logger.error("job failed: %s: %s", type(exc).__name__, exc)
         failure = self.failure()
+        # Failed before its outputs end: what their end sets off (a flow failing, a
+        # cell's wait returning, a graph drawn then) reads this job as failed already.
+        if not self._record(JobStatus.FAILED):
+            return
         for s in self.owned_inputs:
             s.end()
         for s in job._outputs.values():
             s.end(failure)
-        self.set_status(JobStatus.FAILED)
+        self._tell(JobStatus.FAILED)
 
     def failure(self) -> JobFailed:
         """The error ``wait()`` raises for a failed job (the original is its cause)."""
