@@ -69,6 +69,11 @@ class FlowGraph(LiveWidget):
     _view_name = traitlets.Unicode("FlowGraphView").tag(sync=True)
     shape = traitlets.Dict().tag(sync=True)
 
+    #: Statuses are followed (the env's status feed), but edge counts and rates are
+    #: looked at: the snapshot is refreshed after every cell, so a cell that ends as
+    #: a node fails (a status told a moment after the flow's wait returned) saves it.
+    _polled = True
+
     #: Ten messages a second are plenty for a graph. Statuses are pushed (the env's
     #: status feed marks the graph changed); edge counts and rates are looked at at
     #: this pace only while the shown run's streams are open.
