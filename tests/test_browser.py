@@ -338,7 +338,8 @@ def test_a_saved_notebook_opened_without_its_kernel_shows_its_snapshots_as_text(
         text = graph.locator(".lsnb-text")
         assert text.is_visible() and not graph.locator(".lsnb-drawing").is_visible()
         lines = text.locator("li").all_text_contents()
-        assert any(line.startswith("explode (explode): failed — ValueError: oven on fire") for line in lines), lines
+        failed = "explode (explode): failed — ValueError: oven on fire"
+        assert any(line.startswith(failed) for line in lines), lines
         assert "port orders → sensor: 1" in lines  # the flow fails before the sensor's 30 values are out
         assert any(re.fullmatch(r"sensor → label: [1-9]\d*", line) for line in lines), lines
         plot = snapshots.nth(1).locator(".lsnb-text")
